@@ -1,0 +1,49 @@
+//! The wire format: bincode 2 with its `serde` support.
+//!
+//! Everything format-specific lives in this file. serfn relies on two
+//! properties any compact serde format has (bincode and postcard both do):
+//! a tuple encodes as the concatenation of its elements, and a value's
+//! encoding does not depend on the type parameters of the enum around it.
+
+use serde::de::DeserializeSeed;
+use serde::Serialize;
+
+use super::{guard, take_stashed, Limits};
+use crate::error::{Error, Result};
+
+fn config() -> bincode::config::Configuration {
+    // Varint integers, little endian. No bincode limit: `guard` enforces ours,
+    // which unlike bincode's can be set at run time.
+    bincode::config::standard()
+}
+
+/// Appends the encoding of `value` to `buf`.
+pub(super) fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Result<()> {
+    bincode::serde::encode_into_std_write(value, buf, config())
+        .map(drop)
+        .map_err(Error::encode)
+}
+
+/// Decodes with `seed` from the start of `bytes` under `limits`; returns the
+/// value and how many bytes it used.
+pub(super) fn decode_seed<'de, S>(bytes: &'de [u8], limits: &Limits, seed: S) -> Result<(S::Value, usize)>
+where
+    S: DeserializeSeed<'de>,
+{
+    take_stashed();
+    bincode::serde::seed_decode_from_slice(Guarded { limits, seed }, bytes, config())
+        .map_err(|error| take_stashed().unwrap_or_else(|| Error::decode(error)))
+}
+
+struct Guarded<'l, S> {
+    limits: &'l Limits,
+    seed: S,
+}
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Guarded<'_, S> {
+    type Value = S::Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<S::Value, D::Error> {
+        guard::deserialize_seed(deserializer, self.limits, self.seed)
+    }
+}

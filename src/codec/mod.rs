@@ -1,0 +1,255 @@
+//! Bytes in, bytes out: the envelope around every encoded function.
+//!
+//! ```text
+//! [format version: 1 byte][body: format encoding of the value][CRC-32 of all before: 4 bytes LE]
+//! ```
+//!
+//! A function's body is its name, its registration version, its signature
+//! fingerprint and then its capture: decoding checks the first three against
+//! this binary's registry before it decodes a single capture byte. The
+//! checksum makes every corrupted byte a typed error rather than a wrong
+//! capture. `to_writer` and `from_reader` add a 4-byte length in front, so
+//! several envelopes can share one stream.
+
+mod format;
+mod guard;
+mod limits;
+
+use std::cell::RefCell;
+use std::io::{Read, Write};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+pub use self::limits::Limits;
+use crate::error::{Error, Result};
+
+/// The envelope format this build writes and reads.
+pub const FORMAT_VERSION: u8 = 1;
+
+const CHECKSUM_LEN: usize = 4;
+const MIN_ENVELOPE_LEN: usize = 1 + CHECKSUM_LEN;
+
+thread_local! {
+    static STASHED: RefCell<Option<Error>> = const { RefCell::new(None) };
+}
+
+/// Keeps a typed error while it travels through serde as a string, and
+/// returns the serde error to raise.
+pub(crate) fn stash<E: serde::de::Error>(error: Error) -> E {
+    let serde_error = E::custom(&error);
+    STASHED.with(|stashed| *stashed.borrow_mut() = Some(error));
+    serde_error
+}
+
+/// Takes back the typed error [`stash`] kept, if any.
+pub(crate) fn take_stashed() -> Option<Error> {
+    STASHED.with(|stashed| stashed.borrow_mut().take())
+}
+
+/// Encodes `value` (a [`SerFn`](crate::SerFn), a [`DynFn`](crate::DynFn), or any
+/// serde value holding them) in a checksummed envelope.
+///
+/// # Errors
+/// [`Error::Encode`] if a `Serialize` impl fails.
+///
+/// # Example
+/// ```
+/// let f = serfn::closure!("double", [], move |x: i32| -> i32 { 2 * x });
+/// let bytes = serfn::to_bytes(&f)?;
+/// let g: serfn::SerFn<i32, i32> = serfn::from_bytes(&bytes)?;
+/// assert_eq!(g.call(21), 42);
+/// # Ok::<(), serfn::Error>(())
+/// ```
+pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(64);
+    out.push(FORMAT_VERSION);
+    format::encode_into(value, &mut out)?;
+    let checksum = crc32fast::hash(&out);
+    out.extend_from_slice(&checksum.to_le_bytes());
+    Ok(out)
+}
+
+/// Decodes an envelope made by [`to_bytes`], under the default [`Limits`].
+///
+/// # Errors
+/// A typed error for every kind of bad input: [`Error::Truncated`],
+/// [`Error::TooLarge`], [`Error::Version`], [`Error::Checksum`],
+/// [`Error::UnknownFunction`], [`Error::VersionMismatch`],
+/// [`Error::SignatureMismatch`], [`Error::TooDeep`], [`Error::Decode`].
+pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    Limits::default().from_bytes(bytes)
+}
+
+/// Writes `value`'s envelope to `writer`, after its length as 4 bytes LE.
+///
+/// # Errors
+/// [`Error::Encode`] if a `Serialize` impl fails, [`Error::TooLarge`] past
+/// 4 GiB, [`Error::Io`] if writing fails.
+pub fn to_writer<W: Write, T: Serialize + ?Sized>(mut writer: W, value: &T) -> Result<()> {
+    let bytes = to_bytes(value)?;
+    let len = u32::try_from(bytes.len()).map_err(|_| Error::TooLarge {
+        len: bytes.len() as u64,
+        limit: u32::MAX as usize,
+    })?;
+    writer.write_all(&len.to_le_bytes()).map_err(Error::io)?;
+    writer.write_all(&bytes).map_err(Error::io)
+}
+
+/// Reads one envelope written by [`to_writer`], under the default [`Limits`].
+///
+/// # Errors
+/// As [`from_bytes`], and [`Error::Io`] if reading fails or the stream ends early.
+pub fn from_reader<R: Read, T: DeserializeOwned>(reader: R) -> Result<T> {
+    Limits::default().from_reader(reader)
+}
+
+impl Limits {
+    /// [`from_bytes`] under these limits.
+    ///
+    /// # Errors
+    /// As [`from_bytes`].
+    ///
+    /// # Example
+    /// ```
+    /// let f = serfn::closure!("inc", [], move |x: u8| -> u8 { x + 1 });
+    /// let bytes = serfn::to_bytes(&f)?;
+    /// let tight = serfn::Limits::default().max_bytes(8);
+    /// assert!(matches!(
+    ///     tight.from_bytes::<serfn::SerFn<u8, u8>>(&bytes),
+    ///     Err(serfn::Error::TooLarge { .. })
+    /// ));
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn from_bytes<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
+        let body = self.open_envelope(bytes)?;
+        let (value, used) = format::decode_seed(body, self, std::marker::PhantomData::<T>)?;
+        if used != body.len() {
+            return Err(Error::decode(format!(
+                "{} bytes left over after the value",
+                body.len() - used
+            )));
+        }
+        Ok(value)
+    }
+
+    /// [`from_reader`] under these limits: a length above
+    /// [`max_bytes`](Limits::max_bytes) is refused before anything is allocated.
+    ///
+    /// # Errors
+    /// As [`from_reader`].
+    pub fn from_reader<R: Read, T: DeserializeOwned>(&self, mut reader: R) -> Result<T> {
+        let mut len = [0; 4];
+        reader.read_exact(&mut len).map_err(Error::io)?;
+        let len = u32::from_le_bytes(len);
+        self.check_len(len as u64)?;
+        let mut bytes = Vec::with_capacity(len as usize);
+        reader
+            .take(len as u64)
+            .read_to_end(&mut bytes)
+            .map_err(Error::io)?;
+        if bytes.len() != len as usize {
+            return Err(Error::io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        self.from_bytes(&bytes)
+    }
+
+    fn check_len(&self, len: u64) -> Result<()> {
+        if len > self.max_bytes as u64 {
+            return Err(Error::TooLarge {
+                len,
+                limit: self.max_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks size, format version and checksum; returns the body.
+    fn open_envelope<'b>(&self, bytes: &'b [u8]) -> Result<&'b [u8]> {
+        self.check_len(bytes.len() as u64)?;
+        if bytes.len() < MIN_ENVELOPE_LEN {
+            return Err(Error::Truncated {
+                len: bytes.len(),
+                min: MIN_ENVELOPE_LEN,
+            });
+        }
+        if bytes[0] != FORMAT_VERSION {
+            return Err(Error::Version {
+                found: bytes[0],
+                supported: FORMAT_VERSION,
+            });
+        }
+        let (content, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
+        let stored = u32::from_le_bytes(checksum.try_into().expect("split at 4 bytes from the end"));
+        let computed = crc32fast::hash(content);
+        if stored != computed {
+            return Err(Error::Checksum { stored, computed });
+        }
+        Ok(&content[1..])
+    }
+}
+
+/// Encodes a plain value, without envelope: how arguments and results travel.
+///
+/// # Errors
+/// [`Error::Encode`] if the value's `Serialize` impl fails.
+///
+/// # Example
+/// ```
+/// let bytes = serfn::codec::encode_value(&(1.5f64, "x"))?;
+/// let back: (f64, String) = serfn::codec::decode_value(&bytes, &serfn::Limits::default())?;
+/// assert_eq!(back, (1.5, "x".to_string()));
+/// # Ok::<(), serfn::Error>(())
+/// ```
+pub fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    format::encode_into(value, &mut out)?;
+    Ok(out)
+}
+
+pub(crate) fn encode_value_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Result<()> {
+    format::encode_into(value, buf)
+}
+
+/// Decodes a plain value made by [`encode_value`], all of `bytes`, under `limits`.
+///
+/// # Errors
+/// [`Error::TooLarge`], [`Error::TooDeep`] or [`Error::Decode`] for bad input.
+pub fn decode_value<T: DeserializeOwned>(bytes: &[u8], limits: &Limits) -> Result<T> {
+    limits.check_len(bytes.len() as u64)?;
+    let (value, used) = format::decode_seed(bytes, limits, std::marker::PhantomData::<T>)?;
+    if used != bytes.len() {
+        return Err(Error::decode(format!("{} bytes left over after the value", bytes.len() - used)));
+    }
+    Ok(value)
+}
+
+/// A panic caught by [`DynFn::call_bytes`](crate::DynFn::call_bytes),
+/// carried in its output in place of the result.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Panic {
+    pub(crate) name: String,
+    pub(crate) message: String,
+}
+
+/// Appends the encoding of `Ok::<R, Panic>(result)`: what a bytes-out call returns.
+pub(crate) fn encode_ok_into<R: Serialize>(result: &R, buf: &mut Vec<u8>) -> Result<()> {
+    format::encode_into(&Ok::<&R, Panic>(result), buf)
+}
+
+/// The encoding of `Err::<R, Panic>(panic)`; the same for every `R`.
+pub(crate) fn encode_panic(panic: &Panic) -> Result<Vec<u8>> {
+    encode_value(&Err::<(), &Panic>(panic))
+}
+
+/// Decodes the output of [`DynFn::call_bytes`](crate::DynFn::call_bytes):
+/// the result, or the panic it carries as [`Error::Panicked`].
+///
+/// # Errors
+/// [`Error::Panicked`] if the function panicked; as [`decode_value`] for bad input.
+pub fn decode_result<R: DeserializeOwned>(bytes: &[u8], limits: &Limits) -> Result<R> {
+    match decode_value::<std::result::Result<R, Panic>>(bytes, limits)? {
+        Ok(result) => Ok(result),
+        Err(Panic { name, message }) => Err(Error::Panicked { name, message }),
+    }
+}

@@ -1,0 +1,171 @@
+//! The one error type of serfn.
+
+use std::error::Error as StdError;
+
+/// A boxed error from the codec or from I/O, kept out of [`Error`]'s public
+/// types so that changing the wire format does not change this API.
+pub type BoxedSource = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Everything that can go wrong when encoding, decoding or calling a
+/// serialized function.
+///
+/// Every decoding failure is one of these variants, whatever the bytes were:
+/// serfn never panics on bad input and never calls a function other than the
+/// one that was encoded.
+///
+/// The variants are `#[non_exhaustive]` as a whole: new failure modes (a
+/// worker that died, a timeout) are added without a breaking release. The
+/// text of [`Display`](std::fmt::Display) is for people and may change; match
+/// on the variants instead.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The bytes name a function that this binary does not register.
+    ///
+    /// Either the function lives in code this binary does not link, or it was
+    /// renamed. Registered names are listed by [`registry::functions`](crate::registry::functions).
+    #[error("function `{name}` is not registered in this binary")]
+    UnknownFunction {
+        /// The name found in the bytes.
+        name: String,
+    },
+
+    /// Two registrations in this binary share a name, so the bytes cannot be
+    /// decoded without guessing which one was meant.
+    ///
+    /// [`registry::check`](crate::registry::check) reports these at start-up.
+    #[error("function name `{name}` is registered more than once in this binary (at {locations})")]
+    DuplicateFunction {
+        /// The name registered twice.
+        name: String,
+        /// Where the registrations are, as `file:line`, comma-separated.
+        locations: String,
+    },
+
+    /// The function's argument or output types, or its kind (`Fn`, `FnMut`,
+    /// `FnOnce`), are not the ones the caller asked for.
+    ///
+    /// Raised before any capture byte is decoded when the registry knows the
+    /// signature, so the wrong function is never called.
+    #[error("function `{name}` has signature {found}, expected {expected}")]
+    SignatureMismatch {
+        /// The function's name.
+        name: String,
+        /// The signature the caller asked for, such as `Fn(f64) -> f64`.
+        expected: String,
+        /// The signature found, in the bytes or in this binary's registry.
+        found: String,
+    },
+
+    /// The capture was encoded by a registration of another `version = N`:
+    /// its layout changed, so decoding it would produce garbage.
+    #[error("function `{name}` was encoded at version {found}, this binary registers version {registered}")]
+    VersionMismatch {
+        /// The function's name.
+        name: String,
+        /// The version this binary registers.
+        registered: u32,
+        /// The version found in the bytes.
+        found: u32,
+    },
+
+    /// The bytes use an envelope format this version of serfn does not read.
+    #[error("unsupported serfn format version {found} (this build reads version {supported})")]
+    Version {
+        /// The format version found in the first byte.
+        found: u8,
+        /// The format version this build reads and writes.
+        supported: u8,
+    },
+
+    /// The checksum over the envelope does not match: the bytes were
+    /// corrupted or truncated on the way.
+    #[error("checksum mismatch: the bytes say {stored:#010x}, their content hashes to {computed:#010x}")]
+    Checksum {
+        /// The checksum stored in the bytes.
+        stored: u32,
+        /// The checksum computed over the bytes received.
+        computed: u32,
+    },
+
+    /// The input is shorter than the smallest possible encoding.
+    #[error("input of {len} bytes is too short to hold a serfn envelope (at least {min} bytes)")]
+    Truncated {
+        /// The length received.
+        len: usize,
+        /// The least length an envelope can have.
+        min: usize,
+    },
+
+    /// The input, or a length inside it, exceeds the decode size limit.
+    #[error("{len} bytes exceed the decode limit of {limit} bytes")]
+    TooLarge {
+        /// The size found (or claimed by a length prefix).
+        len: u64,
+        /// The configured limit, see [`Limits::max_bytes`](crate::Limits::max_bytes).
+        limit: usize,
+    },
+
+    /// The input nests deeper than the configured limit.
+    #[error("input nests deeper than the limit of {limit} levels")]
+    TooDeep {
+        /// The configured limit, see [`Limits::max_depth`](crate::Limits::max_depth).
+        limit: usize,
+    },
+
+    /// The bytes are not a valid encoding of the expected value.
+    #[error("malformed input: {source}")]
+    Decode {
+        /// What the codec reported.
+        #[source]
+        source: BoxedSource,
+    },
+
+    /// A value could not be encoded (its `Serialize` impl failed).
+    #[error("cannot encode: {source}")]
+    Encode {
+        /// What the codec or the value's `Serialize` impl reported.
+        #[source]
+        source: BoxedSource,
+    },
+
+    /// Reading or writing the bytes failed.
+    #[error("I/O error: {source}")]
+    Io {
+        /// The underlying I/O error.
+        #[source]
+        source: BoxedSource,
+    },
+
+    /// The function panicked while it ran; the message is the panic's.
+    #[error("function `{name}` panicked: {message}")]
+    Panicked {
+        /// The function's name.
+        name: String,
+        /// The panic message (its payload if that was a string).
+        message: String,
+    },
+}
+
+/// `Result` with serfn's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn decode(source: impl Into<BoxedSource>) -> Self {
+        Error::Decode {
+            source: source.into(),
+        }
+    }
+
+    pub(crate) fn encode(source: impl Into<BoxedSource>) -> Self {
+        Error::Encode {
+            source: source.into(),
+        }
+    }
+
+    pub(crate) fn io(source: std::io::Error) -> Self {
+        Error::Io {
+            source: Box::new(source),
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! [`DynFn`]: a function whose types the holder does not know.
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::wire;
+use crate::codec::{self, Limits, Panic};
+use crate::erased::{Input, Output, SerializableFn};
+use crate::error::{Error, Result};
+use crate::signature::{Kind, Signature};
+
+/// A serialized function whose argument and output types the holder does
+/// not know: what a worker decodes and calls, bytes in and bytes out.
+///
+/// Decoding still checks the name, version and signature fingerprint
+/// against this binary's registry. [`SerFn::try_from`](crate::SerFn) and its
+/// siblings give the types back.
+///
+/// # Example
+/// ```
+/// use serfn::{codec, DynFn, Limits};
+///
+/// let f = serfn::closure!("square", [], move |x: i64| -> i64 { x * x });
+/// let worker_side = DynFn::from_bytes(&f.to_bytes()?)?;
+/// let output = worker_side.call_bytes(&codec::encode_value(&7i64)?)?;
+/// assert_eq!(codec::decode_result::<i64>(&output, &Limits::default())?, 49);
+/// # Ok::<(), serfn::Error>(())
+/// ```
+pub struct DynFn {
+    inner: Arc<dyn SerializableFn>,
+}
+
+impl DynFn {
+    pub(crate) fn from_arc(inner: Arc<dyn SerializableFn>) -> Self {
+        DynFn { inner }
+    }
+
+    pub(crate) fn into_arc(self) -> Arc<dyn SerializableFn> {
+        self.inner
+    }
+
+    /// The registered name.
+    pub fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    /// The function's signature.
+    pub fn signature(&self) -> Signature {
+        self.inner.signature()
+    }
+
+    /// Encodes the function and its capture (its current state, for an `FnMut`).
+    ///
+    /// # Errors
+    /// [`Error::Encode`] if the capture's `Serialize` impl fails.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        codec::to_bytes(self)
+    }
+
+    /// Decodes any registered function, under the default [`Limits`].
+    ///
+    /// # Errors
+    /// As [`from_bytes`](crate::from_bytes).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        codec::from_bytes(bytes)
+    }
+
+    /// Calls an `Fn` function: decodes the arguments from `args` (made by
+    /// [`codec::encode_value`](crate::codec::encode_value)), calls, and
+    /// returns the encoded result, or the encoded panic if it panicked.
+    /// [`codec::decode_result`](crate::codec::decode_result) reads either.
+    ///
+    /// # Errors
+    /// [`Error::SignatureMismatch`] if the function is not `Fn`; as
+    /// [`codec::decode_value`](crate::codec::decode_value) if `args` is bad.
+    /// A panic is not an error here: it is in the output.
+    pub fn call_bytes(&self, args: &[u8]) -> Result<Vec<u8>> {
+        self.require(Kind::Fn)?;
+        self.catching(|input, output| self.inner.__serfn_call(input, output), args)
+    }
+
+    /// Calls an `Fn` or `FnMut` function through bytes, as
+    /// [`call_bytes`](Self::call_bytes); the state it leaves is what
+    /// [`to_bytes`](Self::to_bytes) encodes next.
+    ///
+    /// # Errors
+    /// As [`call_bytes`](Self::call_bytes), for a function that is not `Fn` or `FnMut`.
+    pub fn call_bytes_mut(&mut self, args: &[u8]) -> Result<Vec<u8>> {
+        self.require(Kind::FnMut)?;
+        let name = self.name();
+        match Arc::get_mut(&mut self.inner) {
+            Some(f) => catching(name, |input, output| f.__serfn_call_mut(input, output), args),
+            None => self.catching(|input, output| self.inner.__serfn_call(input, output), args),
+        }
+    }
+
+    /// Calls any function through bytes, consuming it.
+    ///
+    /// # Errors
+    /// As [`call_bytes`](Self::call_bytes).
+    pub fn call_bytes_once(self, args: &[u8]) -> Result<Vec<u8>> {
+        let name = self.name();
+        catching(name, |input, output| self.inner.__serfn_call_once(input, output), args)
+    }
+
+    fn require(&self, wanted: Kind) -> Result<()> {
+        let found = self.signature();
+        if found.kind().can_act_as(wanted) {
+            return Ok(());
+        }
+        Err(Error::SignatureMismatch {
+            name: self.name().into(),
+            expected: Signature::new(wanted, found.args(), found.output()).to_string(),
+            found: found.to_string(),
+        })
+    }
+
+    fn catching(&self, call: impl FnOnce(Input<'_>, Output<'_>) -> Result<()>, args: &[u8]) -> Result<Vec<u8>> {
+        catching(self.name(), call, args)
+    }
+}
+
+fn catching(
+    name: &'static str,
+    call: impl FnOnce(Input<'_>, Output<'_>) -> Result<()>,
+    args: &[u8],
+) -> Result<Vec<u8>> {
+    let limits = Limits::default();
+    let mut out = Vec::new();
+    match catch_unwind(AssertUnwindSafe(|| call(Input::Bytes(args, &limits), Output::Bytes(&mut out)))) {
+        Ok(result) => result.map(|()| out),
+        Err(payload) => codec::encode_panic(&Panic {
+            name: name.into(),
+            message: panic_message(&*payload),
+        }),
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "(a panic payload that is not a string)".to_owned()
+    }
+}
+
+impl fmt::Debug for DynFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DynFn")
+            .field(&self.inner.name())
+            .field(&format_args!("{}", self.inner.signature()))
+            .finish()
+    }
+}
+
+impl Clone for DynFn {
+    /// Shares an `Fn` function; deep-copies any other, as [`SerFnMut`](crate::SerFnMut) does.
+    ///
+    /// # Panics
+    /// As [`SerFnMut`](crate::SerFnMut)'s `clone`.
+    fn clone(&self) -> Self {
+        if self.signature().kind() == Kind::Fn {
+            return DynFn::from_arc(Arc::clone(&self.inner));
+        }
+        let inner = self
+            .inner
+            .__serfn_clone()
+            .unwrap_or_else(|error| panic!("cannot clone serfn function `{}`: {error}", self.name()));
+        DynFn { inner }
+    }
+}
+
+impl Serialize for DynFn {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        wire::serialize(&*self.inner, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for DynFn {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        serde::de::DeserializeSeed::deserialize(wire::FnSeed { expected: None }, deserializer).map(DynFn::from_arc)
+    }
+}

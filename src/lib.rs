@@ -1,0 +1,150 @@
+//! Serializable closures: a function plus the state it captured, sent to
+//! another process or machine and called there.
+//!
+//! A closure becomes an explicit **capture struct** (serde data) paired with
+//! a **registered, stable name**. Only functions registered in the receiving
+//! binary can be called, so bytes from outside can never run arbitrary code,
+//! unlike Python's pickle, cloudpickle or dill.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use serfn::{SerFn, SerFnMut};
+//!
+//! // 1. A capture struct and one attribute (the design's own way).
+//! #[derive(Serialize, Deserialize)]
+//! struct Scale {
+//!     factor: f64,
+//! }
+//!
+//! #[serfn::register]
+//! impl serfn::Call<f64> for Scale {
+//!     type Output = f64;
+//!     fn call(&self, x: f64) -> f64 {
+//!         x * self.factor
+//!     }
+//! }
+//!
+//! // 2. A plain function whose leading parameters are bound captures
+//! //    (Python's `functools.partial`).
+//! #[serfn::function]
+//! fn affine(#[capture] slope: &f64, #[capture] intercept: &f64, x: f64) -> f64 {
+//!     slope * x + intercept
+//! }
+//!
+//! // 3. A closure with an explicit, typed capture list and a stable label.
+//! let offset = 0.5;
+//! let shift: SerFn<f64, f64> = serfn::closure!("shift", [offset: f64], move |x: f64| -> f64 { x + offset });
+//!
+//! let pipeline = SerFn::new(Scale { factor: 2.0 }).then(affine(3.0, 1.0)).then(shift);
+//! let bytes = serfn::to_bytes(&pipeline)?;          // send these anywhere...
+//! let decoded: SerFn<f64, f64> = serfn::from_bytes(&bytes)?; // ...decode in a binary that links the same code
+//! assert_eq!(decoded.call(1.0), (2.0 * 3.0 + 1.0) + 0.5);
+//!
+//! // Stateful functions carry their state across the wire.
+//! let mut total: SerFnMut<i64, i64> =
+//!     serfn::closure!(mut "running_total", [sum: i64 = 0], move |x: i64| -> i64 { *sum += x; *sum });
+//! total.call_mut(40);
+//! let mut resumed = SerFnMut::<i64, i64>::from_bytes(&total.to_bytes()?)?;
+//! assert_eq!(resumed.call_mut(2), 42);
+//! # Ok::<(), serfn::Error>(())
+//! ```
+//!
+//! # Guarantees on bad input
+//! Decoding untrusted bytes returns a typed [`Error`], never panics, never
+//! calls a function other than the one encoded, and never allocates more
+//! than a small multiple of [`Limits::max_bytes`]. Every envelope carries a
+//! format version, the function's name, its registration version, its
+//! signature fingerprint and a CRC-32: all are checked before a single
+//! capture byte is decoded.
+//!
+//! # Names
+//! A function's name is what the bytes carry. It defaults to the module path
+//! and the type name; `name = "..."` fixes it so that it survives a refactor.
+//! When a capture struct's layout changes, register it with `version = 2`:
+//! old bytes then fail with [`Error::VersionMismatch`] instead of decoding
+//! into garbage. [`registry::check`] reports duplicate names at start-up.
+//!
+//! # Generic capture structs
+//! typetag registers concrete types only, so a generic capture struct is
+//! registered once per concrete type, with [`register_instance!`]:
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct AddAll<T> {
+//!     items: Vec<T>,
+//! }
+//!
+//! impl<T> serfn::Call<T> for AddAll<T>
+//! where
+//!     T: Copy + std::iter::Sum<T> + std::ops::Add<Output = T> + Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+//! {
+//!     type Output = T;
+//!     fn call(&self, x: T) -> T {
+//!         x + self.items.iter().copied().sum::<T>()
+//!     }
+//! }
+//!
+//! serfn::register_instance!(AddAll<i32> as Call<i32>, name = "add_all::i32");
+//! serfn::register_instance!(AddAll<f64> as Call<f64>, name = "add_all::f64");
+//!
+//! let f = serfn::SerFn::new(AddAll { items: vec![1, 2] });
+//! assert_eq!(serfn::SerFn::<i32, i32>::from_bytes(&f.to_bytes()?)?.call(3), 6);
+//! # Ok::<(), serfn::Error>(())
+//! ```
+
+#![deny(missing_docs)]
+
+
+pub mod codec;
+mod compose;
+mod erased;
+mod error;
+mod function;
+mod handle;
+pub mod registry;
+mod signature;
+
+pub use crate::codec::{from_bytes, from_reader, to_bytes, to_writer, Limits};
+pub use crate::compose::{ArgTuple, SplitFirst};
+pub use crate::erased::SerializableFn;
+pub use crate::error::{Error, Result};
+pub use crate::function::{Call, CallMut, CallOnce};
+pub use crate::handle::{DynFn, SerFn, SerFnMut, SerFnOnce};
+pub use crate::signature::{Kind, Signature, TypeInfo};
+pub use serfn_macros::{closure, function, register};
+
+/// Registers one concrete instance of a generic capture struct.
+///
+/// `serfn::register_instance!(Type<Concrete> as Call<Args>, name = "...", version = N)`;
+/// the trait is `Call`, `CallMut` or `CallOnce`, `name` defaults to the
+/// module path and the type as written, `version` to 1. See the
+/// [crate docs](crate#generic-capture-structs).
+#[macro_export]
+macro_rules! register_instance {
+    ($ty:ty as $kind:ident<$args:ty> $(, name = $name:expr)? $(, version = $version:expr)? $(,)?) => {
+        $crate::__private::register_erased! {
+            kind: $kind,
+            ty: $ty,
+            args: $args,
+            name: $crate::__register_instance_default!(($($name)?) $crate::__private::concat!($crate::__private::module_path!(), "::", stringify!($ty))),
+            version: $crate::__register_instance_default!(($($version)?) 1),
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __register_instance_default {
+    (() $default:expr) => {
+        $default
+    };
+    (($given:expr) $default:expr) => {
+        $given
+    };
+}
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;

@@ -1,0 +1,340 @@
+//! Not public API. Used by generated code.
+//!
+//! What the macros expand to is [`register_erased!`]: the `SerializableFn`
+//! impl and the registry entry of one capture type. Its bodies call the
+//! generic helpers below, so that the macros stay thin.
+
+use std::any::type_name;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use crate::compose::ArgTuple;
+pub use crate::erased::{ArgSlot, Input, Output, SerializableFn, Slot};
+pub use crate::registry::{Registered, Registration};
+pub use crate::signature::{Kind, Signature, TypeInfo};
+pub use crate::__serfn_register_erased as register_erased;
+pub use {erased_serde, inventory, serde, typetag};
+pub use ::core::{concat, file, line, module_path, option::Option, result::Result};
+
+use crate::codec::{self, Limits};
+use crate::error::{Error, Result as SerfnResult};
+
+/// Registers a capture type: implements `SerializableFn` for it through
+/// typetag and submits its registration to the registry.
+///
+/// `kind` is `Call`, `CallMut` or `CallOnce`: the trait the type implements
+/// for `args`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __serfn_register_erased {
+    (kind: $kind:ident, ty: $ty:ty, args: $args:ty, name: $name:expr, version: $version:expr $(,)?) => {
+        const _: () = {
+            use $crate::__private::typetag;
+
+            static __SERFN_REGISTRATION: $crate::__private::Registration = $crate::__private::Registration::new(
+                $name,
+                $version,
+                $crate::__private::Option::Some($crate::__private::signature_of::<$ty, $args, $crate::__private::kind::$kind>),
+                $crate::__private::decode_as::<$ty>,
+                $crate::__private::file!(),
+                $crate::__private::line!(),
+            );
+
+            $crate::__private::inventory::submit! {
+                $crate::__private::Registered(&__SERFN_REGISTRATION)
+            }
+
+            #[automatically_derived]
+            #[typetag::serde(name = $name)]
+            impl $crate::SerializableFn for $ty {
+                fn signature(&self) -> $crate::__private::Signature {
+                    $crate::__private::signature_of::<$ty, $args, $crate::__private::kind::$kind>()
+                }
+
+                fn __serfn_registration(&self) -> &'static $crate::__private::Registration {
+                    &__SERFN_REGISTRATION
+                }
+
+                fn __serfn_fingerprint(&self) -> u64 {
+                    $crate::__private::static_fingerprint(&__SERFN_REGISTRATION)
+                }
+
+                fn __serfn_call(
+                    &self,
+                    input: $crate::__private::Input<'_>,
+                    output: $crate::__private::Output<'_>,
+                ) -> $crate::Result<()> {
+                    <$crate::__private::kind::$kind as $crate::__private::Invoke<$ty, $args>>::call(self, input, output)
+                }
+
+                fn __serfn_call_mut(
+                    &mut self,
+                    input: $crate::__private::Input<'_>,
+                    output: $crate::__private::Output<'_>,
+                ) -> $crate::Result<()> {
+                    <$crate::__private::kind::$kind as $crate::__private::Invoke<$ty, $args>>::call_mut(self, input, output)
+                }
+
+                fn __serfn_call_once(
+                    self: ::std::sync::Arc<Self>,
+                    input: $crate::__private::Input<'_>,
+                    output: $crate::__private::Output<'_>,
+                ) -> $crate::Result<()> {
+                    <$crate::__private::kind::$kind as $crate::__private::Invoke<$ty, $args>>::call_once(self, input, output)
+                }
+
+                fn __serfn_clone(&self) -> $crate::Result<::std::sync::Arc<dyn $crate::SerializableFn>> {
+                    #[allow(unused_imports)]
+                    use $crate::__private::{CloneViaClone as _, CloneViaCodec as _};
+                    (&&$crate::__private::CloneProbe(self)).__serfn_clone_probe()
+                }
+
+                fn __serfn_output_slot(&self) -> ::std::boxed::Box<dyn $crate::__private::ArgSlot> {
+                    $crate::__private::output_slot::<$ty, $args, $crate::__private::kind::$kind>()
+                }
+
+                fn __serfn_args_after(&self, bound: usize) -> $crate::__private::Option<$crate::__private::TypeInfo> {
+                    #[allow(unused_imports)]
+                    use $crate::__private::{ArgsViaAny as _, ArgsViaTuple as _};
+                    (&&$crate::__private::ArgsProbe::<$args>::new()).__serfn_args_after(bound)
+                }
+
+                fn __serfn_into_stages(self: ::std::sync::Arc<Self>) -> ::std::vec::Vec<::std::sync::Arc<dyn $crate::SerializableFn>> {
+                    ::std::vec![self]
+                }
+            }
+        };
+    };
+}
+
+/// Marker types naming the three typed traits.
+pub mod kind {
+    /// [`Call`](crate::Call): `Fn`.
+    pub struct Call;
+    /// [`CallMut`](crate::CallMut): `FnMut`.
+    pub struct CallMut;
+    /// [`CallOnce`](crate::CallOnce): `FnOnce`.
+    pub struct CallOnce;
+}
+
+/// How to call a `T` that implements the trait `Self` names, for `A`.
+pub trait Invoke<T, A> {
+    /// The function's output type.
+    type Output: Serialize + DeserializeOwned + 'static;
+    /// The function's kind.
+    const KIND: Kind;
+    /// Calls through `&T`.
+    fn call(f: &T, input: Input<'_>, output: Output<'_>) -> SerfnResult<()>;
+    /// Calls through `&mut T`.
+    fn call_mut(f: &mut T, input: Input<'_>, output: Output<'_>) -> SerfnResult<()>;
+    /// Calls, consuming `T` if it is not shared (cloning it if it is).
+    fn call_once(f: Arc<T>, input: Input<'_>, output: Output<'_>) -> SerfnResult<()>;
+}
+
+/// The signature of `T` registered as `K` for `A`.
+pub fn signature_of<T, A: 'static, K: Invoke<T, A>>() -> Signature {
+    Signature::of::<A, K::Output>(K::KIND)
+}
+
+/// An empty output slot of `T`'s output type.
+pub fn output_slot<T, A, K: Invoke<T, A>>() -> Box<dyn ArgSlot> {
+    Box::new(Slot::<K::Output>(None))
+}
+
+/// The registration's fingerprint, computed once.
+pub fn static_fingerprint(registration: &'static Registration) -> u64 {
+    registration
+        .fingerprint()
+        .expect("generated registrations have a static signature")
+}
+
+/// The registry's decoder for `T`.
+pub fn decode_as<T: SerializableFn + DeserializeOwned>(
+    deserializer: &mut dyn erased_serde::Deserializer<'_>,
+) -> Result<Arc<dyn SerializableFn>, erased_serde::Error> {
+    Ok(Arc::new(erased_serde::deserialize::<T>(deserializer)?))
+}
+
+fn take_args<A: DeserializeOwned + 'static>(input: Input<'_>) -> SerfnResult<A> {
+    match input {
+        Input::Slot(slot) => slot
+            .as_any()
+            .downcast_mut::<Option<A>>()
+            .and_then(Option::take)
+            .ok_or_else(|| wrong_slot::<A>()),
+        Input::Bytes(bytes, limits) => codec::decode_value(bytes, limits),
+        Input::Prefixed(prefix, rest) => {
+            let mut bytes = prefix.to_vec();
+            rest.encode_into(&mut bytes)?;
+            codec::decode_value(&bytes, &Limits::default())
+        }
+    }
+}
+
+fn put_output<R: Serialize + 'static>(output: Output<'_>, result: R) -> SerfnResult<()> {
+    match output {
+        Output::Slot(slot) => {
+            *slot.downcast_mut::<Option<R>>().ok_or_else(|| wrong_slot::<R>())? = Some(result);
+            Ok(())
+        }
+        Output::Bytes(buf) => codec::encode_ok_into(&result, buf),
+    }
+}
+
+/// A slot of another type: the handles check signatures, so this is a bug.
+fn wrong_slot<T>() -> Error {
+    Error::SignatureMismatch {
+        name: "(in-process call)".into(),
+        expected: type_name::<T>().into(),
+        found: "a slot of another type".into(),
+    }
+}
+
+fn wrong_kind<T: SerializableFn>(f: &T, wanted: Kind) -> Error {
+    let found = f.signature();
+    Error::SignatureMismatch {
+        name: f.name().into(),
+        expected: Signature::new(wanted, found.args(), found.output()).to_string(),
+        found: found.to_string(),
+    }
+}
+
+impl<T, A> Invoke<T, A> for kind::Call
+where
+    T: crate::Call<A> + SerializableFn,
+    A: Serialize + DeserializeOwned + 'static,
+{
+    type Output = T::Output;
+    const KIND: Kind = Kind::Fn;
+
+    fn call(f: &T, input: Input<'_>, output: Output<'_>) -> SerfnResult<()> {
+        put_output(output, f.call(take_args(input)?))
+    }
+
+    fn call_mut(f: &mut T, input: Input<'_>, output: Output<'_>) -> SerfnResult<()> {
+        Self::call(f, input, output)
+    }
+
+    fn call_once(f: Arc<T>, input: Input<'_>, output: Output<'_>) -> SerfnResult<()> {
+        Self::call(&*f, input, output)
+    }
+}
+
+impl<T, A> Invoke<T, A> for kind::CallMut
+where
+    T: crate::CallMut<A> + SerializableFn,
+    A: Serialize + DeserializeOwned + 'static,
+{
+    type Output = T::Output;
+    const KIND: Kind = Kind::FnMut;
+
+    fn call(f: &T, _: Input<'_>, _: Output<'_>) -> SerfnResult<()> {
+        Err(wrong_kind(f, Kind::Fn))
+    }
+
+    fn call_mut(f: &mut T, input: Input<'_>, output: Output<'_>) -> SerfnResult<()> {
+        put_output(output, f.call_mut(take_args(input)?))
+    }
+
+    fn call_once(f: Arc<T>, input: Input<'_>, output: Output<'_>) -> SerfnResult<()> {
+        match Arc::try_unwrap(f) {
+            Ok(mut f) => Self::call_mut(&mut f, input, output),
+            Err(shared) => shared.__serfn_clone()?.__serfn_call_once(input, output),
+        }
+    }
+}
+
+impl<T, A> Invoke<T, A> for kind::CallOnce
+where
+    T: crate::CallOnce<A> + SerializableFn,
+    A: Serialize + DeserializeOwned + 'static,
+{
+    type Output = T::Output;
+    const KIND: Kind = Kind::FnOnce;
+
+    fn call(f: &T, _: Input<'_>, _: Output<'_>) -> SerfnResult<()> {
+        Err(wrong_kind(f, Kind::Fn))
+    }
+
+    fn call_mut(f: &mut T, _: Input<'_>, _: Output<'_>) -> SerfnResult<()> {
+        Err(wrong_kind(f, Kind::FnMut))
+    }
+
+    fn call_once(f: Arc<T>, input: Input<'_>, output: Output<'_>) -> SerfnResult<()> {
+        match Arc::try_unwrap(f) {
+            Ok(f) => put_output(output, f.call_once(take_args(input)?)),
+            Err(shared) => shared.__serfn_clone()?.__serfn_call_once(input, output),
+        }
+    }
+}
+
+/// Autoref specialization: `(&&CloneProbe(x)).__serfn_clone_probe()` clones
+/// `x` with `Clone` when it has it, through the codec otherwise.
+pub struct CloneProbe<'a, T>(pub &'a T);
+
+/// The `Clone` path of [`CloneProbe`].
+pub trait CloneViaClone {
+    /// A deep copy.
+    fn __serfn_clone_probe(&self) -> SerfnResult<Arc<dyn SerializableFn>>;
+}
+
+impl<T: Clone + SerializableFn> CloneViaClone for &CloneProbe<'_, T> {
+    fn __serfn_clone_probe(&self) -> SerfnResult<Arc<dyn SerializableFn>> {
+        Ok(Arc::new(self.0.clone()))
+    }
+}
+
+/// The codec path of [`CloneProbe`].
+pub trait CloneViaCodec {
+    /// A deep copy.
+    fn __serfn_clone_probe(&self) -> SerfnResult<Arc<dyn SerializableFn>>;
+}
+
+impl<T: SerializableFn + Serialize + DeserializeOwned> CloneViaCodec for CloneProbe<'_, T> {
+    fn __serfn_clone_probe(&self) -> SerfnResult<Arc<dyn SerializableFn>> {
+        // In-memory data of our own: no limits to enforce.
+        let trusted = Limits::new().max_bytes(usize::MAX).max_depth(usize::MAX);
+        let bytes = codec::encode_value(self.0)?;
+        Ok(Arc::new(codec::decode_value::<T>(&bytes, &trusted)?))
+    }
+}
+
+/// Autoref specialization: what binding leaves of an argument type, for
+/// tuples ([`ArgTuple`]) and for any other type (nothing can be bound).
+pub struct ArgsProbe<A>(PhantomData<A>);
+
+impl<A> ArgsProbe<A> {
+    /// The probe.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        ArgsProbe(PhantomData)
+    }
+}
+
+/// The tuple path of [`ArgsProbe`].
+pub trait ArgsViaTuple {
+    /// The type left after binding `bound` leading elements.
+    fn __serfn_args_after(&self, bound: usize) -> Option<TypeInfo>;
+}
+
+impl<A: ArgTuple> ArgsViaTuple for &ArgsProbe<A> {
+    fn __serfn_args_after(&self, bound: usize) -> Option<TypeInfo> {
+        A::after(bound)
+    }
+}
+
+/// The non-tuple path of [`ArgsProbe`].
+pub trait ArgsViaAny {
+    /// The type itself, when nothing is bound.
+    fn __serfn_args_after(&self, bound: usize) -> Option<TypeInfo>;
+}
+
+impl<A: 'static> ArgsViaAny for ArgsProbe<A> {
+    fn __serfn_args_after(&self, bound: usize) -> Option<TypeInfo> {
+        (bound == 0).then(TypeInfo::of::<A>)
+    }
+}
+

@@ -1,0 +1,199 @@
+//! Every function this binary registers, by name.
+//!
+//! The macros submit one [`Registration`] per function through `inventory`,
+//! at link time: there is no set-up call. Decoding looks names up here, so
+//! only functions compiled into this binary can ever be called.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use crate::erased::SerializableFn;
+use crate::error::{Error, Result};
+use crate::signature::Signature;
+
+/// Decodes a capture into its function.
+#[doc(hidden)]
+pub type DecodeFn = for<'de> fn(
+    &mut dyn erased_serde::Deserializer<'de>,
+) -> std::result::Result<Arc<dyn SerializableFn>, erased_serde::Error>;
+
+/// One registered function: its name, version, signature and decoder.
+///
+/// Listed by [`functions`]; built only by serfn's macros.
+pub struct Registration {
+    name: &'static str,
+    version: u32,
+    signature: Option<fn() -> Signature>,
+    decode: DecodeFn,
+    file: &'static str,
+    line: u32,
+    fingerprint: OnceLock<u64>,
+}
+
+impl Registration {
+    #[doc(hidden)]
+    pub const fn new(
+        name: &'static str,
+        version: u32,
+        signature: Option<fn() -> Signature>,
+        decode: DecodeFn,
+        file: &'static str,
+        line: u32,
+    ) -> Self {
+        Registration {
+            name,
+            version,
+            signature,
+            decode,
+            file,
+            line,
+            fingerprint: OnceLock::new(),
+        }
+    }
+
+    /// The registered name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The registered `version = N` of the capture's layout (1 by default).
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// The signature, or `None` for serfn's own combinators (`then`,
+    /// `bind`), whose signature depends on the functions they hold.
+    pub fn signature(&self) -> Option<Signature> {
+        self.signature.map(|signature| signature())
+    }
+
+    /// Where the registration is in the source, as `file:line`.
+    pub fn location(&self) -> String {
+        format!("{}:{}", self.file, self.line)
+    }
+
+    pub(crate) fn fingerprint(&self) -> Option<u64> {
+        let signature = self.signature?;
+        Some(*self.fingerprint.get_or_init(|| signature().fingerprint()))
+    }
+
+    pub(crate) fn decode(
+        &self,
+        deserializer: &mut dyn erased_serde::Deserializer<'_>,
+    ) -> std::result::Result<Arc<dyn SerializableFn>, erased_serde::Error> {
+        (self.decode)(deserializer)
+    }
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("Registration");
+        out.field("name", &self.name).field("version", &self.version);
+        match self.signature() {
+            Some(signature) => out.field("signature", &format_args!("{signature}")),
+            None => out.field("signature", &format_args!("(depends on content)")),
+        };
+        out.field("location", &self.location()).finish()
+    }
+}
+
+/// What the macros submit to `inventory`.
+#[doc(hidden)]
+pub struct Registered(pub &'static Registration);
+
+inventory::collect!(Registered);
+
+enum Entry {
+    Unique(&'static Registration),
+    Duplicate(Vec<&'static Registration>),
+}
+
+fn table() -> &'static HashMap<&'static str, Entry> {
+    static TABLE: OnceLock<HashMap<&'static str, Entry>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = HashMap::new();
+        for Registered(registration) in inventory::iter::<Registered> {
+            table
+                .entry(registration.name)
+                .and_modify(|entry| match entry {
+                    Entry::Unique(first) => *entry = Entry::Duplicate(vec![first, registration]),
+                    Entry::Duplicate(all) => all.push(registration),
+                })
+                .or_insert(Entry::Unique(registration));
+        }
+        table
+    })
+}
+
+/// Looks a name up, refusing unknown and ambiguous names.
+pub(crate) fn lookup(name: &str) -> Result<&'static Registration> {
+    match table().get(name) {
+        Some(Entry::Unique(registration)) => Ok(registration),
+        Some(Entry::Duplicate(all)) => Err(duplicate_error(all)),
+        None => Err(Error::UnknownFunction { name: name.into() }),
+    }
+}
+
+fn duplicate_error(all: &[&'static Registration]) -> Error {
+    let locations: Vec<String> = all.iter().map(|r| r.location()).collect();
+    Error::DuplicateFunction {
+        name: all[0].name.into(),
+        locations: locations.join(", "),
+    }
+}
+
+/// Every function registered in this binary, sorted by name.
+///
+/// # Example
+/// ```
+/// for registration in serfn::registry::functions() {
+///     println!("{} v{}: {:?}", registration.name(), registration.version(), registration.signature());
+/// }
+/// ```
+pub fn functions() -> Vec<&'static Registration> {
+    let mut all: Vec<&'static Registration> = inventory::iter::<Registered>
+        .into_iter()
+        .map(|Registered(registration)| *registration)
+        .collect();
+    all.sort_by_key(|registration| registration.name);
+    all
+}
+
+/// Looks up a registered function by name.
+///
+/// # Errors
+/// [`Error::UnknownFunction`] if no function has that name,
+/// [`Error::DuplicateFunction`] if several do.
+pub fn get(name: &str) -> Result<&'static Registration> {
+    lookup(name)
+}
+
+/// Checks that no two registrations share a name.
+///
+/// typetag only notices a duplicate when it decodes one; call this at
+/// start-up (or in a test) to learn of it at once.
+///
+/// # Errors
+/// [`Error::DuplicateFunction`] for the first duplicated name, by name order,
+/// listing where each registration is.
+///
+/// # Example
+/// ```
+/// serfn::registry::check()?;
+/// # Ok::<(), serfn::Error>(())
+/// ```
+pub fn check() -> Result<()> {
+    let mut duplicated: Vec<&Vec<&'static Registration>> = table()
+        .values()
+        .filter_map(|entry| match entry {
+            Entry::Duplicate(all) => Some(all),
+            Entry::Unique(_) => None,
+        })
+        .collect();
+    duplicated.sort_by_key(|all| all[0].name);
+    match duplicated.first() {
+        Some(all) => Err(duplicate_error(all)),
+        None => Ok(()),
+    }
+}

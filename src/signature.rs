@@ -1,0 +1,150 @@
+//! What a function takes and returns, and how it may be called.
+
+use std::any::{type_name, TypeId};
+use std::fmt;
+use std::hash::Hasher;
+
+/// How a function may be called, as with Rust's closure traits.
+///
+/// A function of one kind can be used wherever a later kind is wanted:
+/// an `Fn` function works as a [`SerFnMut`](crate::SerFnMut) or a
+/// [`SerFnOnce`](crate::SerFnOnce), never the other way round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// Called through `&self` ([`Call`](crate::Call)), any number of times.
+    Fn,
+    /// Called through `&mut self` ([`CallMut`](crate::CallMut)): its state changes.
+    FnMut,
+    /// Consumed by its call ([`CallOnce`](crate::CallOnce)).
+    FnOnce,
+}
+
+impl Kind {
+    /// Whether a function of this kind can be used where `wanted` is asked for.
+    ///
+    /// ```
+    /// use serfn::Kind;
+    /// assert!(Kind::Fn.can_act_as(Kind::FnOnce));
+    /// assert!(!Kind::FnOnce.can_act_as(Kind::Fn));
+    /// ```
+    pub fn can_act_as(self, wanted: Kind) -> bool {
+        self <= wanted
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Fn => "Fn",
+            Kind::FnMut => "FnMut",
+            Kind::FnOnce => "FnOnce",
+        }
+    }
+}
+
+/// A Rust type, known by its [`TypeId`] in this process and by its name
+/// across processes.
+#[derive(Clone, Copy, Debug)]
+pub struct TypeInfo {
+    name: &'static str,
+    id: TypeId,
+}
+
+impl TypeInfo {
+    /// The `TypeInfo` of `T`.
+    pub fn of<T: ?Sized + 'static>() -> Self {
+        TypeInfo {
+            name: type_name::<T>(),
+            id: TypeId::of::<T>(),
+        }
+    }
+
+    /// The type's name, as [`std::any::type_name`] gives it.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The type's id in this process.
+    pub fn id(&self) -> TypeId {
+        self.id
+    }
+}
+
+impl PartialEq for TypeInfo {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for TypeInfo {}
+
+/// The signature of a serialized function: its [`Kind`], its argument type
+/// (a tuple when it takes several) and its output type.
+///
+/// Its [`fingerprint`](Signature::fingerprint) travels with every encoded
+/// function, so bytes are never decoded as a function of another signature.
+///
+/// # Example
+/// ```
+/// use serfn::{Kind, Signature};
+/// let sig = Signature::of::<(f64, u32), String>(Kind::Fn);
+/// assert_eq!(sig.to_string(), "Fn((f64, u32)) -> alloc::string::String");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Signature {
+    kind: Kind,
+    args: TypeInfo,
+    output: TypeInfo,
+}
+
+impl Signature {
+    /// The signature of a function of `kind` from `A` to `R`.
+    pub fn of<A: 'static, R: 'static>(kind: Kind) -> Self {
+        Self::new(kind, TypeInfo::of::<A>(), TypeInfo::of::<R>())
+    }
+
+    /// A signature from its parts.
+    pub fn new(kind: Kind, args: TypeInfo, output: TypeInfo) -> Self {
+        Signature { kind, args, output }
+    }
+
+    /// How the function may be called.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The argument type.
+    pub fn args(&self) -> TypeInfo {
+        self.args
+    }
+
+    /// The output type.
+    pub fn output(&self) -> TypeInfo {
+        self.output
+    }
+
+    /// A 64-bit hash of the kind and the type names, identical in every
+    /// process built by the same compiler from the same source.
+    ///
+    /// Type names come from [`std::any::type_name`], which Rust does not
+    /// promise to keep between compiler versions: workers should be built by
+    /// the same toolchain as the process that sends them work.
+    pub fn fingerprint(&self) -> u64 {
+        let mut hasher = fnv::FnvHasher::default();
+        for part in [self.kind.as_str(), self.args.name, self.output.name] {
+            hasher.write(part.as_bytes());
+            hasher.write_u8(0);
+        }
+        hasher.finish()
+    }
+
+    /// Whether a function of signature `found` may be used where this one is
+    /// wanted: same argument and output types, and a kind that can act as ours.
+    pub fn accepts(&self, found: &Signature) -> bool {
+        found.kind.can_act_as(self.kind) && found.args == self.args && found.output == self.output
+    }
+}
+
+impl fmt::Display for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({}) -> {}", self.kind.as_str(), self.args.name, self.output.name)
+    }
+}
