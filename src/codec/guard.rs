@@ -1,4 +1,967 @@
-//! Temporary pass-through until the guard lands.
-use super::Limits;
-pub(crate) fn deserialize_seed<'de, D, S>(inner: D, _limits: &Limits, seed: S) -> Result<S::Value, D::Error>
-where D: serde::Deserializer<'de>, S: serde::de::DeserializeSeed<'de> { seed.deserialize(inner) }
+//! A guard around the bincode deserializer for untrusted input.
+//!
+//! bincode's serde deserializer recurses once per level of nesting in the
+//! input and trusts every length prefix. Left alone, input nested 100,000
+//! levels deep overflows the stack, a forged length of 2^60 on a `Vec<()>`
+//! loops for ever (its elements read no bytes), and a forged length on an
+//! owned string or byte buffer makes bincode allocate that many bytes before
+//! it reads one. [`deserialize_seed`] wraps the deserializer, and every
+//! visitor, seed and access object passed through it, so that such input
+//! fails with [`Error::TooDeep`] or [`Error::TooLarge`] instead:
+//!
+//! * each level of nesting (`visit_seq`, `visit_map`, `visit_some`,
+//!   `visit_newtype_struct`, and the content of a newtype variant) counts
+//!   against [`Limits::max_depth`]. An enum is not a level of its own: a
+//!   variant with fields nests once, as a struct does, so `Cons(7, tail)`
+//!   puts `tail` one level deeper, not two;
+//! * each sequence element and map entry costs one unit of a budget of
+//!   [`Limits::max_bytes`] units for the whole decode;
+//! * owned strings and byte buffers are read through bincode's borrowed path,
+//!   which checks a length against the input left before touching memory;
+//! * error messages are cut at each level to [`MAX_MESSAGE_LEN`] bytes, as
+//!   passing them up through `erased_serde` can double their length at each
+//!   level (see [`bounded`]).
+//!
+//! Decodes nested in one another on one thread (a `Deserialize` impl that
+//! decodes other bytes with [`deserialize_seed`]) share the depth and the
+//! budget of the outermost one, so that blobs nested in blobs cannot reset
+//! the limits.
+
+use std::cell::Cell;
+use std::fmt;
+
+use serde::de::{
+    self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
+};
+
+use super::{stash, Limits};
+use crate::error::Error;
+
+/// Deserializes `seed` from `inner` under `limits`.
+///
+/// Fails with [`Error::TooDeep`] or [`Error::TooLarge`] (stashed, see
+/// [`stash`]) when the input exceeds `limits`; any other error is `inner`'s.
+///
+/// Called while another call runs on this thread (from a `Deserialize` impl
+/// that decodes other bytes), it continues that call's depth and budget and
+/// applies whichever bound is tighter, its own or the outer one; what it
+/// consumes stays consumed for the outer call.
+pub(crate) fn deserialize_seed<'de, D, S>(
+    inner: D,
+    limits: &Limits,
+    seed: S,
+) -> Result<S::Value, D::Error>
+where
+    D: Deserializer<'de>,
+    S: DeserializeSeed<'de>,
+{
+    STATE.with(|state| {
+        let _session = Session::begin(state, limits);
+        seed.deserialize(Guarded { inner, state })
+    })
+}
+
+thread_local! {
+    /// The state of the decodes running on this thread. A thread-local only so
+    /// that nested decodes find the outer one; the wrappers carry a reference.
+    static STATE: State = const { State::new() };
+}
+
+/// What the decodes running on one thread have used so far.
+struct State {
+    /// Whether a decode is running.
+    active: Cell<bool>,
+    /// The current nesting level.
+    depth: Cell<usize>,
+    /// Elements and entries visited since the outermost decode began.
+    used: Cell<usize>,
+    /// The bound on `depth`.
+    depth_bound: Cell<Bound>,
+    /// The bound on `used`.
+    budget_bound: Cell<Bound>,
+}
+
+/// A bound of `limit` counted from `base`: the counter may reach
+/// `base + limit`, not more.
+#[derive(Clone, Copy)]
+struct Bound {
+    base: usize,
+    limit: usize,
+}
+
+impl Bound {
+    fn cap(self) -> usize {
+        self.base.saturating_add(self.limit)
+    }
+
+    /// The tighter of `self` and `outer`.
+    fn within(self, outer: Bound) -> Bound {
+        if outer.cap() < self.cap() {
+            outer
+        } else {
+            self
+        }
+    }
+}
+
+impl State {
+    const fn new() -> Self {
+        let none = Bound { base: 0, limit: 0 };
+        State {
+            active: Cell::new(false),
+            depth: Cell::new(0),
+            used: Cell::new(0),
+            depth_bound: Cell::new(none),
+            budget_bound: Cell::new(none),
+        }
+    }
+
+    /// Runs `f` one level of nesting deeper, and caps the message of the
+    /// error it returns (see [`bounded`]).
+    fn nested<T, E: de::Error>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        let depth = self.depth.get();
+        let bound = self.depth_bound.get();
+        if depth >= bound.cap() {
+            return Err(stash(Error::TooDeep { limit: bound.limit }));
+        }
+        self.depth.set(depth + 1);
+        let _level = Level(self);
+        // The depth limit bounds the work; this bounds the stack, whatever the
+        // frame sizes (debug builds, erased-serde between levels) or the
+        // thread's stack size: a level runs on a fresh heap-allocated segment
+        // when less than RED_ZONE is left.
+        const RED_ZONE: usize = 256 * 1024;
+        const SEGMENT: usize = 4 * 1024 * 1024;
+        stacker::maybe_grow(RED_ZONE, SEGMENT, f).map_err(bounded)
+    }
+
+    /// Spends one unit of the budget.
+    fn charge<E: de::Error>(&self) -> Result<(), E> {
+        let used = self.used.get();
+        let bound = self.budget_bound.get();
+        if used >= bound.cap() {
+            // Counts the unit refused, so that `len` exceeds `limit`.
+            let len = u64::try_from(used - bound.base).map_or(u64::MAX, |n| n.saturating_add(1));
+            return Err(stash(Error::TooLarge {
+                len,
+                limit: bound.limit,
+            }));
+        }
+        self.used.set(used + 1);
+        Ok(())
+    }
+}
+
+/// One level of nesting; leaves it on drop, also when unwinding.
+struct Level<'s>(&'s State);
+
+impl Drop for Level<'_> {
+    fn drop(&mut self) {
+        self.0.depth.set(self.0.depth.get() - 1);
+    }
+}
+
+/// The longest error message passed up a level as it is.
+const MAX_MESSAGE_LEN: usize = 1024;
+
+/// Cuts an error message longer than [`MAX_MESSAGE_LEN`].
+///
+/// bincode's `Display` of an error is its `Debug`, which quotes and escapes
+/// the message; so each `erased_serde` boundary an error crosses on its way
+/// up (erased-serde converts errors through `Display`) doubles the
+/// backslashes in it. Unchecked, an error from 40 levels down grows to 2^40
+/// bytes.
+fn bounded<E: de::Error>(error: E) -> E {
+    let message = error.to_string();
+    if message.len() <= MAX_MESSAGE_LEN {
+        return error;
+    }
+    let mut end = MAX_MESSAGE_LEN;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    E::custom(format_args!("{}...", &message[..end]))
+}
+
+/// One call of [`deserialize_seed`]: puts the outer bounds back on drop, also
+/// when unwinding. The depth is back by then (see [`Level`]); the budget used
+/// stays used.
+struct Session<'s> {
+    state: &'s State,
+    active: bool,
+    depth_bound: Bound,
+    budget_bound: Bound,
+}
+
+impl<'s> Session<'s> {
+    fn begin(state: &'s State, limits: &Limits) -> Self {
+        let outer = Session {
+            state,
+            active: state.active.get(),
+            depth_bound: state.depth_bound.get(),
+            budget_bound: state.budget_bound.get(),
+        };
+        if !outer.active {
+            state.depth.set(0);
+            state.used.set(0);
+        }
+        let mut depth_bound = Bound {
+            base: state.depth.get(),
+            limit: limits.max_depth,
+        };
+        let mut budget_bound = Bound {
+            base: state.used.get(),
+            limit: limits.max_bytes,
+        };
+        if outer.active {
+            depth_bound = depth_bound.within(outer.depth_bound);
+            budget_bound = budget_bound.within(outer.budget_bound);
+        }
+        state.active.set(true);
+        state.depth_bound.set(depth_bound);
+        state.budget_bound.set(budget_bound);
+        outer
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        self.state.active.set(self.active);
+        self.state.depth_bound.set(self.depth_bound);
+        self.state.budget_bound.set(self.budget_bound);
+    }
+}
+
+/// A deserializer, visitor, seed or access object whose nesting and element
+/// count are checked against the state of the decode it belongs to.
+struct Guarded<'s, T> {
+    inner: T,
+    state: &'s State,
+}
+
+impl<'s, T> Guarded<'s, T> {
+    fn new(inner: T, state: &'s State) -> Self {
+        Guarded { inner, state }
+    }
+}
+
+/// The seed of a sequence element or a map key: spends one unit of the
+/// budget, then deserializes like [`Guarded`].
+struct Element<'s, S>(Guarded<'s, S>);
+
+macro_rules! forward_deserialize {
+    ($($method:ident($($arg:ident: $ty:ty),*);)*) => {$(
+        fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, D::Error> {
+            self.inner.$method($($arg,)* Guarded::new(visitor, self.state))
+        }
+    )*};
+}
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for Guarded<'_, D> {
+    type Error = D::Error;
+
+    forward_deserialize! {
+        deserialize_any();
+        deserialize_bool();
+        deserialize_i8();
+        deserialize_i16();
+        deserialize_i32();
+        deserialize_i64();
+        deserialize_i128();
+        deserialize_u8();
+        deserialize_u16();
+        deserialize_u32();
+        deserialize_u64();
+        deserialize_u128();
+        deserialize_f32();
+        deserialize_f64();
+        deserialize_char();
+        deserialize_str();
+        deserialize_bytes();
+        deserialize_option();
+        deserialize_unit();
+        deserialize_unit_struct(name: &'static str);
+        deserialize_newtype_struct(name: &'static str);
+        deserialize_seq();
+        deserialize_tuple(len: usize);
+        deserialize_tuple_struct(name: &'static str, len: usize);
+        deserialize_map();
+        deserialize_struct(name: &'static str, fields: &'static [&'static str]);
+        deserialize_enum(name: &'static str, variants: &'static [&'static str]);
+        deserialize_identifier();
+        deserialize_ignored_any();
+    }
+
+    // bincode's owned paths allocate a forged length before reading; its
+    // borrowed paths check the length against the input first.
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.inner
+            .deserialize_str(Guarded::new(visitor, self.state))
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.inner
+            .deserialize_bytes(Guarded::new(visitor, self.state))
+    }
+
+    fn is_human_readable(&self) -> bool {
+        self.inner.is_human_readable()
+    }
+}
+
+macro_rules! forward_visit {
+    ($($method:ident($ty:ty);)*) => {$(
+        fn $method<E: de::Error>(self, v: $ty) -> Result<V::Value, E> {
+            self.inner.$method(v)
+        }
+    )*};
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for Guarded<'_, V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.expecting(f)
+    }
+
+    forward_visit! {
+        visit_bool(bool);
+        visit_i8(i8);
+        visit_i16(i16);
+        visit_i32(i32);
+        visit_i64(i64);
+        visit_i128(i128);
+        visit_u8(u8);
+        visit_u16(u16);
+        visit_u32(u32);
+        visit_u64(u64);
+        visit_u128(u128);
+        visit_f32(f32);
+        visit_f64(f64);
+        visit_char(char);
+        visit_str(&str);
+        visit_borrowed_str(&'de str);
+        visit_string(String);
+        visit_bytes(&[u8]);
+        visit_borrowed_bytes(&'de [u8]);
+        visit_byte_buf(Vec<u8>);
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<V::Value, E> {
+        self.inner.visit_none()
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<V::Value, E> {
+        self.inner.visit_unit()
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<V::Value, D::Error> {
+        let state = self.state;
+        state.nested(|| self.inner.visit_some(Guarded::new(deserializer, state)))
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<V::Value, D::Error> {
+        let state = self.state;
+        state.nested(|| {
+            self.inner
+                .visit_newtype_struct(Guarded::new(deserializer, state))
+        })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
+        let state = self.state;
+        state.nested(|| self.inner.visit_seq(Guarded::new(seq, state)))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+        let state = self.state;
+        state.nested(|| self.inner.visit_map(Guarded::new(map, state)))
+    }
+
+    // Not a level: the variant's content is (see `VariantAccess` below).
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<V::Value, A::Error> {
+        self.inner.visit_enum(Guarded::new(data, self.state))
+    }
+}
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Guarded<'_, S> {
+    type Value = S::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<S::Value, D::Error> {
+        self.inner
+            .deserialize(Guarded::new(deserializer, self.state))
+    }
+}
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Element<'_, S> {
+    type Value = S::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<S::Value, D::Error> {
+        self.0.state.charge::<D::Error>()?;
+        self.0.deserialize(deserializer)
+    }
+}
+
+impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Guarded<'_, A> {
+    type Error = A::Error;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, A::Error> {
+        self.inner
+            .next_element_seed(Element(Guarded::new(seed, self.state)))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.inner.size_hint()
+    }
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Guarded<'_, A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        self.inner
+            .next_key_seed(Element(Guarded::new(seed, self.state)))
+    }
+
+    fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, A::Error> {
+        self.inner.next_value_seed(Guarded::new(seed, self.state))
+    }
+
+    fn next_entry_seed<K, T>(
+        &mut self,
+        key: K,
+        value: T,
+    ) -> Result<Option<(K::Value, T::Value)>, A::Error>
+    where
+        K: DeserializeSeed<'de>,
+        T: DeserializeSeed<'de>,
+    {
+        self.inner.next_entry_seed(
+            Element(Guarded::new(key, self.state)),
+            Guarded::new(value, self.state),
+        )
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.inner.size_hint()
+    }
+}
+
+impl<'s, 'de, A: EnumAccess<'de>> EnumAccess<'de> for Guarded<'s, A> {
+    type Error = A::Error;
+    type Variant = Guarded<'s, A::Variant>;
+
+    fn variant_seed<T: DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<(T::Value, Self::Variant), A::Error> {
+        let (value, variant) = self.inner.variant_seed(Guarded::new(seed, self.state))?;
+        Ok((value, Guarded::new(variant, self.state)))
+    }
+}
+
+impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Guarded<'_, A> {
+    type Error = A::Error;
+
+    fn unit_variant(self) -> Result<(), A::Error> {
+        self.inner.unit_variant()
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, A::Error> {
+        let state = self.state;
+        state.nested(|| self.inner.newtype_variant_seed(Guarded::new(seed, state)))
+    }
+
+    // The content of tuple and struct variants is a level in `visit_seq` or
+    // `visit_map`.
+    fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, A::Error> {
+        self.inner
+            .tuple_variant(len, Guarded::new(visitor, self.state))
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, A::Error> {
+        self.inner
+            .struct_variant(fields, Guarded::new(visitor, self.state))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::marker::PhantomData;
+
+    use bincode::error::DecodeError;
+    use bincode::serde::BorrowedSerdeDecoder;
+    use serde::{Deserialize, Serialize};
+
+    use super::super::take_stashed;
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_bytes: 1 << 16,
+        max_depth: 128,
+    };
+
+    fn limits(max_bytes: usize, max_depth: usize) -> Limits {
+        Limits {
+            max_bytes,
+            max_depth,
+        }
+    }
+
+    fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+        bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap()
+    }
+
+    fn plain<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> T {
+        bincode::serde::borrow_decode_from_slice(bytes, bincode::config::standard())
+            .unwrap()
+            .0
+    }
+
+    fn guarded<'de, T: Deserialize<'de>>(
+        bytes: &'de [u8],
+        limits: &Limits,
+    ) -> Result<T, DecodeError> {
+        let mut decoder = BorrowedSerdeDecoder::from_slice(bytes, bincode::config::standard(), ());
+        deserialize_seed(decoder.as_deserializer(), limits, PhantomData)
+    }
+
+    /// Decodes `bytes` as `T`, expecting the guard to refuse them.
+    fn refused<'de, T: Deserialize<'de> + fmt::Debug>(bytes: &'de [u8], limits: &Limits) -> Error {
+        let err = guarded::<T>(bytes, limits).unwrap_err();
+        take_stashed().unwrap_or_else(|| panic!("no stashed error, bincode said: {err}"))
+    }
+
+    fn assert_too_deep(err: Error, limit: usize) {
+        assert!(
+            matches!(err, Error::TooDeep { limit: l } if l == limit),
+            "{err:?}"
+        );
+    }
+
+    fn assert_too_large(err: Error, len: u64, limit: usize) {
+        let expected = (len, limit);
+        assert!(
+            matches!(err, Error::TooLarge { len, limit } if (len, limit) == expected),
+            "{err:?}"
+        );
+    }
+
+    fn length_prefix(len: u64) -> Vec<u8> {
+        encode(&len)
+    }
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    enum List {
+        Cons(u8, Box<List>),
+        Nil,
+    }
+
+    /// `n` `Cons` cells and a `Nil`, built by hand: n levels.
+    fn list_bytes(n: usize) -> Vec<u8> {
+        let mut bytes = [0, 7].repeat(n);
+        bytes.push(1);
+        bytes
+    }
+
+    fn list(n: usize) -> List {
+        (0..n).fold(List::Nil, |tail, _| List::Cons(7, Box::new(tail)))
+    }
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Node {
+        next: Option<Box<Node>>,
+    }
+
+    /// `n + 1` nodes, built by hand: 2n + 1 levels.
+    fn node_bytes(n: usize) -> Vec<u8> {
+        let mut bytes = vec![1; n];
+        bytes.push(0);
+        bytes
+    }
+
+    /// A byte buffer deserialized with `deserialize_byte_buf`, as
+    /// `serde_bytes::ByteBuf` is.
+    #[derive(Debug, PartialEq)]
+    struct ByteBuf(Vec<u8>);
+
+    impl Serialize for ByteBuf {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.serialize_bytes(&self.0)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for ByteBuf {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct BufVisitor;
+            impl Visitor<'_> for BufVisitor {
+                type Value = ByteBuf;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("bytes")
+                }
+                fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
+                    Ok(ByteBuf(v.to_vec()))
+                }
+                fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
+                    Ok(ByteBuf(v))
+                }
+            }
+            deserializer.deserialize_byte_buf(BufVisitor)
+        }
+    }
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    enum Shape {
+        Empty,
+        Circle(f64),
+        Rect(u32, u32),
+        Poly {
+            points: Vec<(i16, i16)>,
+            closed: bool,
+        },
+    }
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Unit;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Meters(f32);
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Pair(u8, char);
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Inner {
+        name: String,
+        tags: Vec<String>,
+        shape: Shape,
+    }
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Sample<'a> {
+        small: (u8, u16, u32, u64, usize),
+        signed: (i8, i16, i32, i64, isize),
+        wide: (i128, u128),
+        floats: (f32, f64),
+        flag: bool,
+        letter: char,
+        text: String,
+        borrowed: &'a str,
+        raw: &'a [u8],
+        buf: ByteBuf,
+        numbers: Vec<u32>,
+        map: HashMap<String, Option<u32>>,
+        maybe: Option<Box<Inner>>,
+        nothing: Option<u8>,
+        shapes: Vec<Shape>,
+        unit: (),
+        unit_struct: Unit,
+        newtype: Meters,
+        pair: Pair,
+        list: List,
+    }
+
+    fn sample() -> Sample<'static> {
+        Sample {
+            small: (u8::MAX, 300, 70_000, u64::MAX, 12),
+            signed: (i8::MIN, -300, -70_000, i64::MIN, -12),
+            wide: (i128::MIN, u128::MAX),
+            floats: (1.5, -0.1),
+            flag: true,
+            letter: 'λ',
+            text: "hello, wörld".to_owned(),
+            borrowed: "borrowed",
+            raw: b"\x00\xffraw",
+            buf: ByteBuf(vec![1, 2, 3, 255]),
+            numbers: (0..100).collect(),
+            map: HashMap::from([("a".to_owned(), Some(1)), ("b".to_owned(), None)]),
+            maybe: Some(Box::new(Inner {
+                name: "inner".to_owned(),
+                tags: vec!["x".to_owned(), String::new()],
+                shape: Shape::Rect(3, 4),
+            })),
+            nothing: None,
+            shapes: vec![
+                Shape::Empty,
+                Shape::Circle(2.0),
+                Shape::Rect(1, 2),
+                Shape::Poly {
+                    points: vec![(0, 0), (-1, 5)],
+                    closed: true,
+                },
+            ],
+            unit: (),
+            unit_struct: Unit,
+            newtype: Meters(9.5),
+            pair: Pair(7, '\u{10FFFF}'),
+            list: List::Cons(1, Box::new(List::Cons(2, Box::new(List::Nil)))),
+        }
+    }
+
+    #[test]
+    fn round_trip_matches_plain_decode() {
+        let value = sample();
+        let bytes = encode(&value);
+        let expected: Sample<'_> = plain(&bytes);
+        assert_eq!(expected, value);
+        let decoded: Sample<'_> = guarded(&bytes, &LIMITS).unwrap();
+        assert_eq!(decoded, value);
+        assert!(take_stashed().is_none());
+    }
+
+    #[test]
+    fn hand_built_bytes_match_the_encoding() {
+        assert_eq!(encode(&list(2)), list_bytes(2));
+        let node = Node {
+            next: Some(Box::new(Node { next: None })),
+        };
+        assert_eq!(encode(&node), node_bytes(1));
+    }
+
+    #[test]
+    fn deep_list_is_too_deep_without_overflow() {
+        let bytes = list_bytes(100_000);
+        let err = refused::<List>(&bytes, &LIMITS);
+        assert_too_deep(err, 128);
+    }
+
+    #[test]
+    fn deep_option_chain_is_too_deep_without_overflow() {
+        let bytes = node_bytes(100_000);
+        let err = refused::<Node>(&bytes, &LIMITS);
+        assert_too_deep(err, 128);
+    }
+
+    #[test]
+    fn depth_at_the_limit_decodes_and_one_over_fails() {
+        fn at_the_limit<'de, T>(bytes: &'de [u8], levels: usize)
+        where
+            T: Deserialize<'de> + fmt::Debug,
+        {
+            guarded::<T>(bytes, &limits(100, levels)).unwrap();
+            assert_too_deep(refused::<T>(bytes, &limits(100, levels - 1)), levels - 1);
+        }
+        for n in 1..5 {
+            at_the_limit::<List>(&list_bytes(n), n);
+            at_the_limit::<Node>(&node_bytes(n), 2 * n + 1);
+        }
+        // Sequences, maps, `Some` and newtype structs and variants are
+        // levels; enums, unit variants and scalars are not.
+        let bytes = encode(&vec![vec![HashMap::from([(1u8, Some(Meters(1.0)))])]]);
+        at_the_limit::<Vec<Vec<HashMap<u8, Option<Meters>>>>>(&bytes, 5);
+        at_the_limit::<Shape>(&encode(&Shape::Circle(1.0)), 1);
+        at_the_limit::<Shape>(&encode(&Shape::Rect(1, 2)), 1);
+        let poly = Shape::Poly {
+            points: vec![(0, 0)],
+            closed: false,
+        };
+        at_the_limit::<Shape>(&encode(&poly), 3);
+        guarded::<Shape>(&encode(&Shape::Empty), &limits(0, 0)).unwrap();
+        guarded::<List>(&list_bytes(0), &limits(0, 0)).unwrap();
+        assert_eq!(guarded::<u32>(&encode(&5u32), &limits(0, 0)).unwrap(), 5);
+    }
+
+    #[test]
+    fn forged_length_of_zero_sized_elements_is_too_large() {
+        let bytes = length_prefix(1 << 60);
+        let err = refused::<Vec<()>>(&bytes, &limits(1000, 8));
+        assert_too_large(err, 1001, 1000);
+    }
+
+    #[test]
+    fn budget_counts_elements_and_entries_of_the_whole_decode() {
+        let exact = encode(&vec![(); 1000]);
+        assert_eq!(
+            guarded::<Vec<()>>(&exact, &limits(1000, 8)).unwrap().len(),
+            1000
+        );
+        let err = refused::<Vec<()>>(&exact, &limits(999, 8));
+        assert_too_large(err, 1000, 999);
+
+        // 2 outer elements + 3 + 3 inner ones.
+        let bytes = encode(&vec![vec![1u8, 2, 3], vec![4, 5, 6]]);
+        guarded::<Vec<Vec<u8>>>(&bytes, &limits(8, 8)).unwrap();
+        assert_too_large(refused::<Vec<Vec<u8>>>(&bytes, &limits(7, 8)), 8, 7);
+
+        // One unit per entry, not per key and value.
+        let bytes = encode(&HashMap::from([(1u8, ()), (2, ())]));
+        guarded::<HashMap<u8, ()>>(&bytes, &limits(2, 8)).unwrap();
+        assert_too_large(refused::<HashMap<u8, ()>>(&bytes, &limits(1, 8)), 2, 1);
+    }
+
+    #[test]
+    fn forged_lengths_of_strings_and_bytes_fail_without_allocating() {
+        // Decoded plainly, each of these makes bincode allocate 2^40 or 2^60
+        // bytes, and the process aborts.
+        for shift in [40, 60] {
+            let mut bytes = length_prefix(1 << shift);
+            bytes.extend_from_slice(b"abc");
+            assert!(guarded::<String>(&bytes, &LIMITS).is_err());
+            assert!(guarded::<ByteBuf>(&bytes, &LIMITS).is_err());
+            assert!(guarded::<Vec<u8>>(&bytes, &LIMITS).is_err());
+            assert!(guarded::<&str>(&bytes, &LIMITS).is_err());
+        }
+    }
+
+    /// Passes a `T` through, and its errors as serde errors made from their
+    /// `Display`, as `erased_serde` does.
+    struct Rewrap<T>(T);
+
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Rewrap<T> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            T::deserialize(deserializer)
+                .map(Rewrap)
+                .map_err(de::Error::custom)
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code, reason = "only decoded")]
+    enum Chain {
+        Link(Rewrap<Box<Chain>>),
+        End,
+    }
+
+    #[test]
+    fn error_messages_stay_short_on_the_way_up() {
+        let bytes = [vec![0; 100_000], vec![1]].concat();
+        // Without the cap, the message would be over 2^24 bytes long.
+        let err = guarded::<Chain>(&bytes, &limits(100, 24)).err().unwrap();
+        let len = err.to_string().len();
+        assert!(len < 4 * MAX_MESSAGE_LEN, "{len}");
+        assert_too_deep(take_stashed().unwrap(), 24);
+        // Short messages are left as they are.
+        let bytes = [0, 0, 7];
+        let short = guarded::<Chain>(&bytes, &LIMITS).err().unwrap();
+        let plain = bincode::serde::borrow_decode_from_slice::<Chain, _>(
+            &bytes,
+            bincode::config::standard(),
+        );
+        assert_eq!(short.to_string(), plain.err().unwrap().to_string());
+    }
+
+    #[test]
+    fn bincode_refusals_pass_through() {
+        struct Any;
+        impl<'de> Deserialize<'de> for Any {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                de::IgnoredAny::deserialize(deserializer).map(|_| Any)
+            }
+        }
+        let bytes = encode(&1u8);
+        let err = guarded::<Any>(&bytes, &LIMITS).err().unwrap();
+        assert!(matches!(err, DecodeError::Serde(_)), "{err:?}");
+        assert!(take_stashed().is_none());
+    }
+
+    /// Bytes holding a `T` encoded on its own, decoded with a nested call of
+    /// [`deserialize_seed`] under `LIMITS`.
+    #[derive(Debug, PartialEq)]
+    struct Blob<T>(T);
+
+    impl<T: Serialize> Serialize for Blob<T> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.serialize_bytes(&encode(&self.0))
+        }
+    }
+
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Blob<T> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            let bytes = <&'de [u8]>::deserialize(deserializer)?;
+            guarded(bytes, &LIMITS).map(Blob).map_err(de::Error::custom)
+        }
+    }
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Outer {
+        before: u32,
+        blob: Blob<Inner>,
+        after: List,
+    }
+
+    #[test]
+    fn nested_decode_works_and_outer_limits_still_apply() {
+        let inner = Inner {
+            name: "nested".to_owned(),
+            tags: vec!["t".to_owned()],
+            shape: Shape::Circle(1.0),
+        };
+        let outer = Outer {
+            before: 1,
+            blob: Blob(inner),
+            after: List::Cons(2, Box::new(List::Nil)),
+        };
+        let bytes = encode(&outer);
+        assert_eq!(guarded::<Outer>(&bytes, &LIMITS).unwrap(), outer);
+        assert!(take_stashed().is_none());
+
+        // After the nested decode returns, the outer one is still bounded.
+        let mut deep = bytes[..bytes.len() - list_bytes(1).len()].to_vec();
+        deep.extend(list_bytes(100_000));
+        let err = refused::<Outer>(&deep, &limits(1 << 16, 20));
+        assert_too_deep(err, 20);
+
+        // The nested decode continues the outer depth and budget: its own
+        // limits alone would let these through.
+        let deep_blob = encode(&(Blob(list(50)), 0u8));
+        assert_eq!(
+            guarded::<(Blob<List>, u8)>(&deep_blob, &LIMITS).unwrap().1,
+            0
+        );
+        let err = refused::<(Blob<List>, u8)>(&deep_blob, &limits(1 << 16, 40));
+        assert_too_deep(err, 40);
+
+        let units = encode(&vec![Blob(vec![(); 600]), Blob(vec![(); 600])]);
+        assert_eq!(
+            guarded::<Vec<Blob<Vec<()>>>>(&units, &LIMITS)
+                .unwrap()
+                .len(),
+            2
+        );
+        let err = refused::<Vec<Blob<Vec<()>>>>(&units, &limits(1000, 8));
+        assert_too_large(err, 1001, 1000);
+
+        // Where the nested limits are the tighter ones, they apply.
+        let deeper_blob = encode(&(Blob(list(200)), 0u8));
+        let err = refused::<(Blob<List>, u8)>(&deeper_blob, &limits(1 << 16, 1000));
+        assert_too_deep(err, 128);
+
+        // Nothing is left behind: a fresh decode gets its full limits.
+        guarded::<List>(&list_bytes(3), &limits(6, 3)).unwrap();
+    }
+
+    #[test]
+    fn nothing_is_left_behind_after_an_error_or_a_panic() {
+        let bytes = list_bytes(3);
+        assert!(guarded::<List>(&list_bytes(100), &limits(10, 3)).is_err());
+        take_stashed();
+        guarded::<List>(&bytes, &limits(6, 3)).unwrap();
+
+        struct Panics;
+        impl<'de> Deserialize<'de> for Panics {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                u8::deserialize(deserializer)?;
+                panic!("deserialize panics two levels deep");
+            }
+        }
+        let panicking = encode(&vec![Some(1u8)]);
+        let caught =
+            std::panic::catch_unwind(|| guarded::<Vec<Option<Panics>>>(&panicking, &LIMITS));
+        assert!(caught.is_err());
+        guarded::<List>(&bytes, &limits(6, 3)).unwrap();
+    }
+}
