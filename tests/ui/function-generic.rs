@@ -1,0 +1,6 @@
+#[serfn::function]
+fn first<T: Clone>(#[capture] items: &Vec<T>) -> T {
+    items[0].clone()
+}
+
+fn main() {}
