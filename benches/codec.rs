@@ -1,1 +1,102 @@
-fn main() {}
+//! Encode + decode + call of a small closure (one captured `f64`), side by
+//! side with raw bincode of the same capture struct, a direct call, and
+//! `serde_closure`'s `Fn!`. `benches/report.py` turns the run into ratios.
+
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates undocumented functions"
+)]
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_closure::traits::Fn as _;
+use serfn::SerFn;
+
+#[derive(Serialize, Deserialize, Clone)]
+struct Scale {
+    factor: f64,
+}
+
+impl serfn::Call<f64> for Scale {
+    type Output = f64;
+    fn call(&self, x: f64) -> f64 {
+        x * self.factor
+    }
+}
+
+serfn::register_instance!(Scale as Call<f64>, name = "bench::Scale");
+
+fn bincode_round_trip<T: Serialize + DeserializeOwned>(value: &T) -> T {
+    let config = bincode::config::standard();
+    let bytes = bincode::serde::encode_to_vec(value, config).unwrap();
+    bincode::serde::decode_from_slice(&bytes, config).unwrap().0
+}
+
+fn sizes() {
+    let capture = Scale { factor: 1.5 };
+    let raw = bincode::serde::encode_to_vec(&capture, bincode::config::standard()).unwrap();
+    let serfn = SerFn::new(capture).to_bytes().unwrap();
+    let factor = 1.5f64;
+    let peer = serde_closure::Fn!(move |x: f64| x * factor);
+    let peer = bincode::serde::encode_to_vec(peer, bincode::config::standard()).unwrap();
+    eprintln!(
+        "encoded sizes: serfn {} B (capture {} B + name {} B + {} B envelope), raw bincode {} B, serde_closure {} B",
+        serfn.len(),
+        raw.len(),
+        "bench::Scale".len(),
+        serfn.len() - raw.len() - "bench::Scale".len(),
+        raw.len(),
+        peer.len()
+    );
+}
+
+fn round_trip(c: &mut Criterion) {
+    sizes();
+    let mut group = c.benchmark_group("round_trip");
+    let f = SerFn::new(Scale { factor: 1.5 });
+    group.bench_function("serfn", |b| {
+        b.iter(|| {
+            let bytes = serfn::to_bytes(black_box(&f)).unwrap();
+            let g: SerFn<f64, f64> = serfn::from_bytes(&bytes).unwrap();
+            g.call(black_box(2.0))
+        })
+    });
+    let capture = Scale { factor: 1.5 };
+    group.bench_function("raw_bincode", |b| {
+        b.iter(|| {
+            let decoded = bincode_round_trip(black_box(&capture));
+            serfn::Call::call(&decoded, black_box(2.0))
+        })
+    });
+    let factor = 1.5f64;
+    let peer = serde_closure::Fn!(move |x: f64| x * factor);
+    group.bench_function("serde_closure", |b| {
+        b.iter(|| {
+            let decoded = bincode_round_trip(black_box(&peer));
+            decoded.call((black_box(2.0),))
+        })
+    });
+    group.finish();
+}
+
+fn call(c: &mut Criterion) {
+    let mut group = c.benchmark_group("call");
+    let capture = Scale { factor: 1.5 };
+    group.bench_function("direct", |b| {
+        b.iter(|| serfn::Call::call(black_box(&capture), black_box(2.0)))
+    });
+    let f = SerFn::new(Scale { factor: 1.5 });
+    group.bench_function("serfn", |b| b.iter(|| black_box(&f).call(black_box(2.0))));
+    let factor = 1.5f64;
+    let peer = serde_closure::Fn!(move |x: f64| x * factor);
+    group.bench_function("serde_closure", |b| {
+        b.iter(|| black_box(&peer).call((black_box(2.0),)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, round_trip, call);
+criterion_main!(benches);

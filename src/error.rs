@@ -80,7 +80,9 @@ pub enum Error {
 
     /// The checksum over the envelope does not match: the bytes were
     /// corrupted or truncated on the way.
-    #[error("checksum mismatch: the bytes say {stored:#010x}, their content hashes to {computed:#010x}")]
+    #[error(
+        "checksum mismatch: the bytes say {stored:#010x}, their content hashes to {computed:#010x}"
+    )]
     Checksum {
         /// The checksum stored in the bytes.
         stored: u32,

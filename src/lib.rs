@@ -96,7 +96,6 @@
 
 #![deny(missing_docs)]
 
-
 pub mod codec;
 mod compose;
 mod erased;

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use crate::__serfn_register_erased as register_erased;
 pub use crate::compose::ArgTuple;
 pub use crate::erased::{ArgSlot, Input, Output, SerializableFn, Slot};
 pub use crate::registry::{Registered, Registration};
 pub use crate::signature::{Kind, Signature, TypeInfo};
-pub use crate::__serfn_register_erased as register_erased;
-pub use {erased_serde, inventory, serde, typetag};
 pub use ::core::{concat, file, line, module_path, option::Option, result::Result};
+pub use {erased_serde, inventory, serde, typetag};
 
 use crate::codec::{self, Limits};
 use crate::error::{Error, Result as SerfnResult};
@@ -177,7 +177,9 @@ fn take_args<A: DeserializeOwned + 'static>(input: Input<'_>) -> SerfnResult<A> 
 fn put_output<R: Serialize + 'static>(output: Output<'_>, result: R) -> SerfnResult<()> {
     match output {
         Output::Slot(slot) => {
-            *slot.downcast_mut::<Option<R>>().ok_or_else(|| wrong_slot::<R>())? = Some(result);
+            *slot
+                .downcast_mut::<Option<R>>()
+                .ok_or_else(|| wrong_slot::<R>())? = Some(result);
             Ok(())
         }
         Output::Bytes(buf) => codec::encode_ok_into(&result, buf),
@@ -337,4 +339,3 @@ impl<A: 'static> ArgsViaAny for ArgsProbe<A> {
         (bound == 0).then(TypeInfo::of::<A>)
     }
 }
-

@@ -4,9 +4,10 @@
 //! at link time: there is no set-up call. Decoding looks names up here, so
 //! only functions compiled into this binary can ever be called.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
+
+use rustc_hash::FxHashMap;
 
 use crate::erased::SerializableFn;
 use crate::error::{Error, Result};
@@ -14,9 +15,10 @@ use crate::signature::Signature;
 
 /// Decodes a capture into its function.
 #[doc(hidden)]
-pub type DecodeFn = for<'de> fn(
-    &mut dyn erased_serde::Deserializer<'de>,
-) -> std::result::Result<Arc<dyn SerializableFn>, erased_serde::Error>;
+pub type DecodeFn =
+    for<'de> fn(
+        &mut dyn erased_serde::Deserializer<'de>,
+    ) -> std::result::Result<Arc<dyn SerializableFn>, erased_serde::Error>;
 
 /// One registered function: its name, version, signature and decoder.
 ///
@@ -89,7 +91,8 @@ impl Registration {
 impl fmt::Debug for Registration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = f.debug_struct("Registration");
-        out.field("name", &self.name).field("version", &self.version);
+        out.field("name", &self.name)
+            .field("version", &self.version);
         match self.signature() {
             Some(signature) => out.field("signature", &format_args!("{signature}")),
             None => out.field("signature", &format_args!("(depends on content)")),
@@ -109,10 +112,11 @@ enum Entry {
     Duplicate(Vec<&'static Registration>),
 }
 
-fn table() -> &'static HashMap<&'static str, Entry> {
-    static TABLE: OnceLock<HashMap<&'static str, Entry>> = OnceLock::new();
+fn table() -> &'static FxHashMap<&'static str, Entry> {
+    // Names are this binary's own, not attacker-chosen keys: a fast hash is safe.
+    static TABLE: OnceLock<FxHashMap<&'static str, Entry>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut table = HashMap::new();
+        let mut table = FxHashMap::default();
         for Registered(registration) in inventory::iter::<Registered> {
             table
                 .entry(registration.name)

@@ -145,6 +145,12 @@ impl Signature {
 
 impl fmt::Display for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}({}) -> {}", self.kind.as_str(), self.args.name, self.output.name)
+        write!(
+            f,
+            "{}({}) -> {}",
+            self.kind.as_str(),
+            self.args.name,
+            self.output.name
+        )
     }
 }

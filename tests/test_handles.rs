@@ -99,12 +99,17 @@ fn serfn_round_trips_and_calls() {
     let g: SerFn<f64, f64> = round_trip(&f);
     assert_eq!(g.call(2.5), 7.5);
     assert_eq!(g.name(), "test_handles::Scale");
-    assert_eq!(format!("{g:?}"), "SerFn(\"test_handles::Scale\", Fn(f64) -> f64)");
+    assert_eq!(
+        format!("{g:?}"),
+        "SerFn(\"test_handles::Scale\", Fn(f64) -> f64)"
+    );
 }
 
 #[test]
 fn tuple_arguments() {
-    let f = SerFn::new(Weighted { weights: vec![2, 10] });
+    let f = SerFn::new(Weighted {
+        weights: vec![2, 10],
+    });
     let g: SerFn<(i64, i64), i64> = round_trip(&f);
     assert_eq!(g.call((3, 4)), 46);
     assert_eq!(g.name(), concat!(module_path!(), "::Weighted"));
@@ -146,12 +151,21 @@ fn kinds_widen_but_never_narrow() {
     let bytes = f.to_bytes().unwrap();
     let mut as_mut = SerFnMut::<f64, f64>::from_bytes(&bytes).unwrap();
     assert_eq!(as_mut.call_mut(1.0), 2.0);
-    assert_eq!(SerFnOnce::<f64, f64>::from_bytes(&bytes).unwrap().call_once(4.0), 8.0);
+    assert_eq!(
+        SerFnOnce::<f64, f64>::from_bytes(&bytes)
+            .unwrap()
+            .call_once(4.0),
+        8.0
+    );
     assert_eq!(SerFnOnce::from(f.clone()).call_once(1.5), 3.0);
 
     let total = SerFnMut::new(Total { sum: 0 }).to_bytes().unwrap();
     match SerFn::<i64, i64>::from_bytes(&total) {
-        Err(Error::SignatureMismatch { name, expected, found }) => {
+        Err(Error::SignatureMismatch {
+            name,
+            expected,
+            found,
+        }) => {
             assert!(name.ends_with("::Total"), "{name}");
             assert_eq!(expected, "Fn(i64) -> i64");
             assert_eq!(found, "FnMut(i64) -> i64");
@@ -165,7 +179,9 @@ fn kinds_widen_but_never_narrow() {
 fn wrong_types_are_refused_before_decoding_the_capture() {
     let bytes = SerFn::new(Scale { factor: 2.0 }).to_bytes().unwrap();
     match SerFn::<f32, f64>::from_bytes(&bytes) {
-        Err(Error::SignatureMismatch { expected, found, .. }) => {
+        Err(Error::SignatureMismatch {
+            expected, found, ..
+        }) => {
             assert_eq!(expected, "Fn(f32) -> f64");
             assert_eq!(found, "Fn(f64) -> f64");
         }
@@ -200,7 +216,9 @@ fn then_mixes_kinds_and_keeps_state() {
 
 #[test]
 fn bind_fixes_leading_arguments() {
-    let f = SerFn::new(Weighted { weights: vec![2, 10] });
+    let f = SerFn::new(Weighted {
+        weights: vec![2, 10],
+    });
     let g: SerFn<(i64,), i64> = f.bind(3).unwrap();
     assert_eq!(g.call((4,)), 46);
     let h: SerFn<(i64,), i64> = round_trip(&g);
@@ -221,18 +239,32 @@ fn a_long_then_chain_is_flat() {
     let bytes = chain.to_bytes().unwrap();
     let decoded = SerFn::<f64, f64>::from_bytes(&bytes).unwrap();
     assert_eq!(decoded.call(7.0), 7.0);
-    assert_eq!(decoded.into_dyn().call_bytes(&serfn::codec::encode_value(&2.0f64).unwrap()).map(|out| serfn::codec::decode_result::<f64>(&out, &serfn::Limits::default()).unwrap()).unwrap(), 2.0);
+    assert_eq!(
+        decoded
+            .into_dyn()
+            .call_bytes(&serfn::codec::encode_value(&2.0f64).unwrap())
+            .map(|out| serfn::codec::decode_result::<f64>(&out, &serfn::Limits::default()).unwrap())
+            .unwrap(),
+        2.0
+    );
 }
 
 #[test]
 fn dyn_fn_calls_through_bytes_and_reports_panics() {
     let limits = serfn::Limits::default();
     let f = DynFn::from_bytes(&SerFn::new(Scale { factor: 4.0 }).to_bytes().unwrap()).unwrap();
-    let out = f.call_bytes(&serfn::codec::encode_value(&2.0f64).unwrap()).unwrap();
-    assert_eq!(serfn::codec::decode_result::<f64>(&out, &limits).unwrap(), 8.0);
+    let out = f
+        .call_bytes(&serfn::codec::encode_value(&2.0f64).unwrap())
+        .unwrap();
+    assert_eq!(
+        serfn::codec::decode_result::<f64>(&out, &limits).unwrap(),
+        8.0
+    );
 
     let boom = SerFn::new(Explode).into_dyn();
-    let out = boom.call_bytes(&serfn::codec::encode_value(&7u8).unwrap()).unwrap();
+    let out = boom
+        .call_bytes(&serfn::codec::encode_value(&7u8).unwrap())
+        .unwrap();
     match serfn::codec::decode_result::<u8>(&out, &limits) {
         Err(Error::Panicked { name, message }) => {
             assert!(name.ends_with("::Explode"));
@@ -241,18 +273,24 @@ fn dyn_fn_calls_through_bytes_and_reports_panics() {
         other => panic!("{other:?}"),
     }
     // The function is still usable after a panic.
-    assert!(boom.call_bytes(&serfn::codec::encode_value(&1u8).unwrap()).is_ok());
+    assert!(boom
+        .call_bytes(&serfn::codec::encode_value(&1u8).unwrap())
+        .is_ok());
 }
 
 #[test]
 fn dyn_fn_mut_returns_updated_state() {
     let mut f = SerFnMut::new(Total { sum: 1 }).into_dyn();
     for x in [1i64, 2, 3] {
-        f.call_bytes_mut(&serfn::codec::encode_value(&x).unwrap()).unwrap();
+        f.call_bytes_mut(&serfn::codec::encode_value(&x).unwrap())
+            .unwrap();
     }
     let mut back: SerFnMut<i64, i64> = SerFnMut::from_bytes(&f.to_bytes().unwrap()).unwrap();
     assert_eq!(back.call_mut(0), 7);
-    assert!(matches!(f.call_bytes(&[0]), Err(Error::SignatureMismatch { .. })));
+    assert!(matches!(
+        f.call_bytes(&[0]),
+        Err(Error::SignatureMismatch { .. })
+    ));
     let typed = SerFnMut::<i64, i64>::try_from(f).unwrap();
     assert!(SerFnMut::<i64, u8>::try_from(typed.into_dyn()).is_err());
 }
@@ -260,10 +298,18 @@ fn dyn_fn_mut_returns_updated_state() {
 #[test]
 fn registry_lists_functions_with_signatures() {
     let all = serfn::registry::functions();
-    let scale = all.iter().find(|r| r.name() == "test_handles::Scale").unwrap();
+    let scale = all
+        .iter()
+        .find(|r| r.name() == "test_handles::Scale")
+        .unwrap();
     assert_eq!(scale.signature().unwrap().to_string(), "Fn(f64) -> f64");
     assert!(scale.location().contains("test_handles.rs"));
-    assert!(all.iter().any(|r| r.name() == "serfn::then" && r.signature().is_none()));
+    assert!(all
+        .iter()
+        .any(|r| r.name() == "serfn::then" && r.signature().is_none()));
     serfn::registry::check().unwrap();
-    assert!(matches!(serfn::registry::get("no::such::fn"), Err(Error::UnknownFunction { .. })));
+    assert!(matches!(
+        serfn::registry::get("no::such::fn"),
+        Err(Error::UnknownFunction { .. })
+    ));
 }

@@ -26,7 +26,11 @@ pub(super) fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -
 
 /// Decodes with `seed` from the start of `bytes` under `limits`; returns the
 /// value and how many bytes it used.
-pub(super) fn decode_seed<'de, S>(bytes: &'de [u8], limits: &Limits, seed: S) -> Result<(S::Value, usize)>
+pub(super) fn decode_seed<'de, S>(
+    bytes: &'de [u8],
+    limits: &Limits,
+    seed: S,
+) -> Result<(S::Value, usize)>
 where
     S: DeserializeSeed<'de>,
 {
@@ -43,7 +47,10 @@ struct Guarded<'l, S> {
 impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Guarded<'_, S> {
     type Value = S::Value;
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<S::Value, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<S::Value, D::Error> {
         guard::deserialize_seed(deserializer, self.limits, self.seed)
     }
 }

@@ -180,7 +180,8 @@ impl Limits {
             });
         }
         let (content, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
-        let stored = u32::from_le_bytes(checksum.try_into().expect("split at 4 bytes from the end"));
+        let stored =
+            u32::from_le_bytes(checksum.try_into().expect("split at 4 bytes from the end"));
         let computed = crc32fast::hash(content);
         if stored != computed {
             return Err(Error::Checksum { stored, computed });
@@ -219,7 +220,10 @@ pub fn decode_value<T: DeserializeOwned>(bytes: &[u8], limits: &Limits) -> Resul
     limits.check_len(bytes.len() as u64)?;
     let (value, used) = format::decode_seed(bytes, limits, std::marker::PhantomData::<T>)?;
     if used != bytes.len() {
-        return Err(Error::decode(format!("{} bytes left over after the value", bytes.len() - used)));
+        return Err(Error::decode(format!(
+            "{} bytes left over after the value",
+            bytes.len() - used
+        )));
     }
     Ok(value)
 }

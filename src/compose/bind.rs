@@ -76,7 +76,10 @@ split_first!(A, B, C, D, E, F, G);
 split_first!(A, B, C, D, E, F, G, H);
 
 /// `inner` with its first argument element fixed to `first`.
-pub(crate) fn bind<T: Serialize + ?Sized>(inner: Arc<dyn SerializableFn>, first: &T) -> Result<Arc<dyn SerializableFn>> {
+pub(crate) fn bind<T: Serialize + ?Sized>(
+    inner: Arc<dyn SerializableFn>,
+    first: &T,
+) -> Result<Arc<dyn SerializableFn>> {
     Ok(Arc::new(Bind {
         inner: Stage(inner),
         prefix: codec::encode_value(first)?,
@@ -99,8 +102,16 @@ impl<'de> Deserialize<'de> for Bind {
             prefix: Vec<u8>,
             bound: u32,
         }
-        let Raw { inner, prefix, bound } = Raw::deserialize(deserializer)?;
-        let bind = Bind { inner, prefix, bound };
+        let Raw {
+            inner,
+            prefix,
+            bound,
+        } = Raw::deserialize(deserializer)?;
+        let bind = Bind {
+            inner,
+            prefix,
+            bound,
+        };
         if bind.args().is_none() {
             return Err(stash(Error::SignatureMismatch {
                 name: bind.inner.0.name().into(),
@@ -149,7 +160,9 @@ impl SerializableFn for Bind {
 
     fn __serfn_call(&self, input: Input<'_>, output: Output<'_>) -> Result<()> {
         let mut buf = Vec::new();
-        self.inner.0.__serfn_call(prefixed(&self.prefix, input, &mut buf), output)
+        self.inner
+            .0
+            .__serfn_call(prefixed(&self.prefix, input, &mut buf), output)
     }
 
     fn __serfn_call_mut(&mut self, input: Input<'_>, output: Output<'_>) -> Result<()> {

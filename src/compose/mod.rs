@@ -29,7 +29,8 @@ impl Serialize for Stage {
 
 impl<'de> Deserialize<'de> for Stage {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        serde::de::DeserializeSeed::deserialize(wire::FnSeed { expected: None }, deserializer).map(Stage)
+        serde::de::DeserializeSeed::deserialize(wire::FnSeed { expected: None }, deserializer)
+            .map(Stage)
     }
 }
 

@@ -33,7 +33,10 @@ pub(crate) struct Then {
 }
 
 /// `first` then `next`, flattening pipelines on either side.
-pub(crate) fn then(first: Arc<dyn SerializableFn>, next: Arc<dyn SerializableFn>) -> Arc<dyn SerializableFn> {
+pub(crate) fn then(
+    first: Arc<dyn SerializableFn>,
+    next: Arc<dyn SerializableFn>,
+) -> Arc<dyn SerializableFn> {
     let mut stages = first.__serfn_into_stages();
     stages.extend(next.__serfn_into_stages());
     Arc::new(Then {
@@ -108,9 +111,17 @@ fn run<F>(
 #[typetag::serde(name = "serfn::then")]
 impl SerializableFn for Then {
     fn signature(&self) -> Signature {
-        let kind = self.stages.iter().map(|stage| stage.0.signature().kind()).max();
+        let kind = self
+            .stages
+            .iter()
+            .map(|stage| stage.0.signature().kind())
+            .max();
         let kind = kind.expect("a pipeline has a stage");
-        Signature::new(kind, self.first().signature().args(), self.last().signature().output())
+        Signature::new(
+            kind,
+            self.first().signature().args(),
+            self.last().signature().output(),
+        )
     }
 
     fn __serfn_registration(&self) -> &'static Registration {
@@ -171,7 +182,11 @@ impl SerializableFn for Then {
     fn __serfn_into_stages(self: Arc<Self>) -> Vec<Arc<dyn SerializableFn>> {
         match Arc::try_unwrap(self) {
             Ok(then) => then.stages.into_iter().map(|stage| stage.0).collect(),
-            Err(shared) => shared.stages.iter().map(|stage| Arc::clone(&stage.0)).collect(),
+            Err(shared) => shared
+                .stages
+                .iter()
+                .map(|stage| Arc::clone(&stage.0))
+                .collect(),
         }
     }
 }

@@ -92,7 +92,11 @@ impl DynFn {
         self.require(Kind::FnMut)?;
         let name = self.name();
         match Arc::get_mut(&mut self.inner) {
-            Some(f) => catching(name, |input, output| f.__serfn_call_mut(input, output), args),
+            Some(f) => catching(
+                name,
+                |input, output| f.__serfn_call_mut(input, output),
+                args,
+            ),
             None => self.catching(|input, output| self.inner.__serfn_call(input, output), args),
         }
     }
@@ -103,7 +107,11 @@ impl DynFn {
     /// As [`call_bytes`](Self::call_bytes).
     pub fn call_bytes_once(self, args: &[u8]) -> Result<Vec<u8>> {
         let name = self.name();
-        catching(name, |input, output| self.inner.__serfn_call_once(input, output), args)
+        catching(
+            name,
+            |input, output| self.inner.__serfn_call_once(input, output),
+            args,
+        )
     }
 
     fn require(&self, wanted: Kind) -> Result<()> {
@@ -118,7 +126,11 @@ impl DynFn {
         })
     }
 
-    fn catching(&self, call: impl FnOnce(Input<'_>, Output<'_>) -> Result<()>, args: &[u8]) -> Result<Vec<u8>> {
+    fn catching(
+        &self,
+        call: impl FnOnce(Input<'_>, Output<'_>) -> Result<()>,
+        args: &[u8],
+    ) -> Result<Vec<u8>> {
         catching(self.name(), call, args)
     }
 }
@@ -130,7 +142,9 @@ fn catching(
 ) -> Result<Vec<u8>> {
     let limits = Limits::default();
     let mut out = Vec::new();
-    match catch_unwind(AssertUnwindSafe(|| call(Input::Bytes(args, &limits), Output::Bytes(&mut out)))) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        call(Input::Bytes(args, &limits), Output::Bytes(&mut out))
+    })) {
         Ok(result) => result.map(|()| out),
         Err(payload) => codec::encode_panic(&Panic {
             name: name.into(),
@@ -167,10 +181,9 @@ impl Clone for DynFn {
         if self.signature().kind() == Kind::Fn {
             return DynFn::from_arc(Arc::clone(&self.inner));
         }
-        let inner = self
-            .inner
-            .__serfn_clone()
-            .unwrap_or_else(|error| panic!("cannot clone serfn function `{}`: {error}", self.name()));
+        let inner = self.inner.__serfn_clone().unwrap_or_else(|error| {
+            panic!("cannot clone serfn function `{}`: {error}", self.name())
+        });
         DynFn { inner }
     }
 }
@@ -183,6 +196,7 @@ impl Serialize for DynFn {
 
 impl<'de> Deserialize<'de> for DynFn {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        serde::de::DeserializeSeed::deserialize(wire::FnSeed { expected: None }, deserializer).map(DynFn::from_arc)
+        serde::de::DeserializeSeed::deserialize(wire::FnSeed { expected: None }, deserializer)
+            .map(DynFn::from_arc)
     }
 }

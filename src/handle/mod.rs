@@ -231,9 +231,12 @@ where
     /// Only functions made by [`bind`](Self::bind) can fail here: they pass
     /// their arguments through the codec, whose `Serialize` impls may fail.
     pub fn try_call(&self, args: A) -> Result<R> {
-        call_with(&*self.inner, Self::expected_signature(), args, |input, output| {
-            self.inner.__serfn_call(input, output)
-        })
+        call_with(
+            &*self.inner,
+            Self::expected_signature(),
+            args,
+            |input, output| self.inner.__serfn_call(input, output),
+        )
     }
 
     /// Runs `self`, then `next` on its output: a serializable composition,
@@ -313,7 +316,9 @@ where
                 f.__serfn_call_mut(Input::Slot(&mut input), Output::Slot(&mut output))?;
                 output.ok_or_else(|| slot_error(&**inner, expected))
             }
-            None => call_with(&**inner, expected, args, |input, output| inner.__serfn_call(input, output)),
+            None => call_with(&**inner, expected, args, |input, output| {
+                inner.__serfn_call(input, output)
+            }),
         }
     }
 
@@ -404,7 +409,10 @@ macro_rules! clone_deep {
             /// does not decode, which is a bug in its serde impls.
             fn clone(&self) -> Self {
                 let inner = self.inner.__serfn_clone().unwrap_or_else(|error| {
-                    panic!("cannot clone serfn function `{}`: {error}", self.inner.name())
+                    panic!(
+                        "cannot clone serfn function `{}`: {error}",
+                        self.inner.name()
+                    )
                 });
                 $handle {
                     inner,

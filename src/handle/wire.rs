@@ -16,11 +16,14 @@ use crate::error::Error;
 use crate::registry::{self, Registration};
 use crate::signature::Signature;
 
-pub(crate) fn serialize<S: Serializer>(f: &dyn SerializableFn, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize<S: Serializer>(
+    f: &dyn SerializableFn,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     let mut tuple = serializer.serialize_tuple(4)?;
     tuple.serialize_element(f.name())?;
     tuple.serialize_element(&f.__serfn_registration().version())?;
-    tuple.serialize_element(&f.__serfn_fingerprint().to_le_bytes())?;
+    tuple.serialize_element(&f.__serfn_fingerprint())?;
     tuple.serialize_element(&Capture(f))?;
     tuple.end()
 }
@@ -42,7 +45,10 @@ pub(crate) struct FnSeed {
 impl<'de> DeserializeSeed<'de> for FnSeed {
     type Value = Arc<dyn SerializableFn>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_tuple(4, self)
     }
 }
@@ -75,7 +81,8 @@ impl<'de> Visitor<'de> for FnSeed {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let missing = |index| de::Error::invalid_length(index, &self);
-        let registration: &'static Registration = seq.next_element_seed(NameSeed)?.ok_or_else(|| missing(0))?;
+        let registration: &'static Registration =
+            seq.next_element_seed(NameSeed)?.ok_or_else(|| missing(0))?;
         let name = registration.name();
         let version: u32 = seq.next_element()?.ok_or_else(|| missing(1))?;
         if version != registration.version() {
@@ -85,7 +92,7 @@ impl<'de> Visitor<'de> for FnSeed {
                 found: version,
             }));
         }
-        let fingerprint = u64::from_le_bytes(seq.next_element::<[u8; 8]>()?.ok_or_else(|| missing(2))?);
+        let fingerprint: u64 = seq.next_element()?.ok_or_else(|| missing(2))?;
         if let Some(signature) = registration.signature() {
             if registration.fingerprint() != Some(fingerprint) {
                 return Err(stash(fingerprint_mismatch(name, &signature, fingerprint)));
@@ -112,7 +119,10 @@ struct NameSeed;
 impl<'de> DeserializeSeed<'de> for NameSeed {
     type Value = &'static Registration;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
@@ -134,7 +144,10 @@ struct CaptureSeed(&'static Registration);
 impl<'de> DeserializeSeed<'de> for CaptureSeed {
     type Value = Arc<dyn SerializableFn>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
         let mut erased = <dyn erased_serde::Deserializer>::erase(deserializer);
         self.0.decode(&mut erased).map_err(de::Error::custom)
     }
