@@ -147,3 +147,8 @@ macro_rules! __register_instance_default {
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+
+// Keeps the README's examples compiling and passing.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
