@@ -4,7 +4,6 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
-use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, FnArg, ItemFn, Meta, Pat, PatType, Path, ReturnType, Type};
 
 use crate::ast::{self, Arg, By, CallImpl, Capture, Kind, Registration};
@@ -13,11 +12,7 @@ use crate::symbol::CAPTURE;
 
 pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
-    let args = Parser::parse2(|input: ParseStream| Args::parse(input, &mut errors), args)
-        .unwrap_or_else(|error| {
-            errors.push(error);
-            Args::default()
-        });
+    let args = Args::parse_attribute(args, &mut errors);
     let mut item: ItemFn = match syn::parse2(input.clone()) {
         Ok(item) => item,
         Err(error) => {

@@ -62,6 +62,15 @@ pub(crate) struct Args {
 }
 
 impl Args {
+    /// Parses an attribute's arguments, recording every problem in `errors`.
+    pub(crate) fn parse_attribute(args: TokenStream, errors: &mut Errors) -> Self {
+        syn::parse::Parser::parse2(|input: ParseStream| Args::parse(input, errors), args)
+            .unwrap_or_else(|error| {
+                errors.push(error);
+                Args::default()
+            })
+    }
+
     /// Parses the arguments up to the end of `input`. Syntax errors stop the
     /// parse; unknown, duplicate and invalid values are pushed to `errors`
     /// and the parse goes on.

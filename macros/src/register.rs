@@ -3,7 +3,6 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
-use syn::parse::{ParseStream, Parser};
 use syn::{GenericArgument, ItemImpl, PathArguments, Type};
 
 use crate::ast::{self, Kind, Registration};
@@ -13,11 +12,7 @@ const USAGE: &str = "`#[serfn::register]` goes on `impl serfn::Call<Args> for Ty
 
 pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
-    let args = Parser::parse2(|input: ParseStream| Args::parse(input, &mut errors), args)
-        .unwrap_or_else(|error| {
-            errors.push(error);
-            Args::default()
-        });
+    let args = Args::parse_attribute(args, &mut errors);
     let item: ItemImpl = match syn::parse2(input.clone()) {
         Ok(item) => item,
         Err(error) => {
