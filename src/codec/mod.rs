@@ -122,15 +122,7 @@ impl Limits {
     /// # Ok::<(), serfn::Error>(())
     /// ```
     pub fn from_bytes<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
-        let body = self.open_envelope(bytes)?;
-        let (value, used) = format::decode_seed(body, self, std::marker::PhantomData::<T>)?;
-        if used != body.len() {
-            return Err(Error::decode(format!(
-                "{} bytes left over after the value",
-                body.len() - used
-            )));
-        }
-        Ok(value)
+        decode_value(self.open_envelope(bytes)?, self)
     }
 
     /// [`from_reader`] under these limits: a length above
