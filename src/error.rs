@@ -147,6 +147,41 @@ pub enum Error {
         /// The panic message (its payload if that was a string).
         message: String,
     },
+
+    /// The worker process running the task died (it aborted, exited, or was
+    /// killed) before answering. The pool starts a new worker; the task is
+    /// retried only if the pool was built with
+    /// [`retries`](crate::PoolBuilder::retries).
+    #[error("worker process {pid} died ({status}) while running `{name}`")]
+    WorkerDied {
+        /// The function the worker was running.
+        name: String,
+        /// The worker's process id.
+        pid: u32,
+        /// How it ended, such as `signal 9 (SIGKILL)` or `exit status: 3`.
+        status: String,
+    },
+
+    /// The task ran past the pool's [`timeout`](crate::PoolBuilder::timeout):
+    /// its worker was killed and replaced.
+    #[error("`{name}` ran past its timeout of {timeout:?}; its worker was killed")]
+    Timeout {
+        /// The function that ran too long.
+        name: String,
+        /// The timeout it ran past.
+        timeout: std::time::Duration,
+    },
+
+    /// A worker process could not be started or did not connect.
+    #[error("cannot start a serfn worker: {reason}")]
+    WorkerStart {
+        /// What went wrong, and what to check.
+        reason: String,
+    },
+
+    /// The pool was dropped before the task finished.
+    #[error("the pool was shut down before the task finished")]
+    PoolClosed,
 }
 
 /// `Result` with serfn's [`Error`].
@@ -162,6 +197,75 @@ impl Error {
     pub(crate) fn encode(source: impl Into<BoxedSource>) -> Self {
         Error::Encode {
             source: source.into(),
+        }
+    }
+
+    /// A copy for each item of a chunk that failed as a whole; boxed sources
+    /// are kept as their message.
+    pub(crate) fn duplicate(&self) -> Self {
+        match self {
+            Error::UnknownFunction { name } => Error::UnknownFunction { name: name.clone() },
+            Error::DuplicateFunction { name, locations } => Error::DuplicateFunction {
+                name: name.clone(),
+                locations: locations.clone(),
+            },
+            Error::SignatureMismatch {
+                name,
+                expected,
+                found,
+            } => Error::SignatureMismatch {
+                name: name.clone(),
+                expected: expected.clone(),
+                found: found.clone(),
+            },
+            Error::VersionMismatch {
+                name,
+                registered,
+                found,
+            } => Error::VersionMismatch {
+                name: name.clone(),
+                registered: *registered,
+                found: *found,
+            },
+            Error::Version { found, supported } => Error::Version {
+                found: *found,
+                supported: *supported,
+            },
+            Error::Checksum { stored, computed } => Error::Checksum {
+                stored: *stored,
+                computed: *computed,
+            },
+            Error::Truncated { len, min } => Error::Truncated {
+                len: *len,
+                min: *min,
+            },
+            Error::TooLarge { len, limit } => Error::TooLarge {
+                len: *len,
+                limit: *limit,
+            },
+            Error::TooDeep { limit } => Error::TooDeep { limit: *limit },
+            Error::Decode { source } => Error::decode(source.to_string()),
+            Error::Encode { source } => Error::encode(source.to_string()),
+            Error::Io { source } => Error::Io {
+                source: source.to_string().into(),
+            },
+            Error::Panicked { name, message } => Error::Panicked {
+                name: name.clone(),
+                message: message.clone(),
+            },
+            Error::WorkerDied { name, pid, status } => Error::WorkerDied {
+                name: name.clone(),
+                pid: *pid,
+                status: status.clone(),
+            },
+            Error::Timeout { name, timeout } => Error::Timeout {
+                name: name.clone(),
+                timeout: *timeout,
+            },
+            Error::WorkerStart { reason } => Error::WorkerStart {
+                reason: reason.clone(),
+            },
+            Error::PoolClosed => Error::PoolClosed,
         }
     }
 

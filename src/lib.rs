@@ -102,8 +102,10 @@ mod erased;
 mod error;
 mod function;
 mod handle;
+pub mod pool;
 pub mod registry;
 mod signature;
+pub mod worker;
 
 pub use crate::codec::{from_bytes, from_reader, to_bytes, to_writer, Limits};
 pub use crate::compose::{ArgTuple, SplitFirst};
@@ -111,6 +113,7 @@ pub use crate::erased::SerializableFn;
 pub use crate::error::{Error, Result};
 pub use crate::function::{Call, CallMut, CallOnce};
 pub use crate::handle::{DynFn, SerFn, SerFnMut, SerFnOnce};
+pub use crate::pool::{Map, MapUnordered, Pool, PoolBuilder, Progress, Stats, Task};
 pub use crate::signature::{Kind, Signature, TypeInfo};
 pub use serfn_macros::{closure, function, register};
 
@@ -129,6 +132,23 @@ macro_rules! register_instance {
             args: $args,
             name: $crate::__register_instance_default!(($($name)?) $crate::__private::concat!($crate::__private::module_path!(), "::", stringify!($ty))),
             version: $crate::__register_instance_default!(($($version)?) 1),
+        }
+    };
+}
+
+/// Lets a `cargo test` binary be a pool's worker: put `serfn::test_support!();`
+/// at the top level of the test crate (libtest owns its `main`).
+///
+/// It defines a test named [`worker::TEST_ENTRY`](crate::worker::TEST_ENTRY)
+/// that calls [`worker::init`](crate::worker::init); a pool started from the
+/// test binary runs the binary filtered to that test. Run normally, the test
+/// passes at once.
+#[macro_export]
+macro_rules! test_support {
+    () => {
+        #[test]
+        fn __serfn_worker_entry() {
+            $crate::worker::init();
         }
     };
 }

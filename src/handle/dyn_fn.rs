@@ -79,7 +79,16 @@ impl DynFn {
     /// A panic is not an error here: it is in the output.
     pub fn call_bytes(&self, args: &[u8]) -> Result<Vec<u8>> {
         self.require(Kind::Fn)?;
-        self.catching(|input, output| self.inner.__serfn_call(input, output), args)
+        let mut out = Vec::new();
+        let f = &*self.inner;
+        catching(
+            self.name(),
+            |i, o| f.__serfn_call(i, o),
+            args,
+            &Limits::default(),
+            &mut out,
+        )?;
+        Ok(out)
     }
 
     /// Calls an `Fn` or `FnMut` function through bytes, as
@@ -90,15 +99,22 @@ impl DynFn {
     /// As [`call_bytes`](Self::call_bytes), for a function that is not `Fn` or `FnMut`.
     pub fn call_bytes_mut(&mut self, args: &[u8]) -> Result<Vec<u8>> {
         self.require(Kind::FnMut)?;
-        let name = self.name();
+        let (name, limits, mut out) = (self.name(), Limits::default(), Vec::new());
         match Arc::get_mut(&mut self.inner) {
             Some(f) => catching(
                 name,
-                |input, output| f.__serfn_call_mut(input, output),
+                |i, o| f.__serfn_call_mut(i, o),
                 args,
-            ),
-            None => self.catching(|input, output| self.inner.__serfn_call(input, output), args),
+                &limits,
+                &mut out,
+            )?,
+            // Shared only when it is an `Fn` (see `Clone`): no state to keep.
+            None => {
+                let f = &*self.inner;
+                catching(name, |i, o| f.__serfn_call(i, o), args, &limits, &mut out)?
+            }
         }
+        Ok(out)
     }
 
     /// Calls any function through bytes, consuming it.
@@ -106,11 +122,67 @@ impl DynFn {
     /// # Errors
     /// As [`call_bytes`](Self::call_bytes).
     pub fn call_bytes_once(self, args: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.call_once_into(args, &Limits::default(), &mut out)?;
+        Ok(out)
+    }
+
+    /// Calls an `Fn` function once per encoded argument in `items`, under
+    /// `limits`, appending each output (result or panic) to `out` as a
+    /// 4-byte LE length and the bytes [`call_bytes`](Self::call_bytes) returns.
+    pub(crate) fn call_each(
+        &self,
+        items: &[&[u8]],
+        limits: &Limits,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        self.require(Kind::Fn)?;
+        let (name, f) = (self.name(), &*self.inner);
+        for args in items {
+            framed(out, |out| {
+                catching(name, |i, o| f.__serfn_call(i, o), args, limits, out)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// [`call_each`](Self::call_each) for an `Fn` or `FnMut` function, which
+    /// keeps its state between the calls.
+    pub(crate) fn call_each_mut(
+        &mut self,
+        items: &[&[u8]],
+        limits: &Limits,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        self.require(Kind::FnMut)?;
+        let name = self.name();
+        if Arc::get_mut(&mut self.inner).is_none() {
+            self.inner = self.inner.__serfn_clone()?;
+        }
+        let f = Arc::get_mut(&mut self.inner).expect("a fresh deep copy is not shared");
+        for args in items {
+            framed(out, |out| {
+                catching(name, |i, o| f.__serfn_call_mut(i, o), args, limits, out)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Calls any function once, consuming it; appends the output as
+    /// [`call_bytes`](Self::call_bytes) returns it.
+    pub(crate) fn call_once_into(
+        self,
+        args: &[u8],
+        limits: &Limits,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let name = self.name();
         catching(
             name,
-            |input, output| self.inner.__serfn_call_once(input, output),
+            |i, o| self.inner.__serfn_call_once(i, o),
             args,
+            limits,
+            out,
         )
     }
 
@@ -125,31 +197,39 @@ impl DynFn {
             found: found.to_string(),
         })
     }
-
-    fn catching(
-        &self,
-        call: impl FnOnce(Input<'_>, Output<'_>) -> Result<()>,
-        args: &[u8],
-    ) -> Result<Vec<u8>> {
-        catching(self.name(), call, args)
-    }
 }
 
+/// Appends what `write` appends, after its length as 4 bytes LE.
+fn framed(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<()> {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    write(out)?;
+    let len = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+/// Calls, appending the encoded result to `out`, or the encoded panic in its place.
 fn catching(
     name: &'static str,
     call: impl FnOnce(Input<'_>, Output<'_>) -> Result<()>,
     args: &[u8],
-) -> Result<Vec<u8>> {
-    let limits = Limits::default();
-    let mut out = Vec::new();
+    limits: &Limits,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let start = out.len();
     match catch_unwind(AssertUnwindSafe(|| {
-        call(Input::Bytes(args, &limits), Output::Bytes(&mut out))
+        call(Input::Bytes(args, limits), Output::Bytes(&mut *out))
     })) {
-        Ok(result) => result.map(|()| out),
-        Err(payload) => codec::encode_panic(&Panic {
-            name: name.into(),
-            message: panic_message(&*payload),
-        }),
+        Ok(result) => result,
+        Err(payload) => {
+            out.truncate(start);
+            out.extend_from_slice(&codec::encode_panic(&Panic {
+                name: name.into(),
+                message: panic_message(&*payload),
+            })?);
+            Ok(())
+        }
     }
 }
 

@@ -1,0 +1,304 @@
+//! What the pool queues: jobs, the functions they call, and where their
+//! results go.
+
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+use super::task::TaskCell;
+use crate::error::{Error, Result};
+
+/// A function as the workers receive it: encoded once, shipped to each
+/// worker at most once while the worker keeps it loaded.
+pub(crate) struct FnEntry {
+    pub(crate) id: u64,
+    pub(crate) name: &'static str,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) hash: u64,
+    /// A fold's state: never shared with other maps, never evicted, and lost
+    /// with the worker that holds it.
+    pub(crate) mutable: bool,
+    /// Worker time per item, measured: sizes chunks and worker windows (0: not yet known).
+    ns_per_item: AtomicU64,
+    /// Why this fold state is gone, once a worker holding it died.
+    lost: Mutex<Option<Error>>,
+}
+
+impl FnEntry {
+    pub(crate) fn new(id: u64, name: &'static str, bytes: Vec<u8>, mutable: bool) -> Self {
+        FnEntry {
+            id,
+            name,
+            hash: content_hash(&bytes),
+            bytes,
+            mutable,
+            ns_per_item: AtomicU64::new(0),
+            lost: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn ns_per_item(&self) -> u64 {
+        self.ns_per_item.load(Ordering::Relaxed)
+    }
+
+    /// Folds one measurement into the running estimate.
+    pub(crate) fn record(&self, elapsed_ns: u64, items: u32) {
+        let sample = (elapsed_ns / u64::from(items.max(1))).max(1);
+        let old = self.ns_per_item();
+        let new = if old == 0 {
+            sample
+        } else {
+            (old * 3 + sample) / 4
+        };
+        self.ns_per_item.store(new.max(1), Ordering::Relaxed);
+    }
+
+    pub(crate) fn mark_lost(&self, error: Error) {
+        lock(&self.lost).get_or_insert(error);
+    }
+
+    pub(crate) fn lost(&self) -> Option<Error> {
+        lock(&self.lost).as_ref().map(Error::duplicate)
+    }
+}
+
+pub(crate) fn content_hash(bytes: &[u8]) -> u64 {
+    let mut hasher = rustc_hash::FxHasher::default();
+    bytes.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The frame a job becomes.
+pub(crate) enum Work {
+    /// Call `function` once per item (an items block of `count` items).
+    Batch {
+        function: Arc<FnEntry>,
+        items: Vec<u8>,
+        count: u32,
+    },
+    /// Call a function once, consuming it; `items` holds one item.
+    Once {
+        name: &'static str,
+        function: Vec<u8>,
+        items: Vec<u8>,
+    },
+    /// Fetch a fold's state from one worker.
+    Take { function: Arc<FnEntry> },
+}
+
+impl Work {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Work::Batch { function, .. } | Work::Take { function } => function.name,
+            Work::Once { name, .. } => name,
+        }
+    }
+
+    pub(crate) fn count(&self) -> u32 {
+        match self {
+            Work::Batch { count, .. } => *count,
+            Work::Once { .. } => 1,
+            Work::Take { .. } => 0,
+        }
+    }
+
+    /// The function this job needs loaded first, if any.
+    pub(crate) fn needs(&self) -> Option<&Arc<FnEntry>> {
+        match self {
+            Work::Batch { function, .. } | Work::Take { function } => Some(function),
+            Work::Once { .. } => None,
+        }
+    }
+
+    /// Whether running it twice could differ from running it once.
+    pub(crate) fn retryable(&self) -> bool {
+        match self {
+            Work::Batch { function, .. } => !function.mutable,
+            Work::Once { .. } => true,
+            Work::Take { .. } => false,
+        }
+    }
+}
+
+/// Where a job's result goes: its payload (an items block, or a state envelope) or its error.
+pub(crate) enum Reply {
+    /// One chunk of a map, by sequence number.
+    Chunk {
+        sender: mpsc::Sender<(u64, Result<Vec<u8>>)>,
+        seq: u64,
+    },
+    /// A submitted task.
+    Task(Arc<TaskCell>),
+}
+
+impl Reply {
+    pub(crate) fn send(self, result: Result<Vec<u8>>) {
+        match self {
+            // The receiver is gone when a map was dropped early: nothing waits.
+            Reply::Chunk { sender, seq } => drop(sender.send((seq, result))),
+            Reply::Task(cell) => cell.complete(result),
+        }
+    }
+}
+
+/// A unit of work and where its result goes.
+pub(crate) struct Job {
+    pub(crate) work: Work,
+    pub(crate) reply: Reply,
+    /// Times the job was started on a worker that then died.
+    pub(crate) attempts: u32,
+    /// The worker slot that must run it (a fold's `Take`).
+    pub(crate) pin: Option<usize>,
+}
+
+impl Job {
+    pub(crate) fn new(work: Work, reply: Reply) -> Self {
+        Job {
+            work,
+            reply,
+            attempts: 0,
+            pin: None,
+        }
+    }
+
+    pub(crate) fn fail(self, error: Error) {
+        self.reply.send(Err(error));
+    }
+}
+
+/// The jobs no worker has taken yet.
+pub(crate) struct Queue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+}
+
+struct QueueState {
+    shared: VecDeque<Job>,
+    pinned: Vec<VecDeque<Job>>,
+    closed: bool,
+    sleepers: usize,
+}
+
+impl Queue {
+    pub(crate) fn new(slots: usize) -> Self {
+        Queue {
+            state: Mutex::new(QueueState {
+                shared: VecDeque::new(),
+                pinned: (0..slots).map(|_| VecDeque::new()).collect(),
+                closed: false,
+                sleepers: 0,
+            }),
+            ready: Condvar::new(),
+        }
+    }
+
+    /// Queues jobs at the back, or fails them once the pool is closed.
+    pub(crate) fn push(&self, jobs: impl IntoIterator<Item = Job>) {
+        self.insert(jobs, false);
+    }
+
+    /// Queues jobs that were sent to a worker that died without starting
+    /// them, ahead of the rest, in their order.
+    pub(crate) fn push_front(&self, jobs: Vec<Job>) {
+        self.insert(jobs, true);
+    }
+
+    fn insert(&self, jobs: impl IntoIterator<Item = Job>, front: bool) {
+        let mut state = lock(&self.state);
+        if state.closed {
+            drop(state);
+            jobs.into_iter().for_each(|job| job.fail(Error::PoolClosed));
+            return;
+        }
+        let mut front_jobs = Vec::new();
+        for job in jobs {
+            match job.pin {
+                Some(slot) => state.pinned[slot].push_back(job),
+                None if front => front_jobs.push(job),
+                None => state.shared.push_back(job),
+            }
+        }
+        for job in front_jobs.into_iter().rev() {
+            state.shared.push_front(job);
+        }
+        if state.sleepers > 0 {
+            self.ready.notify_all();
+        }
+    }
+
+    /// The next job for `slot`, without waiting.
+    pub(crate) fn try_pop(&self, slot: usize) -> Option<Job> {
+        let mut state = lock(&self.state);
+        state.pinned[slot]
+            .pop_front()
+            .or_else(|| state.shared.pop_front())
+    }
+
+    /// The next job for `slot`, waiting for one; `None` once the pool is
+    /// closed or `stop()` holds.
+    pub(crate) fn pop(&self, slot: usize, stop: impl Fn() -> bool) -> Option<Job> {
+        let mut state = lock(&self.state);
+        loop {
+            if state.closed || stop() {
+                return None;
+            }
+            if let Some(job) = state.pinned[slot]
+                .pop_front()
+                .or_else(|| state.shared.pop_front())
+            {
+                return Some(job);
+            }
+            state.sleepers += 1;
+            state = self
+                .ready
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+            state.sleepers -= 1;
+        }
+    }
+
+    /// Wakes every waiting worker slot, to look at its `stop` condition.
+    pub(crate) fn wake_all(&self) {
+        let _state = lock(&self.state);
+        self.ready.notify_all();
+    }
+
+    /// Fails the jobs that wait only for `slot` (its state is gone), and
+    /// with `all`, every job waiting.
+    pub(crate) fn fail_waiting(&self, slot: usize, all: bool, error: &Error) {
+        let mut state = lock(&self.state);
+        let mut failed: Vec<Job> = state.pinned[slot].drain(..).collect();
+        if all {
+            failed.extend(state.shared.drain(..));
+        }
+        drop(state);
+        failed
+            .into_iter()
+            .for_each(|job| job.fail(error.duplicate()));
+    }
+
+    /// Refuses new jobs and fails the waiting ones with [`Error::PoolClosed`].
+    pub(crate) fn close(&self) {
+        let mut state = lock(&self.state);
+        state.closed = true;
+        let mut failed: Vec<Job> = state.shared.drain(..).collect();
+        for pinned in &mut state.pinned {
+            failed.extend(pinned.drain(..));
+        }
+        self.ready.notify_all();
+        drop(state);
+        failed
+            .into_iter()
+            .for_each(|job| job.fail(Error::PoolClosed));
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        lock(&self.state).closed
+    }
+}
+
+/// Locks, ignoring poison: every critical section here leaves its data consistent.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

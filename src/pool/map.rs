@@ -1,0 +1,380 @@
+//! [`Map`] and [`MapUnordered`]: streaming maps over a pool, in chunks.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::marker::PhantomData;
+use std::sync::{mpsc, Arc};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::job::{FnEntry, Job, Reply, Work};
+use super::protocol::Fields;
+use super::Pool;
+use crate::codec;
+use crate::error::{Error, Result};
+
+/// Worker time a chunk should take, once items have been timed.
+const CHUNK_NS: u64 = 2_000_000;
+/// Items in one chunk, at most.
+const MAX_CHUNK: usize = 100_000;
+/// Encoded bytes in one chunk before it is closed.
+const MAX_CHUNK_BYTES: usize = 4 << 20;
+/// Items in flight per worker, below which more chunks are sent.
+const ITEMS_AHEAD: usize = 1024;
+
+/// How far a map has come, for [`Map::on_progress`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Items whose results are in.
+    pub done: usize,
+    /// Items in all, when the input's length is known.
+    pub total: Option<usize>,
+}
+
+type ChunkResult = (u64, Result<Vec<u8>>);
+
+/// Encodes up to `max_items` items as a protocol items block, stopping early
+/// past `max_bytes`; returns it with its item count.
+pub(crate) fn items_block<A: Serialize>(
+    items: impl Iterator<Item = A>,
+    max_items: usize,
+    max_bytes: usize,
+) -> Result<(Vec<u8>, u32)> {
+    let mut block = vec![0; 4];
+    let mut count = 0u32;
+    for item in items.take(max_items) {
+        let start = block.len();
+        block.extend_from_slice(&[0; 4]);
+        codec::encode_value_into(&item, &mut block)?;
+        let len = (block.len() - start - 4) as u32;
+        block[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        count += 1;
+        if block.len() >= max_bytes {
+            break;
+        }
+    }
+    block[..4].copy_from_slice(&count.to_le_bytes());
+    Ok((block, count))
+}
+
+/// Decodes a chunk's answer into one result per item.
+fn decode_chunk<R: DeserializeOwned>(
+    count: u32,
+    answer: Result<Vec<u8>>,
+    limits: &codec::Limits,
+) -> Vec<Result<R>> {
+    let every = |error: Error| (0..count).map(|_| Err(error.duplicate())).collect();
+    let payload = match answer {
+        Ok(payload) => payload,
+        Err(error) => return every(error),
+    };
+    match Fields(&payload).items() {
+        Ok(items) if items.len() == count as usize => items
+            .into_iter()
+            .map(|item| codec::decode_result(item, limits))
+            .collect(),
+        Ok(items) => every(Error::decode(format!(
+            "a worker answered {count} items with {} results",
+            items.len()
+        ))),
+        Err(error) => every(error),
+    }
+}
+
+/// The sending half of a map: takes items, sends chunks, receives answers.
+pub(crate) struct Feed<'p, A, R, I> {
+    pool: &'p Pool,
+    function: Option<Arc<FnEntry>>,
+    setup_error: Option<Error>,
+    items: std::iter::Fuse<I>,
+    sender: mpsc::Sender<ChunkResult>,
+    receiver: mpsc::Receiver<ChunkResult>,
+    /// Chunks in flight: first item index and item count, by sequence number.
+    in_flight: BTreeMap<u64, (usize, u32)>,
+    in_flight_items: usize,
+    next_seq: u64,
+    next_index: usize,
+    chunk_size: Option<usize>,
+    total: Option<usize>,
+    done: usize,
+    progress: Option<Box<dyn FnMut(Progress) + 'p>>,
+    types: PhantomData<fn(A) -> R>,
+}
+
+impl<'p, A, R, I> Feed<'p, A, R, I>
+where
+    A: Serialize,
+    R: DeserializeOwned,
+    I: Iterator<Item = A>,
+{
+    pub(crate) fn new(pool: &'p Pool, function: Result<Arc<FnEntry>>, items: I) -> Self {
+        let (sender, receiver) = mpsc::channel();
+        let total = match items.size_hint() {
+            (low, Some(high)) if low == high => Some(low),
+            _ => None,
+        };
+        let (function, setup_error) = match function {
+            Ok(function) => (Some(function), None),
+            Err(error) => (None, Some(error)),
+        };
+        Feed {
+            pool,
+            function,
+            setup_error,
+            items: items.fuse(),
+            sender,
+            receiver,
+            in_flight: BTreeMap::new(),
+            in_flight_items: 0,
+            next_seq: 0,
+            next_index: 0,
+            chunk_size: pool.shared.config.chunk_size,
+            total,
+            done: 0,
+            progress: None,
+            types: PhantomData,
+        }
+    }
+
+    fn next_chunk_size(&self, function: &FnEntry) -> usize {
+        let config = &self.pool.shared.config;
+        if let Some(size) = self.chunk_size {
+            return size;
+        }
+        if config.timeout.is_some() {
+            return 1;
+        }
+        let by_time = match function.ns_per_item() {
+            // Not timed yet: start small and double, so slow items are not
+            // bunched before their cost is known.
+            0 => 1usize << self.next_seq.min(12),
+            ns => usize::try_from(CHUNK_NS / ns).unwrap_or(MAX_CHUNK),
+        };
+        let by_balance = self.total.map_or(MAX_CHUNK, |total| {
+            total.div_ceil(4 * self.pool.workers()).max(1)
+        });
+        by_time.min(by_balance).clamp(1, MAX_CHUNK)
+    }
+
+    fn has_room(&self) -> bool {
+        let workers = self.pool.workers();
+        self.in_flight.len() < 2 * workers + 2 || self.in_flight_items < ITEMS_AHEAD * workers
+    }
+
+    /// Sends chunks while there is room and input.
+    fn fill(&mut self) {
+        let Some(function) = self.function.clone() else {
+            return;
+        };
+        let mut jobs = Vec::new();
+        while self.has_room() {
+            let size = self.next_chunk_size(&function);
+            let encoded = items_block(self.items.by_ref(), size, MAX_CHUNK_BYTES);
+            let count = match &encoded {
+                Ok((_, 0)) => break,
+                Ok((_, count)) => *count,
+                // The item that failed is lost to the count: report one error.
+                Err(_) => 1,
+            };
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.in_flight.insert(seq, (self.next_index, count));
+            self.next_index += count as usize;
+            self.in_flight_items += count as usize;
+            match encoded {
+                Ok((items, count)) => jobs.push(Job::new(
+                    Work::Batch {
+                        function: Arc::clone(&function),
+                        items,
+                        count,
+                    },
+                    Reply::Chunk {
+                        sender: self.sender.clone(),
+                        seq,
+                    },
+                )),
+                Err(error) => {
+                    let _ = self.sender.send((seq, Err(error)));
+                    break;
+                }
+            }
+        }
+        if !jobs.is_empty() {
+            self.pool.shared.queue.push(jobs);
+        }
+    }
+
+    /// The next chunk answered: its sequence number, first index and results.
+    fn recv(&mut self) -> Option<(u64, usize, Vec<Result<R>>)> {
+        let (seq, answer) = if self.in_flight.is_empty() {
+            return None;
+        } else {
+            self.receiver.recv().ok()?
+        };
+        let (start, count) = self.in_flight.remove(&seq)?;
+        self.in_flight_items -= count as usize;
+        self.done += count as usize;
+        if let Some(progress) = &mut self.progress {
+            progress(Progress {
+                done: self.done,
+                total: self.total,
+            });
+        }
+        let limits = &self.pool.shared.config.limits;
+        Some((seq, start, decode_chunk(count, answer, limits)))
+    }
+}
+
+macro_rules! map_settings {
+    ($map:ident) => {
+        impl<'p, A, R, I> $map<'p, A, R, I>
+        where
+            A: Serialize,
+            R: DeserializeOwned,
+            I: Iterator<Item = A>,
+        {
+            /// Sends this many items per message, instead of sizing chunks
+            /// automatically. Takes effect for chunks not yet sent.
+            pub fn chunk_size(mut self, items: usize) -> Self {
+                self.feed.chunk_size = Some(items.max(1));
+                self
+            }
+
+            /// Calls `report` each time a chunk's results are in, on the
+            /// thread that iterates.
+            pub fn on_progress(mut self, report: impl FnMut(Progress) + 'p) -> Self {
+                self.feed.progress = Some(Box::new(report));
+                self
+            }
+
+            /// Shows an [`indicatif`] progress bar on stderr.
+            #[cfg(feature = "progress")]
+            pub fn progress_bar(self) -> Self {
+                let bar = match self.feed.total {
+                    Some(total) => indicatif::ProgressBar::new(total as u64),
+                    None => indicatif::ProgressBar::no_length(),
+                };
+                self.on_progress(move |progress| {
+                    bar.set_position(progress.done as u64);
+                    if Some(progress.done) == progress.total {
+                        bar.finish();
+                    }
+                })
+            }
+        }
+
+        impl<A, R, I> std::fmt::Debug for $map<'_, A, R, I> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($map))
+                    .field("done", &self.feed.done)
+                    .field("total", &self.feed.total)
+                    .field("in_flight", &self.feed.in_flight_items)
+                    .finish()
+            }
+        }
+    };
+}
+
+/// The results of [`Pool::map`], in input order. Lazy: nothing is sent
+/// until the first call to `next`.
+#[must_use = "a map does nothing until it is iterated"]
+pub struct Map<'p, A, R, I> {
+    feed: Feed<'p, A, R, I>,
+    next_seq: u64,
+    parked: BTreeMap<u64, Vec<Result<R>>>,
+    ready: std::vec::IntoIter<Result<R>>,
+}
+
+impl<'p, A, R, I> Map<'p, A, R, I>
+where
+    A: Serialize,
+    R: DeserializeOwned,
+    I: Iterator<Item = A>,
+{
+    pub(crate) fn new(feed: Feed<'p, A, R, I>) -> Self {
+        Map {
+            feed,
+            next_seq: 0,
+            parked: BTreeMap::new(),
+            ready: Vec::new().into_iter(),
+        }
+    }
+}
+
+map_settings!(Map);
+
+impl<A, R, I> Iterator for Map<'_, A, R, I>
+where
+    A: Serialize,
+    R: DeserializeOwned,
+    I: Iterator<Item = A>,
+{
+    type Item = Result<R>;
+
+    fn next(&mut self) -> Option<Result<R>> {
+        loop {
+            if let Some(result) = self.ready.next() {
+                return Some(result);
+            }
+            if let Some(error) = self.feed.setup_error.take() {
+                return Some(Err(error));
+            }
+            self.feed.fill();
+            if let Some(results) = self.parked.remove(&self.next_seq) {
+                self.next_seq += 1;
+                self.ready = results.into_iter();
+                continue;
+            }
+            let (seq, _, results) = self.feed.recv()?;
+            self.parked.insert(seq, results);
+        }
+    }
+}
+
+/// The results of [`Pool::map_unordered`]: `(input index, result)` pairs,
+/// as chunks finish.
+#[must_use = "a map does nothing until it is iterated"]
+pub struct MapUnordered<'p, A, R, I> {
+    feed: Feed<'p, A, R, I>,
+    ready: VecDeque<(usize, Result<R>)>,
+}
+
+impl<'p, A, R, I> MapUnordered<'p, A, R, I>
+where
+    A: Serialize,
+    R: DeserializeOwned,
+    I: Iterator<Item = A>,
+{
+    pub(crate) fn new(feed: Feed<'p, A, R, I>) -> Self {
+        MapUnordered {
+            feed,
+            ready: VecDeque::new(),
+        }
+    }
+}
+
+map_settings!(MapUnordered);
+
+impl<A, R, I> Iterator for MapUnordered<'_, A, R, I>
+where
+    A: Serialize,
+    R: DeserializeOwned,
+    I: Iterator<Item = A>,
+{
+    type Item = (usize, Result<R>);
+
+    fn next(&mut self) -> Option<(usize, Result<R>)> {
+        loop {
+            if let Some(pair) = self.ready.pop_front() {
+                return Some(pair);
+            }
+            if let Some(error) = self.feed.setup_error.take() {
+                return Some((0, Err(error)));
+            }
+            self.feed.fill();
+            let (_, start, results) = self.feed.recv()?;
+            self.ready.extend((start..).zip(results));
+        }
+    }
+}

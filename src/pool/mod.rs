@@ -1,0 +1,564 @@
+//! [`Pool`]: serialized functions run in local worker processes.
+//!
+//! Python's `multiprocessing.Pool.map(closure, items)`, done with registered
+//! functions: a function and its capture are encoded once, shipped once to
+//! each worker (cached there by content hash), and called there on items
+//! sent in chunks. Frames travel on a Unix socket per worker, never on its
+//! stdout, so user code may print freely.
+//!
+//! # Faults
+//! Every item gets a result or a typed error; none is lost:
+//! - a panic fails that item with [`Error::Panicked`]; the worker lives on;
+//! - a worker that dies fails what it was running with [`Error::WorkerDied`]
+//!   and is replaced; jobs it had received but not started are sent again;
+//! - a task past [`PoolBuilder::timeout`] fails with [`Error::Timeout`], and
+//!   its worker is killed and replaced;
+//! - a function the worker binary does not register fails with
+//!   [`Error::UnknownFunction`].
+//!
+//! Retrying what a dead worker was running is off by default
+//! ([`PoolBuilder::retries`]): the function may have had effects outside
+//! the worker before it died, and a function that kills its worker (an
+//! abort, an out-of-memory kill) would kill each worker it is retried on.
+
+pub(crate) mod job;
+mod map;
+mod process;
+pub(crate) mod protocol;
+mod slot;
+mod stats;
+mod task;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use self::job::{lock, FnEntry, Job, Queue, Reply, Work};
+pub use self::map::{Map, MapUnordered, Progress};
+pub use self::stats::Stats;
+pub use self::task::Task;
+use crate::codec::Limits;
+use crate::error::{Error, Result};
+use crate::handle::{SerFn, SerFnMut, SerFnOnce};
+
+/// Encoded functions a pool keeps for reuse across maps, at most.
+const CACHED_FUNCTIONS: usize = 32;
+
+/// A pool of worker processes that run serialized functions.
+///
+/// Workers are started by re-executing the current program (see
+/// [`worker::init`](crate::worker::init)) or a program of your choosing
+/// ([`PoolBuilder::program`]). Dropping the pool stops them; so does the
+/// death of this process.
+///
+/// # Example
+/// ```no_run
+/// use serfn::{Pool, SerFn};
+///
+/// fn main() -> serfn::Result<()> {
+///     serfn::worker::init(); // first: a worker process never returns from here
+///     let pool = Pool::new()?; // one worker per core
+///     let data = vec![1.0, 2.0, 3.0];
+///     let weighted: SerFn<f64, f64> = serfn::closure!("weighted", [data: Vec<f64>], move |x: f64| -> f64 {
+///         data.iter().map(|d| d * x).sum()
+///     });
+///     let results = pool.map(&weighted, (0..1000).map(f64::from)).collect::<serfn::Result<Vec<f64>>>()?;
+///     assert_eq!(results[2], 12.0);
+///     println!("{:?}", pool.stats());
+///     Ok(())
+/// }
+/// ```
+pub struct Pool {
+    shared: Arc<Shared>,
+    slots: Vec<JoinHandle<()>>,
+}
+
+/// What the pool's threads share.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) queue: Queue,
+    pub(crate) stats: stats::Counters,
+    pub(crate) dir: process::SocketDir,
+    pub(crate) pids: Mutex<Vec<Option<u32>>>,
+    pub(crate) next_task: AtomicU64,
+    next_function: AtomicU64,
+    functions: Mutex<Vec<Arc<FnEntry>>>,
+}
+
+/// A pool's settings, from [`PoolBuilder`].
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) workers: usize,
+    pub(crate) program: Option<PathBuf>,
+    pub(crate) args: Option<Vec<OsString>>,
+    pub(crate) env: Vec<(OsString, OsString)>,
+    pub(crate) chunk_size: Option<usize>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) retries: u32,
+    pub(crate) start_timeout: Duration,
+    pub(crate) limits: Limits,
+}
+
+/// Settings for a [`Pool`]: `Pool::builder().workers(4).build()?`.
+///
+/// # Example
+/// ```no_run
+/// use std::time::Duration;
+///
+/// serfn::worker::init();
+/// let pool = serfn::Pool::builder()
+///     .workers(2)
+///     .timeout(Duration::from_secs(10))
+///     .env("RUST_LOG", "info")
+///     .build()?;
+/// # Ok::<(), serfn::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until .build()"]
+pub struct PoolBuilder {
+    config: Config,
+}
+
+impl Default for PoolBuilder {
+    fn default() -> Self {
+        PoolBuilder {
+            config: Config {
+                workers: std::thread::available_parallelism().map_or(1, usize::from),
+                program: None,
+                args: None,
+                env: Vec::new(),
+                chunk_size: None,
+                timeout: None,
+                retries: 0,
+                start_timeout: Duration::from_secs(10),
+                limits: Limits::default(),
+            },
+        }
+    }
+}
+
+impl PoolBuilder {
+    /// The number of worker processes; default: one per core.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.config.workers = workers.max(1);
+        self
+    }
+
+    /// Runs workers from this program instead of re-executing the current
+    /// one. Its `main` must call [`worker::init`](crate::worker::init) first,
+    /// and it must register every function the pool is given: others fail
+    /// with [`Error::UnknownFunction`]. It gets no arguments unless [`args`](Self::args) sets them.
+    pub fn program(mut self, program: impl Into<PathBuf>) -> Self {
+        self.config.program = Some(program.into());
+        self
+    }
+
+    /// The workers' command-line arguments. By default none for a
+    /// [`program`](Self::program), and for the current program a test
+    /// filter that [`test_support!`](crate::test_support) answers.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.config.args = Some(args.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets an environment variable for the workers, on top of this process's environment.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.config.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Items per message for [`Pool::map`] and the like. By default chunks
+    /// are sized from measured run times (about 2 ms of work each, and at
+    /// least 4 chunks per worker when the input's length is known); 1 when
+    /// a [`timeout`](Self::timeout) is set.
+    pub fn chunk_size(mut self, items: usize) -> Self {
+        self.config.chunk_size = Some(items.max(1));
+        self
+    }
+
+    /// Kills a worker whose task runs longer than this, and fails the task
+    /// with [`Error::Timeout`]. A task is one message: one item, unless a
+    /// [`chunk_size`](Self::chunk_size) above 1 is set, when it is one chunk.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeout = Some(timeout);
+        self
+    }
+
+    /// How many times a task is sent again after its worker died while running
+    /// it; default 0. See [the module docs](crate::pool#faults) for why.
+    /// Fold tasks are never retried: the state they changed died with the worker.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.config.retries = retries;
+        self
+    }
+
+    /// How long a new worker may take to connect; default 10 s.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.config.start_timeout = timeout;
+        self
+    }
+
+    /// Decode limits for what crosses the pool's sockets, both ways.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.config.limits = limits;
+        self
+    }
+
+    /// Starts the workers and waits until each has connected.
+    ///
+    /// # Errors
+    /// [`Error::WorkerStart`] if a worker cannot be started or does not
+    /// connect within the [`start_timeout`](Self::start_timeout); also when
+    /// called in a process a pool started as a worker that did not call
+    /// [`worker::init`](crate::worker::init), which would start workers without end.
+    pub fn build(self) -> Result<Pool> {
+        Pool::start(self.config)
+    }
+}
+
+impl Pool {
+    /// A pool with one worker process per core, re-executing the current program.
+    ///
+    /// # Errors
+    /// As [`PoolBuilder::build`].
+    pub fn new() -> Result<Pool> {
+        PoolBuilder::default().build()
+    }
+
+    /// Settings for a pool.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+
+    fn start(config: Config) -> Result<Pool> {
+        if crate::worker::is_stray_worker() {
+            return Err(Error::WorkerStart {
+                reason: "this process was started as a serfn worker but did not call \
+                         serfn::worker::init() first, so it would start workers of its own"
+                    .into(),
+            });
+        }
+        let dir = process::SocketDir::create()?;
+        let deadline = Instant::now() + config.start_timeout;
+        // Start every process first, so that they boot in parallel.
+        let starting = (0..config.workers)
+            .map(|_| process::spawn(&config, &dir))
+            .collect::<Vec<_>>();
+        let mut workers = Vec::with_capacity(starting.len());
+        let mut first_error = None;
+        for starting in starting {
+            match starting.and_then(|s| s.connect(deadline)) {
+                Ok(worker) => workers.push(worker),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        if let Some(error) = first_error {
+            for mut worker in workers {
+                let _ = worker.child.kill();
+                let _ = worker.child.wait();
+            }
+            return Err(error);
+        }
+        let shared = Arc::new(Shared {
+            queue: Queue::new(config.workers),
+            stats: stats::Counters::default(),
+            dir,
+            pids: Mutex::new(workers.iter().map(|w| Some(w.pid)).collect()),
+            next_task: AtomicU64::new(0),
+            next_function: AtomicU64::new(1),
+            functions: Mutex::new(Vec::new()),
+            config,
+        });
+        let slots = workers
+            .into_iter()
+            .enumerate()
+            .map(|(index, worker)| {
+                let shared = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("serfn-worker-{index}"))
+                    .spawn(move || slot::run(shared, index, Some(worker)))
+                    .map_err(|error| Error::WorkerStart {
+                        reason: format!("cannot start a thread: {error}"),
+                    })
+            })
+            .collect::<Result<Vec<_>>>();
+        let slots = match slots {
+            Ok(slots) => slots,
+            Err(error) => {
+                shared.queue.close();
+                return Err(error);
+            }
+        };
+        Ok(Pool { shared, slots })
+    }
+
+    /// The number of worker slots.
+    pub fn workers(&self) -> usize {
+        self.shared.config.workers
+    }
+
+    /// The process ids of the workers running now (a slot restarting has none).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        lock(&self.shared.pids).iter().flatten().copied().collect()
+    }
+
+    /// Counters since the pool started.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats.snapshot(self.workers())
+    }
+
+    /// Calls `f(args)` in a worker and waits for the result.
+    ///
+    /// # Errors
+    /// [`Error::Panicked`] if `f` panicked; [`Error::WorkerDied`] or
+    /// [`Error::Timeout`] if its worker died or was killed;
+    /// [`Error::UnknownFunction`] and other decoding errors if the worker
+    /// cannot decode `f`; [`Error::Encode`] if `f` or `args` cannot be encoded.
+    pub fn call<A, R>(&self, f: &SerFn<A, R>, args: A) -> Result<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.submit(f, args).wait()
+    }
+
+    /// Sends `f(args)` to a worker; the [`Task`] gives the result.
+    pub fn submit<A, R>(&self, f: &SerFn<A, R>, args: A) -> Task<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let sent = self
+            .function(f.to_bytes(), f.name(), false)
+            .and_then(|function| {
+                let items = map::items_block(std::iter::once(args), usize::MAX, usize::MAX)?.0;
+                Ok(Work::Batch {
+                    function,
+                    items,
+                    count: 1,
+                })
+            });
+        self.submit_work(sent)
+    }
+
+    /// Calls a [`SerFnOnce`] in a worker, consuming it, and waits for the result.
+    ///
+    /// # Errors
+    /// As [`call`](Self::call).
+    pub fn call_once<A, R>(&self, f: SerFnOnce<A, R>, args: A) -> Result<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.submit_once(f, args).wait()
+    }
+
+    /// Sends a [`SerFnOnce`] and its arguments to a worker. Such a function
+    /// travels with its call, uncached: it is consumed there.
+    pub fn submit_once<A, R>(&self, f: SerFnOnce<A, R>, args: A) -> Task<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let name = f.name();
+        let sent = f.to_bytes().and_then(|function| {
+            let items = map::items_block(std::iter::once(args), usize::MAX, usize::MAX)?.0;
+            Ok(Work::Once {
+                name,
+                function,
+                items,
+            })
+        });
+        self.submit_work(sent)
+    }
+
+    fn submit_work<R>(&self, work: Result<Work>) -> Task<R>
+    where
+        R: DeserializeOwned,
+    {
+        match work {
+            Ok(work) => {
+                let cell = task::TaskCell::new();
+                self.shared
+                    .queue
+                    .push([Job::new(work, Reply::Task(Arc::clone(&cell)))]);
+                Task::new(cell, task::decode_one::<R>, self.shared.config.limits)
+            }
+            Err(error) => Task::failed(error),
+        }
+    }
+
+    /// Applies `f` to every item in workers; yields the results in input order.
+    ///
+    /// Lazy and streaming: items are taken from `items` as results are
+    /// consumed, with a bounded number of chunks in flight, so memory stays
+    /// bounded whatever the input's length. `f` is shipped to each worker
+    /// once. Each item's result is its own: a panic fails that item only.
+    /// Set the chunk size with [`Map::chunk_size`] or [`PoolBuilder::chunk_size`].
+    ///
+    /// # Example
+    /// ```no_run
+    /// serfn::worker::init();
+    /// let pool = serfn::Pool::new()?;
+    /// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
+    /// let squares: Vec<u64> = pool.map(&square, 0..10_000).collect::<serfn::Result<_>>()?;
+    /// assert_eq!(squares[3], 9);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn map<A, R, I>(&self, f: &SerFn<A, R>, items: I) -> Map<'_, A, R, I::IntoIter>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        let function = self.function(f.to_bytes(), f.name(), false);
+        Map::new(map::Feed::new(self, function, items.into_iter()))
+    }
+
+    /// As [`map`](Self::map), but yields `(index, result)` as soon as each
+    /// chunk is done, in any order.
+    pub fn map_unordered<A, R, I>(
+        &self,
+        f: &SerFn<A, R>,
+        items: I,
+    ) -> MapUnordered<'_, A, R, I::IntoIter>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        let function = self.function(f.to_bytes(), f.name(), false);
+        MapUnordered::new(map::Feed::new(self, function, items.into_iter()))
+    }
+
+    /// Folds `items` into one copy of `f`'s state per worker: each worker
+    /// calls its own copy on the items it is given (`call_mut`), and the
+    /// copies come back, one per worker, for you to combine. The calls'
+    /// results are dropped.
+    ///
+    /// # Errors
+    /// The first item's error: [`Error::Panicked`] (a panicking call may
+    /// have left its state half-changed), [`Error::WorkerDied`] (the state
+    /// died with the worker; folds are never retried), and as [`call`](Self::call).
+    ///
+    /// # Example
+    /// ```no_run
+    /// serfn::worker::init();
+    /// let pool = serfn::Pool::new()?;
+    /// let sum = serfn::closure!(mut "sum", [total: u64 = 0], move |x: u64| -> u64 { *total += x; *total });
+    /// let mut states = pool.fold(&sum, 1..=100)?;
+    /// // Each state answers with its total when given 0.
+    /// let total: u64 = states.iter_mut().map(|state| state.call_mut(0)).sum();
+    /// assert_eq!(total, 5050);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn fold<A, R, I>(&self, f: &SerFnMut<A, R>, items: I) -> Result<Vec<SerFnMut<A, R>>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        let function = self.function(f.to_bytes(), f.name(), true)?;
+        let mut calls = MapUnordered::new(map::Feed::<A, R, _>::new(
+            self,
+            Ok(Arc::clone(&function)),
+            items.into_iter(),
+        ));
+        if let Some((_, Err(error))) = calls.find(|(_, result)| result.is_err()) {
+            // Let the chunks in flight finish before the states are dropped.
+            calls.for_each(drop);
+            return Err(error);
+        }
+        let tasks: Vec<Task<Vec<u8>>> = (0..self.workers())
+            .map(|slot| {
+                let cell = task::TaskCell::new();
+                let mut job = Job::new(
+                    Work::Take {
+                        function: Arc::clone(&function),
+                    },
+                    Reply::Task(Arc::clone(&cell)),
+                );
+                job.pin = Some(slot);
+                self.shared.queue.push([job]);
+                Task::new(cell, |bytes, _| Ok(bytes), self.shared.config.limits)
+            })
+            .collect();
+        tasks
+            .into_iter()
+            .map(|task| {
+                let bytes = task.wait()?;
+                self.shared.config.limits.from_bytes(&bytes)
+            })
+            .collect()
+    }
+
+    /// The shared entry for an encoded function: a cached one with the same
+    /// bytes, so that workers that have it are not sent it again.
+    fn function(
+        &self,
+        bytes: Result<Vec<u8>>,
+        name: &'static str,
+        mutable: bool,
+    ) -> Result<Arc<FnEntry>> {
+        let bytes = bytes?;
+        let fresh = |bytes| {
+            let id = self
+                .shared
+                .next_function
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Arc::new(FnEntry::new(id, name, bytes, mutable))
+        };
+        if mutable {
+            return Ok(fresh(bytes));
+        }
+        let hash = job::content_hash(&bytes);
+        let mut cache = lock(&self.shared.functions);
+        if let Some(at) = cache
+            .iter()
+            .position(|f| f.hash == hash && f.bytes == bytes)
+        {
+            let entry = cache.remove(at);
+            cache.push(Arc::clone(&entry));
+            return Ok(entry);
+        }
+        let entry = fresh(bytes);
+        cache.push(Arc::clone(&entry));
+        if cache.len() > CACHED_FUNCTIONS {
+            cache.remove(0);
+        }
+        Ok(entry)
+    }
+}
+
+impl Drop for Pool {
+    /// Stops the workers: each exits when its socket closes, and is killed
+    /// if it is still running a function. Jobs not finished fail with
+    /// [`Error::PoolClosed`].
+    fn drop(&mut self) {
+        self.shared.queue.close();
+        for slot in self.slots.drain(..) {
+            let _ = slot.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("workers", &self.workers())
+            .field("pids", &self.worker_pids())
+            .finish()
+    }
+}

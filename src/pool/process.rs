@@ -1,0 +1,227 @@
+//! Starting worker processes and connecting to them.
+//!
+//! Each worker gets a Unix socket of its own, listened on in a directory
+//! only this user can enter, and a random token it must send back: no other
+//! process can pose as a worker. The child's stdin is `/dev/null`; its
+//! stdout and stderr are the parent's, so what user code prints shows up
+//! and cannot touch the frames.
+
+use std::ffi::OsString;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, ErrorKind};
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::protocol::{self as proto, Fields, FrameReader, Next};
+use super::Config;
+use crate::error::{Error, Result};
+use crate::worker;
+
+/// A running worker with its socket.
+pub(crate) struct Worker {
+    pub(crate) stream: UnixStream,
+    pub(crate) child: Child,
+    pub(crate) pid: u32,
+}
+
+/// A worker process started but not yet connected.
+pub(crate) struct Starting {
+    listener: UnixListener,
+    path: PathBuf,
+    child: Child,
+    token: u64,
+}
+
+/// The private directory of a pool's sockets, removed with the pool.
+pub(crate) struct SocketDir {
+    path: PathBuf,
+    next: AtomicU64,
+}
+
+impl SocketDir {
+    pub(crate) fn create() -> Result<Self> {
+        static POOLS: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "serfn-{}-{}-{:08x}",
+            std::process::id(),
+            POOLS.fetch_add(1, Ordering::Relaxed),
+            random() as u32
+        );
+        let path = std::env::temp_dir().join(name);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(|error| start_error(format!("cannot create {}: {error}", path.display())))?;
+        Ok(SocketDir {
+            path,
+            next: AtomicU64::new(0),
+        })
+    }
+
+    fn socket_path(&self) -> PathBuf {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        self.path.join(format!("w{n}.sock"))
+    }
+}
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Random bits from the standard library's per-process hash keys.
+fn random() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(Instant::now().elapsed().as_nanos());
+    hasher.finish()
+}
+
+fn start_error(reason: impl Into<String>) -> Error {
+    Error::WorkerStart {
+        reason: reason.into(),
+    }
+}
+
+/// Starts one worker process, which connects back later: see [`Starting::connect`].
+pub(crate) fn spawn(config: &Config, dir: &SocketDir) -> Result<Starting> {
+    let path = dir.socket_path();
+    let listener = UnixListener::bind(&path)
+        .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+        .map_err(|error| start_error(format!("cannot listen on {}: {error}", path.display())))?;
+    let token = random();
+    let (program, args) = command_line(config)?;
+    let limits = format!(
+        "{},{}",
+        config.limits.get_max_bytes(),
+        config.limits.get_max_depth()
+    );
+    let child = Command::new(&program)
+        .args(&args)
+        .envs(config.env.iter().map(|(k, v)| (k, v)))
+        .env(worker::ENV_SOCKET, &path)
+        .env(worker::ENV_TOKEN, token.to_string())
+        .env(worker::ENV_LIMITS, limits)
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|error| start_error(format!("cannot run {}: {error}", program.display())))?;
+    Ok(Starting {
+        listener,
+        path,
+        child,
+        token,
+    })
+}
+
+fn command_line(config: &Config) -> Result<(PathBuf, Vec<OsString>)> {
+    if let Some(program) = &config.program {
+        return Ok((program.clone(), config.args.clone().unwrap_or_default()));
+    }
+    let program = std::env::current_exe()
+        .map_err(|error| start_error(format!("cannot find the current executable: {error}")))?;
+    // A test binary runs only the test `test_support!` defines, which calls
+    // `init()`; any other binary calls `init()` first and never reads these.
+    let args = config.args.clone().unwrap_or_else(|| {
+        [worker::TEST_ENTRY, "--nocapture", "--test-threads=1", "-q"]
+            .map(OsString::from)
+            .to_vec()
+    });
+    Ok((program, args))
+}
+
+impl Starting {
+    /// Waits for the worker to connect and prove its token.
+    pub(crate) fn connect(mut self, deadline: Instant) -> Result<Worker> {
+        let result = self.accept(deadline);
+        let _ = std::fs::remove_file(&self.path);
+        match result {
+            Ok(stream) => Ok(Worker {
+                stream,
+                pid: self.child.id(),
+                child: self.child,
+            }),
+            Err(error) => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                Err(error)
+            }
+        }
+    }
+
+    fn accept(&mut self, deadline: Instant) -> Result<UnixStream> {
+        let stream = loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(error) if error.kind() == ErrorKind::WouldBlock => {}
+                Err(error) => return Err(start_error(format!("accept failed: {error}"))),
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(start_error(format!(
+                    "worker process {} exited ({}) before connecting. Is `serfn::worker::init()` \
+                     the first call in its `main`, or `serfn::test_support!()` in its test crate?",
+                    self.child.id(),
+                    describe(status)
+                )));
+            }
+            if Instant::now() >= deadline {
+                return Err(start_error(format!(
+                    "worker process {} did not connect in time. Is `serfn::worker::init()` \
+                     the first call in its `main`, or `serfn::test_support!()` in its test crate?",
+                    self.child.id()
+                )));
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        };
+        let io_error = |error: io::Error| start_error(format!("handshake failed: {error}"));
+        stream.set_nonblocking(false).map_err(io_error)?;
+        let wait = deadline.saturating_duration_since(Instant::now());
+        stream
+            .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
+            .map_err(io_error)?;
+        let mut reader = FrameReader::new(&stream, 64);
+        match reader.next_frame().map_err(io_error)? {
+            Next::Frame(proto::HELLO, body) => {
+                let mut fields = Fields(reader.body(body));
+                if fields.u64()? != self.token {
+                    return Err(start_error("a process connected with the wrong token"));
+                }
+            }
+            _ => return Err(start_error("the worker did not say hello")),
+        }
+        stream.set_read_timeout(None).map_err(io_error)?;
+        Ok(stream)
+    }
+}
+
+/// How a process ended, for error messages.
+pub(crate) fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        _ => status.to_string(),
+    }
+}
+
+/// Waits up to `grace` for `child` to exit by itself, then kills it; reaps it.
+pub(crate) fn reap(child: &mut Child, grace: Duration) -> String {
+    let until = Instant::now() + grace;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return describe(status),
+            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(1)),
+            Ok(None) => {
+                let _ = child.kill();
+                return child
+                    .wait()
+                    .map(describe)
+                    .unwrap_or_else(|error| error.to_string());
+            }
+            Err(error) => return error.to_string(),
+        }
+    }
+}

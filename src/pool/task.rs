@@ -1,0 +1,181 @@
+//! [`Task`]: one submitted call, waited on or awaited.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use super::job::lock;
+use super::protocol::Fields;
+use crate::codec::{self, Limits};
+use crate::error::{Error, Result};
+
+/// Where a worker's answer to one task lands.
+pub(crate) struct TaskCell {
+    state: Mutex<CellState>,
+    done: Condvar,
+}
+
+struct CellState {
+    result: Option<Result<Vec<u8>>>,
+    waker: Option<Waker>,
+}
+
+impl TaskCell {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(TaskCell {
+            state: Mutex::new(CellState {
+                result: None,
+                waker: None,
+            }),
+            done: Condvar::new(),
+        })
+    }
+
+    pub(crate) fn complete(&self, result: Result<Vec<u8>>) {
+        let mut state = lock(&self.state);
+        state.result = Some(result);
+        let waker = state.waker.take();
+        drop(state);
+        self.done.notify_all();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// A call submitted to a [`Pool`](crate::Pool): [`wait`](Task::wait) for
+/// its result, or `.await` it on any executor (no runtime is required).
+///
+/// Dropping a `Task` does not cancel it; its result is discarded.
+///
+/// # Example
+/// ```no_run
+/// # fn main() -> serfn::Result<()> {
+/// serfn::worker::init();
+/// let pool = serfn::Pool::new()?;
+/// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
+/// let task = pool.submit(&square, 12);
+/// assert_eq!(task.wait()?, 144);
+/// # Ok(()) }
+/// ```
+#[must_use = "a task's result is only seen through wait() or .await"]
+pub struct Task<R> {
+    cell: Arc<TaskCell>,
+    decode: fn(Vec<u8>, &Limits) -> Result<R>,
+    limits: Limits,
+    types: PhantomData<fn() -> R>,
+}
+
+impl<R> Task<R> {
+    pub(crate) fn new(
+        cell: Arc<TaskCell>,
+        decode: fn(Vec<u8>, &Limits) -> Result<R>,
+        limits: Limits,
+    ) -> Self {
+        Task {
+            cell,
+            decode,
+            limits,
+            types: PhantomData,
+        }
+    }
+
+    /// A task that failed before it was sent.
+    pub(crate) fn failed(error: Error) -> Self
+    where
+        R: DeserializeOwned,
+    {
+        let cell = TaskCell::new();
+        cell.complete(Err(error));
+        Task::new(cell, decode_one, Limits::default())
+    }
+
+    /// Whether the result is in.
+    pub fn is_finished(&self) -> bool {
+        lock(&self.cell.state).result.is_some()
+    }
+
+    /// Blocks until the result is in.
+    ///
+    /// # Errors
+    /// [`Error::Panicked`] if the function panicked; [`Error::WorkerDied`],
+    /// [`Error::Timeout`], [`Error::UnknownFunction`] and the other errors
+    /// of [`Pool::call`](crate::Pool::call).
+    pub fn wait(self) -> Result<R> {
+        let mut state = lock(&self.cell.state);
+        loop {
+            if let Some(result) = state.result.take() {
+                return result.and_then(|bytes| (self.decode)(bytes, &self.limits));
+            }
+            state = self
+                .cell
+                .done
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Blocks until the result is in or `timeout` passes; gives the task back then.
+    ///
+    /// The task keeps running after a timeout here: for a deadline that
+    /// kills the worker, build the pool with [`timeout`](crate::PoolBuilder::timeout).
+    ///
+    /// # Errors
+    /// As [`wait`](Self::wait), inside the `Ok`.
+    pub fn wait_timeout(self, timeout: Duration) -> std::result::Result<Result<R>, Self> {
+        let state = lock(&self.cell.state);
+        let (state, _) = self
+            .cell
+            .done
+            .wait_timeout_while(state, timeout, |state| state.result.is_none())
+            .unwrap_or_else(PoisonError::into_inner);
+        if state.result.is_none() {
+            drop(state);
+            return Err(self);
+        }
+        drop(state);
+        Ok(self.wait())
+    }
+}
+
+impl<R> Future for Task<R> {
+    type Output = Result<R>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<R>> {
+        let mut state = lock(&self.cell.state);
+        match state.result.take() {
+            Some(result) => {
+                drop(state);
+                Poll::Ready(result.and_then(|bytes| (self.decode)(bytes, &self.limits)))
+            }
+            None => {
+                state.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<R> std::fmt::Debug for Task<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Task")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// Decodes a one-item payload into the function's result.
+pub(crate) fn decode_one<R: DeserializeOwned>(payload: Vec<u8>, limits: &Limits) -> Result<R> {
+    match Fields(&payload).items()?[..] {
+        [item] => codec::decode_result(item, limits),
+        ref items => Err(Error::decode(format!(
+            "a worker answered one call with {} results",
+            items.len()
+        ))),
+    }
+}

@@ -1,0 +1,285 @@
+//! The worker side of a [`Pool`](crate::Pool): a process that decodes
+//! functions, calls them and sends the results back.
+//!
+//! A pool starts its workers by re-executing a program (by default the
+//! current one) with a few `SERFN_WORKER_*` environment variables set. The
+//! program turns into a worker when it calls [`init`], which must come first
+//! in `main`, before anything that parses arguments or has side effects:
+//!
+//! ```no_run
+//! fn main() {
+//!     serfn::worker::init(); // a worker never returns from here
+//!     // ... the program itself, which may start a `serfn::Pool`
+//! }
+//! ```
+//!
+//! In `cargo test` binaries, where libtest owns `main`, put
+//! [`serfn::test_support!()`](crate::test_support) at the top level of the
+//! test crate instead: the pool then starts the test binary filtered to the
+//! one test that macro defines, which calls [`init`].
+//!
+//! A worker exits when the pool's end of its socket closes: when the pool is
+//! dropped, and when the parent process dies, even while a function runs.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::codec::{self, Limits};
+use crate::error::Error;
+use crate::handle::DynFn;
+use crate::pool::protocol::{self as proto, Fields, FrameReader, Next, WireError};
+
+pub(crate) const ENV_SOCKET: &str = "SERFN_WORKER_SOCKET";
+pub(crate) const ENV_TOKEN: &str = "SERFN_WORKER_TOKEN";
+pub(crate) const ENV_LIMITS: &str = "SERFN_WORKER_LIMITS";
+
+/// The name of the test that [`test_support!`](crate::test_support) defines,
+/// which a pool passes as the test filter.
+pub const TEST_ENTRY: &str = "__serfn_worker_entry";
+
+static SERVING: AtomicBool = AtomicBool::new(false);
+
+/// Turns this process into a worker if a pool started it; returns at once otherwise.
+///
+/// Call it first in `main`. In a process started by a pool it serves that
+/// pool until the pool goes away, then exits the process: it never returns.
+/// Failures are printed to stderr (which the pool's process shares) and end
+/// the process with exit code 101, which the pool reports as
+/// [`Error::WorkerDied`] or [`Error::WorkerStart`].
+pub fn init() {
+    let Some(socket) = std::env::var_os(ENV_SOCKET) else {
+        return;
+    };
+    SERVING.store(true, Ordering::SeqCst);
+    let code = match serve(socket) {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("serfn worker {}: {error}", std::process::id());
+            101
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Whether this process is a worker serving a pool (inside [`init`]).
+pub fn is_worker() -> bool {
+    SERVING.load(Ordering::SeqCst)
+}
+
+/// Whether a pool started this process as a worker that did not call [`init`]:
+/// starting a pool from there would start workers without end.
+pub(crate) fn is_stray_worker() -> bool {
+    std::env::var_os(ENV_SOCKET).is_some() && !is_worker()
+}
+
+fn serve(socket: OsString) -> io::Result<()> {
+    let token: u64 = env_number(ENV_TOKEN)?;
+    let limits = std::env::var(ENV_LIMITS)
+        .ok()
+        .and_then(|text| {
+            let (bytes, depth) = text.split_once(',')?;
+            Some(
+                Limits::new()
+                    .max_bytes(bytes.parse().ok()?)
+                    .max_depth(depth.parse().ok()?),
+            )
+        })
+        .unwrap_or_default();
+    let mut stream = UnixStream::connect(socket)?;
+    let mut out = Vec::with_capacity(64 << 10);
+    let hello = proto::start_frame(&mut out, proto::HELLO);
+    out.extend_from_slice(&token.to_le_bytes());
+    out.extend_from_slice(&std::process::id().to_le_bytes());
+    proto::finish_frame(&mut out, hello);
+    proto::flush(&mut stream, &mut out)?;
+    watch_parent();
+
+    let mut worker = Worker {
+        limits,
+        functions: HashMap::new(),
+    };
+    let mut reader = FrameReader::new(stream.try_clone()?, frame_limit(&limits));
+    loop {
+        // Results go out in batches, but never wait behind a read that blocks.
+        if !reader.has_frame() || out.len() > 1 << 20 {
+            proto::flush(&mut stream, &mut out)?;
+        }
+        match reader.next_frame()? {
+            Next::Closed => return Ok(()),
+            Next::Frame(tag, body) => worker.handle(tag, reader.body(body), &mut out)?,
+        }
+    }
+}
+
+/// The largest frame either side accepts: the decode limit plus headers.
+pub(crate) fn frame_limit(limits: &Limits) -> usize {
+    limits.get_max_bytes().saturating_add(1 << 10)
+}
+
+fn env_number(name: &str) -> io::Result<u64> {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("{name} is missing or not a number")))
+}
+
+/// Exits when the parent process goes away, even while a function runs:
+/// the socket's end-of-file is only seen between tasks.
+fn watch_parent() {
+    let parent = std::os::unix::process::parent_id();
+    let spawned = std::thread::Builder::new()
+        .name("serfn-parent-watch".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(100));
+            if std::os::unix::process::parent_id() != parent {
+                std::process::exit(0);
+            }
+        });
+    if let Err(error) = spawned {
+        eprintln!("serfn worker: cannot watch the parent process: {error}");
+    }
+}
+
+/// A loaded function, or the error its bytes gave, reported to each task that uses it.
+type Loaded = std::result::Result<DynFn, WireError>;
+
+struct Worker {
+    limits: Limits,
+    functions: HashMap<u64, Loaded>,
+}
+
+impl Worker {
+    fn handle(&mut self, tag: u8, body: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+        let mut fields = Fields(body);
+        let header = match tag {
+            proto::LOAD | proto::FORGET => None,
+            proto::BATCH | proto::BATCH_MUT | proto::ONCE | proto::TAKE => {
+                Some(fields.u64().map_err(invalid)?)
+            }
+            other => return Err(invalid(format!("unknown frame tag {other:#04x}"))),
+        };
+        let Some(task) = header else {
+            let id = fields.u64().map_err(invalid)?;
+            if tag == proto::LOAD {
+                let loaded = self.limits.from_bytes::<DynFn>(fields.rest());
+                self.functions
+                    .insert(id, loaded.map_err(|error| WireError::from(&error)));
+            } else {
+                self.functions.remove(&id);
+            }
+            return Ok(());
+        };
+        let started = Instant::now();
+        let frame = proto::start_frame(out, proto::DONE);
+        out.extend_from_slice(&task.to_le_bytes());
+        out.extend_from_slice(&[0; 8]);
+        let result = match tag {
+            proto::TAKE => self.take(fields, out),
+            proto::ONCE => self.once(fields, out),
+            _ => self.batch(tag == proto::BATCH_MUT, fields, out),
+        };
+        match result {
+            Ok(()) => {
+                if tag == proto::TAKE {
+                    out[frame + proto::LEN_BYTES] = proto::STATE;
+                    out.drain(frame + proto::LEN_BYTES + 9..frame + proto::LEN_BYTES + 17);
+                } else {
+                    let elapsed = started.elapsed().as_nanos() as u64;
+                    let at = frame + proto::LEN_BYTES + 9;
+                    out[at..at + 8].copy_from_slice(&elapsed.to_le_bytes());
+                }
+            }
+            Err(error) => {
+                out.truncate(frame);
+                let failed = proto::start_frame(out, proto::FAILED);
+                out.extend_from_slice(&task.to_le_bytes());
+                codec::encode_value_into(&error, out).map_err(io::Error::other)?;
+                proto::finish_frame(out, failed);
+                return Ok(());
+            }
+        }
+        proto::finish_frame(out, frame);
+        Ok(())
+    }
+
+    fn function(&mut self, id: u64) -> std::result::Result<&mut DynFn, WireError> {
+        match self.functions.get_mut(&id) {
+            Some(Ok(function)) => Ok(function),
+            Some(Err(error)) => Err(error.clone()),
+            None => Err(WireError::Other {
+                message: format!("function {id} was never loaded"),
+            }),
+        }
+    }
+
+    fn batch(
+        &mut self,
+        mutable: bool,
+        mut fields: Fields<'_>,
+        out: &mut Vec<u8>,
+    ) -> std::result::Result<(), WireError> {
+        let id = fields.u64().map_err(|e| WireError::from(&e))?;
+        let items = fields.items().map_err(|e| WireError::from(&e))?;
+        let limits = self.limits;
+        let function = self.function(id)?;
+        out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+        let called = if mutable {
+            function.call_each_mut(&items, &limits, out)
+        } else {
+            function.call_each(&items, &limits, out)
+        };
+        called.map_err(|e| WireError::from(&e))
+    }
+
+    fn once(
+        &mut self,
+        mut fields: Fields<'_>,
+        out: &mut Vec<u8>,
+    ) -> std::result::Result<(), WireError> {
+        let wire = |e: Error| WireError::from(&e);
+        let len = fields.u32().map_err(wire)? as usize;
+        let function = self
+            .limits
+            .from_bytes::<DynFn>(fields.take(len).map_err(wire)?)
+            .map_err(wire)?;
+        let items = fields.items().map_err(wire)?;
+        let [args] = items[..] else {
+            return Err(WireError::Other {
+                message: format!("a call-once task carries {} items, not 1", items.len()),
+            });
+        };
+        out.extend_from_slice(&1u32.to_le_bytes());
+        let start = out.len();
+        out.extend_from_slice(&[0; 4]);
+        function
+            .call_once_into(args, &self.limits, out)
+            .map_err(wire)?;
+        let len = (out.len() - start - 4) as u32;
+        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        Ok(())
+    }
+
+    fn take(
+        &mut self,
+        mut fields: Fields<'_>,
+        out: &mut Vec<u8>,
+    ) -> std::result::Result<(), WireError> {
+        let id = fields.u64().map_err(|e| WireError::from(&e))?;
+        self.function(id)?;
+        let function = self.functions.remove(&id).expect("checked above").ok();
+        let bytes = function
+            .expect("checked above")
+            .to_bytes()
+            .map_err(|e| WireError::from(&e))?;
+        out.extend_from_slice(&bytes);
+        Ok(())
+    }
+}
+
+fn invalid(error: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, error.to_string())
+}
