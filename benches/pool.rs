@@ -1,0 +1,4 @@
+//! Placeholder, being written.
+fn main() {
+    serfn::worker::init();
+}
