@@ -146,9 +146,9 @@ where
             return 1;
         }
         let by_time = match function.ns_per_item() {
-            // Not timed yet: start small and double, so slow items are not
-            // bunched before their cost is known.
-            0 => 1usize << self.next_seq.min(12),
+            // Not timed yet: one item a chunk, so slow items are not bunched
+            // before their cost is known; the first answers time them.
+            0 => 1,
             ns => usize::try_from(CHUNK_NS / ns).unwrap_or(MAX_CHUNK),
         };
         let by_balance = self.total.map_or(MAX_CHUNK, |total| {

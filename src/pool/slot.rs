@@ -210,6 +210,7 @@ fn write(
             job.fail(error);
             continue;
         }
+        let frame_start = out.len();
         if let Some(function) = job.work.needs() {
             ensure_loaded(shared, function, loaded, &mut out);
         }
@@ -218,7 +219,6 @@ fn write(
             loaded.retain(|f| !Arc::ptr_eq(f, function));
         }
         let task = shared.next_task.fetch_add(1, Ordering::Relaxed);
-        let frame_start = out.len();
         encode(&job.work, task, &mut out);
         shared
             .stats

@@ -1,0 +1,260 @@
+//! The pool against real worker processes (this test binary, re-executed):
+//! results equal a sequential run, functions are shipped once per worker,
+//! and the whole API (call, submit, futures, maps, fold) works.
+
+serfn::test_support!();
+
+use std::cell::Cell;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+
+use serfn::{Error, Pool, SerFn, SerFnMut, SerFnOnce};
+
+fn pool(workers: usize) -> Pool {
+    Pool::builder()
+        .workers(workers)
+        .build()
+        .expect("pool starts")
+}
+
+/// A function with real work per item, so chunks and orders matter.
+fn collatz() -> SerFn<u64, u32> {
+    serfn::closure!("test_pool::collatz", [], move |n: u64| -> u32 {
+        let (mut n, mut steps) = (n.max(1), 0);
+        while n != 1 {
+            n = if n % 2 == 0 { n / 2 } else { 3 * n + 1 };
+            steps += 1;
+        }
+        steps
+    })
+}
+
+fn scaled(factor: f64) -> SerFn<f64, f64> {
+    serfn::closure!("test_pool::scaled", [factor: f64], move |x: f64| -> f64 { x * factor })
+}
+
+#[test]
+fn map_equals_sequential_for_thousands_of_items_at_any_chunk_size() {
+    let pool = pool(2);
+    let f = collatz();
+    let expected: Vec<u32> = (0..5_000u64).map(|n| f.call(n)).collect();
+    for chunk in [None, Some(1), Some(7), Some(10_000)] {
+        let map = pool.map(&f, 0..5_000u64);
+        let map = match chunk {
+            Some(size) => map.chunk_size(size),
+            None => map,
+        };
+        let got: Vec<u32> = map.collect::<serfn::Result<_>>().unwrap();
+        assert_eq!(got, expected, "chunk size {chunk:?}");
+    }
+    assert_eq!(pool.stats().tasks, 4 * 5_000);
+}
+
+#[test]
+fn map_unordered_yields_every_index_once() {
+    let pool = pool(2);
+    let f = collatz();
+    let mut got: Vec<(usize, u32)> = pool
+        .map_unordered(&f, 0..3_000u64)
+        .map(|(i, r)| (i, r.unwrap()))
+        .collect();
+    got.sort_unstable();
+    let expected: Vec<(usize, u32)> = (0..3_000u64)
+        .map(|n| (n as usize, f.call(n)))
+        .enumerate()
+        .map(|(i, (_, r))| (i, r))
+        .collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn map_streams_an_endless_input_with_bounded_read_ahead() {
+    let pool = pool(2);
+    let pulled = Cell::new(0u64);
+    let endless = (0u64..).inspect(|_| pulled.set(pulled.get() + 1));
+    let first: Vec<u32> = pool
+        .map(&collatz(), endless)
+        .take(50_000)
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    assert_eq!(first.len(), 50_000);
+    assert_eq!(first[27], 111);
+    // What was read ahead is bounded by the chunks in flight, not the input.
+    assert!(pulled.get() < 50_000 + 500_000, "pulled {}", pulled.get());
+}
+
+#[test]
+fn a_one_mib_capture_over_10000_items_is_shipped_once_per_worker() {
+    let pool = pool(2);
+    let table: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    let lookup: SerFn<u32, u8> = serfn::closure!("test_pool::lookup", [table: Vec<u8>], move |i: u32| -> u8 {
+        table[i as usize % table.len()]
+    });
+    let got: Vec<u8> = pool
+        .map(&lookup, 0..10_000u32)
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    assert!(got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+    let stats = pool.stats();
+    assert_eq!(stats.functions_shipped, 2, "{stats:?}");
+    // About 1 MiB per worker plus the items, not 10,000 MiB.
+    assert!(stats.bytes_sent < 3 << 20, "{stats:?}");
+    assert_eq!(stats.tasks, 10_000);
+
+    // A second map of the same function and capture reuses what the workers hold.
+    let again: Vec<u8> = pool
+        .map(&lookup, 0..100u32)
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    assert_eq!(again, got[..100]);
+    assert_eq!(pool.stats().functions_shipped, 2);
+    // Another capture is another function.
+    let other = scaled(2.0);
+    assert_eq!(pool.call(&other, 1.5).unwrap(), 3.0);
+    assert!(pool.stats().functions_shipped >= 3);
+}
+
+#[test]
+fn call_submit_and_call_once() {
+    let pool = pool(2);
+    let f = scaled(3.0);
+    assert_eq!(pool.call(&f, 2.0).unwrap(), 6.0);
+    let tasks: Vec<_> = (0..100).map(|i| pool.submit(&f, f64::from(i))).collect();
+    let results: Vec<f64> = tasks.into_iter().map(|t| t.wait().unwrap()).collect();
+    assert_eq!(
+        results,
+        (0..100).map(|i| 3.0 * f64::from(i)).collect::<Vec<_>>()
+    );
+
+    let words = vec!["owned".to_string(), "state".to_string()];
+    let once: SerFnOnce<String, Vec<String>> = serfn::closure!(once "test_pool::push", [words: Vec<String>], move |w: String| -> Vec<String> {
+        let mut words = words;
+        words.push(w);
+        words
+    });
+    assert_eq!(
+        pool.call_once(once, "moved".into()).unwrap(),
+        ["owned", "state", "moved"]
+    );
+    // A multi-argument function takes its arguments as a tuple.
+    let add: SerFn<(i32, i32), i32> =
+        serfn::closure!("test_pool::add", [], move |x: i32, y: i32| -> i32 { x + y });
+    let sums: Vec<i32> = pool
+        .map(&add, (0..10).map(|i| (i, 10 * i)))
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    assert_eq!(sums, (0..10).map(|i| 11 * i).collect::<Vec<_>>());
+}
+
+/// Runs a future to completion on this thread: no runtime needed.
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut Context::from_waker(&waker)) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn tasks_are_futures() {
+    let pool = pool(2);
+    let f = collatz();
+    let (a, b) = (pool.submit(&f, 27), pool.submit(&f, 97));
+    let both = block_on(async { (a.await.unwrap(), b.await.unwrap()) });
+    assert_eq!(both, (111, 118));
+}
+
+#[test]
+fn fold_gives_back_one_state_per_worker() {
+    let pool = pool(2);
+    let histogram: SerFnMut<u32, u64> = serfn::closure!(mut "test_pool::histogram", [counts: Vec<u64> = vec![0; 10]], move |x: u32| -> u64 {
+        if x < 10 {
+            counts[x as usize] += 1;
+        }
+        counts.iter().sum()
+    });
+    let mut states = pool
+        .fold(&histogram, (0..10_000u32).map(|i| i % 10))
+        .unwrap();
+    assert_eq!(states.len(), 2);
+    // Calling a state with an out-of-range value reads its total.
+    let total: u64 = states.iter_mut().map(|s| s.call_mut(99)).sum();
+    assert_eq!(total, 10_000);
+    // The original is untouched: folding works on copies.
+    assert_eq!(histogram.clone().call_mut(99), 0);
+}
+
+#[test]
+fn progress_is_reported_up_to_the_total() {
+    let pool = pool(2);
+    let seen = Mutex::new(Vec::new());
+    let n = pool
+        .map(&collatz(), 0..2_000u64)
+        .chunk_size(100)
+        .on_progress(|p| seen.lock().unwrap().push((p.done, p.total)))
+        .filter(Result::is_ok)
+        .count();
+    assert_eq!(n, 2_000);
+    let seen = seen.into_inner().unwrap();
+    assert_eq!(seen.len(), 20);
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
+    assert_eq!(seen.last(), Some(&(2_000, Some(2_000))));
+}
+
+#[test]
+fn stdout_noise_from_user_code_breaks_nothing() {
+    let pool = pool(2);
+    let noisy: SerFn<u32, u32> = serfn::closure!("test_pool::noisy", [], move |x: u32| -> u32 {
+        // Bytes that would look like frames if frames were on stdout.
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(&[0xff, 0, 0, 0, 0x82, 1, 2, 3]);
+        let _ = writeln!(out, " item {x}");
+        x + 1
+    });
+    let got: Vec<u32> = pool
+        .map(&noisy, 0..500u32)
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    assert_eq!(got, (1..501).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_panic_fails_only_its_item_and_the_worker_lives_on() {
+    let pool = pool(2);
+    let pids = pool.worker_pids();
+    let picky: SerFn<u32, u32> = serfn::closure!("test_pool::picky", [], move |x: u32| -> u32 {
+        assert!(x % 100 != 13, "unlucky {x}");
+        x
+    });
+    let results: Vec<serfn::Result<u32>> = pool.map(&picky, 0..1_000u32).collect();
+    for (i, result) in results.iter().enumerate() {
+        match result {
+            Err(Error::Panicked { name, message }) => {
+                assert_eq!(i % 100, 13);
+                assert!(name.ends_with("test_pool::picky"), "{name}");
+                assert_eq!(message, &format!("unlucky {i}"));
+            }
+            Ok(x) => assert_eq!(*x as usize, i),
+            Err(other) => panic!("item {i}: {other}"),
+        }
+    }
+    assert_eq!(results.iter().filter(|r| r.is_err()).count(), 10);
+    let stats = pool.stats();
+    assert_eq!(stats.restarts, 0);
+    let mut after = pool.worker_pids();
+    after.sort_unstable();
+    let mut before = pids;
+    before.sort_unstable();
+    assert_eq!(before, after, "no worker was replaced");
+}
