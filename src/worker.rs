@@ -26,6 +26,7 @@ use std::ffi::OsString;
 use std::io;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::codec::{self, Limits};
@@ -89,30 +90,134 @@ fn serve(socket: OsString) -> io::Result<()> {
             )
         })
         .unwrap_or_default();
-    let mut stream = UnixStream::connect(socket)?;
-    let mut out = Vec::with_capacity(64 << 10);
-    let hello = proto::start_frame(&mut out, proto::HELLO);
-    out.extend_from_slice(&token.to_le_bytes());
-    out.extend_from_slice(&std::process::id().to_le_bytes());
-    proto::finish_frame(&mut out, hello);
-    proto::flush(&mut stream, &mut out)?;
+    let stream = UnixStream::connect(socket)?;
+    let mut hello = Vec::new();
+    let frame = proto::start_frame(&mut hello, proto::HELLO);
+    hello.extend_from_slice(&token.to_le_bytes());
+    hello.extend_from_slice(&std::process::id().to_le_bytes());
+    proto::finish_frame(&mut hello, frame);
+    let outbox = Arc::new(Outbox {
+        state: Mutex::new(Pending {
+            bytes: hello,
+            since: None,
+            flusher_idle: false,
+        }),
+        added: Condvar::new(),
+        stream: Mutex::new(stream.try_clone()?),
+    });
+    outbox.flush()?;
     watch_parent();
+    let flusher = Arc::clone(&outbox);
+    std::thread::Builder::new()
+        .name("serfn-flush".into())
+        .spawn(move || flusher.flush_stale())?;
 
     let mut worker = Worker {
         limits,
         functions: HashMap::new(),
     };
-    let mut reader = FrameReader::new(stream.try_clone()?, frame_limit(&limits));
+    let mut reader = FrameReader::new(stream, frame_limit(&limits));
+    let mut out = Vec::with_capacity(64 << 10);
     loop {
         // Results go out in batches, but never wait behind a read that blocks.
-        if !reader.has_frame() || out.len() > 1 << 20 {
-            proto::flush(&mut stream, &mut out)?;
+        if !reader.has_frame() {
+            outbox.flush()?;
         }
         match reader.next_frame()? {
             Next::Closed => return Ok(()),
-            Next::Frame(tag, body) => worker.handle(tag, reader.body(body), &mut out)?,
+            Next::Frame(tag, body) => {
+                worker.handle(tag, reader.body(body), &mut out)?;
+                outbox.add(&mut out);
+            }
         }
     }
+}
+
+/// Answers waiting to be written. The main thread writes them before it
+/// blocks on a read; a flusher thread writes them once they are a
+/// millisecond old, so that a long task does not hold back the answers
+/// before it (and a worker killed during it loses none of them).
+struct Outbox {
+    state: Mutex<Pending>,
+    added: Condvar,
+    stream: Mutex<UnixStream>,
+}
+
+struct Pending {
+    bytes: Vec<u8>,
+    since: Option<Instant>,
+    flusher_idle: bool,
+}
+
+const STALE: Duration = Duration::from_millis(1);
+
+impl Outbox {
+    fn add(&self, out: &mut Vec<u8>) {
+        if out.is_empty() {
+            return;
+        }
+        let mut state = lock(&self.state);
+        state.bytes.extend_from_slice(out);
+        out.clear();
+        if state.since.is_none() {
+            state.since = Some(Instant::now());
+            if state.flusher_idle {
+                self.added.notify_one();
+            }
+        }
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        // The stream lock is taken first and held while writing, so that
+        // batches reach the socket in the order they were taken.
+        let mut stream = lock(&self.stream);
+        let mut bytes = {
+            let mut state = lock(&self.state);
+            state.since = None;
+            std::mem::take(&mut state.bytes)
+        };
+        let written = proto::flush(&mut *stream, &mut bytes);
+        let mut state = lock(&self.state);
+        if state.bytes.is_empty() {
+            state.bytes = bytes; // keep the allocation
+        }
+        written
+    }
+
+    fn flush_stale(&self) {
+        let mut state = lock(&self.state);
+        loop {
+            match state.since {
+                None => {
+                    state.flusher_idle = true;
+                    state = self
+                        .added
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    state.flusher_idle = false;
+                }
+                Some(since) if since.elapsed() < STALE => {
+                    let wait = STALE - since.elapsed();
+                    state = self
+                        .added
+                        .wait_timeout(state, wait)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                Some(_) => {
+                    drop(state);
+                    if self.flush().is_err() {
+                        return; // the main thread sees the broken socket too
+                    }
+                    state = lock(&self.state);
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The largest frame either side accepts: the decode limit plus headers.

@@ -129,6 +129,7 @@ fn serve(shared: &Arc<Shared>, index: usize, worker: Worker) -> bool {
         Ok(Ok(_)) => write(shared, index, &link, &stream, &mut loaded),
         _ => false,
     };
+    let busy = !lock(&link.state).in_flight.is_empty();
     let _ = stream.shutdown(std::net::Shutdown::Both);
     if let Ok(Ok(reader)) = reader {
         let _ = reader.join();
@@ -141,7 +142,8 @@ fn serve(shared: &Arc<Shared>, index: usize, worker: Worker) -> bool {
     }
     let status = {
         let mut child = lock(&link.child);
-        let grace = if closing && lock(&link.state).in_flight.is_empty() {
+        // An idle worker exits by itself on end-of-file; a busy one is killed.
+        let grace = if closing && !busy {
             Duration::from_millis(500)
         } else {
             Duration::ZERO
@@ -182,11 +184,16 @@ fn write(
                 state = lock(&link.state);
                 continue;
             }
+            if shared.queue.is_closed() {
+                return true;
+            }
             state.writer_waiting = true;
+            // Timed, to notice the pool closing while the worker is busy.
             state = link
                 .space
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+                .wait_timeout(state, Duration::from_millis(20))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
             state.writer_waiting = false;
         }
         if state.dead {
