@@ -7,10 +7,8 @@
 //! in `main`, before anything that parses arguments or has side effects:
 //!
 //! ```no_run
-//! fn main() {
-//!     serfn::worker::init(); // a worker never returns from here
-//!     // ... the program itself, which may start a `serfn::Pool`
-//! }
+//! serfn::worker::init(); // first in `main`: a worker never returns from here
+//! // ... the program itself, which may start a `serfn::Pool`
 //! ```
 //!
 //! In `cargo test` binaries, where libtest owns `main`, put
