@@ -356,14 +356,7 @@ impl Worker {
             });
         };
         out.extend_from_slice(&1u32.to_le_bytes());
-        let start = out.len();
-        out.extend_from_slice(&[0; 4]);
-        function
-            .call_once_into(args, &self.limits, out)
-            .map_err(wire)?;
-        let len = (out.len() - start - 4) as u32;
-        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-        Ok(())
+        proto::put_item(out, |out| function.call_once_into(args, &self.limits, out)).map_err(wire)
     }
 
     fn take(

@@ -10,6 +10,7 @@ use super::wire;
 use crate::codec::{self, Limits, Panic};
 use crate::erased::{Input, Output, SerializableFn};
 use crate::error::{Error, Result};
+use crate::pool::protocol::put_item;
 use crate::signature::{Kind, Signature};
 
 /// A serialized function whose argument and output types the holder does
@@ -139,7 +140,7 @@ impl DynFn {
         self.require(Kind::Fn)?;
         let (name, f) = (self.name(), &*self.inner);
         for args in items {
-            framed(out, |out| {
+            put_item(out, |out| {
                 catching(name, |i, o| f.__serfn_call(i, o), args, limits, out)
             })?;
         }
@@ -161,7 +162,7 @@ impl DynFn {
         }
         let f = Arc::get_mut(&mut self.inner).expect("a fresh deep copy is not shared");
         for args in items {
-            framed(out, |out| {
+            put_item(out, |out| {
                 catching(name, |i, o| f.__serfn_call_mut(i, o), args, limits, out)
             })?;
         }
@@ -197,16 +198,6 @@ impl DynFn {
             found: found.to_string(),
         })
     }
-}
-
-/// Appends what `write` appends, after its length as 4 bytes LE.
-fn framed(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<()> {
-    let start = out.len();
-    out.extend_from_slice(&[0; 4]);
-    write(out)?;
-    let len = (out.len() - start - 4) as u32;
-    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    Ok(())
 }
 
 /// Calls, appending the encoded result to `out`, or the encoded panic in its place.

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::job::{FnEntry, Job, Reply, Work};
-use super::protocol::Fields;
+use super::protocol::{self as proto, Fields};
 use super::Pool;
 use crate::codec;
 use crate::error::{Error, Result};
@@ -44,11 +44,7 @@ pub(crate) fn items_block<A: Serialize>(
     let mut block = vec![0; 4];
     let mut count = 0u32;
     for item in items.take(max_items) {
-        let start = block.len();
-        block.extend_from_slice(&[0; 4]);
-        codec::encode_value_into(&item, &mut block)?;
-        let len = (block.len() - start - 4) as u32;
-        block[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        proto::put_item(&mut block, |block| codec::encode_value_into(&item, block))?;
         count += 1;
         if block.len() >= max_bytes {
             break;

@@ -58,6 +58,19 @@ pub(crate) fn finish_frame(buf: &mut [u8], start: usize) {
     buf[start..start + LEN_BYTES].copy_from_slice(&len.to_le_bytes());
 }
 
+/// Appends one item of an items block: its 4-byte length, then what `write` appends.
+pub(crate) fn put_item<E>(
+    out: &mut Vec<u8>,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<(), E> {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    write(out)?;
+    let len = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
 /// Reads fixed-width fields off the front of a frame body.
 pub(crate) struct Fields<'a>(pub(crate) &'a [u8]);
 
