@@ -1,4 +1,416 @@
-//! Placeholder, being written.
+//! Pool throughput, speed-up and start-up: `cargo bench --bench pool [-- OPTIONS]`.
+//!
+//! The Rust side of `benches/python/bench_pool.py`; `benches/compare.sh` runs
+//! both and prints them side by side. Workloads, mirrored from that script:
+//!
+//! - `tiny_chunk1`, `tiny_chunked`, `tiny_auto`: `x * f` with a captured
+//!   `f = 1.5` over `items` floats `i / items` (default 100,000): one item per
+//!   message, chunks of `items / 8` (12,500), and automatic chunking; tasks/s.
+//!   The pool is started and warmed up (one full, checked map) first; the time
+//!   covers only collecting the map.
+//! - `direct_call`: the same closure called in this process (`f.call`), tasks/s.
+//! - `cpu_speedup`: [`CPU_TASKS`] starting points `-2 + 4 i / tasks`, each a
+//!   fixed-step gradient descent on `x^4 - 3x^2 + x` (`lr` = [`CPU_LR`]) for
+//!   [`CPU_ITERS`] iterations (the Python script's `descend`), run in a loop in
+//!   this process vs `pool.map` with automatic chunking; unit "x", with
+//!   `sequential_s` and `parallel_s`. `--quick`: [`QUICK_CPU_TASKS`] x
+//!   [`QUICK_CPU_ITERS`], as the Python script does.
+//! - `startup`: `Pool::builder().workers(w).build()` through the result of one
+//!   trivial `pool.call`; ms. Dropping the pool is not timed.
+//!
+//! Each number is the median of `--runs` runs (default 5). Every result the
+//! pool returns is compared with the sequential, in-process answer, so no
+//! number is reported for a wrong result.
+//!
+//! Options: `--runs N`, `--workers N` (default 2), `--items N`, `--quick`
+//! (1 run, 10,000 items, small CPU load), `--json PATH` (default
+//! `target/rustbench.json`), `--only w1,w2` (just these workloads, e.g. to
+//! profile one under callgrind). Other arguments (cargo's `--bench`) are ignored.
+//! The JSON has the Python script's flat schema:
+//! `{"workers", "runs", "items", "results": [{"workload", "library": "serfn", "value", "unit", ...}]}`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use serfn::{Pool, SerFn};
+
+/// The tiny task's captured factor.
+const FACTOR: f64 = 1.5;
+/// The CPU task's step size.
+const CPU_LR: f64 = 0.01;
+/// CPU-bound starting points and iterations per point (the Python script's defaults).
+const CPU_TASKS: usize = 200;
+const CPU_ITERS: u32 = 200_000;
+/// The same under `--quick`.
+const QUICK_CPU_TASKS: usize = 20;
+const QUICK_CPU_ITERS: u32 = 50_000;
+
+struct Args {
+    runs: usize,
+    workers: usize,
+    items: usize,
+    cpu_tasks: usize,
+    cpu_iters: u32,
+    json: String,
+    /// `--only a,b`: run just these workloads (for profiling).
+    only: Option<Vec<String>>,
+}
+
+impl Args {
+    fn wants(&self, workload: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|w| w == workload))
+    }
+}
+
+fn parse_args() -> Args {
+    let mut runs = None;
+    let mut workers = 2;
+    let mut items = None;
+    let mut quick = false;
+    let mut json = "target/rustbench.json".to_string();
+    let mut only = None;
+    let mut args = std::env::args().skip(1);
+    let number = |flag: &str, value: Option<String>| -> usize {
+        value
+            .as_deref()
+            .and_then(|v| v.replace('_', "").parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or_else(|| panic!("{flag} needs a positive number"))
+    };
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
+            None => (arg.clone(), None),
+        };
+        let mut value = || inline.clone().or_else(|| args.next());
+        match flag.as_str() {
+            "--runs" => runs = Some(number("--runs", value())),
+            "--workers" => workers = number("--workers", value()),
+            "--items" => items = Some(number("--items", value())),
+            "--json" => json = value().expect("--json needs a path"),
+            "--quick" => quick = true,
+            "--only" => {
+                only = Some(
+                    value()
+                        .expect("--only needs workload names")
+                        .split(',')
+                        .map(String::from)
+                        .collect(),
+                )
+            }
+            _ => {} // cargo's --bench, filters and the like
+        }
+    }
+    let (cpu_tasks, cpu_iters) = if quick {
+        (QUICK_CPU_TASKS, QUICK_CPU_ITERS)
+    } else {
+        (CPU_TASKS, CPU_ITERS)
+    };
+    Args {
+        runs: runs.unwrap_or(if quick { 1 } else { 5 }),
+        workers,
+        items: items.unwrap_or(if quick { 10_000 } else { 100_000 }),
+        cpu_tasks,
+        cpu_iters,
+        json,
+        only,
+    }
+}
+
+/// One row of the output: a number plus extra `key: value` fields (already JSON).
+struct Record {
+    workload: &'static str,
+    value: f64,
+    unit: &'static str,
+    extra: Vec<(&'static str, String)>,
+}
+
+struct Report {
+    results: Vec<Record>,
+}
+
+impl Report {
+    fn record(
+        &mut self,
+        workload: &'static str,
+        value: f64,
+        unit: &'static str,
+        extra: Vec<(&'static str, String)>,
+    ) {
+        let shown = extra
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        println!(
+            "{workload:<13} {:<8} {:>16} {unit:<8} {shown}",
+            "serfn",
+            grouped(value)
+        );
+        self.results.push(Record {
+            workload,
+            value,
+            unit,
+            extra,
+        });
+    }
+
+    fn json(&self, args: &Args) -> String {
+        let rows = self
+            .results
+            .iter()
+            .map(|r| {
+                let mut fields = vec![
+                    format!("\"workload\": \"{}\"", r.workload),
+                    "\"library\": \"serfn\"".to_string(),
+                    format!("\"value\": {}", json_number(r.value)),
+                    format!("\"unit\": \"{}\"", r.unit),
+                ];
+                fields.extend(r.extra.iter().map(|(k, v)| format!("\"{k}\": {v}")));
+                format!("    {{{}}}", fields.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(",\n");
+        format!(
+            "{{\n  \"serfn\": \"{}\",\n  \"workers\": {},\n  \"runs\": {},\n  \"items\": {},\n  \"cpus\": {},\n  \"results\": [\n{rows}\n  ]\n}}\n",
+            env!("CARGO_PKG_VERSION"),
+            args.workers,
+            args.runs,
+            args.items,
+            std::thread::available_parallelism().map_or(1, usize::from),
+        )
+    }
+}
+
+/// A finite number rounded to 3 decimals, as JSON.
+fn json_number(x: f64) -> String {
+    assert!(x.is_finite(), "not a finite number: {x}");
+    let rounded = (x * 1000.0).round() / 1000.0;
+    format!("{rounded}")
+}
+
+/// `1234567.8` as `1,234,567.8`.
+fn grouped(x: f64) -> String {
+    let text = if x.abs() < 100.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.1}")
+    };
+    let (int, frac) = text.split_once('.').unwrap_or((&text, "0"));
+    let (sign, digits) = int.strip_prefix('-').map_or(("", int), |d| ("-", d));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{sign}{out}.{frac}")
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    let n = xs.len();
+    if n == 0 {
+        Duration::ZERO
+    } else if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2
+    }
+}
+
+/// Median time of `runs` calls of `run`; each result is checked by `check`, untimed.
+fn median_time<T>(runs: usize, mut run: impl FnMut() -> T, mut check: impl FnMut(T)) -> Duration {
+    let times = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            let out = run();
+            let elapsed = start.elapsed();
+            check(out);
+            elapsed
+        })
+        .collect();
+    median(times)
+}
+
+/// Panics unless `got` is exactly `want` (same binary, same float operations).
+fn check_same(what: &str, got: &[f64], want: &[f64]) {
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: {} results for {} items",
+        got.len(),
+        want.len()
+    );
+    if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
+        panic!("{what}: item {i} is {} instead of {}", got[i], want[i]);
+    }
+}
+
+fn collect_map(map: impl Iterator<Item = serfn::Result<f64>>) -> Vec<f64> {
+    map.collect::<serfn::Result<Vec<f64>>>()
+        .expect("a map failed")
+}
+
 fn main() {
     serfn::worker::init();
+    let args = parse_args();
+    let mut report = Report {
+        results: Vec::new(),
+    };
+    println!(
+        "serfn pool bench: workers={}, runs={}, items={}, cpu={}x{} iters, cpus={}",
+        args.workers,
+        args.runs,
+        args.items,
+        args.cpu_tasks,
+        args.cpu_iters,
+        std::thread::available_parallelism().map_or(1, usize::from),
+    );
+    println!(
+        "{:<13} {:<8} {:>16} {:<8} extra",
+        "workload", "library", "value", "unit"
+    );
+
+    // -- tiny tasks ------------------------------------------------------------
+    let factor = FACTOR;
+    let scale: SerFn<f64, f64> =
+        serfn::closure!("benches::pool::scale", [factor: f64], move |x: f64| -> f64 { x * factor });
+    let items: Vec<f64> = (0..args.items)
+        .map(|i| i as f64 / args.items as f64)
+        .collect();
+    let want: Vec<f64> = items.iter().map(|x| x * FACTOR).collect();
+    let n = items.len() as f64;
+
+    let direct = median_time(
+        if args.wants("direct_call") {
+            args.runs
+        } else {
+            0
+        },
+        || {
+            items
+                .iter()
+                .map(|&x| scale.call(black_box(x)))
+                .collect::<Vec<f64>>()
+        },
+        |got| check_same("direct_call", &got, &want),
+    );
+    if args.wants("direct_call") {
+        report.record("direct_call", n / direct.as_secs_f64(), "tasks/s", vec![]);
+    }
+
+    let pool = Pool::builder()
+        .workers(args.workers)
+        .build()
+        .expect("cannot start the pool");
+    let chunked = (args.items / 8).max(1);
+    for (workload, chunk) in [
+        ("tiny_chunk1", Some(1)),
+        ("tiny_chunked", Some(chunked)),
+        ("tiny_auto", None),
+    ] {
+        if !args.wants(workload) {
+            continue;
+        }
+        let run = || {
+            let map = pool.map(&scale, items.iter().copied());
+            match chunk {
+                Some(size) => collect_map(map.chunk_size(size)),
+                None => collect_map(map),
+            }
+        };
+        // Untimed, checked warm-up: ships the function, times the items for auto chunking.
+        check_same(workload, &run(), &want);
+        let time = median_time(args.runs, run, |got| check_same(workload, &got, &want));
+        let extra = match chunk {
+            Some(size) => vec![("chunk_size", size.to_string())],
+            None => vec![("chunk_size", "\"auto\"".to_string())],
+        };
+        report.record(workload, n / time.as_secs_f64(), "tasks/s", extra);
+    }
+
+    // -- CPU-bound: sequential in-process vs the pool -------------------------
+    let (lr, iters) = (CPU_LR, args.cpu_iters);
+    let descend: SerFn<f64, f64> = serfn::closure!("benches::pool::descend", [lr: f64, iters: u32], move |x0: f64| -> f64 {
+        // Gradient descent on x^4 - 3x^2 + x: the Python script's `descend`.
+        let mut x = x0;
+        for _ in 0..*iters {
+            x -= lr * (4.0 * x * x * x - 6.0 * x + 1.0);
+        }
+        x
+    });
+    let starts: Vec<f64> = (0..args.cpu_tasks)
+        .map(|i| -2.0 + 4.0 * i as f64 / args.cpu_tasks as f64)
+        .collect();
+    if args.wants("cpu_speedup") {
+        let cpu_want: Vec<f64> = starts.iter().map(|&x| descend.call(x)).collect();
+        let sequential = median_time(
+            args.runs,
+            || {
+                starts
+                    .iter()
+                    .map(|&x| descend.call(black_box(x)))
+                    .collect::<Vec<f64>>()
+            },
+            |got| check_same("cpu sequential", &got, &cpu_want),
+        );
+        check_same(
+            "cpu_speedup",
+            &collect_map(pool.map(&descend, starts.iter().copied())),
+            &cpu_want,
+        );
+        let parallel = median_time(
+            args.runs,
+            || collect_map(pool.map(&descend, starts.iter().copied())),
+            |got| check_same("cpu_speedup", &got, &cpu_want),
+        );
+        report.record(
+            "cpu_speedup",
+            sequential.as_secs_f64() / parallel.as_secs_f64(),
+            "x",
+            vec![
+                ("sequential_s", format!("{:.6}", sequential.as_secs_f64())),
+                ("parallel_s", format!("{:.6}", parallel.as_secs_f64())),
+                ("tasks", args.cpu_tasks.to_string()),
+                ("iters", args.cpu_iters.to_string()),
+            ],
+        );
+    }
+    let stats = pool.stats();
+    drop(pool);
+
+    // -- start-up: a fresh pool per run; its drop is not timed ----------------
+    let trivial: SerFn<i64, i64> =
+        serfn::closure!("benches::pool::abs", [], move |x: i64| -> i64 { x.abs() });
+    if args.wants("startup") {
+        let startup = median(
+            (0..args.runs)
+                .map(|_| {
+                    let start = Instant::now();
+                    let pool = Pool::builder()
+                        .workers(args.workers)
+                        .build()
+                        .expect("cannot start the pool");
+                    let answer = pool.call(&trivial, -1).expect("the trivial call failed");
+                    let elapsed = start.elapsed();
+                    assert_eq!(answer, 1, "startup: wrong answer");
+                    drop(pool);
+                    elapsed
+                })
+                .collect(),
+        );
+        report.record("startup", startup.as_secs_f64() * 1e3, "ms", vec![]);
+    }
+
+    println!("{stats:?}");
+    let path = std::path::Path::new(&args.json);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).expect("cannot create the JSON file's directory");
+    }
+    std::fs::write(path, report.json(&args)).expect("cannot write the JSON file");
+    println!("wrote {}", path.display());
 }
