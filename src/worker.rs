@@ -329,7 +329,6 @@ impl Worker {
         let items = fields.items().map_err(|e| WireError::from(&e))?;
         let limits = self.limits;
         let function = self.function(id)?;
-        out.extend_from_slice(&(items.len() as u32).to_le_bytes());
         let called = if mutable {
             function.call_each_mut(&items, &limits, out)
         } else {
@@ -355,8 +354,10 @@ impl Worker {
                 message: format!("a call-once task carries {} items, not 1", items.len()),
             });
         };
-        out.extend_from_slice(&1u32.to_le_bytes());
-        proto::put_item(out, |out| function.call_once_into(args, &self.limits, out)).map_err(wire)
+        codec::encode_len_into(1, out).map_err(wire)?;
+        function
+            .call_once_into(args, &self.limits, out)
+            .map_err(wire)
     }
 
     fn take(

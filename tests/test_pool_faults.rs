@@ -169,20 +169,22 @@ fn a_task_past_its_timeout_is_killed_and_reported() {
     assert!(wait_gone(killed[0]));
 }
 
-/// The dedicated worker program, built by `cargo test` with the examples.
+/// The dedicated worker program, brought up to date (`cargo test` alone
+/// builds examples, but not `cargo test --test test_pool_faults`).
 fn worker_program() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--example", "worker"])
+        .status()
+        .unwrap();
+    assert!(status.success());
     let dir = std::env::current_exe().unwrap();
-    let dir = dir.parent().unwrap().parent().unwrap();
-    let path = dir.join("examples").join("worker");
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--example", "worker"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    path
+    dir.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("worker")
 }
 
 #[test]

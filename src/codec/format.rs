@@ -2,8 +2,9 @@
 //!
 //! Everything format-specific lives in this file. serfn relies on two
 //! properties any compact serde format has (bincode and postcard both do):
-//! a tuple encodes as the concatenation of its elements, and a value's
-//! encoding does not depend on the type parameters of the enum around it.
+//! a tuple encodes as the concatenation of its elements, a sequence as its
+//! length (as [`encode_len_into`] writes it) followed by its elements, and a
+//! value's encoding does not depend on the type parameters of the enum around it.
 
 use serde::de::DeserializeSeed;
 use serde::Serialize;
@@ -22,6 +23,12 @@ pub(super) fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -
     bincode::serde::encode_into_std_write(value, buf, config())
         .map(drop)
         .map_err(Error::encode)
+}
+
+/// Appends the length prefix of a sequence of `len` elements: a worker
+/// writes it before the results it encodes one by one.
+pub(super) fn encode_len_into(len: usize, buf: &mut Vec<u8>) -> Result<()> {
+    encode_into(&(len as u64), buf)
 }
 
 /// Decodes with `seed` from the start of `bytes` under `limits`; returns the

@@ -220,6 +220,12 @@ pub fn decode_value<T: DeserializeOwned>(bytes: &[u8], limits: &Limits) -> Resul
     Ok(value)
 }
 
+/// Appends a sequence's length prefix; the elements, encoded one by one
+/// with [`encode_value_into`], follow it.
+pub(crate) fn encode_len_into(len: usize, buf: &mut Vec<u8>) -> Result<()> {
+    format::encode_len_into(len, buf)
+}
+
 /// A panic caught by [`DynFn::call_bytes`](crate::DynFn::call_bytes),
 /// carried in its output in place of the result.
 #[derive(Serialize, Deserialize)]
@@ -236,6 +242,22 @@ pub(crate) fn encode_ok_into<R: Serialize>(result: &R, buf: &mut Vec<u8>) -> Res
 /// The encoding of `Err::<R, Panic>(panic)`; the same for every `R`.
 pub(crate) fn encode_panic(panic: &Panic) -> Result<Vec<u8>> {
     encode_value(&Err::<(), &Panic>(panic))
+}
+
+/// Decodes a sequence of outputs of [`DynFn::call_bytes`](crate::DynFn::call_bytes)
+/// (what a pool's worker sends back for a chunk) in one pass.
+///
+/// # Errors
+/// As [`decode_value`] for bad input; a panic is the item's own error.
+pub(crate) fn decode_results<R: DeserializeOwned>(
+    bytes: &[u8],
+    limits: &Limits,
+) -> Result<Vec<Result<R>>> {
+    let outputs = decode_value::<Vec<std::result::Result<R, Panic>>>(bytes, limits)?;
+    Ok(outputs
+        .into_iter()
+        .map(|output| output.map_err(|Panic { name, message }| Error::Panicked { name, message }))
+        .collect())
 }
 
 /// Decodes the output of [`DynFn::call_bytes`](crate::DynFn::call_bytes):

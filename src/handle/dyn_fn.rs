@@ -10,7 +10,6 @@ use super::wire;
 use crate::codec::{self, Limits, Panic};
 use crate::erased::{Input, Output, SerializableFn};
 use crate::error::{Error, Result};
-use crate::pool::protocol::put_item;
 use crate::signature::{Kind, Signature};
 
 /// A serialized function whose argument and output types the holder does
@@ -129,8 +128,9 @@ impl DynFn {
     }
 
     /// Calls an `Fn` function once per encoded argument in `items`, under
-    /// `limits`, appending each output (result or panic) to `out` as a
-    /// 4-byte LE length and the bytes [`call_bytes`](Self::call_bytes) returns.
+    /// `limits`, appending to `out` the encoding of the sequence of outputs
+    /// (each the bytes [`call_bytes`](Self::call_bytes) returns), which
+    /// [`codec::decode_results`] reads in one pass.
     pub(crate) fn call_each(
         &self,
         items: &[&[u8]],
@@ -139,10 +139,9 @@ impl DynFn {
     ) -> Result<()> {
         self.require(Kind::Fn)?;
         let (name, f) = (self.name(), &*self.inner);
+        codec::encode_len_into(items.len(), out)?;
         for args in items {
-            put_item(out, |out| {
-                catching(name, |i, o| f.__serfn_call(i, o), args, limits, out)
-            })?;
+            catching(name, |i, o| f.__serfn_call(i, o), args, limits, out)?;
         }
         Ok(())
     }
@@ -161,10 +160,9 @@ impl DynFn {
             self.inner = self.inner.__serfn_clone()?;
         }
         let f = Arc::get_mut(&mut self.inner).expect("a fresh deep copy is not shared");
+        codec::encode_len_into(items.len(), out)?;
         for args in items {
-            put_item(out, |out| {
-                catching(name, |i, o| f.__serfn_call_mut(i, o), args, limits, out)
-            })?;
+            catching(name, |i, o| f.__serfn_call_mut(i, o), args, limits, out)?;
         }
         Ok(())
     }

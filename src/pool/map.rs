@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::job::{FnEntry, Job, Reply, Work};
-use super::protocol::{self as proto, Fields};
+use super::protocol as proto;
 use super::Pool;
 use crate::codec;
 use crate::error::{Error, Result};
@@ -65,14 +65,11 @@ fn decode_chunk<R: DeserializeOwned>(
         Ok(payload) => payload,
         Err(error) => return every(error),
     };
-    match Fields(&payload).items() {
-        Ok(items) if items.len() == count as usize => items
-            .into_iter()
-            .map(|item| codec::decode_result(item, limits))
-            .collect(),
-        Ok(items) => every(Error::decode(format!(
+    match codec::decode_results(&payload, limits) {
+        Ok(results) if results.len() == count as usize => results,
+        Ok(results) => every(Error::decode(format!(
             "a worker answered {count} items with {} results",
-            items.len()
+            results.len()
         ))),
         Err(error) => every(error),
     }

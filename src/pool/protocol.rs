@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! frame := [len: u32 LE][tag: u8][fields, fixed-width LE][payload]   (len counts tag + fields + payload)
-//! items := [count: u32][len: u32][codec bytes] * count
+//! items := [count: u32][len: u32][codec bytes] * count        (arguments, parent to worker)
 //! ```
 //!
 //! Headers are fixed-width so that they cost nothing to read; arguments,
@@ -33,8 +33,8 @@ pub(crate) const FORGET: u8 = 6;
 
 /// Worker to parent, first frame: `[token u64][pid u32]`
 pub(crate) const HELLO: u8 = 0x81;
-/// Worker to parent: a task's results. `[task u64][elapsed ns u64][items]`,
-/// each item the encoding of `Result<R, Panic>`.
+/// Worker to parent: a task's results. `[task u64][elapsed ns u64][codec
+/// sequence of Result<R, Panic>]`, decoded in one pass.
 pub(crate) const DONE: u8 = 0x82;
 /// Worker to parent: a task failed as a whole. `[task u64][codec WireError]`
 pub(crate) const FAILED: u8 = 0x83;

@@ -10,7 +10,6 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use super::job::lock;
-use super::protocol::Fields;
 use crate::codec::{self, Limits};
 use crate::error::{Error, Result};
 
@@ -171,11 +170,11 @@ impl<R> std::fmt::Debug for Task<R> {
 
 /// Decodes a one-item payload into the function's result.
 pub(crate) fn decode_one<R: DeserializeOwned>(payload: Vec<u8>, limits: &Limits) -> Result<R> {
-    match Fields(&payload).items()?[..] {
-        [item] => codec::decode_result(item, limits),
-        ref items => Err(Error::decode(format!(
-            "a worker answered one call with {} results",
-            items.len()
+    let mut results = codec::decode_results(&payload, limits)?;
+    match results.len() {
+        1 => results.pop().expect("one result"),
+        n => Err(Error::decode(format!(
+            "a worker answered one call with {n} results"
         ))),
     }
 }
