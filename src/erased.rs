@@ -66,6 +66,25 @@ pub trait SerializableFn: Send + Sync + 'static {
     #[doc(hidden)]
     fn __serfn_args_after(&self, bound: usize) -> Option<TypeInfo>;
 
+    /// Whether [`__serfn_call_batch`](Self::__serfn_call_batch) is implemented.
+    #[doc(hidden)]
+    fn __serfn_batches(&self) -> bool {
+        false
+    }
+
+    /// Calls an `Fn` once per element of `args` (the encoding of a sequence
+    /// of arguments) in one typed pass, appending the encoded sequence of
+    /// outcomes (`Result<R, Panic>`) to `out`: how a pool's worker runs a chunk.
+    #[doc(hidden)]
+    fn __serfn_call_batch(&self, args: &[u8], limits: &Limits, out: &mut Vec<u8>) -> Result<()> {
+        let _ = (args, limits, out);
+        Err(Error::SignatureMismatch {
+            name: self.name().into(),
+            expected: "a function that runs batches".into(),
+            found: self.signature().to_string(),
+        })
+    }
+
     /// The stages this function runs, in order: itself, unless it is a pipeline.
     #[doc(hidden)]
     fn __serfn_into_stages(self: Arc<Self>) -> Vec<Arc<dyn SerializableFn>>;

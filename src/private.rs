@@ -86,6 +86,19 @@ macro_rules! __serfn_register_erased {
                     <$crate::__private::kind::$kind as $crate::__private::Invoke<$ty, $args>>::call_once(self, input, output)
                 }
 
+                fn __serfn_batches(&self) -> bool {
+                    <$crate::__private::kind::$kind as $crate::__private::Invoke<$ty, $args>>::BATCHES
+                }
+
+                fn __serfn_call_batch(
+                    &self,
+                    args: &[u8],
+                    limits: &$crate::Limits,
+                    out: &mut ::std::vec::Vec<u8>,
+                ) -> $crate::Result<()> {
+                    <$crate::__private::kind::$kind as $crate::__private::Invoke<$ty, $args>>::call_batch(self, args, limits, out)
+                }
+
                 fn __serfn_clone(&self) -> $crate::Result<::std::sync::Arc<dyn $crate::SerializableFn>> {
                     #[allow(unused_imports)]
                     use $crate::__private::{CloneViaClone as _, CloneViaCodec as _};
@@ -132,6 +145,17 @@ pub trait Invoke<T, A> {
     fn call_mut(f: &mut T, input: Input<'_>, output: Output<'_>) -> SerfnResult<()>;
     /// Calls, consuming `T` if it is not shared (cloning it if it is).
     fn call_once(f: Arc<T>, input: Input<'_>, output: Output<'_>) -> SerfnResult<()>;
+    /// Whether [`call_batch`](Self::call_batch) is implemented: for `Fn` only.
+    const BATCHES: bool = false;
+    /// Calls once per element of the encoded sequence `args`, appending the
+    /// encoded sequence of outcomes (see `SerializableFn::__serfn_call_batch`).
+    fn call_batch(f: &T, args: &[u8], limits: &Limits, out: &mut Vec<u8>) -> SerfnResult<()>
+    where
+        T: SerializableFn,
+    {
+        let _ = (args, limits, out);
+        Err(wrong_kind(f, Kind::Fn))
+    }
 }
 
 /// The signature of `T` registered as `K` for `A`.
@@ -222,6 +246,24 @@ where
 
     fn call_once(f: Arc<T>, input: Input<'_>, output: Output<'_>) -> SerfnResult<()> {
         Self::call(&*f, input, output)
+    }
+
+    const BATCHES: bool = true;
+
+    fn call_batch(f: &T, args: &[u8], limits: &Limits, out: &mut Vec<u8>) -> SerfnResult<()> {
+        let args: Vec<A> = codec::decode_value(args, limits)?;
+        let outcomes: Vec<Result<T::Output, codec::Panic>> = args
+            .into_iter()
+            .map(|args| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.call(args))).map_err(
+                    |payload| codec::Panic {
+                        name: f.name().into(),
+                        message: crate::handle::panic_message(&*payload),
+                    },
+                )
+            })
+            .collect();
+        codec::encode_value_into(&outcomes, out)
     }
 }
 

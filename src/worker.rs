@@ -260,7 +260,7 @@ impl Worker {
         let mut fields = Fields(body);
         let header = match tag {
             proto::LOAD | proto::FORGET => None,
-            proto::BATCH | proto::BATCH_MUT | proto::ONCE | proto::TAKE => {
+            proto::BATCH | proto::BATCH_SEQ | proto::BATCH_MUT | proto::ONCE | proto::TAKE => {
                 Some(fields.u64().map_err(invalid)?)
             }
             other => return Err(invalid(format!("unknown frame tag {other:#04x}"))),
@@ -283,6 +283,7 @@ impl Worker {
         let result = match tag {
             proto::TAKE => self.take(fields, out),
             proto::ONCE => self.once(fields, out),
+            proto::BATCH_SEQ => self.batch_seq(fields, out),
             _ => self.batch(tag == proto::BATCH_MUT, fields, out),
         };
         match result {
@@ -335,6 +336,18 @@ impl Worker {
             function.call_each(&items, &limits, out)
         };
         called.map_err(|e| WireError::from(&e))
+    }
+
+    fn batch_seq(
+        &mut self,
+        mut fields: Fields<'_>,
+        out: &mut Vec<u8>,
+    ) -> std::result::Result<(), WireError> {
+        let id = fields.u64().map_err(|e| WireError::from(&e))?;
+        let limits = self.limits;
+        self.function(id)?
+            .call_batch(fields.rest(), &limits, out)
+            .map_err(|e| WireError::from(&e))
     }
 
     fn once(

@@ -258,3 +258,26 @@ fn a_panic_fails_only_its_item_and_the_worker_lives_on() {
     before.sort_unstable();
     assert_eq!(before, after, "no worker was replaced");
 }
+
+#[test]
+fn pipelines_run_item_by_item_and_give_the_same_results() {
+    let pool = pool(2);
+    // `then` is type-erased: it runs through the item-by-item path, not the typed batch.
+    let pipeline = scaled(2.0).then(scaled(0.5)).then(serfn::closure!(
+        "test_pool::halve_or_panic",
+        [],
+        move |x: f64| -> f64 {
+            assert!(x != 7.0, "seven");
+            x / 2.0
+        }
+    ));
+    let results: Vec<serfn::Result<f64>> = pool.map(&pipeline, (0..1_000).map(f64::from)).collect();
+    for (i, result) in results.iter().enumerate() {
+        match result {
+            Ok(x) => assert_eq!(*x, i as f64 / 2.0),
+            Err(Error::Panicked { message, .. }) => assert_eq!((i, message.as_str()), (7, "seven")),
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
+}

@@ -146,6 +146,19 @@ impl DynFn {
         Ok(())
     }
 
+    /// Whether [`call_batch`](Self::call_batch) works for this function.
+    pub(crate) fn batches(&self) -> bool {
+        self.inner.__serfn_batches()
+    }
+
+    /// Calls an `Fn` function once per element of `args`, the codec
+    /// encoding of a sequence of arguments, in one typed pass; appends what
+    /// [`call_each`](Self::call_each) appends.
+    pub(crate) fn call_batch(&self, args: &[u8], limits: &Limits, out: &mut Vec<u8>) -> Result<()> {
+        self.require(Kind::Fn)?;
+        self.inner.__serfn_call_batch(args, limits, out)
+    }
+
     /// [`call_each`](Self::call_each) for an `Fn` or `FnMut` function, which
     /// keeps its state between the calls.
     pub(crate) fn call_each_mut(
@@ -222,7 +235,7 @@ fn catching(
     }
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(message) = payload.downcast_ref::<&str>() {
         (*message).to_owned()
     } else if let Some(message) = payload.downcast_ref::<String>() {

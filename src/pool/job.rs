@@ -19,6 +19,8 @@ pub(crate) struct FnEntry {
     /// A fold's state: never shared with other maps, never evicted, and lost
     /// with the worker that holds it.
     pub(crate) mutable: bool,
+    /// Runs chunks in one typed pass (`BATCH_SEQ`): a registered `Fn`, not a pipeline.
+    pub(crate) batches: bool,
     /// Worker time per item, measured: sizes chunks and worker windows (0: not yet known).
     ns_per_item: AtomicU64,
     /// Why this fold state is gone, once a worker holding it died.
@@ -26,13 +28,20 @@ pub(crate) struct FnEntry {
 }
 
 impl FnEntry {
-    pub(crate) fn new(id: u64, name: &'static str, bytes: Vec<u8>, mutable: bool) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        name: &'static str,
+        bytes: Vec<u8>,
+        mutable: bool,
+        batches: bool,
+    ) -> Self {
         FnEntry {
             id,
             name,
             hash: content_hash(&bytes),
             bytes,
             mutable,
+            batches: batches && !mutable,
             ns_per_item: AtomicU64::new(0),
             lost: Mutex::new(None),
         }

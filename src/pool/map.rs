@@ -34,23 +34,36 @@ pub struct Progress {
 
 type ChunkResult = (u64, Result<Vec<u8>>);
 
-/// Encodes up to `max_items` items as a protocol items block, stopping early
-/// past `max_bytes`; returns it with its item count.
+/// Encodes up to `max_items` items, stopping early past `max_bytes`; returns
+/// the bytes and the item count. With `seq`, as one codec sequence (for
+/// functions that run batches in one typed pass), else as a protocol items block.
 pub(crate) fn items_block<A: Serialize>(
     items: impl Iterator<Item = A>,
     max_items: usize,
     max_bytes: usize,
+    seq: bool,
 ) -> Result<(Vec<u8>, u32)> {
-    let mut block = vec![0; 4];
+    let mut body = Vec::new();
     let mut count = 0u32;
     for item in items.take(max_items) {
-        proto::put_item(&mut block, |block| codec::encode_value_into(&item, block))?;
+        if seq {
+            // A sequence is its length, then its elements' encodings in a row.
+            codec::encode_value_into(&item, &mut body)?;
+        } else {
+            proto::put_item(&mut body, |body| codec::encode_value_into(&item, body))?;
+        }
         count += 1;
-        if block.len() >= max_bytes {
+        if body.len() >= max_bytes {
             break;
         }
     }
-    block[..4].copy_from_slice(&count.to_le_bytes());
+    let mut block = Vec::with_capacity(body.len() + 10);
+    if seq {
+        codec::encode_len_into(count as usize, &mut block)?;
+    } else {
+        block.extend_from_slice(&count.to_le_bytes());
+    }
+    block.extend_from_slice(&body);
     Ok((block, count))
 }
 
@@ -163,7 +176,7 @@ where
         let mut jobs = Vec::new();
         while self.has_room() {
             let size = self.next_chunk_size(&function);
-            let encoded = items_block(self.items.by_ref(), size, MAX_CHUNK_BYTES);
+            let encoded = items_block(self.items.by_ref(), size, MAX_CHUNK_BYTES, function.batches);
             let count = match &encoded {
                 Ok((_, 0)) => break,
                 Ok((_, count)) => *count,

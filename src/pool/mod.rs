@@ -340,16 +340,15 @@ impl Pool {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let sent = self
-            .function(f.to_bytes(), f.name(), false)
-            .and_then(|function| {
-                let items = map::items_block(std::iter::once(args), usize::MAX, usize::MAX)?.0;
-                Ok(Work::Batch {
-                    function,
-                    items,
-                    count: 1,
-                })
-            });
+        let sent = self.function(f).and_then(|function| {
+            let once = std::iter::once(args);
+            let items = map::items_block(once, 1, usize::MAX, function.batches)?.0;
+            Ok(Work::Batch {
+                function,
+                items,
+                count: 1,
+            })
+        });
         self.submit_work(sent)
     }
 
@@ -374,7 +373,7 @@ impl Pool {
     {
         let name = f.name();
         let sent = f.to_bytes().and_then(|function| {
-            let items = map::items_block(std::iter::once(args), usize::MAX, usize::MAX)?.0;
+            let items = map::items_block(std::iter::once(args), usize::MAX, usize::MAX, false)?.0;
             Ok(Work::Once {
                 name,
                 function,
@@ -423,7 +422,7 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'static,
         I: IntoIterator<Item = A>,
     {
-        let function = self.function(f.to_bytes(), f.name(), false);
+        let function = self.function(f);
         Map::new(map::Feed::new(self, function, items.into_iter()))
     }
 
@@ -439,7 +438,7 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'static,
         I: IntoIterator<Item = A>,
     {
-        let function = self.function(f.to_bytes(), f.name(), false);
+        let function = self.function(f);
         MapUnordered::new(map::Feed::new(self, function, items.into_iter()))
     }
 
@@ -470,7 +469,7 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'static,
         I: IntoIterator<Item = A>,
     {
-        let function = self.function(f.to_bytes(), f.name(), true)?;
+        let function = self.intern(f.to_bytes()?, f.name(), true, false)?;
         let mut calls = MapUnordered::new(map::Feed::<A, R, _>::new(
             self,
             Ok(Arc::clone(&function)),
@@ -506,19 +505,28 @@ impl Pool {
 
     /// The shared entry for an encoded function: a cached one with the same
     /// bytes, so that workers that have it are not sent it again.
-    fn function(
+    fn function<A, R>(&self, f: &SerFn<A, R>) -> Result<Arc<FnEntry>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let batches = f.clone().into_dyn().batches();
+        self.intern(f.to_bytes()?, f.name(), false, batches)
+    }
+
+    fn intern(
         &self,
-        bytes: Result<Vec<u8>>,
+        bytes: Vec<u8>,
         name: &'static str,
         mutable: bool,
+        batches: bool,
     ) -> Result<Arc<FnEntry>> {
-        let bytes = bytes?;
         let fresh = |bytes| {
             let id = self
                 .shared
                 .next_function
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Arc::new(FnEntry::new(id, name, bytes, mutable))
+            Arc::new(FnEntry::new(id, name, bytes, mutable, batches))
         };
         if mutable {
             return Ok(fresh(bytes));

@@ -30,6 +30,9 @@ pub(crate) const ONCE: u8 = 4;
 pub(crate) const TAKE: u8 = 5;
 /// Parent to worker: forget a loaded function. `[id u64]`
 pub(crate) const FORGET: u8 = 6;
+/// Parent to worker: call a loaded `Fn` on each element of a codec sequence,
+/// in one typed pass. `[task u64][id u64][codec sequence of arguments]`
+pub(crate) const BATCH_SEQ: u8 = 7;
 
 /// Worker to parent, first frame: `[token u64][pid u32]`
 pub(crate) const HELLO: u8 = 0x81;

@@ -302,6 +302,7 @@ fn ensure_loaded(
 fn encode(work: &Work, task: u64, out: &mut Vec<u8>) {
     let (tag, id) = match work {
         Work::Batch { function, .. } if function.mutable => (proto::BATCH_MUT, function.id),
+        Work::Batch { function, .. } if function.batches => (proto::BATCH_SEQ, function.id),
         Work::Batch { function, .. } => (proto::BATCH, function.id),
         Work::Once { .. } => (proto::ONCE, 0),
         Work::Take { function } => (proto::TAKE, function.id),
