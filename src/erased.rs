@@ -73,8 +73,9 @@ pub trait SerializableFn: Send + Sync + 'static {
     }
 
     /// Calls an `Fn` once per element of `args` (the encoding of a sequence
-    /// of arguments) in one typed pass, appending the encoded sequence of
-    /// outcomes (`Result<R, Panic>`) to `out`: how a pool's worker runs a chunk.
+    /// of arguments) in one typed pass, appending the results and the panics
+    /// (as `codec::decode_batch_results` reads them) to `out`: how a pool's
+    /// worker runs a chunk.
     #[doc(hidden)]
     fn __serfn_call_batch(&self, args: &[u8], limits: &Limits, out: &mut Vec<u8>) -> Result<()> {
         let _ = (args, limits, out);

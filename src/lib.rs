@@ -49,6 +49,24 @@
 //! # Ok::<(), serfn::Error>(())
 //! ```
 //!
+//! # Worker processes
+//! [`Pool`] runs functions in local worker processes: `map`, `map_unordered`,
+//! `call`, `submit` (a [`Task`] to wait on or `.await`), `fold` with a
+//! `SerFnMut` per worker. Each function is shipped to each worker once; a
+//! panic, a dead worker or a timeout is a typed [`Error`] for the items it
+//! touched. [`worker::init`] first in `main` lets the pool re-execute the
+//! current program as its workers:
+//!
+//! ```no_run
+//! serfn::worker::init();
+//! let pool = serfn::Pool::new()?;
+//! let offset = 0.5;
+//! let shift: serfn::SerFn<f64, f64> = serfn::closure!("shift", [offset: f64], move |x: f64| -> f64 { x + offset });
+//! let shifted: Vec<f64> = pool.map(&shift, vec![1.0, 2.0]).collect::<serfn::Result<_>>()?;
+//! assert_eq!(shifted, [1.5, 2.5]);
+//! # Ok::<(), serfn::Error>(())
+//! ```
+//!
 //! # Guarantees on bad input
 //! Decoding untrusted bytes returns a typed [`Error`], never panics, never
 //! calls a function other than the one encoded, and never allocates more

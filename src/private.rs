@@ -252,18 +252,22 @@ where
 
     fn call_batch(f: &T, args: &[u8], limits: &Limits, out: &mut Vec<u8>) -> SerfnResult<()> {
         let args: Vec<A> = codec::decode_value(args, limits)?;
-        let outcomes: Vec<Result<T::Output, codec::Panic>> = args
-            .into_iter()
-            .map(|args| {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.call(args))).map_err(
-                    |payload| codec::Panic {
+        let mut results = Vec::with_capacity(args.len());
+        let mut panics = Vec::new();
+        for (index, args) in args.into_iter().enumerate() {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.call(args))) {
+                Ok(result) => results.push(result),
+                Err(payload) => panics.push((
+                    index as u32,
+                    codec::Panic {
                         name: f.name().into(),
                         message: crate::handle::panic_message(&*payload),
                     },
-                )
-            })
-            .collect();
-        codec::encode_value_into(&outcomes, out)
+                )),
+            }
+        }
+        // What `codec::decode_batch_results` reads.
+        codec::encode_value_into(&(results, panics), out)
     }
 }
 

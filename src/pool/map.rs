@@ -72,13 +72,19 @@ fn decode_chunk<R: DeserializeOwned>(
     count: u32,
     answer: Result<Vec<u8>>,
     limits: &codec::Limits,
+    batched: bool,
 ) -> Vec<Result<R>> {
     let every = |error: Error| (0..count).map(|_| Err(error.duplicate())).collect();
     let payload = match answer {
         Ok(payload) => payload,
         Err(error) => return every(error),
     };
-    match codec::decode_results(&payload, limits) {
+    let decoded = if batched {
+        codec::decode_batch_results(&payload, limits, count as usize)
+    } else {
+        codec::decode_results(&payload, limits)
+    };
+    match decoded {
         Ok(results) if results.len() == count as usize => results,
         Ok(results) => every(Error::decode(format!(
             "a worker answered {count} items with {} results",
@@ -228,7 +234,8 @@ where
             });
         }
         let limits = &self.pool.shared.config.limits;
-        Some((seq, start, decode_chunk(count, answer, limits)))
+        let batched = self.function.as_ref().is_some_and(|f| f.batches);
+        Some((seq, start, decode_chunk(count, answer, limits, batched)))
     }
 }
 

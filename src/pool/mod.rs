@@ -342,12 +342,19 @@ impl Pool {
     {
         let sent = self.function(f).and_then(|function| {
             let once = std::iter::once(args);
-            let items = map::items_block(once, 1, usize::MAX, function.batches)?.0;
-            Ok(Work::Batch {
+            let batched = function.batches;
+            let items = map::items_block(once, 1, usize::MAX, batched)?.0;
+            let decode = if batched {
+                task::decode_one_batched::<R>
+            } else {
+                task::decode_one::<R>
+            };
+            let work = Work::Batch {
                 function,
                 items,
                 count: 1,
-            })
+            };
+            Ok((work, decode))
         });
         self.submit_work(sent)
     }
@@ -374,26 +381,27 @@ impl Pool {
         let name = f.name();
         let sent = f.to_bytes().and_then(|function| {
             let items = map::items_block(std::iter::once(args), usize::MAX, usize::MAX, false)?.0;
-            Ok(Work::Once {
+            let work = Work::Once {
                 name,
                 function,
                 items,
-            })
+            };
+            Ok((work, task::decode_one::<R> as task::Decode<R>))
         });
         self.submit_work(sent)
     }
 
-    fn submit_work<R>(&self, work: Result<Work>) -> Task<R>
+    fn submit_work<R>(&self, work: Result<(Work, task::Decode<R>)>) -> Task<R>
     where
         R: DeserializeOwned,
     {
         match work {
-            Ok(work) => {
+            Ok((work, decode)) => {
                 let cell = task::TaskCell::new();
                 self.shared
                     .queue
                     .push([Job::new(work, Reply::Task(Arc::clone(&cell)))]);
-                Task::new(cell, task::decode_one::<R>, self.shared.config.limits)
+                Task::new(cell, decode, self.shared.config.limits)
             }
             Err(error) => Task::failed(error),
         }

@@ -13,6 +13,9 @@ use super::job::lock;
 use crate::codec::{self, Limits};
 use crate::error::{Error, Result};
 
+/// How a task's payload becomes its result.
+pub(crate) type Decode<R> = fn(Vec<u8>, &Limits) -> Result<R>;
+
 /// Where a worker's answer to one task lands.
 pub(crate) struct TaskCell {
     state: Mutex<CellState>,
@@ -65,17 +68,13 @@ impl TaskCell {
 #[must_use = "a task's result is only seen through wait() or .await"]
 pub struct Task<R> {
     cell: Arc<TaskCell>,
-    decode: fn(Vec<u8>, &Limits) -> Result<R>,
+    decode: Decode<R>,
     limits: Limits,
     types: PhantomData<fn() -> R>,
 }
 
 impl<R> Task<R> {
-    pub(crate) fn new(
-        cell: Arc<TaskCell>,
-        decode: fn(Vec<u8>, &Limits) -> Result<R>,
-        limits: Limits,
-    ) -> Self {
+    pub(crate) fn new(cell: Arc<TaskCell>, decode: Decode<R>, limits: Limits) -> Self {
         Task {
             cell,
             decode,
@@ -166,6 +165,15 @@ impl<R> std::fmt::Debug for Task<R> {
             .field("finished", &self.is_finished())
             .finish()
     }
+}
+
+/// [`decode_one`] for a function that runs batches in one typed pass.
+pub(crate) fn decode_one_batched<R: DeserializeOwned>(
+    payload: Vec<u8>,
+    limits: &Limits,
+) -> Result<R> {
+    let mut results = codec::decode_batch_results(&payload, limits, 1)?;
+    results.pop().expect("one result, checked by the decoder")
 }
 
 /// Decodes a one-item payload into the function's result.
