@@ -262,17 +262,17 @@ pub(crate) fn decode_results<R: DeserializeOwned>(
 
 /// Decodes what a typed batch call (`SerializableFn::__serfn_call_batch`)
 /// appends, for `count` calls: the results of the calls that returned, in
-/// order, and the panics by index. One pass with no enum per item: a chunk
-/// of plain results decodes as fast as a plain `Vec<R>`.
+/// order, and the panics by index, increasing. One pass with no enum per
+/// item: a chunk of plain results decodes as fast as a plain `Vec<R>`.
 ///
 /// # Errors
 /// As [`decode_value`] for bad input, and [`Error::Decode`] if the parts do
-/// not add up to `count` calls; a panic is the item's own error.
+/// not add up to `count` calls.
 pub(crate) fn decode_batch_results<R: DeserializeOwned>(
     bytes: &[u8],
     limits: &Limits,
     count: usize,
-) -> Result<Vec<Result<R>>> {
+) -> Result<(Vec<R>, Vec<(u32, Error)>)> {
     let (results, panics) = decode_value::<(Vec<R>, Vec<(u32, Panic)>)>(bytes, limits)?;
     let ordered = panics.windows(2).all(|w| w[0].0 < w[1].0);
     let in_range = panics.last().is_none_or(|(at, _)| (*at as usize) < count);
@@ -283,16 +283,11 @@ pub(crate) fn decode_batch_results<R: DeserializeOwned>(
             panics.len()
         )));
     }
-    let mut results = results.into_iter();
-    let mut panics = panics.into_iter().peekable();
-    Ok((0..count)
-        .map(
-            |at| match panics.next_if(|(index, _)| *index as usize == at) {
-                Some((_, Panic { name, message })) => Err(Error::Panicked { name, message }),
-                None => Ok(results.next().expect("counted above")),
-            },
-        )
-        .collect())
+    let panics = panics
+        .into_iter()
+        .map(|(at, Panic { name, message })| (at, Error::Panicked { name, message }))
+        .collect();
+    Ok((results, panics))
 }
 
 /// Decodes the output of [`DynFn::call_bytes`](crate::DynFn::call_bytes):

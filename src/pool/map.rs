@@ -38,60 +38,112 @@ type ChunkResult = (u64, Result<Vec<u8>>);
 /// the bytes and the item count. With `seq`, as one codec sequence (for
 /// functions that run batches in one typed pass), else as a protocol items block.
 pub(crate) fn items_block<A: Serialize>(
-    items: impl Iterator<Item = A>,
+    mut items: impl Iterator<Item = A>,
     max_items: usize,
     max_bytes: usize,
     seq: bool,
 ) -> Result<(Vec<u8>, u32)> {
-    let mut body = Vec::new();
+    let mut block = Vec::new();
+    if seq {
+        // One encode call for the chunk; the first item's size bounds its bytes.
+        let Some(first) = items.next() else {
+            codec::encode_value_into(&Vec::<A>::new(), &mut block)?;
+            return Ok((block, 0));
+        };
+        let item_bytes = codec::encode_value(&first)?.len().max(1);
+        let max_items = max_items.min(max_bytes / item_bytes).max(1);
+        let chunk: Vec<A> = std::iter::once(first)
+            .chain(items.take(max_items - 1))
+            .collect();
+        codec::encode_value_into(&chunk, &mut block)?;
+        return Ok((block, chunk.len() as u32));
+    }
+    block.extend_from_slice(&[0; 4]);
     let mut count = 0u32;
     for item in items.take(max_items) {
-        if seq {
-            // A sequence is its length, then its elements' encodings in a row.
-            codec::encode_value_into(&item, &mut body)?;
-        } else {
-            proto::put_item(&mut body, |body| codec::encode_value_into(&item, body))?;
-        }
+        proto::put_item(&mut block, |block| codec::encode_value_into(&item, block))?;
         count += 1;
-        if body.len() >= max_bytes {
+        if block.len() >= max_bytes {
             break;
         }
     }
-    let mut block = Vec::with_capacity(body.len() + 10);
-    if seq {
-        codec::encode_len_into(count as usize, &mut block)?;
-    } else {
-        block.extend_from_slice(&count.to_le_bytes());
-    }
-    block.extend_from_slice(&body);
+    block[..4].copy_from_slice(&count.to_le_bytes());
     Ok((block, count))
 }
 
-/// Decodes a chunk's answer into one result per item.
+/// One chunk's results, yielded item by item without building a
+/// `Vec<Result<R>>` first.
+enum ChunkResults<R> {
+    /// A typed batch: the results of the calls that returned and the panics by index.
+    Batched {
+        at: u32,
+        results: std::vec::IntoIter<R>,
+        panics: std::iter::Peekable<std::vec::IntoIter<(u32, Error)>>,
+    },
+    /// An item-by-item batch.
+    Each(std::vec::IntoIter<Result<R>>),
+    /// The whole chunk failed: each item gets a copy of the error.
+    Failed { error: Error, left: u32 },
+}
+
+impl<R> Iterator for ChunkResults<R> {
+    type Item = Result<R>;
+
+    fn next(&mut self) -> Option<Result<R>> {
+        match self {
+            ChunkResults::Batched {
+                at,
+                results,
+                panics,
+            } => {
+                let index = *at;
+                *at += 1;
+                match panics.next_if(|(panicked, _)| *panicked == index) {
+                    Some((_, error)) => Some(Err(error)),
+                    None => results.next().map(Ok),
+                }
+            }
+            ChunkResults::Each(results) => results.next(),
+            ChunkResults::Failed { error, left } => {
+                *left = left.checked_sub(1)?;
+                Some(Err(error.duplicate()))
+            }
+        }
+    }
+}
+
+impl<R> ChunkResults<R> {
+    fn empty() -> Self {
+        ChunkResults::Each(Vec::new().into_iter())
+    }
+}
+
+/// Decodes a chunk's answer.
 fn decode_chunk<R: DeserializeOwned>(
     count: u32,
     answer: Result<Vec<u8>>,
     limits: &codec::Limits,
     batched: bool,
-) -> Vec<Result<R>> {
-    let every = |error: Error| (0..count).map(|_| Err(error.duplicate())).collect();
-    let payload = match answer {
-        Ok(payload) => payload,
-        Err(error) => return every(error),
-    };
-    let decoded = if batched {
-        codec::decode_batch_results(&payload, limits, count as usize)
-    } else {
-        codec::decode_results(&payload, limits)
-    };
-    match decoded {
-        Ok(results) if results.len() == count as usize => results,
-        Ok(results) => every(Error::decode(format!(
-            "a worker answered {count} items with {} results",
-            results.len()
-        ))),
-        Err(error) => every(error),
-    }
+) -> ChunkResults<R> {
+    let decoded = answer.and_then(|payload| {
+        if batched {
+            let (results, panics) = codec::decode_batch_results(&payload, limits, count as usize)?;
+            return Ok(ChunkResults::Batched {
+                at: 0,
+                results: results.into_iter(),
+                panics: panics.into_iter().peekable(),
+            });
+        }
+        let results = codec::decode_results(&payload, limits)?;
+        if results.len() != count as usize {
+            return Err(Error::decode(format!(
+                "a worker answered {count} items with {} results",
+                results.len()
+            )));
+        }
+        Ok(ChunkResults::Each(results.into_iter()))
+    });
+    decoded.unwrap_or_else(|error| ChunkResults::Failed { error, left: count })
 }
 
 /// The sending half of a map: takes items, sends chunks, receives answers.
@@ -218,7 +270,7 @@ where
     }
 
     /// The next chunk answered: its sequence number, first index and results.
-    fn recv(&mut self) -> Option<(u64, usize, Vec<Result<R>>)> {
+    fn recv(&mut self) -> Option<(u64, usize, ChunkResults<R>)> {
         let (seq, answer) = if self.in_flight.is_empty() {
             return None;
         } else {
@@ -295,8 +347,8 @@ macro_rules! map_settings {
 pub struct Map<'p, A, R, I> {
     feed: Feed<'p, A, R, I>,
     next_seq: u64,
-    parked: BTreeMap<u64, Vec<Result<R>>>,
-    ready: std::vec::IntoIter<Result<R>>,
+    parked: BTreeMap<u64, ChunkResults<R>>,
+    ready: ChunkResults<R>,
 }
 
 impl<'p, A, R, I> Map<'p, A, R, I>
@@ -310,7 +362,7 @@ where
             feed,
             next_seq: 0,
             parked: BTreeMap::new(),
-            ready: Vec::new().into_iter(),
+            ready: ChunkResults::empty(),
         }
     }
 }
@@ -336,7 +388,7 @@ where
             self.feed.fill();
             if let Some(results) = self.parked.remove(&self.next_seq) {
                 self.next_seq += 1;
-                self.ready = results.into_iter();
+                self.ready = results;
                 continue;
             }
             let (seq, _, results) = self.feed.recv()?;

@@ -172,8 +172,10 @@ pub(crate) fn decode_one_batched<R: DeserializeOwned>(
     payload: Vec<u8>,
     limits: &Limits,
 ) -> Result<R> {
-    let mut results = codec::decode_batch_results(&payload, limits, 1)?;
-    results.pop().expect("one result, checked by the decoder")
+    match codec::decode_batch_results(&payload, limits, 1)? {
+        (mut results, _) if results.len() == 1 => Ok(results.pop().expect("one result")),
+        (_, mut panics) => Err(panics.pop().expect("one panic, checked by the decoder").1),
+    }
 }
 
 /// Decodes a one-item payload into the function's result.
