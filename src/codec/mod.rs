@@ -260,6 +260,10 @@ pub(crate) fn decode_results<R: DeserializeOwned>(
         .collect())
 }
 
+/// A typed batch's results: those of the calls that returned, in order, and
+/// the panics by the index of their call.
+pub(crate) type BatchResults<R> = (Vec<R>, Vec<(u32, Error)>);
+
 /// Decodes what a typed batch call (`SerializableFn::__serfn_call_batch`)
 /// appends, for `count` calls: the results of the calls that returned, in
 /// order, and the panics by index, increasing. One pass with no enum per
@@ -272,7 +276,7 @@ pub(crate) fn decode_batch_results<R: DeserializeOwned>(
     bytes: &[u8],
     limits: &Limits,
     count: usize,
-) -> Result<(Vec<R>, Vec<(u32, Error)>)> {
+) -> Result<BatchResults<R>> {
     let (results, panics) = decode_value::<(Vec<R>, Vec<(u32, Panic)>)>(bytes, limits)?;
     let ordered = panics.windows(2).all(|w| w[0].0 < w[1].0);
     let in_range = panics.last().is_none_or(|(at, _)| (*at as usize) < count);
