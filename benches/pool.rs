@@ -22,7 +22,7 @@
 //! pool returns is compared with the sequential, in-process answer, so no
 //! number is reported for a wrong result.
 //!
-//! Options: `--runs N`, `--workers N` (default 2), `--items N`, `--quick`
+//! Options: `--runs N`, `--workers N` (default 2), `--items N`, `--cpu-iters N`, `--quick`
 //! (1 run, 10,000 items, small CPU load), `--json PATH` (default
 //! `target/rustbench.json`), `--only w1,w2` (just these workloads, e.g. to
 //! profile one under callgrind). Other arguments (cargo's `--bench`) are ignored.
@@ -71,6 +71,7 @@ fn parse_args() -> Args {
     let mut quick = false;
     let mut json = "target/rustbench.json".to_string();
     let mut only = None;
+    let mut cpu_iters_given = None;
     let mut args = std::env::args().skip(1);
     let number = |flag: &str, value: Option<String>| -> usize {
         value
@@ -91,6 +92,7 @@ fn parse_args() -> Args {
             "--items" => items = Some(number("--items", value())),
             "--json" => json = value().expect("--json needs a path"),
             "--quick" => quick = true,
+            "--cpu-iters" => cpu_iters_given = Some(number("--cpu-iters", value()) as u32),
             "--only" => {
                 only = Some(
                     value()
@@ -108,6 +110,9 @@ fn parse_args() -> Args {
     } else {
         (CPU_TASKS, CPU_ITERS)
     };
+    // Rust runs the descent ~10x faster than Python: `--cpu-iters` makes each
+    // task as long as Python's, to compare speed-ups at equal task lengths.
+    let cpu_iters = cpu_iters_given.unwrap_or(cpu_iters);
     Args {
         runs: runs.unwrap_or(if quick { 1 } else { 5 }),
         workers,

@@ -281,3 +281,21 @@ fn pipelines_run_item_by_item_and_give_the_same_results() {
     }
     assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
 }
+
+#[test]
+fn workers_get_the_environment_the_builder_sets() {
+    let pool = Pool::builder()
+        .workers(1)
+        .env("SERFN_TEST_GREETING", "hello from the builder")
+        .build()
+        .unwrap();
+    let read: SerFn<String, Option<String>> =
+        serfn::closure!("test_pool::read_env", [], move |name: String| -> Option<String> {
+            std::env::var(name).ok()
+        });
+    assert_eq!(
+        pool.call(&read, "SERFN_TEST_GREETING".into()).unwrap().as_deref(),
+        Some("hello from the builder")
+    );
+    assert!(serfn::worker::is_worker() == false, "the test process is not a worker");
+}
