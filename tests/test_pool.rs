@@ -289,13 +289,19 @@ fn workers_get_the_environment_the_builder_sets() {
         .env("SERFN_TEST_GREETING", "hello from the builder")
         .build()
         .unwrap();
-    let read: SerFn<String, Option<String>> =
-        serfn::closure!("test_pool::read_env", [], move |name: String| -> Option<String> {
-            std::env::var(name).ok()
-        });
+    let read: SerFn<String, Option<String>> = serfn::closure!(
+        "test_pool::read_env",
+        [],
+        move |name: String| -> Option<String> { std::env::var(name).ok() }
+    );
     assert_eq!(
-        pool.call(&read, "SERFN_TEST_GREETING".into()).unwrap().as_deref(),
+        pool.call(&read, "SERFN_TEST_GREETING".into())
+            .unwrap()
+            .as_deref(),
         Some("hello from the builder")
     );
-    assert!(serfn::worker::is_worker() == false, "the test process is not a worker");
+    assert!(
+        !serfn::worker::is_worker(),
+        "the test process is not a worker"
+    );
 }

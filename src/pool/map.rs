@@ -342,7 +342,8 @@ macro_rules! map_settings {
 }
 
 /// The results of [`Pool::map`], in input order. Lazy: nothing is sent
-/// until the first call to `next`.
+/// until the first call to `next`. Dropped early, it stops taking input;
+/// chunks already sent still run, and their results are discarded.
 #[must_use = "a map does nothing until it is iterated"]
 pub struct Map<'p, A, R, I> {
     feed: Feed<'p, A, R, I>,

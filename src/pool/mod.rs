@@ -16,6 +16,13 @@
 //! - a function the worker binary does not register fails with
 //!   [`Error::UnknownFunction`].
 //!
+//! A worker runs its frames in order and writes each answer within about a
+//! millisecond of finishing it. When it dies, its oldest unanswered task is
+//! the one in doubt and gets [`Error::WorkerDied`]; the tasks behind it are
+//! sent to another worker. A task that finished in the millisecond before
+//! the death, its answer unwritten, may thus run twice: rare, but there is
+//! no exactly-once promise.
+//!
 //! Retrying what a dead worker was running is off by default
 //! ([`PoolBuilder::retries`]): the function may have had effects outside
 //! the worker before it died, and a function that kills its worker (an
