@@ -24,12 +24,13 @@ use std::ffi::OsString;
 use std::io;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::codec::{self, Limits};
 use crate::error::Error;
 use crate::handle::DynFn;
+use crate::pool::job::lock;
 use crate::pool::protocol::{self as proto, Fields, FrameReader, Next, WireError};
 
 pub(crate) const ENV_SOCKET: &str = "SERFN_WORKER_SOCKET";
@@ -214,10 +215,6 @@ impl Outbox {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// The largest frame either side accepts: the decode limit plus headers.
 pub(crate) fn frame_limit(limits: &Limits) -> usize {
     limits.get_max_bytes().saturating_add(1 << 10)
@@ -261,12 +258,12 @@ impl Worker {
         let header = match tag {
             proto::LOAD | proto::FORGET => None,
             proto::BATCH | proto::BATCH_SEQ | proto::BATCH_MUT | proto::ONCE | proto::TAKE => {
-                Some(fields.u64().map_err(invalid)?)
+                Some(fields.u64().map_err(proto::invalid)?)
             }
-            other => return Err(invalid(format!("unknown frame tag {other:#04x}"))),
+            other => return Err(proto::invalid(format!("unknown frame tag {other:#04x}"))),
         };
         let Some(task) = header else {
-            let id = fields.u64().map_err(invalid)?;
+            let id = fields.u64().map_err(proto::invalid)?;
             if tag == proto::LOAD {
                 let loaded = self.limits.from_bytes::<DynFn>(fields.rest());
                 self.functions
@@ -388,8 +385,4 @@ impl Worker {
         out.extend_from_slice(&bytes);
         Ok(())
     }
-}
-
-fn invalid(error: impl std::fmt::Display) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, error.to_string())
 }

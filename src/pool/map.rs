@@ -271,11 +271,10 @@ where
 
     /// The next chunk answered: its sequence number, first index and results.
     fn recv(&mut self) -> Option<(u64, usize, ChunkResults<R>)> {
-        let (seq, answer) = if self.in_flight.is_empty() {
+        if self.in_flight.is_empty() {
             return None;
-        } else {
-            self.receiver.recv().ok()?
-        };
+        }
+        let (seq, answer) = self.receiver.recv().ok()?;
         let (start, count) = self.in_flight.remove(&seq)?;
         self.in_flight_items -= count as usize;
         self.done += count as usize;

@@ -273,8 +273,7 @@ impl Pool {
         }
         if let Some(error) = first_error {
             for mut worker in workers {
-                let _ = worker.child.kill();
-                let _ = worker.child.wait();
+                process::reap(&mut worker.child, Duration::ZERO);
             }
             return Err(error);
         }

@@ -215,6 +215,11 @@ impl<R: Read> FrameReader<R> {
     }
 }
 
+/// An I/O error for a frame that breaks the protocol.
+pub(crate) fn invalid(error: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, error.to_string())
+}
+
 /// Writes `buf` and clears it.
 pub(crate) fn flush(writer: &mut impl Write, buf: &mut Vec<u8>) -> io::Result<()> {
     if !buf.is_empty() {

@@ -386,16 +386,18 @@ fn expire(link: &Link, timeout: Duration) {
 /// Hands one answer to the job it answers: always the oldest in flight.
 fn answer(shared: &Shared, link: &Link, tag: u8, body: &[u8]) -> io::Result<()> {
     let mut fields = Fields(body);
-    let task = fields.u64().map_err(invalid)?;
+    let task = fields.u64().map_err(proto::invalid)?;
     let mut state = lock(&link.state);
     let Some(sent) = state.in_flight.pop_front() else {
-        return Err(invalid(format!(
+        return Err(proto::invalid(format!(
             "an answer to task {task}, which nothing waits for"
         )));
     };
     if sent.task != task {
         state.in_flight.push_front(sent);
-        return Err(invalid(format!("an answer to task {task} out of order")));
+        return Err(proto::invalid(format!(
+            "an answer to task {task} out of order"
+        )));
     }
     state.estimate_ns -= sent.estimate_ns;
     if let Some(next) = state.in_flight.front_mut() {
@@ -410,7 +412,7 @@ fn answer(shared: &Shared, link: &Link, tag: u8, body: &[u8]) -> io::Result<()> 
     let job = sent.job;
     let result = match tag {
         proto::DONE => {
-            let elapsed = fields.u64().map_err(invalid)?;
+            let elapsed = fields.u64().map_err(proto::invalid)?;
             let count = job.work.count();
             if let Some(function) = job.work.needs() {
                 function.record(elapsed, count);
@@ -428,7 +430,7 @@ fn answer(shared: &Shared, link: &Link, tag: u8, body: &[u8]) -> io::Result<()> 
         )
         .map(Error::from)
         .unwrap_or_else(|error| error)),
-        other => return Err(invalid(format!("unknown frame tag {other:#04x}"))),
+        other => return Err(proto::invalid(format!("unknown frame tag {other:#04x}"))),
     };
     job.reply.send(result);
     Ok(())
@@ -492,8 +494,4 @@ fn die(shared: &Shared, link: &Link, end: io::Result<()>) {
         }
     }
     shared.queue.push_front(requeue);
-}
-
-fn invalid(error: impl std::fmt::Display) -> io::Error {
-    io::Error::new(ErrorKind::InvalidData, error.to_string())
 }
