@@ -305,3 +305,19 @@ fn workers_get_the_environment_the_builder_sets() {
         "the test process is not a worker"
     );
 }
+
+#[cfg(feature = "progress")]
+#[test]
+fn a_progress_bar_does_not_change_the_results() {
+    let pool = pool(2);
+    let got: Vec<u32> = pool
+        .map(&collatz(), 0..2_000u64)
+        .chunk_size(50)
+        .progress_bar()
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    assert_eq!(
+        got,
+        (0..2_000u64).map(|n| collatz().call(n)).collect::<Vec<_>>()
+    );
+}
