@@ -255,53 +255,55 @@ struct Worker {
 impl Worker {
     fn handle(&mut self, tag: u8, body: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         let mut fields = Fields(body);
-        let header = match tag {
-            proto::LOAD | proto::FORGET => None,
-            proto::BATCH | proto::BATCH_SEQ | proto::BATCH_MUT | proto::ONCE | proto::TAKE => {
-                Some(fields.u64().map_err(proto::invalid)?)
-            }
-            other => return Err(proto::invalid(format!("unknown frame tag {other:#04x}"))),
-        };
-        let Some(task) = header else {
-            let id = fields.u64().map_err(proto::invalid)?;
-            if tag == proto::LOAD {
+        match tag {
+            proto::LOAD => {
+                let id = fields.u64().map_err(proto::invalid)?;
                 let loaded = self.limits.from_bytes::<DynFn>(fields.rest());
                 self.functions
                     .insert(id, loaded.map_err(|error| WireError::from(&error)));
-            } else {
-                self.functions.remove(&id);
+                return Ok(());
             }
-            return Ok(());
-        };
+            proto::FORGET => {
+                self.functions
+                    .remove(&fields.u64().map_err(proto::invalid)?);
+                return Ok(());
+            }
+            proto::BATCH | proto::BATCH_SEQ | proto::BATCH_MUT | proto::ONCE | proto::TAKE => {}
+            other => return Err(proto::invalid(format!("unknown frame tag {other:#04x}"))),
+        }
+        let task = fields.u64().map_err(proto::invalid)?;
         let started = Instant::now();
-        let frame = proto::start_frame(out, proto::DONE);
+        // A state goes back as it is; results carry the time they took.
+        let frame = proto::start_frame(
+            out,
+            if tag == proto::TAKE {
+                proto::STATE
+            } else {
+                proto::DONE
+            },
+        );
         out.extend_from_slice(&task.to_le_bytes());
-        out.extend_from_slice(&[0; 8]);
+        let elapsed_at = (tag != proto::TAKE).then(|| {
+            out.extend_from_slice(&[0; 8]);
+            out.len() - 8
+        });
         let result = match tag {
             proto::TAKE => self.take(fields, out),
             proto::ONCE => self.once(fields, out),
             proto::BATCH_SEQ => self.batch_seq(fields, out),
             _ => self.batch(tag == proto::BATCH_MUT, fields, out),
         };
-        match result {
-            Ok(()) => {
-                if tag == proto::TAKE {
-                    out[frame + proto::LEN_BYTES] = proto::STATE;
-                    out.drain(frame + proto::LEN_BYTES + 9..frame + proto::LEN_BYTES + 17);
-                } else {
-                    let elapsed = started.elapsed().as_nanos() as u64;
-                    let at = frame + proto::LEN_BYTES + 9;
-                    out[at..at + 8].copy_from_slice(&elapsed.to_le_bytes());
-                }
-            }
-            Err(error) => {
-                out.truncate(frame);
-                let failed = proto::start_frame(out, proto::FAILED);
-                out.extend_from_slice(&task.to_le_bytes());
-                codec::encode_value_into(&error, out).map_err(io::Error::other)?;
-                proto::finish_frame(out, failed);
-                return Ok(());
-            }
+        if let Err(error) = result {
+            out.truncate(frame);
+            let failed = proto::start_frame(out, proto::FAILED);
+            out.extend_from_slice(&task.to_le_bytes());
+            codec::encode_value_into(&error, out).map_err(io::Error::other)?;
+            proto::finish_frame(out, failed);
+            return Ok(());
+        }
+        if let Some(at) = elapsed_at {
+            let elapsed = started.elapsed().as_nanos() as u64;
+            out[at..at + 8].copy_from_slice(&elapsed.to_le_bytes());
         }
         proto::finish_frame(out, frame);
         Ok(())

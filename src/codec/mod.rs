@@ -234,6 +234,12 @@ pub(crate) struct Panic {
     pub(crate) message: String,
 }
 
+impl From<Panic> for Error {
+    fn from(Panic { name, message }: Panic) -> Self {
+        Error::Panicked { name, message }
+    }
+}
+
 /// Appends the encoding of `Ok::<R, Panic>(result)`: what a bytes-out call returns.
 pub(crate) fn encode_ok_into<R: Serialize>(result: &R, buf: &mut Vec<u8>) -> Result<()> {
     format::encode_into(&Ok::<&R, Panic>(result), buf)
@@ -256,7 +262,7 @@ pub(crate) fn decode_results<R: DeserializeOwned>(
     let outputs = decode_value::<Vec<std::result::Result<R, Panic>>>(bytes, limits)?;
     Ok(outputs
         .into_iter()
-        .map(|output| output.map_err(|Panic { name, message }| Error::Panicked { name, message }))
+        .map(|output| output.map_err(Error::from))
         .collect())
 }
 
@@ -289,7 +295,7 @@ pub(crate) fn decode_batch_results<R: DeserializeOwned>(
     }
     let panics = panics
         .into_iter()
-        .map(|(at, Panic { name, message })| (at, Error::Panicked { name, message }))
+        .map(|(at, panic)| (at, Error::from(panic)))
         .collect();
     Ok((results, panics))
 }
@@ -300,8 +306,5 @@ pub(crate) fn decode_batch_results<R: DeserializeOwned>(
 /// # Errors
 /// [`Error::Panicked`] if the function panicked; as [`decode_value`] for bad input.
 pub fn decode_result<R: DeserializeOwned>(bytes: &[u8], limits: &Limits) -> Result<R> {
-    match decode_value::<std::result::Result<R, Panic>>(bytes, limits)? {
-        Ok(result) => Ok(result),
-        Err(Panic { name, message }) => Err(Error::Panicked { name, message }),
-    }
+    decode_value::<std::result::Result<R, Panic>>(bytes, limits)?.map_err(Error::from)
 }

@@ -189,6 +189,15 @@ struct QueueState {
     sleepers: usize,
 }
 
+impl QueueState {
+    /// The next job for `slot`: its own first, then any.
+    fn next_for(&mut self, slot: usize) -> Option<Job> {
+        self.pinned[slot]
+            .pop_front()
+            .or_else(|| self.shared.pop_front())
+    }
+}
+
 impl Queue {
     pub(crate) fn new(slots: usize) -> Self {
         Queue {
@@ -238,10 +247,7 @@ impl Queue {
 
     /// The next job for `slot`, without waiting.
     pub(crate) fn try_pop(&self, slot: usize) -> Option<Job> {
-        let mut state = lock(&self.state);
-        state.pinned[slot]
-            .pop_front()
-            .or_else(|| state.shared.pop_front())
+        lock(&self.state).next_for(slot)
     }
 
     /// The next job for `slot`, waiting for one; `None` once the pool is
@@ -252,10 +258,7 @@ impl Queue {
             if state.closed || stop() {
                 return None;
             }
-            if let Some(job) = state.pinned[slot]
-                .pop_front()
-                .or_else(|| state.shared.pop_front())
-            {
+            if let Some(job) = state.next_for(slot) {
                 return Some(job);
             }
             state.sleepers += 1;

@@ -73,7 +73,7 @@ pub(crate) fn items_block<A: Serialize>(
 
 /// One chunk's results, yielded item by item without building a
 /// `Vec<Result<R>>` first.
-enum ChunkResults<R> {
+pub(crate) enum ChunkResults<R> {
     /// A typed batch: the results of the calls that returned and the panics by index.
     Batched {
         at: u32,
@@ -119,7 +119,7 @@ impl<R> ChunkResults<R> {
 }
 
 /// Decodes a chunk's answer.
-fn decode_chunk<R: DeserializeOwned>(
+pub(crate) fn decode_chunk<R: DeserializeOwned>(
     count: u32,
     answer: Result<Vec<u8>>,
     limits: &codec::Limits,

@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use super::job::lock;
-use crate::codec::{self, Limits};
+use super::map;
+use crate::codec::Limits;
 use crate::error::{Error, Result};
 
 /// How a task's payload becomes its result.
@@ -167,24 +168,22 @@ impl<R> std::fmt::Debug for Task<R> {
     }
 }
 
+/// Decodes a one-item payload into the function's result.
+pub(crate) fn decode_one<R: DeserializeOwned>(payload: Vec<u8>, limits: &Limits) -> Result<R> {
+    first(map::decode_chunk(1, Ok(payload), limits, false))
+}
+
 /// [`decode_one`] for a function that runs batches in one typed pass.
 pub(crate) fn decode_one_batched<R: DeserializeOwned>(
     payload: Vec<u8>,
     limits: &Limits,
 ) -> Result<R> {
-    match codec::decode_batch_results(&payload, limits, 1)? {
-        (mut results, _) if results.len() == 1 => Ok(results.pop().expect("one result")),
-        (_, mut panics) => Err(panics.pop().expect("one panic, checked by the decoder").1),
-    }
+    first(map::decode_chunk(1, Ok(payload), limits, true))
 }
 
-/// Decodes a one-item payload into the function's result.
-pub(crate) fn decode_one<R: DeserializeOwned>(payload: Vec<u8>, limits: &Limits) -> Result<R> {
-    let mut results = codec::decode_results(&payload, limits)?;
-    match results.len() {
-        1 => results.pop().expect("one result"),
-        n => Err(Error::decode(format!(
-            "a worker answered one call with {n} results"
-        ))),
-    }
+fn first<R>(mut results: impl Iterator<Item = Result<R>>) -> Result<R> {
+    // `decode_chunk` checks the count: one item, one result.
+    results
+        .next()
+        .unwrap_or_else(|| Err(Error::decode("a worker answered a call with no result")))
 }
