@@ -69,6 +69,20 @@ pub enum Error {
         found: u32,
     },
 
+    /// The capture's layout (its serde data model: field names and order,
+    /// variant names, primitive types, sequence and map shapes) differs from
+    /// the one this binary registers under the same name and version.
+    ///
+    /// Raised before a single capture byte is decoded: the bytes were made
+    /// by a build whose capture struct changed without a `version` bump.
+    #[error("function `{name}` (version {version}): the capture's layout changed; bump `version` in its registration")]
+    LayoutChanged {
+        /// The function's name.
+        name: String,
+        /// The version both sides register, though their layouts differ.
+        version: u32,
+    },
+
     /// The bytes use an envelope format this version of serfn does not read.
     #[error("unsupported serfn format version {found} (this build reads version {supported})")]
     Version {
@@ -226,6 +240,10 @@ impl Error {
                 name: name.clone(),
                 registered: *registered,
                 found: *found,
+            },
+            Error::LayoutChanged { name, version } => Error::LayoutChanged {
+                name: name.clone(),
+                version: *version,
             },
             Error::Version { found, supported } => Error::Version {
                 found: *found,
