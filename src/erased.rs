@@ -38,10 +38,10 @@ pub trait SerializableFn: Send + Sync + 'static {
     #[doc(hidden)]
     fn __serfn_registration(&self) -> &'static Registration;
 
+    /// Appends the encoding of the capture: what the registration's
+    /// decoder reads back.
     #[doc(hidden)]
-    fn __serfn_fingerprint(&self) -> u64 {
-        self.signature().fingerprint()
-    }
+    fn __serfn_encode_capture(&self, out: &mut Vec<u8>) -> Result<()>;
 
     #[doc(hidden)]
     fn __serfn_call(&self, input: Input<'_>, output: Output<'_>) -> Result<()>;
@@ -65,6 +65,12 @@ pub trait SerializableFn: Send + Sync + 'static {
     /// the argument tuple, if the argument is a tuple that long.
     #[doc(hidden)]
     fn __serfn_args_after(&self, bound: usize) -> Option<TypeInfo>;
+
+    /// Checks that `prefix` is the encoding of the first `bound` elements
+    /// of the argument tuple, as their declared types, and nothing more:
+    /// how a decoded `bind` is refused before it can be called.
+    #[doc(hidden)]
+    fn __serfn_check_bound(&self, bound: usize, prefix: &[u8]) -> Result<()>;
 
     /// Whether [`__serfn_call_batch`](Self::__serfn_call_batch) is implemented.
     #[doc(hidden)]

@@ -122,6 +122,7 @@ mod function;
 mod handle;
 pub mod pool;
 pub mod registry;
+mod schema;
 mod signature;
 pub mod worker;
 
@@ -132,6 +133,7 @@ pub use crate::error::{Error, Result};
 pub use crate::function::{Call, CallMut, CallOnce};
 pub use crate::handle::{DynFn, SerFn, SerFnMut, SerFnOnce};
 pub use crate::pool::{Map, MapUnordered, Pool, PoolBuilder, Progress, Stats, Task};
+pub use crate::schema::Layout;
 pub use crate::signature::{Kind, Signature, TypeInfo};
 pub use serfn_macros::{closure, function, register};
 

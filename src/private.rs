@@ -38,6 +38,7 @@ macro_rules! __serfn_register_erased {
                 $name,
                 $version,
                 $crate::__private::Option::Some($crate::__private::signature_of::<$ty, $args, $crate::__private::kind::$kind>),
+                $crate::__private::Option::Some($crate::__private::layout_of::<$ty>),
                 $crate::__private::decode_as::<$ty>,
                 $crate::__private::file!(),
                 $crate::__private::line!(),
@@ -58,8 +59,8 @@ macro_rules! __serfn_register_erased {
                     &__SERFN_REGISTRATION
                 }
 
-                fn __serfn_fingerprint(&self) -> u64 {
-                    $crate::__private::static_fingerprint(&__SERFN_REGISTRATION)
+                fn __serfn_encode_capture(&self, out: &mut ::std::vec::Vec<u8>) -> $crate::Result<()> {
+                    $crate::__private::encode_capture(self, out)
                 }
 
                 fn __serfn_call(
@@ -115,6 +116,12 @@ macro_rules! __serfn_register_erased {
                     (&&$crate::__private::ArgsProbe::<$args>::new()).__serfn_args_after(bound)
                 }
 
+                fn __serfn_check_bound(&self, bound: usize, prefix: &[u8]) -> $crate::Result<()> {
+                    #[allow(unused_imports)]
+                    use $crate::__private::{ArgsViaAny as _, ArgsViaTuple as _};
+                    (&&$crate::__private::ArgsProbe::<$args>::new()).__serfn_check_bound(bound, prefix)
+                }
+
                 fn __serfn_into_stages(self: ::std::sync::Arc<Self>) -> ::std::vec::Vec<::std::sync::Arc<dyn $crate::SerializableFn>> {
                     ::std::vec![self]
                 }
@@ -159,7 +166,7 @@ pub trait Invoke<T, A> {
 }
 
 /// The signature of `T` registered as `K` for `A`.
-pub fn signature_of<T, A: 'static, K: Invoke<T, A>>() -> Signature {
+pub fn signature_of<T, A: DeserializeOwned + 'static, K: Invoke<T, A>>() -> Signature {
     Signature::of::<A, K::Output>(K::KIND)
 }
 
@@ -168,18 +175,23 @@ pub fn output_slot<T, A, K: Invoke<T, A>>() -> Box<dyn ArgSlot> {
     Box::new(Slot::<K::Output>(None))
 }
 
-/// The registration's fingerprint, computed once.
-pub fn static_fingerprint(registration: &'static Registration) -> u64 {
-    registration
-        .fingerprint()
-        .expect("generated registrations have a static signature")
+/// The layout of the capture type `T`, traced once.
+pub fn layout_of<T: DeserializeOwned + 'static>() -> &'static crate::schema::Layout {
+    crate::schema::layout_of::<T>()
 }
 
-/// The registry's decoder for `T`.
+/// The registry's decoder for `T`: all of `capture`, typed, with no
+/// type-erased serde in between.
 pub fn decode_as<T: SerializableFn + DeserializeOwned>(
-    deserializer: &mut dyn erased_serde::Deserializer<'_>,
-) -> Result<Arc<dyn SerializableFn>, erased_serde::Error> {
-    Ok(Arc::new(erased_serde::deserialize::<T>(deserializer)?))
+    capture: &[u8],
+    limits: &Limits,
+) -> SerfnResult<Arc<dyn SerializableFn>> {
+    Ok(Arc::new(codec::decode_value::<T>(capture, limits)?))
+}
+
+/// Appends the encoding of the capture `f`.
+pub fn encode_capture<T: Serialize>(f: &T, out: &mut Vec<u8>) -> SerfnResult<()> {
+    codec::encode_value_into(f, out)
 }
 
 fn take_args<A: DeserializeOwned + 'static>(input: Input<'_>) -> SerfnResult<A> {
@@ -193,7 +205,10 @@ fn take_args<A: DeserializeOwned + 'static>(input: Input<'_>) -> SerfnResult<A> 
         Input::Prefixed(prefix, rest) => {
             let mut bytes = prefix.to_vec();
             rest.encode_into(&mut bytes)?;
-            codec::decode_value(&bytes, &Limits::default())
+            // The prefix was checked as these types when the `bind` was
+            // built or decoded, and the rest is our own encoding: no limit
+            // to enforce, and none that could make a valid call fail.
+            codec::decode_value(&bytes, &Limits::unlimited())
         }
     }
 }
@@ -344,9 +359,11 @@ pub trait CloneViaCodec {
 impl<T: SerializableFn + Serialize + DeserializeOwned> CloneViaCodec for CloneProbe<'_, T> {
     fn __serfn_clone_probe(&self) -> SerfnResult<Arc<dyn SerializableFn>> {
         // In-memory data of our own: no limits to enforce.
-        let trusted = Limits::new().max_bytes(usize::MAX).max_depth(usize::MAX);
         let bytes = codec::encode_value(self.0)?;
-        Ok(Arc::new(codec::decode_value::<T>(&bytes, &trusted)?))
+        Ok(Arc::new(codec::decode_value::<T>(
+            &bytes,
+            &Limits::unlimited(),
+        )?))
     }
 }
 
@@ -366,11 +383,17 @@ impl<A> ArgsProbe<A> {
 pub trait ArgsViaTuple {
     /// The type left after binding `bound` leading elements.
     fn __serfn_args_after(&self, bound: usize) -> Option<TypeInfo>;
+    /// Checks a bound prefix of `bound` elements.
+    fn __serfn_check_bound(&self, bound: usize, prefix: &[u8]) -> SerfnResult<()>;
 }
 
 impl<A: ArgTuple> ArgsViaTuple for &ArgsProbe<A> {
     fn __serfn_args_after(&self, bound: usize) -> Option<TypeInfo> {
         A::after(bound)
+    }
+
+    fn __serfn_check_bound(&self, bound: usize, prefix: &[u8]) -> SerfnResult<()> {
+        A::check_prefix(bound, prefix)
     }
 }
 
@@ -378,10 +401,16 @@ impl<A: ArgTuple> ArgsViaTuple for &ArgsProbe<A> {
 pub trait ArgsViaAny {
     /// The type itself, when nothing is bound.
     fn __serfn_args_after(&self, bound: usize) -> Option<TypeInfo>;
+    /// Only an empty prefix of nothing bound.
+    fn __serfn_check_bound(&self, bound: usize, prefix: &[u8]) -> SerfnResult<()>;
 }
 
-impl<A: 'static> ArgsViaAny for ArgsProbe<A> {
+impl<A: DeserializeOwned + 'static> ArgsViaAny for ArgsProbe<A> {
     fn __serfn_args_after(&self, bound: usize) -> Option<TypeInfo> {
         (bound == 0).then(TypeInfo::of::<A>)
+    }
+
+    fn __serfn_check_bound(&self, bound: usize, prefix: &[u8]) -> SerfnResult<()> {
+        crate::compose::check_nothing_bound(bound, prefix)
     }
 }

@@ -9,28 +9,37 @@ use std::sync::{Arc, OnceLock};
 
 use rustc_hash::FxHashMap;
 
+use crate::codec::Limits;
 use crate::erased::SerializableFn;
 use crate::error::{Error, Result};
+use crate::schema::Layout;
 use crate::signature::Signature;
 
-/// Decodes a capture into its function.
+/// Decodes a capture's bytes into its function.
 #[doc(hidden)]
-pub type DecodeFn =
-    for<'de> fn(
-        &mut dyn erased_serde::Deserializer<'de>,
-    ) -> std::result::Result<Arc<dyn SerializableFn>, erased_serde::Error>;
+pub type DecodeFn = fn(&[u8], &Limits) -> Result<Arc<dyn SerializableFn>>;
 
-/// One registered function: its name, version, signature and decoder.
+/// One registered function: its name, version, signature, capture layout
+/// and decoder.
 ///
 /// Listed by [`functions`]; built only by serfn's macros.
 pub struct Registration {
     name: &'static str,
     version: u32,
     signature: Option<fn() -> Signature>,
+    layout: Option<fn() -> &'static Layout>,
     decode: DecodeFn,
     file: &'static str,
     line: u32,
-    fingerprint: OnceLock<u64>,
+    fingerprints: OnceLock<Fingerprints>,
+}
+
+/// What an encoding carries to identify a function's meaning: the
+/// fingerprint of its signature and that of its capture's layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Fingerprints {
+    pub(crate) signature: u64,
+    pub(crate) layout: u64,
 }
 
 impl Registration {
@@ -39,6 +48,7 @@ impl Registration {
         name: &'static str,
         version: u32,
         signature: Option<fn() -> Signature>,
+        layout: Option<fn() -> &'static Layout>,
         decode: DecodeFn,
         file: &'static str,
         line: u32,
@@ -47,10 +57,11 @@ impl Registration {
             name,
             version,
             signature,
+            layout,
             decode,
             file,
             line,
-            fingerprint: OnceLock::new(),
+            fingerprints: OnceLock::new(),
         }
     }
 
@@ -70,21 +81,74 @@ impl Registration {
         self.signature.map(|signature| signature())
     }
 
+    /// The capture's layout: its serde data model, which every encoding
+    /// carries as a fingerprint, so that bytes from a build whose capture
+    /// changed without a `version` bump fail with
+    /// [`Error::LayoutChanged`] instead of decoding into garbage. `None` for
+    /// serfn's own combinators.
+    ///
+    /// The layout is traced once, with `serde-reflection`. Types it cannot
+    /// trace ([`Layout::description`] says why) are: types whose
+    /// `Deserialize` validates (`NonZeroU32`, a hand-written impl that
+    /// refuses the tracer's zeros and empty strings), types that need a
+    /// self-describing format (`#[serde(flatten)]`, untagged or internally
+    /// tagged enums, which bincode cannot decode either), and two different
+    /// types of the same serde name in one capture. Their layout is not
+    /// checked: bump `version` by hand when it changes. Variants of an enum
+    /// nested in another enum's variant may be out of the tracer's reach
+    /// ([`Layout::partial_enums`]); changes to those go unnoticed too. A
+    /// test can assert `layout().unwrap().description().is_ok()`.
+    ///
+    /// # Example
+    /// ```
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Scale {
+    ///     factor: f64,
+    /// }
+    ///
+    /// #[serfn::register(name = "docs::layout::Scale")]
+    /// impl serfn::Call<f64> for Scale {
+    ///     type Output = f64;
+    ///     fn call(&self, x: f64) -> f64 { x * self.factor }
+    /// }
+    ///
+    /// let layout = serfn::registry::get("docs::layout::Scale")?.layout().unwrap();
+    /// assert_eq!(layout.description(), Ok("{6:factor:f64}"));
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn layout(&self) -> Option<&'static Layout> {
+        self.layout.map(|layout| layout())
+    }
+
     /// Where the registration is in the source, as `file:line`.
     pub fn location(&self) -> String {
         format!("{}:{}", self.file, self.line)
     }
 
-    pub(crate) fn fingerprint(&self) -> Option<u64> {
+    /// The fingerprints of a function with a static signature, computed once.
+    pub(crate) fn fingerprints(&self) -> Option<Fingerprints> {
         let signature = self.signature?;
-        Some(*self.fingerprint.get_or_init(|| signature().fingerprint()))
+        Some(*self.fingerprints.get_or_init(|| Fingerprints {
+            signature: signature().fingerprint(),
+            layout: self.layout_fingerprint(),
+        }))
+    }
+
+    /// The fingerprint of the capture's layout; for serfn's combinators, a
+    /// constant of their name (their layout changes with the format version).
+    pub(crate) fn layout_fingerprint(&self) -> u64 {
+        match self.layout {
+            Some(layout) => layout().fingerprint(),
+            None => crate::schema::hash(&[b"combinator", self.name.as_bytes()]),
+        }
     }
 
     pub(crate) fn decode(
         &self,
-        deserializer: &mut dyn erased_serde::Deserializer<'_>,
-    ) -> std::result::Result<Arc<dyn SerializableFn>, erased_serde::Error> {
-        (self.decode)(deserializer)
+        capture: &[u8],
+        limits: &Limits,
+    ) -> Result<Arc<dyn SerializableFn>> {
+        (self.decode)(capture, limits)
     }
 }
 

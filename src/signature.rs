@@ -2,7 +2,10 @@
 
 use std::any::{type_name, TypeId};
 use std::fmt;
-use std::hash::Hasher;
+
+use serde::de::DeserializeOwned;
+
+use crate::schema::{self, Layout};
 
 /// How a function may be called, as with Rust's closure traits.
 ///
@@ -40,26 +43,40 @@ impl Kind {
     }
 }
 
-/// A Rust type, known by its [`TypeId`] in this process and by its name
-/// across processes.
-#[derive(Clone, Copy, Debug)]
+/// A Rust type, known by its [`TypeId`] in this process and by its
+/// [`Layout`] (its serde data model) across processes.
+#[derive(Clone, Copy)]
 pub struct TypeInfo {
     name: &'static str,
     id: TypeId,
+    layout: fn() -> &'static Layout,
+}
+
+impl fmt::Debug for TypeInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
 }
 
 impl TypeInfo {
     /// The `TypeInfo` of `T`.
-    pub fn of<T: ?Sized + 'static>() -> Self {
+    pub fn of<T: DeserializeOwned + 'static>() -> Self {
         TypeInfo {
             name: type_name::<T>(),
             id: TypeId::of::<T>(),
+            layout: schema::layout_of::<T>,
         }
     }
 
-    /// The type's name, as [`std::any::type_name`] gives it.
+    /// The type's name, as [`std::any::type_name`] gives it: for people
+    /// only, never compared across processes.
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The type's serde data model, traced once per process.
+    pub fn layout(&self) -> &'static Layout {
+        (self.layout)()
     }
 
     /// The type's id in this process.
@@ -97,7 +114,7 @@ pub struct Signature {
 
 impl Signature {
     /// The signature of a function of `kind` from `A` to `R`.
-    pub fn of<A: 'static, R: 'static>(kind: Kind) -> Self {
+    pub fn of<A: DeserializeOwned + 'static, R: DeserializeOwned + 'static>(kind: Kind) -> Self {
         Self::new(kind, TypeInfo::of::<A>(), TypeInfo::of::<R>())
     }
 
@@ -121,19 +138,13 @@ impl Signature {
         self.output
     }
 
-    /// A 64-bit hash of the kind and the type names, identical in every
-    /// process built by the same compiler from the same source.
-    ///
-    /// Type names come from [`std::any::type_name`], which Rust does not
-    /// promise to keep between compiler versions: workers should be built by
-    /// the same toolchain as the process that sends them work.
+    /// A 64-bit hash of the kind and the [`Layout`]s of the argument and
+    /// output types: the same in every build whose types mean the same
+    /// bytes, whatever their Rust names, modules, compiler or profile.
     pub fn fingerprint(&self) -> u64 {
-        let mut hasher = fnv::FnvHasher::default();
-        for part in [self.kind.as_str(), self.args.name, self.output.name] {
-            hasher.write(part.as_bytes());
-            hasher.write_u8(0);
-        }
-        hasher.finish()
+        let args = self.args.layout().fingerprint().to_le_bytes();
+        let output = self.output.layout().fingerprint().to_le_bytes();
+        schema::hash(&[self.kind.as_str().as_bytes(), &args, &output])
     }
 
     /// Whether a function of signature `found` may be used where this one is

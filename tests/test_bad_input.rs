@@ -123,6 +123,42 @@ fn body(bytes: &[u8]) -> Vec<u8> {
     bytes[1..bytes.len() - 4].to_vec()
 }
 
+/// A function's wire form inside an envelope: name, registration version,
+/// signature and layout fingerprints, and the capture's bytes.
+struct Wire {
+    name: String,
+    version: u32,
+    signature: [u8; 8],
+    layout: [u8; 8],
+    capture: Vec<u8>,
+}
+
+impl Wire {
+    fn parse(envelope: &[u8]) -> Wire {
+        let (name, version, signature, layout, capture) =
+            serfn::codec::decode_value(&body(envelope), &Limits::default()).unwrap();
+        Wire {
+            name,
+            version,
+            signature,
+            layout,
+            capture,
+        }
+    }
+
+    /// Everything before the capture's bytes: the header and their length.
+    fn head(&self, capture_len: usize) -> Vec<u8> {
+        let header = (&self.name, self.version, self.signature, self.layout);
+        let mut out = serfn::codec::encode_value(&header).unwrap();
+        out.extend(serfn::codec::encode_value(&(capture_len as u64)).unwrap());
+        out
+    }
+
+    fn with_capture(&self, capture: &[u8]) -> Vec<u8> {
+        [self.head(capture.len()), capture.to_vec()].concat()
+    }
+}
+
 fn replace(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
     let at = haystack
         .windows(needle.len())
@@ -153,10 +189,10 @@ fn every_single_byte_change_is_a_typed_error() {
             corrupt[at] = corrupt[at].wrapping_add(delta);
             match SerFn::<f64, f64>::from_bytes(&corrupt) {
                 Err(Error::Checksum { .. }) => {}
-                Err(Error::Version {
-                    found,
-                    supported: 1,
-                }) => assert_eq!((at, found), (0, corrupt[0])),
+                Err(Error::Version { found, supported }) => {
+                    assert_eq!((at, found), (0, corrupt[0]));
+                    assert_eq!(supported, serfn::codec::FORMAT_VERSION);
+                }
                 other => panic!("byte {at} + {delta}: {other:?}"),
             }
             count += 1;
@@ -222,16 +258,15 @@ fn unknown_name() {
 
 #[test]
 fn a_renamed_payload_never_calls_the_other_function() {
-    // Same signature, other registration version of the layout? No: same
-    // version, same signature, other capture layout. The capture of `Scale`
-    // decoded as `Renamed` must not silently succeed with garbage.
+    // Same version, same signature, other capture layout: the capture of
+    // `Scale` read as `Renamed` is refused before it is decoded.
     let bytes = seal(&replace(
         &body(&scale().to_bytes().unwrap()),
         b"bad_input::Scale",
         b"bad_input::Scalf",
     ));
     match SerFn::<f64, f64>::from_bytes(&bytes) {
-        Err(Error::Decode { .. }) => {}
+        Err(Error::LayoutChanged { name, version: 1 }) => assert_eq!(name, "bad_input::Scalf"),
         other => panic!("{other:?}"),
     }
 }
@@ -281,17 +316,17 @@ fn wrong_fingerprint_and_wrong_signature() {
 #[test]
 fn future_format_version() {
     let mut bytes = scale().to_bytes().unwrap();
-    bytes[0] = 2;
+    let current = serfn::codec::FORMAT_VERSION;
+    bytes[0] = current + 1;
     let len = bytes.len();
     let checksum = crc32fast::hash(&bytes[..len - 4]);
     bytes[len - 4..].copy_from_slice(&checksum.to_le_bytes());
-    assert!(matches!(
-        SerFn::<f64, f64>::from_bytes(&bytes),
-        Err(Error::Version {
-            found: 2,
-            supported: 1
-        })
-    ));
+    match SerFn::<f64, f64>::from_bytes(&bytes) {
+        Err(Error::Version { found, supported }) => {
+            assert_eq!((found, supported), (current + 1, current))
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -306,22 +341,20 @@ fn trailing_bytes() {
 
 #[test]
 fn forged_lengths_of_two_to_the_sixty_allocate_nothing() {
-    let good = body(&scale().to_bytes().unwrap());
+    let good = Wire::parse(&scale().to_bytes().unwrap());
     // The label "double" is its length (6) then its bytes.
     let mut forged_len = vec![0xfd];
     forged_len.extend_from_slice(&(1u64 << 60).to_le_bytes());
-    let forged = replace(&good, b"\x06double", &forged_len);
+    let forged = replace(&good.capture, b"\x06double", &forged_len);
     assert!(matches!(
-        SerFn::<f64, f64>::from_bytes(&seal(&forged)),
+        SerFn::<f64, f64>::from_bytes(&seal(&good.with_capture(&forged))),
         Err(Error::Decode { .. })
     ));
 
     // A vector of zero-sized values reads no bytes per element: the
-    // element budget stops it.
-    let units = body(&SerFn::new(Units { units: vec![] }).to_bytes().unwrap());
-    let mut forged = units[..units.len() - 1].to_vec();
-    forged.extend_from_slice(&forged_len);
-    match SerFn::<(), usize>::from_bytes(&seal(&forged)) {
+    // budget stops it.
+    let units = Wire::parse(&SerFn::new(Units { units: vec![] }).to_bytes().unwrap());
+    match SerFn::<(), usize>::from_bytes(&seal(&units.with_capture(&forged_len))) {
         Err(Error::TooLarge { limit, .. }) => assert_eq!(limit, Limits::DEFAULT_MAX_BYTES),
         other => panic!("{other:?}"),
     }
@@ -381,18 +414,16 @@ fn nested(unit: &[u8], depth: usize, end: &[u8]) -> Vec<u8> {
 
 #[test]
 fn data_nested_100_000_deep_is_too_deep_not_a_stack_overflow() {
-    let empty = body(&SerFn::new(Deep { list: List::Nil }).to_bytes().unwrap());
-    let header = &empty[..empty.len() - 1];
-    assert_eq!(empty[empty.len() - 1], 1, "Nil is variant 1");
-    let bytes = nested(&[0, 7], 100_000, &[1]);
-    let bytes = seal(&[header, &bytes[1..bytes.len() - 4]].concat());
+    let empty = Wire::parse(&SerFn::new(Deep { list: List::Nil }).to_bytes().unwrap());
+    assert_eq!(empty.capture, [1], "Nil is variant 1");
+    let list = |n| body(&nested(&[0, 7], n, &[1]));
+    let bytes = seal(&empty.with_capture(&list(100_000)));
     match SerFn::<(), usize>::from_bytes(&bytes) {
         Err(Error::TooDeep { limit }) => assert_eq!(limit, 128),
         other => panic!("{other:?}"),
     }
     // Within the limit the same shape decodes.
-    let shallow = nested(&[0, 7], 100, &[1]);
-    let shallow = seal(&[header, &shallow[1..shallow.len() - 4]].concat());
+    let shallow = seal(&empty.with_capture(&list(100)));
     assert_eq!(
         SerFn::<(), usize>::from_bytes(&shallow).unwrap().call(()),
         100
@@ -407,16 +438,30 @@ fn data_nested_100_000_deep_is_too_deep_not_a_stack_overflow() {
 
 #[test]
 fn functions_nested_100_000_deep_are_too_deep() {
-    let leaf = body(&SerFn::new(Nest { next: None }).to_bytes().unwrap());
-    let header = &leaf[..leaf.len() - 1];
-    let unit = [header, &[1]].concat();
-    let bytes = nested(&unit, 100_000, &leaf);
+    let leaf = Wire::parse(&SerFn::new(Nest { next: None }).to_bytes().unwrap());
+    assert_eq!(leaf.capture, [0], "None");
+    // `Nest { next: Some(Nest { next: Some(... None) }) }`, `depth` functions
+    // deep, each capture `[1][function]` with its length in front: written
+    // front to back from the lengths, computed inside out.
+    let chain = |depth: usize| {
+        let mut capture_lens = vec![leaf.capture.len()];
+        for level in 1..depth {
+            let inner = capture_lens[level - 1];
+            capture_lens.push(1 + leaf.head(inner).len() + inner);
+        }
+        let mut out = Vec::new();
+        for level in (1..depth).rev() {
+            out.extend(leaf.head(capture_lens[level]));
+            out.push(1);
+        }
+        out.extend(leaf.with_capture(&leaf.capture));
+        seal(&out)
+    };
     assert!(matches!(
-        SerFn::<(), ()>::from_bytes(&bytes),
+        SerFn::<(), ()>::from_bytes(&chain(100_000)),
         Err(Error::TooDeep { .. })
     ));
-    let two = nested(&unit, 2, &leaf);
-    assert!(SerFn::<(), ()>::from_bytes(&two).is_ok());
+    assert!(SerFn::<(), ()>::from_bytes(&chain(3)).is_ok());
 }
 
 #[test]

@@ -43,7 +43,30 @@ where
 {
     take_stashed();
     bincode::serde::seed_decode_from_slice(Guarded { limits, seed }, bytes, config())
-        .map_err(|error| take_stashed().unwrap_or_else(|| Error::decode(error)))
+        .map_err(|error| take_stashed().unwrap_or_else(|| Error::decode(describe(&error))))
+}
+
+/// What went wrong, in words: bincode's own `Display` is its `Debug`.
+fn describe(error: &bincode::error::DecodeError) -> String {
+    use bincode::error::DecodeError as E;
+    match error {
+        E::UnexpectedEnd { additional } => {
+            format!("the input ends early ({additional} more bytes needed)")
+        }
+        E::InvalidBooleanValue(value) => format!("{value} is not a boolean (0 or 1)"),
+        E::InvalidCharEncoding(bytes) => format!("{bytes:?} is not a char"),
+        E::UnexpectedVariant {
+            type_name, found, ..
+        } => format!("variant index {found} does not exist in `{type_name}`"),
+        E::OutsideUsizeRange(value) => format!("{value} does not fit in a usize"),
+        E::InvalidIntegerType { expected, found } => {
+            format!("expected an integer of type {expected:?}, found {found:?}")
+        }
+        E::Utf8 { inner } => format!("a string is not UTF-8: {inner}"),
+        E::OtherString(message) => message.clone(),
+        E::Other(message) => (*message).to_owned(),
+        other => format!("{other:?}"),
+    }
 }
 
 struct Guarded<'l, S> {

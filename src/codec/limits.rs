@@ -31,6 +31,14 @@ impl Limits {
         }
     }
 
+    /// No limits: for in-memory data of this process's own making.
+    pub(crate) const fn unlimited() -> Self {
+        Limits {
+            max_bytes: usize::MAX,
+            max_depth: usize::MAX,
+        }
+    }
+
     /// Sets the largest input accepted, in bytes.
     ///
     /// Inputs and length prefixes above it are refused with

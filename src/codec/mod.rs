@@ -4,9 +4,10 @@
 //! [format version: 1 byte][body: format encoding of the value][CRC-32 of all before: 4 bytes LE]
 //! ```
 //!
-//! A function's body is its name, its registration version, its signature
-//! fingerprint and then its capture: decoding checks the first three against
-//! this binary's registry before it decodes a single capture byte. The
+//! A function's body is its name, its registration version, the
+//! fingerprints of its signature and of its capture's layout, and then its
+//! capture: decoding checks the first four against this binary's registry
+//! before it decodes a single capture byte. The
 //! checksum makes every corrupted byte a typed error rather than a wrong
 //! capture. `to_writer` and `from_reader` add a 4-byte length in front, so
 //! several envelopes can share one stream.
@@ -25,7 +26,11 @@ pub use self::limits::Limits;
 use crate::error::{Error, Result};
 
 /// The envelope format this build writes and reads.
-pub const FORMAT_VERSION: u8 = 1;
+///
+/// 2: fingerprints of the signature's and the capture's serde layouts
+/// (8 bytes each) instead of a hash of Rust type names, and the capture as
+/// a length-prefixed byte string.
+pub const FORMAT_VERSION: u8 = 2;
 
 const CHECKSUM_LEN: usize = 4;
 const MIN_ENVELOPE_LEN: usize = 1 + CHECKSUM_LEN;
@@ -40,6 +45,19 @@ pub(crate) fn stash<E: serde::de::Error>(error: Error) -> E {
     let serde_error = E::custom(&error);
     STASHED.with(|stashed| *stashed.borrow_mut() = Some(error));
     serde_error
+}
+
+/// Deserializes `seed` from any deserializer under `limits`' depth and budget.
+pub(crate) fn guarded<'de, D, S>(
+    deserializer: D,
+    limits: &Limits,
+    seed: S,
+) -> Result<S::Value, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    S: serde::de::DeserializeSeed<'de>,
+{
+    guard::deserialize_seed(deserializer, limits, seed)
 }
 
 /// Takes back the typed error [`stash`] kept, if any.
@@ -218,6 +236,13 @@ pub fn decode_value<T: DeserializeOwned>(bytes: &[u8], limits: &Limits) -> Resul
         )));
     }
     Ok(value)
+}
+
+/// Decodes a `T` from the start of `bytes` under the default limits (the
+/// tighter outer ones inside a decode); returns how many bytes it used.
+pub(crate) fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<usize> {
+    let (_, used) = format::decode_seed(bytes, &Limits::default(), std::marker::PhantomData::<T>)?;
+    Ok(used)
 }
 
 /// Appends a sequence's length prefix; the elements, encoded one by one

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::Stage;
@@ -20,6 +21,7 @@ static REGISTRATION: Registration = Registration::new(
     "serfn::bind",
     1,
     None,
+    None,
     crate::__private::decode_as::<Bind>,
     file!(),
     line!(),
@@ -32,6 +34,28 @@ pub trait ArgTuple: 'static {
     /// The type left after binding the first `bound` elements.
     #[doc(hidden)]
     fn after(bound: usize) -> Option<TypeInfo>;
+
+    /// Checks that `prefix` encodes exactly the first `bound` elements, as
+    /// their types.
+    #[doc(hidden)]
+    fn check_prefix(bound: usize, prefix: &[u8]) -> Result<()>;
+}
+
+/// The prefix check of a function whose arguments are not a tuple, or of a
+/// tuple with all its elements checked: nothing may be bound, nothing left.
+pub(crate) fn check_nothing_bound(bound: usize, prefix: &[u8]) -> Result<()> {
+    if bound > 0 {
+        return Err(Error::decode(format!(
+            "{bound} more bound arguments than the function takes"
+        )));
+    }
+    if !prefix.is_empty() {
+        return Err(Error::decode(format!(
+            "{} bytes left over after the bound arguments",
+            prefix.len()
+        )));
+    }
+    Ok(())
 }
 
 /// A tuple with a first element to bind: `(A, B, C)` splits into `A` and `(B, C)`.
@@ -46,20 +70,32 @@ impl ArgTuple for () {
     fn after(bound: usize) -> Option<TypeInfo> {
         (bound == 0).then(TypeInfo::of::<()>)
     }
+
+    fn check_prefix(bound: usize, prefix: &[u8]) -> Result<()> {
+        check_nothing_bound(bound, prefix)
+    }
 }
 
 macro_rules! split_first {
     ($first:ident $(, $rest:ident)*) => {
-        impl<$first: 'static $(, $rest: 'static)*> ArgTuple for ($first, $($rest,)*) {
+        impl<$first: DeserializeOwned + 'static $(, $rest: DeserializeOwned + 'static)*> ArgTuple for ($first, $($rest,)*) {
             fn after(bound: usize) -> Option<TypeInfo> {
                 match bound {
                     0 => Some(TypeInfo::of::<Self>()),
                     _ => <($($rest,)*) as ArgTuple>::after(bound - 1),
                 }
             }
+
+            fn check_prefix(bound: usize, prefix: &[u8]) -> Result<()> {
+                if bound == 0 {
+                    return check_nothing_bound(bound, prefix);
+                }
+                let used = codec::decode_prefix::<$first>(prefix)?;
+                <($($rest,)*) as ArgTuple>::check_prefix(bound - 1, &prefix[used..])
+            }
         }
 
-        impl<$first: 'static $(, $rest: 'static)*> SplitFirst for ($first, $($rest,)*) {
+        impl<$first: DeserializeOwned + 'static $(, $rest: DeserializeOwned + 'static)*> SplitFirst for ($first, $($rest,)*) {
             type First = $first;
             type Rest = ($($rest,)*);
         }
@@ -112,13 +148,7 @@ impl<'de> Deserialize<'de> for Bind {
             prefix,
             bound,
         };
-        if bind.args().is_none() {
-            return Err(stash(Error::SignatureMismatch {
-                name: bind.inner.0.name().into(),
-                expected: format!("a function taking a tuple of at least {bound} elements"),
-                found: bind.inner.0.signature().to_string(),
-            }));
-        }
+        bind.check().map_err(stash)?;
         Ok(bind)
     }
 }
@@ -126,6 +156,33 @@ impl<'de> Deserialize<'de> for Bind {
 impl Bind {
     fn args(&self) -> Option<TypeInfo> {
         self.inner.0.__serfn_args_after(self.bound as usize)
+    }
+
+    /// Refuses a decoded `bind` that binds more than its function takes or
+    /// whose bound values are not its leading argument types, so that no
+    /// call of what decoding accepted can fail on them.
+    fn check(&self) -> Result<()> {
+        let inner = &self.inner.0;
+        if self.args().is_none() {
+            return Err(Error::SignatureMismatch {
+                name: inner.name().into(),
+                expected: format!(
+                    "a function taking a tuple of at least {} elements",
+                    self.bound
+                ),
+                found: inner.signature().to_string(),
+            });
+        }
+        inner
+            .__serfn_check_bound(self.bound as usize, &self.prefix)
+            .map_err(|error| match error {
+                Error::Decode { source } => Error::decode(format!(
+                    "the {} bound argument(s) of `{}` do not decode as its argument types: {source}",
+                    self.bound,
+                    inner.name()
+                )),
+                other => other,
+            })
     }
 }
 
@@ -196,8 +253,21 @@ impl SerializableFn for Bind {
         self.inner.0.__serfn_output_slot()
     }
 
+    fn __serfn_encode_capture(&self, out: &mut Vec<u8>) -> Result<()> {
+        codec::encode_value_into(self, out)
+    }
+
     fn __serfn_args_after(&self, bound: usize) -> Option<TypeInfo> {
         self.inner.0.__serfn_args_after(self.bound as usize + bound)
+    }
+
+    fn __serfn_check_bound(&self, bound: usize, prefix: &[u8]) -> Result<()> {
+        // Our own prefix comes first in the inner function's arguments.
+        let mut joined = self.prefix.clone();
+        joined.extend_from_slice(prefix);
+        self.inner
+            .0
+            .__serfn_check_bound(self.bound as usize + bound, &joined)
     }
 
     fn __serfn_into_stages(self: Arc<Self>) -> Vec<Arc<dyn SerializableFn>> {

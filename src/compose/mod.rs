@@ -6,7 +6,7 @@
 mod bind;
 mod then;
 
-pub(crate) use self::bind::bind;
+pub(crate) use self::bind::{bind, check_nothing_bound};
 pub use self::bind::{ArgTuple, SplitFirst};
 pub(crate) use self::then::then;
 
@@ -23,14 +23,22 @@ struct Stage(Arc<dyn SerializableFn>);
 
 impl Serialize for Stage {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        wire::serialize(&*self.0, serializer)
+        StageRef(&*self.0).serialize(serializer)
+    }
+}
+
+/// A held function, encoded in place.
+struct StageRef<'a>(&'a dyn SerializableFn);
+
+impl Serialize for StageRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        wire::serialize(self.0, serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Stage {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        serde::de::DeserializeSeed::deserialize(wire::FnSeed { expected: None }, deserializer)
-            .map(Stage)
+        wire::deserialize(deserializer, None).map(Stage)
     }
 }
 

@@ -5,18 +5,21 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
 
-use super::Stage;
-use crate::codec::stash;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::{Stage, StageRef};
+use crate::codec::{self, stash};
 use crate::erased::{ArgSlot, Input, Output, SerializableFn};
 use crate::error::{Error, Result};
 use crate::registry::{Registered, Registration};
-use crate::signature::{Signature, TypeInfo};
+use crate::signature::{Kind, Signature, TypeInfo};
 
 static REGISTRATION: Registration = Registration::new(
     "serfn::then",
     1,
+    None,
     None,
     crate::__private::decode_as::<Then>,
     file!(),
@@ -26,10 +29,14 @@ static REGISTRATION: Registration = Registration::new(
 inventory::submit! { Registered(&REGISTRATION) }
 
 /// Runs its stages in order, each on the output of the one before.
-#[derive(Serialize, Debug)]
-#[serde(transparent)]
+///
+/// The stages are kept as the `Vec` they are encoded as, so that `f =
+/// f.then(g)` moves the `Vec` of a pipeline held once and pushes one stage:
+/// amortised O(1) however long the chain.
 pub(crate) struct Then {
-    stages: Vec<Stage>,
+    stages: Vec<Arc<dyn SerializableFn>>,
+    /// The latest kind among the stages, kept so that the signature is O(1).
+    kind: Kind,
 }
 
 /// `first` then `next`, flattening pipelines on either side.
@@ -37,31 +44,50 @@ pub(crate) fn then(
     first: Arc<dyn SerializableFn>,
     next: Arc<dyn SerializableFn>,
 ) -> Arc<dyn SerializableFn> {
+    let kind = first.signature().kind().max(next.signature().kind());
     let mut stages = first.__serfn_into_stages();
     stages.extend(next.__serfn_into_stages());
-    Arc::new(Then {
-        stages: stages.into_iter().map(Stage).collect(),
-    })
+    Arc::new(Then { stages, kind })
+}
+
+impl Serialize for Then {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.stages.iter().map(|stage| StageRef(&**stage)))
+    }
 }
 
 impl<'de> Deserialize<'de> for Then {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let stages = Vec::<Stage>::deserialize(deserializer)?;
+        let stages: Vec<Arc<dyn SerializableFn>> = Vec::<Stage>::deserialize(deserializer)?
+            .into_iter()
+            .map(|stage| stage.0)
+            .collect();
         check_links(&stages).map_err(stash)?;
-        Ok(Then { stages })
+        let kind = stages
+            .iter()
+            .map(|stage| stage.signature().kind())
+            .max()
+            .expect("checked: a pipeline has a stage");
+        Ok(Then { stages, kind })
+    }
+}
+
+impl fmt::Debug for Then {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Then({} stages)", self.stages.len())
     }
 }
 
 /// Refuses empty pipelines and stages whose input is not the previous output.
-fn check_links(stages: &[Stage]) -> Result<()> {
+fn check_links(stages: &[Arc<dyn SerializableFn>]) -> Result<()> {
     if stages.is_empty() {
         return Err(Error::decode("a `then` pipeline with no stage"));
     }
     for pair in stages.windows(2) {
-        let (before, after) = (pair[0].0.signature(), pair[1].0.signature());
+        let (before, after) = (pair[0].signature(), pair[1].signature());
         if before.output() != after.args() {
             return Err(Error::SignatureMismatch {
-                name: pair[1].0.name().into(),
+                name: pair[1].name().into(),
                 expected: format!("a function taking {}", before.output().name()),
                 found: after.to_string(),
             });
@@ -72,11 +98,11 @@ fn check_links(stages: &[Stage]) -> Result<()> {
 
 impl Then {
     fn first(&self) -> &Arc<dyn SerializableFn> {
-        &self.stages[0].0
+        &self.stages[0]
     }
 
     fn last(&self) -> &Arc<dyn SerializableFn> {
-        &self.stages[self.stages.len() - 1].0
+        &self.stages[self.stages.len() - 1]
     }
 }
 
@@ -111,14 +137,8 @@ fn run<F>(
 #[typetag::serde(name = "serfn::then")]
 impl SerializableFn for Then {
     fn signature(&self) -> Signature {
-        let kind = self
-            .stages
-            .iter()
-            .map(|stage| stage.0.signature().kind())
-            .max();
-        let kind = kind.expect("a pipeline has a stage");
         Signature::new(
-            kind,
+            self.kind,
             self.first().signature().args(),
             self.last().signature().output(),
         )
@@ -133,8 +153,8 @@ impl SerializableFn for Then {
             self.stages.iter(),
             input,
             output,
-            |stage, input, output| stage.0.__serfn_call(input, output),
-            |stage| stage.0.__serfn_output_slot(),
+            |stage, input, output| stage.__serfn_call(input, output),
+            |stage| stage.__serfn_output_slot(),
         )
     }
 
@@ -143,12 +163,12 @@ impl SerializableFn for Then {
             self.stages.iter_mut(),
             input,
             output,
-            |stage, input, output| match Arc::get_mut(&mut stage.0) {
+            |stage, input, output| match Arc::get_mut(stage) {
                 Some(f) => f.__serfn_call_mut(input, output),
                 // Shared stages come from a `SerFn`: `Fn`, nothing to change.
-                None => stage.0.__serfn_call(input, output),
+                None => stage.__serfn_call(input, output),
             },
-            |stage| stage.0.__serfn_output_slot(),
+            |stage| stage.__serfn_output_slot(),
         )
     }
 
@@ -162,13 +182,20 @@ impl SerializableFn for Then {
         )
     }
 
+    fn __serfn_encode_capture(&self, out: &mut Vec<u8>) -> Result<()> {
+        codec::encode_value_into(self, out)
+    }
+
     fn __serfn_clone(&self) -> Result<Arc<dyn SerializableFn>> {
         let stages = self
             .stages
             .iter()
-            .map(|stage| stage.0.__serfn_clone().map(Stage))
+            .map(|stage| stage.__serfn_clone())
             .collect::<Result<_>>()?;
-        Ok(Arc::new(Then { stages }))
+        Ok(Arc::new(Then {
+            stages,
+            kind: self.kind,
+        }))
     }
 
     fn __serfn_output_slot(&self) -> Box<dyn ArgSlot> {
@@ -179,14 +206,14 @@ impl SerializableFn for Then {
         self.first().__serfn_args_after(bound)
     }
 
+    fn __serfn_check_bound(&self, bound: usize, prefix: &[u8]) -> Result<()> {
+        self.first().__serfn_check_bound(bound, prefix)
+    }
+
     fn __serfn_into_stages(self: Arc<Self>) -> Vec<Arc<dyn SerializableFn>> {
         match Arc::try_unwrap(self) {
-            Ok(then) => then.stages.into_iter().map(|stage| stage.0).collect(),
-            Err(shared) => shared
-                .stages
-                .iter()
-                .map(|stage| Arc::clone(&stage.0))
-                .collect(),
+            Ok(then) => then.stages,
+            Err(shared) => shared.stages.clone(),
         }
     }
 }

@@ -278,7 +278,6 @@ impl Serialize for DynFn {
 
 impl<'de> Deserialize<'de> for DynFn {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-        serde::de::DeserializeSeed::deserialize(wire::FnSeed { expected: None }, deserializer)
-            .map(DynFn::from_arc)
+        wire::deserialize(deserializer, None).map(DynFn::from_arc)
     }
 }

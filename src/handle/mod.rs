@@ -166,10 +166,10 @@ macro_rules! handle_common {
             R: Serialize + DeserializeOwned + 'static,
         {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
-                let seed = wire::FnSeed {
-                    expected: Some(Self::expected_signature()),
-                };
-                serde::de::DeserializeSeed::deserialize(seed, deserializer).map(Self::from_arc)
+                if crate::schema::tracing() {
+                    return crate::schema::trace_function::<D, A, R>(deserializer, $kind).map(Self::from_arc);
+                }
+                wire::deserialize(deserializer, Some(Self::expected_signature())).map(Self::from_arc)
             }
         }
     };

@@ -1,56 +1,130 @@
-//! How one function travels inside serde data: `(name, version, fingerprint, capture)`.
+//! How one function travels inside serde data:
+//! `(name, version, signature fingerprint, layout fingerprint, capture bytes)`.
 //!
-//! The first three are checked against this binary's registry, and against
-//! the signature the caller expects, before the capture is decoded.
+//! The first four are checked against this binary's registry, and against
+//! the signature the caller expects, before a byte of the capture is
+//! decoded. The capture is a length-prefixed byte string that the
+//! registration decodes with its own typed decoder, under the same limits
+//! as the bytes around it. Fingerprints are 8 bytes, little endian.
 
 use std::fmt;
 use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
-use serde::ser::{SerializeTuple, Serializer};
-use serde::Serialize;
+use serde::ser::{self as ser_, SerializeTuple, Serializer};
 
-use crate::codec::stash;
+use crate::codec::{stash, Limits};
 use crate::erased::SerializableFn;
 use crate::error::Error;
-use crate::registry::{self, Registration};
-use crate::signature::Signature;
+use crate::registry::{self, Fingerprints, Registration};
+use crate::schema;
+use crate::signature::{Kind, Signature};
 
 pub(crate) fn serialize<S: Serializer>(
     f: &dyn SerializableFn,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    let mut tuple = serializer.serialize_tuple(4)?;
-    tuple.serialize_element(f.name())?;
-    tuple.serialize_element(&f.__serfn_registration().version())?;
-    tuple.serialize_element(&f.__serfn_fingerprint())?;
-    tuple.serialize_element(&Capture(f))?;
+    let registration = f.__serfn_registration();
+    let fingerprints = fingerprints_of(f, registration);
+    let mut capture = Vec::new();
+    f.__serfn_encode_capture(&mut capture)
+        .map_err(ser_::Error::custom)?;
+    let mut tuple = serializer.serialize_tuple(5)?;
+    tuple.serialize_element(registration.name())?;
+    tuple.serialize_element(&registration.version())?;
+    tuple.serialize_element(&fingerprints.signature.to_le_bytes())?;
+    tuple.serialize_element(&fingerprints.layout.to_le_bytes())?;
+    tuple.serialize_element(&Bytes(&capture))?;
     tuple.end()
 }
 
-struct Capture<'a>(&'a dyn SerializableFn);
+/// What the encoding of `f` carries: the registration's own fingerprints, or
+/// for a combinator, the fingerprint of the signature it composes.
+fn fingerprints_of(f: &dyn SerializableFn, registration: &Registration) -> Fingerprints {
+    registration.fingerprints().unwrap_or_else(|| Fingerprints {
+        signature: f.signature().fingerprint(),
+        layout: registration.layout_fingerprint(),
+    })
+}
 
-impl Serialize for Capture<'_> {
+/// A byte string (bincode: a length, then the bytes).
+struct Bytes<'a>(&'a [u8]);
+
+impl serde::Serialize for Bytes<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        // The capture alone: typetag's own impl would repeat the name.
-        erased_serde::serialize(self.0 as &dyn erased_serde::Serialize, serializer)
+        serializer.serialize_bytes(self.0)
     }
 }
 
 /// Decodes one function, checked against `expected` when given.
-pub(crate) struct FnSeed {
-    pub(crate) expected: Option<Signature>,
+pub(crate) fn deserialize<'de, D: de::Deserializer<'de>>(
+    deserializer: D,
+    expected: Option<Signature>,
+) -> Result<Arc<dyn SerializableFn>, D::Error> {
+    if schema::tracing() {
+        return schema::trace_dyn_function(deserializer);
+    }
+    deserializer.deserialize_tuple(5, FnSeed { expected })
 }
 
-impl<'de> DeserializeSeed<'de> for FnSeed {
-    type Value = Arc<dyn SerializableFn>;
+struct FnSeed {
+    expected: Option<Signature>,
+}
 
-    fn deserialize<D: de::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_tuple(4, self)
+fn signature_mismatch(name: &str, expected: &Signature, fingerprint: u64) -> Error {
+    Error::SignatureMismatch {
+        name: name.into(),
+        expected: expected.to_string(),
+        found: format!("another signature (fingerprint {fingerprint:#018x})"),
     }
+}
+
+/// Checks what the header says against this binary, before the capture.
+fn check_header(
+    registration: &Registration,
+    version: u32,
+    found: Fingerprints,
+    expected: Option<Signature>,
+) -> Result<(), Error> {
+    let name = registration.name();
+    if version != registration.version() {
+        return Err(Error::VersionMismatch {
+            name: name.into(),
+            registered: registration.version(),
+            found: version,
+        });
+    }
+    match (registration.fingerprints(), registration.signature()) {
+        (Some(registered), Some(signature)) => {
+            if registered.signature != found.signature {
+                return Err(signature_mismatch(name, &signature, found.signature));
+            }
+            check_expected(expected, name, &signature)?;
+        }
+        // A combinator: its signature is known once its parts are decoded,
+        // but what it claims can be checked against what is asked for now.
+        _ => {
+            if let Some(expected) = expected {
+                let acceptable = [Kind::Fn, Kind::FnMut, Kind::FnOnce]
+                    .into_iter()
+                    .filter(|kind| kind.can_act_as(expected.kind()))
+                    .map(|kind| Signature::new(kind, expected.args(), expected.output()));
+                if !acceptable
+                    .into_iter()
+                    .any(|s| s.fingerprint() == found.signature)
+                {
+                    return Err(signature_mismatch(name, &expected, found.signature));
+                }
+            }
+        }
+    }
+    if registration.layout_fingerprint() != found.layout {
+        return Err(Error::LayoutChanged {
+            name: name.into(),
+            version,
+        });
+    }
+    Ok(())
 }
 
 fn check_expected(expected: Option<Signature>, name: &str, found: &Signature) -> Result<(), Error> {
@@ -64,49 +138,34 @@ fn check_expected(expected: Option<Signature>, name: &str, found: &Signature) ->
     }
 }
 
-fn fingerprint_mismatch(name: &str, registered: &Signature, fingerprint: u64) -> Error {
-    Error::SignatureMismatch {
-        name: name.into(),
-        expected: registered.to_string(),
-        found: format!("another signature (fingerprint {fingerprint:#018x})"),
-    }
-}
-
 impl<'de> Visitor<'de> for FnSeed {
     type Value = Arc<dyn SerializableFn>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a serfn function: name, version, fingerprint, capture")
+        f.write_str("a serfn function: name, version, fingerprints, capture")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let missing = |index| de::Error::invalid_length(index, &self);
         let registration: &'static Registration =
             seq.next_element_seed(NameSeed)?.ok_or_else(|| missing(0))?;
-        let name = registration.name();
         let version: u32 = seq.next_element()?.ok_or_else(|| missing(1))?;
-        if version != registration.version() {
-            return Err(stash(Error::VersionMismatch {
-                name: name.into(),
-                registered: registration.version(),
-                found: version,
-            }));
-        }
-        let fingerprint: u64 = seq.next_element()?.ok_or_else(|| missing(2))?;
-        if let Some(signature) = registration.signature() {
-            if registration.fingerprint() != Some(fingerprint) {
-                return Err(stash(fingerprint_mismatch(name, &signature, fingerprint)));
-            }
-            check_expected(self.expected, name, &signature).map_err(stash)?;
-        }
+        let signature: [u8; 8] = seq.next_element()?.ok_or_else(|| missing(2))?;
+        let layout: [u8; 8] = seq.next_element()?.ok_or_else(|| missing(3))?;
+        let found = Fingerprints {
+            signature: u64::from_le_bytes(signature),
+            layout: u64::from_le_bytes(layout),
+        };
+        check_header(registration, version, found, self.expected).map_err(stash)?;
         let f = seq
             .next_element_seed(CaptureSeed(registration))?
-            .ok_or_else(|| missing(3))?;
-        if registration.signature().is_none() {
-            // serfn's combinators: their signature is known once their parts are.
+            .ok_or_else(|| missing(4))?;
+        if registration.fingerprints().is_none() {
+            // A combinator: what it holds must add up to what it claimed.
+            let name = registration.name();
             let signature = f.signature();
-            if signature.fingerprint() != fingerprint {
-                return Err(stash(fingerprint_mismatch(name, &signature, fingerprint)));
+            if signature.fingerprint() != found.signature {
+                return Err(stash(signature_mismatch(name, &signature, found.signature)));
             }
             check_expected(self.expected, name, &signature).map_err(stash)?;
         }
@@ -139,6 +198,7 @@ impl Visitor<'_> for NameSeed {
     }
 }
 
+/// The capture's bytes, decoded by the registration.
 struct CaptureSeed(&'static Registration);
 
 impl<'de> DeserializeSeed<'de> for CaptureSeed {
@@ -148,7 +208,27 @@ impl<'de> DeserializeSeed<'de> for CaptureSeed {
         self,
         deserializer: D,
     ) -> Result<Self::Value, D::Error> {
-        let mut erased = <dyn erased_serde::Deserializer>::erase(deserializer);
-        self.0.decode(&mut erased).map_err(de::Error::custom)
+        deserializer.deserialize_bytes(self)
+    }
+}
+
+impl Visitor<'_> for CaptureSeed {
+    type Value = Arc<dyn SerializableFn>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the bytes of a capture")
+    }
+
+    fn visit_bytes<E: de::Error>(self, capture: &[u8]) -> Result<Self::Value, E> {
+        // Inside a guarded decode, the tighter of these defaults and what
+        // is left of the outer limits applies.
+        self.0.decode(capture, &Limits::default()).map_err(|error| {
+            stash(match error {
+                Error::Decode { source } => {
+                    Error::decode(format!("the capture of `{}`: {source}", self.0.name()))
+                }
+                other => other,
+            })
+        })
     }
 }

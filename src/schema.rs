@@ -1,0 +1,544 @@
+//! Structural fingerprints of serde data models.
+//!
+//! A capture's *layout* is what its bytes mean: the serde data model of its
+//! type (field names and order, variant names and indices, primitive types,
+//! sequence, map, option and tuple shapes), traced once per type with
+//! `serde-reflection` and written in a canonical form of our own that leaves
+//! out Rust type names and module paths. Two builds agree on a layout exactly
+//! when their bytes agree on what they mean, whatever the compiler, the
+//! build profile or where the type lives.
+//!
+//! What tracing cannot see (documented on [`Registration::layout`](crate::registry::Registration::layout)):
+//! a type whose `Deserialize` impl validates the tracer's made-up values
+//! (`NonZeroU32`, a hand-written impl that refuses an empty `Vec`), or that
+//! needs a self-describing format (`#[serde(flatten)]`, untagged or
+//! internally tagged enums), or two different types of one serde name in one
+//! capture, cannot be traced: its layout is unchecked. Variants of an enum
+//! nested inside another that the tracer cannot reach are left out.
+
+use std::any::TypeId;
+use std::cell::Cell;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::hash::Hasher;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use std::marker::PhantomData;
+
+use serde::de::{DeserializeOwned, DeserializeSeed};
+use serde_reflection::{
+    ContainerFormat, Format, Named, Registry, Samples, Tracer, TracerConfig, VariantFormat,
+};
+
+use crate::codec::{self, Limits};
+use crate::erased::{ArgSlot, Input, Output, SerializableFn};
+use crate::error::{Error, Result};
+use crate::registry::Registration;
+use crate::signature::{Kind, Signature, TypeInfo};
+
+/// The traced layout of one type.
+#[derive(Debug)]
+pub struct Layout {
+    /// The canonical description, or why the type could not be traced.
+    description: std::result::Result<String, String>,
+    /// Enums not fully traced, if any (their Rust names, for people).
+    partial: Vec<String>,
+    fingerprint: u64,
+}
+
+impl Layout {
+    /// The canonical description, such as `{6:factor:f64}`, or why the
+    /// type could not be traced.
+    pub fn description(&self) -> std::result::Result<&str, &str> {
+        self.description.as_deref().map_err(String::as_str)
+    }
+
+    /// Enums whose variants were not all reached by the tracer: changes to
+    /// the variants left out go unnoticed.
+    pub fn partial_enums(&self) -> &[String] {
+        &self.partial
+    }
+
+    /// A 64-bit hash of the description; the same for every untraceable type.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+}
+
+/// The layout of `T`, traced once per process.
+pub(crate) fn layout_of<T: DeserializeOwned + 'static>() -> &'static Layout {
+    static CACHE: OnceLock<RwLock<HashMap<TypeId, &'static Layout>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let id = TypeId::of::<T>();
+    if let Some(layout) = cache.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
+        return layout;
+    }
+    // Traced outside the lock, on a thread of its own: the decode that may
+    // be running here keeps its limits and stashed errors to itself, and a
+    // `Deserialize` impl that panics on the tracer's values makes the type
+    // untraced instead of failing the caller. Leaked once per type: bounded.
+    let traced = std::thread::scope(|scope| {
+        let tracer = std::thread::Builder::new().name("serfn-trace".into());
+        match tracer.spawn_scoped(scope, trace::<T>) {
+            Ok(thread) => thread
+                .join()
+                .unwrap_or_else(|_| untraced("a Deserialize impl panicked")),
+            Err(error) => untraced(&format!("no thread to trace on: {error}")),
+        }
+    });
+    let traced: &'static Layout = Box::leak(Box::new(traced));
+    cache
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(id)
+        .or_insert(traced)
+}
+
+/// The stable 64-bit FNV-1a hash that fingerprints use.
+pub(crate) fn hash(parts: &[&[u8]]) -> u64 {
+    let mut hasher = fnv::FnvHasher::default();
+    for part in parts {
+        hasher.write(&(part.len() as u64).to_le_bytes());
+        hasher.write(part);
+    }
+    hasher.finish()
+}
+
+fn trace<T: DeserializeOwned>() -> Layout {
+    let _tracing = Tracing::begin();
+    match describe::<T>() {
+        Ok((description, partial)) => Layout {
+            fingerprint: hash(&[b"layout", description.as_bytes()]),
+            description: Ok(description),
+            partial,
+        },
+        Err(reason) => untraced(&reason),
+    }
+}
+
+/// The layout of a type that could not be traced: one fingerprint for all.
+fn untraced(reason: &str) -> Layout {
+    Layout {
+        fingerprint: hash(&[b"untraced"]),
+        description: Err(reason.to_owned()),
+        partial: Vec::new(),
+    }
+}
+
+/// More passes than this means a type the tracer cannot finish.
+const MAX_PASSES: usize = 4096;
+
+/// Traces `T` until every enum the tracer reaches is complete. The tracer
+/// explores one enum variant per pass and needs each enum's name to be
+/// told to go on; names are learnt from a first round, then a fresh tracer
+/// runs with all of them, until a round finds no new name.
+fn describe<T: DeserializeOwned>() -> std::result::Result<(String, Vec<String>), String> {
+    let samples = Samples::new();
+    let mut names = BTreeSet::new();
+    loop {
+        let (format, tracer) = trace_passes::<T>(&samples, &names)?;
+        let registry = tracer.registry_unchecked();
+        let before = names.len();
+        names.extend(registry.keys().cloned());
+        if names.len() > before {
+            continue;
+        }
+        // Deterministic: the same passes again, to ask which enums are incomplete.
+        let (_, tracer) = trace_passes::<T>(&samples, &names)?;
+        let partial = match tracer.registry() {
+            Ok(_) => Vec::new(),
+            Err(serde_reflection::Error::MissingVariants(enums)) => enums,
+            Err(error) => return Err(error.to_string()),
+        };
+        let mut out = String::new();
+        write_format(&mut out, &format, &registry, &mut Vec::new())?;
+        return Ok((out, partial));
+    }
+}
+
+fn trace_passes<T: DeserializeOwned>(
+    samples: &Samples,
+    names: &BTreeSet<String>,
+) -> std::result::Result<(Format, Tracer), String> {
+    let mut tracer = Tracer::new(TracerConfig::default());
+    for _ in 0..MAX_PASSES {
+        let (format, _) = tracer
+            .trace_type_once_with_seed(samples, DepthGuarded::<T>(PhantomData))
+            .map_err(|error| match codec::take_stashed() {
+                // The tracer recurses for ever into a recursive enum whose
+                // first variant recurses: the guard stops it.
+                Some(Error::TooDeep { .. }) => {
+                    "a recursive enum whose first variant recurses (put the base case first)"
+                        .to_owned()
+                }
+                _ => format!("{error} ({})", error.explanation().trim()),
+            })?;
+        let mut progress = false;
+        for name in names {
+            progress |= tracer.check_incomplete_enum(name).is_some();
+        }
+        if !progress {
+            return Ok((format, tracer));
+        }
+    }
+    Err(format!("more than {MAX_PASSES} tracing passes"))
+}
+
+/// Deserializes a `T` under the decode guard, for its depth limit.
+struct DepthGuarded<T>(PhantomData<T>);
+
+impl<T> Clone for DepthGuarded<T> {
+    fn clone(&self) -> Self {
+        DepthGuarded(PhantomData)
+    }
+}
+
+impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for DepthGuarded<T> {
+    type Value = T;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<T, D::Error> {
+        codec::guarded(deserializer, &Limits::default(), PhantomData::<T>)
+    }
+}
+
+/// Writes `format` canonically: names are length-prefixed, recursion is a
+/// back-reference by depth, container names are left out except serfn's
+/// own function markers.
+fn write_format(
+    out: &mut String,
+    format: &Format,
+    registry: &Registry,
+    stack: &mut Vec<String>,
+) -> std::result::Result<(), String> {
+    match format {
+        Format::Variable(variable) => match variable.borrow().as_ref() {
+            Some(known) => write_format(out, known, registry, stack)?,
+            None => out.push('?'),
+        },
+        Format::TypeName(name) => {
+            if let Some(at) = stack.iter().rposition(|open| open == name) {
+                let _ = write!(out, "^{}", stack.len() - at);
+                return Ok(());
+            }
+            if name.starts_with(MARKER_PREFIX) {
+                out.push_str(name);
+            }
+            let container = registry
+                .get(name)
+                .ok_or_else(|| format!("container `{name}` was not traced"))?;
+            stack.push(name.clone());
+            write_container(out, container, registry, stack)?;
+            stack.pop();
+        }
+        Format::Unit => out.push_str("()"),
+        Format::Bool => out.push_str("bool"),
+        Format::I8 => out.push_str("i8"),
+        Format::I16 => out.push_str("i16"),
+        Format::I32 => out.push_str("i32"),
+        Format::I64 => out.push_str("i64"),
+        Format::I128 => out.push_str("i128"),
+        Format::U8 => out.push_str("u8"),
+        Format::U16 => out.push_str("u16"),
+        Format::U32 => out.push_str("u32"),
+        Format::U64 => out.push_str("u64"),
+        Format::U128 => out.push_str("u128"),
+        Format::F32 => out.push_str("f32"),
+        Format::F64 => out.push_str("f64"),
+        Format::Char => out.push_str("char"),
+        Format::Str => out.push_str("str"),
+        Format::Bytes => out.push_str("bytes"),
+        Format::Option(inner) => {
+            out.push_str("opt<");
+            write_format(out, inner, registry, stack)?;
+            out.push('>');
+        }
+        Format::Seq(inner) => {
+            out.push_str("seq<");
+            write_format(out, inner, registry, stack)?;
+            out.push('>');
+        }
+        Format::Map { key, value } => {
+            out.push_str("map<");
+            write_format(out, key, registry, stack)?;
+            out.push(',');
+            write_format(out, value, registry, stack)?;
+            out.push('>');
+        }
+        Format::Tuple(items) => write_tuple(out, items, registry, stack)?,
+        Format::TupleArray { content, size } => {
+            out.push('[');
+            write_format(out, content, registry, stack)?;
+            let _ = write!(out, ";{size}]");
+        }
+    }
+    Ok(())
+}
+
+fn write_tuple(
+    out: &mut String,
+    items: &[Format],
+    registry: &Registry,
+    stack: &mut Vec<String>,
+) -> std::result::Result<(), String> {
+    out.push('(');
+    for (index, item) in items.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        write_format(out, item, registry, stack)?;
+    }
+    out.push(')');
+    Ok(())
+}
+
+fn write_fields(
+    out: &mut String,
+    fields: &[Named<Format>],
+    registry: &Registry,
+    stack: &mut Vec<String>,
+) -> std::result::Result<(), String> {
+    out.push('{');
+    for (index, field) in fields.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        write_name(out, &field.name);
+        write_format(out, &field.value, registry, stack)?;
+    }
+    out.push('}');
+    Ok(())
+}
+
+fn write_name(out: &mut String, name: &str) {
+    let _ = write!(out, "{}:{name}:", name.len());
+}
+
+fn write_container(
+    out: &mut String,
+    container: &ContainerFormat,
+    registry: &Registry,
+    stack: &mut Vec<String>,
+) -> std::result::Result<(), String> {
+    match container {
+        ContainerFormat::UnitStruct => out.push_str("unit"),
+        ContainerFormat::NewTypeStruct(inner) => {
+            out.push_str("newtype<");
+            write_format(out, inner, registry, stack)?;
+            out.push('>');
+        }
+        ContainerFormat::TupleStruct(items) => {
+            out.push_str("tuple");
+            write_tuple(out, items, registry, stack)?;
+        }
+        ContainerFormat::Struct(fields) => write_fields(out, fields, registry, stack)?,
+        ContainerFormat::Enum(variants) => {
+            out.push_str("enum{");
+            for (index, (at, variant)) in variants.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                let _ = write!(out, "{at}=");
+                write_name(out, &variant.name);
+                write_variant(out, &variant.value, registry, stack)?;
+            }
+            out.push('}');
+        }
+    }
+    Ok(())
+}
+
+fn write_variant(
+    out: &mut String,
+    variant: &VariantFormat,
+    registry: &Registry,
+    stack: &mut Vec<String>,
+) -> std::result::Result<(), String> {
+    match variant {
+        VariantFormat::Variable(variable) => match variable.borrow().as_ref() {
+            Some(known) => write_variant(out, known, registry, stack)?,
+            None => out.push('?'),
+        },
+        VariantFormat::Unit => out.push_str("unit"),
+        VariantFormat::NewType(inner) => {
+            out.push_str("newtype<");
+            write_format(out, inner, registry, stack)?;
+            out.push('>');
+        }
+        VariantFormat::Tuple(items) => {
+            out.push_str("tuple");
+            write_tuple(out, items, registry, stack)?;
+        }
+        VariantFormat::Struct(fields) => write_fields(out, fields, registry, stack)?,
+    }
+    Ok(())
+}
+
+// ---- functions inside traced types ----------------------------------------
+
+/// The prefix of the container names that stand for functions in a layout.
+const MARKER_PREFIX: &str = "serfn::";
+
+thread_local! {
+    static TRACING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as tracing until dropped.
+struct Tracing(bool);
+
+impl Tracing {
+    fn begin() -> Self {
+        Tracing(TRACING.with(|tracing| tracing.replace(true)))
+    }
+}
+
+impl Drop for Tracing {
+    fn drop(&mut self) {
+        TRACING.with(|tracing| tracing.set(self.0));
+    }
+}
+
+/// Whether a layout is being traced on this thread: a function inside a
+/// capture then describes its signature instead of reading the registry.
+pub(crate) fn tracing() -> bool {
+    TRACING.with(Cell::get)
+}
+
+/// What a typed handle of `kind` from `A` to `R` contributes to a layout
+/// being traced: a marker for its kind around the layouts of `A` and `R`.
+/// The function returned is a placeholder that is never called.
+pub(crate) fn trace_function<'de, D, A, R>(
+    deserializer: D,
+    kind: Kind,
+) -> std::result::Result<Arc<dyn SerializableFn>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    A: DeserializeOwned,
+    R: DeserializeOwned,
+{
+    let marker = match kind {
+        Kind::Fn => "serfn::Fn",
+        Kind::FnMut => "serfn::FnMut",
+        Kind::FnOnce => "serfn::FnOnce",
+    };
+    let (_, _): (A, R) = deserializer.deserialize_newtype_struct(marker, NewtypeOf::default())?;
+    Ok(Arc::new(Placeholder))
+}
+
+/// What a function of unknown types ([`DynFn`](crate::DynFn), a pipeline
+/// stage) contributes to a layout being traced: a marker.
+pub(crate) fn trace_dyn_function<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Arc<dyn SerializableFn>, D::Error> {
+    struct Unit;
+    impl serde::de::Visitor<'_> for Unit {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a function")
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<(), E> {
+            Ok(())
+        }
+    }
+    deserializer.deserialize_unit_struct("serfn::DynFn", Unit)?;
+    Ok(Arc::new(Placeholder))
+}
+
+struct NewtypeOf<T>(std::marker::PhantomData<T>);
+
+impl<T> Default for NewtypeOf<T> {
+    fn default() -> Self {
+        NewtypeOf(std::marker::PhantomData)
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for NewtypeOf<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a function")
+    }
+
+    fn visit_newtype_struct<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<T, D::Error> {
+        T::deserialize(deserializer)
+    }
+}
+
+/// Stands for a function inside a value made up by the tracer; dropped at once.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Placeholder;
+
+static PLACEHOLDER: Registration = Registration::new(
+    "serfn::placeholder",
+    1,
+    None,
+    None,
+    refuse_placeholder,
+    file!(),
+    line!(),
+);
+
+fn refuse_placeholder(_: &[u8], _: &Limits) -> Result<Arc<dyn SerializableFn>> {
+    Err(Error::UnknownFunction {
+        name: PLACEHOLDER.name().into(),
+    })
+}
+
+fn never_called() -> Error {
+    Error::UnknownFunction {
+        name: PLACEHOLDER.name().into(),
+    }
+}
+
+// Never submitted to the registry: no bytes can name it.
+#[typetag::serde(name = "serfn::placeholder")]
+impl SerializableFn for Placeholder {
+    fn signature(&self) -> Signature {
+        Signature::of::<(), ()>(Kind::FnOnce)
+    }
+
+    fn __serfn_registration(&self) -> &'static Registration {
+        &PLACEHOLDER
+    }
+
+    fn __serfn_encode_capture(&self, _: &mut Vec<u8>) -> Result<()> {
+        Err(never_called())
+    }
+
+    fn __serfn_call(&self, _: Input<'_>, _: Output<'_>) -> Result<()> {
+        Err(never_called())
+    }
+
+    fn __serfn_call_mut(&mut self, _: Input<'_>, _: Output<'_>) -> Result<()> {
+        Err(never_called())
+    }
+
+    fn __serfn_call_once(self: Arc<Self>, _: Input<'_>, _: Output<'_>) -> Result<()> {
+        Err(never_called())
+    }
+
+    fn __serfn_clone(&self) -> Result<Arc<dyn SerializableFn>> {
+        Ok(Arc::new(Placeholder))
+    }
+
+    fn __serfn_output_slot(&self) -> Box<dyn ArgSlot> {
+        Box::new(crate::erased::Slot::<()>(None))
+    }
+
+    fn __serfn_args_after(&self, _: usize) -> Option<TypeInfo> {
+        None
+    }
+
+    fn __serfn_check_bound(&self, _: usize, _: &[u8]) -> Result<()> {
+        Err(never_called())
+    }
+
+    fn __serfn_into_stages(self: Arc<Self>) -> Vec<Arc<dyn SerializableFn>> {
+        vec![self]
+    }
+}
