@@ -1,6 +1,11 @@
 //! The one error type of serfn.
 
 use std::error::Error as StdError;
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 /// A boxed error from the codec or from I/O, kept out of [`Error`]'s public
 /// types so that changing the wire format does not change this API.
@@ -17,6 +22,13 @@ pub type BoxedSource = Box<dyn StdError + Send + Sync + 'static>;
 /// worker that died, a timeout) are added without a breaking release. The
 /// text of [`Display`](std::fmt::Display) is for people and may change; match
 /// on the variants instead.
+///
+/// An error raised inside a [`Pool`](crate::Pool)'s worker reaches the
+/// caller as the same variant with the same fields. A boxed source
+/// ([`Decode`](Error::Decode), [`Encode`](Error::Encode), [`Io`](Error::Io))
+/// arrives as its message, followed once by `(in worker process PID)`; an
+/// I/O error keeps its [`ErrorKind`](std::io::ErrorKind) when it is a common
+/// one, and is [`Other`](std::io::ErrorKind::Other) otherwise.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -214,12 +226,203 @@ impl Error {
         }
     }
 
-    /// A copy for each item of a chunk that failed as a whole; boxed sources
-    /// are kept as their message.
+    /// A copy for each item of a chunk that failed as a whole. It goes
+    /// through [`WireError`], the one variant-by-variant mapping: boxed
+    /// sources are kept as their message (and an I/O error's kind).
     pub(crate) fn duplicate(&self) -> Self {
-        match self {
-            Error::UnknownFunction { name } => Error::UnknownFunction { name: name.clone() },
-            Error::DuplicateFunction { name, locations } => Error::DuplicateFunction {
+        WireError::from(self).into_error(None)
+    }
+
+    pub(crate) fn io(source: std::io::Error) -> Self {
+        Error::Io {
+            source: Box::new(source),
+        }
+    }
+}
+
+/// An [`Error`] as plain data, variant for variant and field for field: what
+/// a worker sends its pool, and what [`Error::duplicate`] copies through.
+///
+/// Both conversions match exhaustively, so a new `Error` variant does not
+/// compile until it has a wire form here.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) enum WireError {
+    UnknownFunction {
+        name: String,
+    },
+    DuplicateFunction {
+        name: String,
+        locations: String,
+    },
+    SignatureMismatch {
+        name: String,
+        expected: String,
+        found: String,
+    },
+    VersionMismatch {
+        name: String,
+        registered: u32,
+        found: u32,
+    },
+    LayoutChanged {
+        name: String,
+        version: u32,
+    },
+    Version {
+        found: u8,
+        supported: u8,
+    },
+    Checksum {
+        stored: u32,
+        computed: u32,
+    },
+    Truncated {
+        len: usize,
+        min: usize,
+    },
+    TooLarge {
+        len: u64,
+        limit: usize,
+    },
+    TooDeep {
+        limit: usize,
+    },
+    Decode {
+        source: WireSource,
+    },
+    Encode {
+        source: WireSource,
+    },
+    Io {
+        source: WireSource,
+        /// The [`io::ErrorKind`]'s name, see [`io_kind`].
+        kind: String,
+    },
+    Panicked {
+        name: String,
+        message: String,
+    },
+    WorkerDied {
+        name: String,
+        pid: u32,
+        status: String,
+    },
+    Timeout {
+        name: String,
+        timeout: Duration,
+    },
+    WorkerStart {
+        reason: String,
+    },
+    PoolClosed,
+}
+
+/// A boxed source as data: its message, and the worker it came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct WireSource {
+    message: String,
+    worker: Option<u32>,
+}
+
+/// A boxed source rebuilt from a [`WireSource`]. It names the worker once,
+/// however many times it is copied or relayed (as through a worker that
+/// runs a pool of its own).
+#[derive(Debug)]
+struct Relayed {
+    message: String,
+    worker: Option<u32>,
+}
+
+impl fmt::Display for Relayed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.worker {
+            Some(pid) => write!(f, "{} (in worker process {pid})", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl StdError for Relayed {}
+
+impl WireSource {
+    fn of(source: &(dyn StdError + Send + Sync + 'static)) -> Self {
+        match source.downcast_ref::<Relayed>() {
+            Some(relayed) => WireSource {
+                message: relayed.message.clone(),
+                worker: relayed.worker,
+            },
+            None => WireSource {
+                message: source.to_string(),
+                worker: None,
+            },
+        }
+    }
+
+    /// The source, marked as from `worker` unless it already names one.
+    fn into_source(self, worker: Option<u32>) -> Relayed {
+        Relayed {
+            message: self.message,
+            worker: self.worker.or(worker),
+        }
+    }
+}
+
+/// The I/O error kinds that cross by name; any other arrives as `Other`
+/// (its message is kept either way).
+const IO_KINDS: [io::ErrorKind; 20] = {
+    use io::ErrorKind::*;
+    [
+        NotFound,
+        PermissionDenied,
+        ConnectionRefused,
+        ConnectionReset,
+        ConnectionAborted,
+        NotConnected,
+        AddrInUse,
+        AddrNotAvailable,
+        BrokenPipe,
+        AlreadyExists,
+        WouldBlock,
+        InvalidInput,
+        InvalidData,
+        TimedOut,
+        WriteZero,
+        Interrupted,
+        Unsupported,
+        UnexpectedEof,
+        OutOfMemory,
+        Other,
+    ]
+};
+
+fn io_kind(name: &str) -> io::ErrorKind {
+    IO_KINDS
+        .into_iter()
+        .find(|kind| format!("{kind:?}") == name)
+        .unwrap_or(io::ErrorKind::Other)
+}
+
+fn io_source(source: &BoxedSource) -> (WireSource, String) {
+    match source.downcast_ref::<io::Error>() {
+        Some(error) => {
+            let message = match error.get_ref() {
+                Some(inner) => WireSource::of(inner),
+                None => WireSource::of(&**source),
+            };
+            (message, format!("{:?}", error.kind()))
+        }
+        None => (
+            WireSource::of(&**source),
+            format!("{:?}", io::ErrorKind::Other),
+        ),
+    }
+}
+
+impl From<&Error> for WireError {
+    fn from(error: &Error) -> Self {
+        match error {
+            Error::UnknownFunction { name } => WireError::UnknownFunction { name: name.clone() },
+            Error::DuplicateFunction { name, locations } => WireError::DuplicateFunction {
                 name: name.clone(),
                 locations: locations.clone(),
             },
@@ -227,7 +430,7 @@ impl Error {
                 name,
                 expected,
                 found,
-            } => Error::SignatureMismatch {
+            } => WireError::SignatureMismatch {
                 name: name.clone(),
                 expected: expected.clone(),
                 found: found.clone(),
@@ -236,60 +439,105 @@ impl Error {
                 name,
                 registered,
                 found,
-            } => Error::VersionMismatch {
+            } => WireError::VersionMismatch {
                 name: name.clone(),
                 registered: *registered,
                 found: *found,
             },
-            Error::LayoutChanged { name, version } => Error::LayoutChanged {
+            Error::LayoutChanged { name, version } => WireError::LayoutChanged {
                 name: name.clone(),
                 version: *version,
             },
-            Error::Version { found, supported } => Error::Version {
-                found: *found,
-                supported: *supported,
+            &Error::Version { found, supported } => WireError::Version { found, supported },
+            &Error::Checksum { stored, computed } => WireError::Checksum { stored, computed },
+            &Error::Truncated { len, min } => WireError::Truncated { len, min },
+            &Error::TooLarge { len, limit } => WireError::TooLarge { len, limit },
+            &Error::TooDeep { limit } => WireError::TooDeep { limit },
+            Error::Decode { source } => WireError::Decode {
+                source: WireSource::of(&**source),
             },
-            Error::Checksum { stored, computed } => Error::Checksum {
-                stored: *stored,
-                computed: *computed,
+            Error::Encode { source } => WireError::Encode {
+                source: WireSource::of(&**source),
             },
-            Error::Truncated { len, min } => Error::Truncated {
-                len: *len,
-                min: *min,
-            },
-            Error::TooLarge { len, limit } => Error::TooLarge {
-                len: *len,
-                limit: *limit,
-            },
-            Error::TooDeep { limit } => Error::TooDeep { limit: *limit },
-            Error::Decode { source } => Error::decode(source.to_string()),
-            Error::Encode { source } => Error::encode(source.to_string()),
-            Error::Io { source } => Error::Io {
-                source: source.to_string().into(),
-            },
-            Error::Panicked { name, message } => Error::Panicked {
+            Error::Io { source } => {
+                let (source, kind) = io_source(source);
+                WireError::Io { source, kind }
+            }
+            Error::Panicked { name, message } => WireError::Panicked {
                 name: name.clone(),
                 message: message.clone(),
             },
-            Error::WorkerDied { name, pid, status } => Error::WorkerDied {
+            Error::WorkerDied { name, pid, status } => WireError::WorkerDied {
                 name: name.clone(),
                 pid: *pid,
                 status: status.clone(),
             },
-            Error::Timeout { name, timeout } => Error::Timeout {
+            Error::Timeout { name, timeout } => WireError::Timeout {
                 name: name.clone(),
                 timeout: *timeout,
             },
-            Error::WorkerStart { reason } => Error::WorkerStart {
+            Error::WorkerStart { reason } => WireError::WorkerStart {
                 reason: reason.clone(),
             },
-            Error::PoolClosed => Error::PoolClosed,
+            Error::PoolClosed => WireError::PoolClosed,
         }
     }
+}
 
-    pub(crate) fn io(source: std::io::Error) -> Self {
-        Error::Io {
-            source: Box::new(source),
+impl From<Error> for WireError {
+    fn from(error: Error) -> Self {
+        WireError::from(&error)
+    }
+}
+
+impl WireError {
+    /// The error again; its boxed source, if any, names `worker` as where
+    /// it came from (unless it names a worker already).
+    pub(crate) fn into_error(self, worker: Option<u32>) -> Error {
+        let boxed = |source: WireSource| -> BoxedSource { Box::new(source.into_source(worker)) };
+        match self {
+            WireError::UnknownFunction { name } => Error::UnknownFunction { name },
+            WireError::DuplicateFunction { name, locations } => {
+                Error::DuplicateFunction { name, locations }
+            }
+            WireError::SignatureMismatch {
+                name,
+                expected,
+                found,
+            } => Error::SignatureMismatch {
+                name,
+                expected,
+                found,
+            },
+            WireError::VersionMismatch {
+                name,
+                registered,
+                found,
+            } => Error::VersionMismatch {
+                name,
+                registered,
+                found,
+            },
+            WireError::LayoutChanged { name, version } => Error::LayoutChanged { name, version },
+            WireError::Version { found, supported } => Error::Version { found, supported },
+            WireError::Checksum { stored, computed } => Error::Checksum { stored, computed },
+            WireError::Truncated { len, min } => Error::Truncated { len, min },
+            WireError::TooLarge { len, limit } => Error::TooLarge { len, limit },
+            WireError::TooDeep { limit } => Error::TooDeep { limit },
+            WireError::Decode { source } => Error::Decode {
+                source: boxed(source),
+            },
+            WireError::Encode { source } => Error::Encode {
+                source: boxed(source),
+            },
+            WireError::Io { source, kind } => Error::Io {
+                source: Box::new(io::Error::new(io_kind(&kind), source.into_source(worker))),
+            },
+            WireError::Panicked { name, message } => Error::Panicked { name, message },
+            WireError::WorkerDied { name, pid, status } => Error::WorkerDied { name, pid, status },
+            WireError::Timeout { name, timeout } => Error::Timeout { name, timeout },
+            WireError::WorkerStart { reason } => Error::WorkerStart { reason },
+            WireError::PoolClosed => Error::PoolClosed,
         }
     }
 }

@@ -28,10 +28,10 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::codec::{self, Limits};
-use crate::error::Error;
+use crate::error::{Error, WireError};
 use crate::handle::DynFn;
 use crate::pool::job::lock;
-use crate::pool::protocol::{self as proto, Fields, FrameReader, Next, WireError};
+use crate::pool::protocol::{self as proto, Fields, FrameReader, Next};
 
 pub(crate) const ENV_SOCKET: &str = "SERFN_WORKER_SOCKET";
 pub(crate) const ENV_TOKEN: &str = "SERFN_WORKER_TOKEN";
@@ -259,8 +259,7 @@ impl Worker {
             proto::LOAD => {
                 let id = fields.u64().map_err(proto::invalid)?;
                 let loaded = self.limits.from_bytes::<DynFn>(fields.rest());
-                self.functions
-                    .insert(id, loaded.map_err(|error| WireError::from(&error)));
+                self.functions.insert(id, loaded.map_err(WireError::from));
                 return Ok(());
             }
             proto::FORGET => {
@@ -313,9 +312,7 @@ impl Worker {
         match self.functions.get_mut(&id) {
             Some(Ok(function)) => Ok(function),
             Some(Err(error)) => Err(error.clone()),
-            None => Err(WireError::Other {
-                message: format!("function {id} was never loaded"),
-            }),
+            None => Err(Error::decode(format!("function {id} was never loaded")).into()),
         }
     }
 
@@ -325,16 +322,16 @@ impl Worker {
         mut fields: Fields<'_>,
         out: &mut Vec<u8>,
     ) -> std::result::Result<(), WireError> {
-        let id = fields.u64().map_err(|e| WireError::from(&e))?;
-        let items = fields.items().map_err(|e| WireError::from(&e))?;
+        let id = fields.u64()?;
+        let items = fields.items()?;
         let limits = self.limits;
         let function = self.function(id)?;
-        let called = if mutable {
-            function.call_each_mut(&items, &limits, out)
+        if mutable {
+            function.call_each_mut(&items, &limits, out)?;
         } else {
-            function.call_each(&items, &limits, out)
-        };
-        called.map_err(|e| WireError::from(&e))
+            function.call_each(&items, &limits, out)?;
+        }
+        Ok(())
     }
 
     fn batch_seq(
@@ -342,11 +339,10 @@ impl Worker {
         mut fields: Fields<'_>,
         out: &mut Vec<u8>,
     ) -> std::result::Result<(), WireError> {
-        let id = fields.u64().map_err(|e| WireError::from(&e))?;
+        let id = fields.u64()?;
         let limits = self.limits;
-        self.function(id)?
-            .call_batch(fields.rest(), &limits, out)
-            .map_err(|e| WireError::from(&e))
+        self.function(id)?.call_batch(fields.rest(), &limits, out)?;
+        Ok(())
     }
 
     fn once(
@@ -354,22 +350,16 @@ impl Worker {
         mut fields: Fields<'_>,
         out: &mut Vec<u8>,
     ) -> std::result::Result<(), WireError> {
-        let wire = |e: Error| WireError::from(&e);
-        let len = fields.u32().map_err(wire)? as usize;
-        let function = self
-            .limits
-            .from_bytes::<DynFn>(fields.take(len).map_err(wire)?)
-            .map_err(wire)?;
-        let items = fields.items().map_err(wire)?;
+        let len = fields.u32()? as usize;
+        let function = self.limits.from_bytes::<DynFn>(fields.take(len)?)?;
+        let items = fields.items()?;
         let [args] = items[..] else {
-            return Err(WireError::Other {
-                message: format!("a call-once task carries {} items, not 1", items.len()),
-            });
+            let message = format!("a call-once task carries {} items, not 1", items.len());
+            return Err(Error::decode(message).into());
         };
-        codec::encode_len_into(1, out).map_err(wire)?;
-        function
-            .call_once_into(args, &self.limits, out)
-            .map_err(wire)
+        codec::encode_len_into(1, out)?;
+        function.call_once_into(args, &self.limits, out)?;
+        Ok(())
     }
 
     fn take(
@@ -377,13 +367,10 @@ impl Worker {
         mut fields: Fields<'_>,
         out: &mut Vec<u8>,
     ) -> std::result::Result<(), WireError> {
-        let id = fields.u64().map_err(|e| WireError::from(&e))?;
+        let id = fields.u64()?;
         self.function(id)?;
         let function = self.functions.remove(&id).expect("checked above").ok();
-        let bytes = function
-            .expect("checked above")
-            .to_bytes()
-            .map_err(|e| WireError::from(&e))?;
+        let bytes = function.expect("checked above").to_bytes()?;
         out.extend_from_slice(&bytes);
         Ok(())
     }

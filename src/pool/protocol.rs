@@ -14,8 +14,6 @@
 
 use std::io::{self, Read, Write};
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::Error;
 
 /// Parent to worker: load a function under an id. `[id u64][envelope]`
@@ -39,7 +37,8 @@ pub(crate) const HELLO: u8 = 0x81;
 /// Worker to parent: a task's results. `[task u64][elapsed ns u64][codec
 /// sequence of Result<R, Panic>]`, decoded in one pass.
 pub(crate) const DONE: u8 = 0x82;
-/// Worker to parent: a task failed as a whole. `[task u64][codec WireError]`
+/// Worker to parent: a task failed as a whole. `[task u64][codec WireError]`,
+/// see [`WireError`](crate::error::WireError).
 pub(crate) const FAILED: u8 = 0x83;
 /// Worker to parent: a function's state, for [`TAKE`]. `[task u64][envelope]`
 pub(crate) const STATE: u8 = 0x84;
@@ -229,100 +228,154 @@ pub(crate) fn flush(writer: &mut impl Write, buf: &mut Vec<u8>) -> io::Result<()
     Ok(())
 }
 
-/// The errors a worker reports for a whole task, carried as data.
-#[derive(Clone, Serialize, Deserialize)]
-pub(crate) enum WireError {
-    UnknownFunction {
-        name: String,
-    },
-    SignatureMismatch {
-        name: String,
-        expected: String,
-        found: String,
-    },
-    VersionMismatch {
-        name: String,
-        registered: u32,
-        found: u32,
-    },
-    TooLarge {
-        len: u64,
-        limit: u64,
-    },
-    TooDeep {
-        limit: u64,
-    },
-    Other {
-        message: String,
-    },
-}
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::error::Error as _;
+    use std::io;
+    use std::mem::discriminant;
+    use std::time::Duration;
 
-impl From<&Error> for WireError {
-    fn from(error: &Error) -> Self {
-        match error {
-            Error::UnknownFunction { name } => WireError::UnknownFunction { name: name.clone() },
+    use serde_reflection::{Tracer, TracerConfig};
+
+    use crate::codec::{self, Limits};
+    use crate::error::{Error, WireError};
+
+    /// One error of each variant, with fields that tell them apart.
+    fn one_of_each() -> Vec<Error> {
+        let name = || "tests::f".to_owned();
+        vec![
+            Error::UnknownFunction { name: name() },
+            Error::DuplicateFunction {
+                name: name(),
+                locations: "a.rs:1, b.rs:2".into(),
+            },
             Error::SignatureMismatch {
-                name,
-                expected,
-                found,
-            } => WireError::SignatureMismatch {
-                name: name.clone(),
-                expected: expected.clone(),
-                found: found.clone(),
+                name: name(),
+                expected: "Fn(f64) -> f64".into(),
+                found: "Fn(u8) -> u8".into(),
             },
             Error::VersionMismatch {
-                name,
-                registered,
-                found,
-            } => WireError::VersionMismatch {
-                name: name.clone(),
-                registered: *registered,
-                found: *found,
+                name: name(),
+                registered: 3,
+                found: 4,
             },
-            Error::TooLarge { len, limit } => WireError::TooLarge {
-                len: *len,
-                limit: *limit as u64,
+            Error::LayoutChanged {
+                name: name(),
+                version: 5,
             },
-            Error::TooDeep { limit } => WireError::TooDeep {
-                limit: *limit as u64,
+            Error::Version {
+                found: 6,
+                supported: 7,
             },
-            other => WireError::Other {
-                message: other.to_string(),
+            Error::Checksum {
+                stored: 0xdead_beef,
+                computed: 0x1234_5678,
             },
+            Error::Truncated { len: 8, min: 9 },
+            Error::TooLarge {
+                len: u64::MAX,
+                limit: usize::MAX,
+            },
+            Error::TooDeep { limit: 10 },
+            Error::decode("unexpected end of input"),
+            Error::encode("a map of unknown length"),
+            Error::io(io::Error::new(io::ErrorKind::BrokenPipe, "pipe closed")),
+            Error::Panicked {
+                name: name(),
+                message: "boom".into(),
+            },
+            Error::WorkerDied {
+                name: name(),
+                pid: 11,
+                status: "signal 9 (SIGKILL)".into(),
+            },
+            Error::Timeout {
+                name: name(),
+                timeout: Duration::new(12, 13),
+            },
+            Error::WorkerStart {
+                reason: "no such file".into(),
+            },
+            Error::PoolClosed,
+        ]
+    }
+
+    /// What a worker's FAILED frame does to an error.
+    fn cross(error: &Error, worker: u32) -> Error {
+        let bytes = codec::encode_value(&WireError::from(error)).unwrap();
+        codec::decode_value::<WireError>(&bytes, &Limits::default())
+            .unwrap()
+            .into_error(Some(worker))
+    }
+
+    #[test]
+    fn the_samples_cover_every_variant() {
+        let samples = one_of_each();
+        // Tracing finds every variant of the wire form, which has one per
+        // `Error` variant: a variant added to both fails here until sampled.
+        let (_, variants) = Tracer::new(TracerConfig::default())
+            .trace_simple_type::<WireError>()
+            .unwrap();
+        assert_eq!(samples.len(), variants.len());
+        let distinct: HashSet<_> = samples.iter().map(discriminant).collect();
+        assert_eq!(distinct.len(), samples.len());
+    }
+
+    #[test]
+    fn every_variant_crosses_from_a_worker_with_its_fields() {
+        for error in one_of_each() {
+            let back = cross(&error, 42);
+            assert_eq!(discriminant(&back), discriminant(&error), "{error:?}");
+            match error.source() {
+                None => {
+                    assert_eq!(WireError::from(&back), WireError::from(&error));
+                    assert_eq!(back.to_string(), error.to_string());
+                }
+                Some(source) => {
+                    let back_source = back.source().expect("a source");
+                    assert_eq!(
+                        back_source.to_string(),
+                        format!("{source} (in worker process 42)")
+                    );
+                    assert_eq!(back.to_string(), format!("{error} (in worker process 42)"));
+                }
+            }
         }
     }
-}
 
-impl From<WireError> for Error {
-    fn from(error: WireError) -> Self {
-        match error {
-            WireError::UnknownFunction { name } => Error::UnknownFunction { name },
-            WireError::SignatureMismatch {
-                name,
-                expected,
-                found,
-            } => Error::SignatureMismatch {
-                name,
-                expected,
-                found,
-            },
-            WireError::VersionMismatch {
-                name,
-                registered,
-                found,
-            } => Error::VersionMismatch {
-                name,
-                registered,
-                found,
-            },
-            WireError::TooLarge { len, limit } => Error::TooLarge {
-                len,
-                limit: usize::try_from(limit).unwrap_or(usize::MAX),
-            },
-            WireError::TooDeep { limit } => Error::TooDeep {
-                limit: usize::try_from(limit).unwrap_or(usize::MAX),
-            },
-            WireError::Other { message } => Error::decode(format!("in the worker: {message}")),
+    #[test]
+    fn a_relayed_source_names_its_worker_once() {
+        for error in one_of_each().into_iter().filter(|e| e.source().is_some()) {
+            let once = cross(&error, 42);
+            // Copied, then relayed again by a worker that ran a pool itself.
+            let twice = cross(&once.duplicate(), 43);
+            assert_eq!(twice.to_string(), once.to_string());
+            assert_eq!(twice.to_string().matches("in worker process").count(), 1);
+        }
+    }
+
+    #[test]
+    fn an_io_error_keeps_its_kind() {
+        for kind in [io::ErrorKind::BrokenPipe, io::ErrorKind::NotFound] {
+            let back = cross(&Error::io(io::Error::new(kind, "gone")), 42);
+            let Error::Io { source } = &back else {
+                panic!("{back:?}")
+            };
+            let io = source.downcast_ref::<io::Error>().expect("an io::Error");
+            assert_eq!(io.kind(), kind);
+        }
+        let os = Error::io(io::Error::from_raw_os_error(2));
+        let back = cross(&os, 42);
+        assert!(back.to_string().contains("(os error 2)"), "{back}");
+    }
+
+    #[test]
+    fn duplicate_copies_every_variant_as_it_is() {
+        for error in one_of_each() {
+            let copy = error.duplicate();
+            assert_eq!(WireError::from(&copy), WireError::from(&error));
+            assert_eq!(copy.to_string(), error.to_string());
         }
     }
 }

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use super::job::{lock, FnEntry, Job, Work};
 use super::process::{self, Worker};
-use super::protocol::{self as proto, Fields, FrameReader, Next, WireError};
+use super::protocol::{self as proto, Fields, FrameReader, Next};
 use super::Shared;
 use crate::codec;
-use crate::error::Error;
+use crate::error::{Error, WireError};
 
 /// Functions a worker keeps loaded, at most.
 const MAX_LOADED: usize = 64;
@@ -424,12 +424,12 @@ fn answer(shared: &Shared, link: &Link, tag: u8, body: &[u8]) -> io::Result<()> 
             Ok(fields.rest().to_vec())
         }
         proto::STATE => Ok(fields.rest().to_vec()),
-        proto::FAILED => Err(codec::decode_value::<WireError>(
-            fields.rest(),
-            &shared.config.limits,
-        )
-        .map(Error::from)
-        .unwrap_or_else(|error| error)),
+        proto::FAILED => Err(
+            match codec::decode_value::<WireError>(fields.rest(), &shared.config.limits) {
+                Ok(error) => error.into_error(Some(link.pid)),
+                Err(error) => error,
+            },
+        ),
         other => return Err(proto::invalid(format!("unknown frame tag {other:#04x}"))),
     };
     job.reply.send(result);
