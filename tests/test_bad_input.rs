@@ -2,7 +2,10 @@
 //! overflow, no large allocation, never a call of the wrong function.
 
 use serde::{Deserialize, Serialize, Serializer};
+mod support;
+
 use serfn::{DynFn, Error, Limits, SerFn};
+use support::{body, seal, Wire};
 
 #[derive(Serialize, Deserialize)]
 struct Scale {
@@ -107,56 +110,6 @@ fn scale() -> SerFn<f64, f64> {
         factor: 2.0,
         label: "double".into(),
     })
-}
-
-/// Wraps a body in a valid envelope: version byte in front, checksum behind.
-fn seal(body: &[u8]) -> Vec<u8> {
-    let mut out = vec![serfn::codec::FORMAT_VERSION];
-    out.extend_from_slice(body);
-    let checksum = crc32fast::hash(&out);
-    out.extend_from_slice(&checksum.to_le_bytes());
-    out
-}
-
-/// The body of a valid envelope.
-fn body(bytes: &[u8]) -> Vec<u8> {
-    bytes[1..bytes.len() - 4].to_vec()
-}
-
-/// A function's wire form inside an envelope: name, registration version,
-/// signature and layout fingerprints, and the capture's bytes.
-struct Wire {
-    name: String,
-    version: u32,
-    signature: [u8; 8],
-    layout: [u8; 8],
-    capture: Vec<u8>,
-}
-
-impl Wire {
-    fn parse(envelope: &[u8]) -> Wire {
-        let (name, version, signature, layout, capture) =
-            serfn::codec::decode_value(&body(envelope), &Limits::default()).unwrap();
-        Wire {
-            name,
-            version,
-            signature,
-            layout,
-            capture,
-        }
-    }
-
-    /// Everything before the capture's bytes: the header and their length.
-    fn head(&self, capture_len: usize) -> Vec<u8> {
-        let header = (&self.name, self.version, self.signature, self.layout);
-        let mut out = serfn::codec::encode_value(&header).unwrap();
-        out.extend(serfn::codec::encode_value(&(capture_len as u64)).unwrap());
-        out
-    }
-
-    fn with_capture(&self, capture: &[u8]) -> Vec<u8> {
-        [self.head(capture.len()), capture.to_vec()].concat()
-    }
 }
 
 fn replace(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {

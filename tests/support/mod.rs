@@ -1,0 +1,67 @@
+//! Helpers for tests that take envelopes apart and forge them, as an
+//! attacker who recomputes the checksum would.
+#![allow(dead_code, reason = "each test crate uses its own part")]
+
+use serfn::Limits;
+
+/// Wraps a body in a valid envelope: version byte in front, checksum behind.
+pub fn seal(body: &[u8]) -> Vec<u8> {
+    let mut out = vec![serfn::codec::FORMAT_VERSION];
+    out.extend_from_slice(body);
+    let checksum = crc32fast::hash(&out);
+    out.extend_from_slice(&checksum.to_le_bytes());
+    out
+}
+
+/// The body of a valid envelope.
+pub fn body(bytes: &[u8]) -> Vec<u8> {
+    bytes[1..bytes.len() - 4].to_vec()
+}
+
+/// The header of a function's wire form: name, registration version,
+/// signature and layout fingerprints.
+pub type Header = (String, u32, [u8; 8], [u8; 8]);
+
+/// A function's wire form: its header and the capture's bytes.
+#[derive(Clone, Debug)]
+pub struct Wire {
+    pub header: Header,
+    pub capture: Vec<u8>,
+}
+
+impl Wire {
+    /// The function at the top of an envelope.
+    pub fn parse(envelope: &[u8]) -> Wire {
+        Wire::decode(&body(envelope))
+    }
+
+    /// A function's wire form on its own.
+    pub fn decode(bytes: &[u8]) -> Wire {
+        let (name, version, signature, layout, capture) =
+            serfn::codec::decode_value(bytes, &Limits::default()).unwrap();
+        let header = (name, version, signature, layout);
+        Wire { header, capture }
+    }
+
+    /// Everything before the capture's bytes: the header and their length.
+    pub fn head(&self, capture_len: usize) -> Vec<u8> {
+        let mut out = serfn::codec::encode_value(&self.header).unwrap();
+        out.extend(serfn::codec::encode_value(&(capture_len as u64)).unwrap());
+        out
+    }
+
+    /// The wire form with another capture.
+    pub fn with_capture(&self, capture: &[u8]) -> Vec<u8> {
+        [self.head(capture.len()), capture.to_vec()].concat()
+    }
+
+    /// The wire form itself.
+    pub fn encode(&self) -> Vec<u8> {
+        self.with_capture(&self.capture)
+    }
+
+    /// A sealed envelope holding this function.
+    pub fn seal(&self) -> Vec<u8> {
+        seal(&self.encode())
+    }
+}
