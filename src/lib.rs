@@ -71,16 +71,27 @@
 //! Decoding untrusted bytes returns a typed [`Error`], never panics, never
 //! calls a function other than the one encoded, and never allocates more
 //! than a small multiple of [`Limits::max_bytes`]. Every envelope carries a
-//! format version, the function's name, its registration version, its
-//! signature fingerprint and a CRC-32: all are checked before a single
-//! capture byte is decoded.
+//! format version, the function's name, its registration version, the
+//! fingerprints of its signature and of its capture's layout, and a CRC-32:
+//! all are checked before a single capture byte is decoded (for a pipeline,
+//! the signature it claims is checked against the one asked for before any
+//! stage is decoded). The CRC catches accidents only: the other checks hold
+//! against bytes forged with a valid checksum. Whatever `from_bytes`
+//! accepts can be called without an error from its own bytes (a `bind`'s
+//! bound values are checked as their types when decoded).
 //!
-//! # Names
+//! # Names, versions and layouts
 //! A function's name is what the bytes carry. It defaults to the module path
 //! and the type name; `name = "..."` fixes it so that it survives a refactor.
-//! When a capture struct's layout changes, register it with `version = 2`:
-//! old bytes then fail with [`Error::VersionMismatch`] instead of decoding
-//! into garbage. [`registry::check`] reports duplicate names at start-up.
+//! Each registration traces its capture's serde data model once (field
+//! names and order, variant names, primitive types, sequence and map
+//! shapes; never Rust type names or module paths): bytes from a build whose
+//! capture changed without a version bump fail with
+//! [`Error::LayoutChanged`] instead of decoding into garbage. Register the
+//! new layout with `version = 2`; old bytes then fail with
+//! [`Error::VersionMismatch`]. Some types cannot be traced (see
+//! [`Registration::layout`](registry::Registration::layout)); their layout
+//! is unchecked. [`registry::check`] reports duplicate names at start-up.
 //!
 //! # Generic capture structs
 //! typetag registers concrete types only, so a generic capture struct is

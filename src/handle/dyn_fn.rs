@@ -15,7 +15,7 @@ use crate::signature::{Kind, Signature};
 /// A serialized function whose argument and output types the holder does
 /// not know: what a worker decodes and calls, bytes in and bytes out.
 ///
-/// Decoding still checks the name, version and signature fingerprint
+/// Decoding still checks the name, version and the signature and layout fingerprints
 /// against this binary's registry. [`SerFn::try_from`](crate::SerFn) and its
 /// siblings give the types back.
 ///
