@@ -94,7 +94,8 @@ fn check_header(
             found: version,
         });
     }
-    match (registration.fingerprints(), registration.signature()) {
+    let registered = registration.fingerprints();
+    match (registered, registration.signature()) {
         (Some(registered), Some(signature)) => {
             if registered.signature != found.signature {
                 return Err(signature_mismatch(name, &signature, found.signature));
@@ -118,7 +119,8 @@ fn check_header(
             }
         }
     }
-    if registration.layout_fingerprint() != found.layout {
+    let layout = registered.map_or_else(|| registration.layout_fingerprint(), |f| f.layout);
+    if layout != found.layout {
         return Err(Error::LayoutChanged {
             name: name.into(),
             version,
