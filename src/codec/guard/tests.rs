@@ -6,17 +6,21 @@ use bincode::serde::BorrowedSerdeDecoder;
 use serde::{Deserialize, Serialize};
 
 use super::super::take_stashed;
+use super::state::MAX_MESSAGE_LEN;
 use super::*;
+use crate::error::Error;
 
 const LIMITS: Limits = Limits {
     max_bytes: 1 << 16,
     max_depth: 128,
+    min_budget: 0,
 };
 
 fn limits(max_bytes: usize, max_depth: usize) -> Limits {
     Limits {
         max_bytes,
         max_depth,
+        min_budget: 0,
     }
 }
 
@@ -71,6 +75,16 @@ fn list_bytes(n: usize) -> Vec<u8> {
     let mut bytes = [0, 7].repeat(n);
     bytes.push(1);
     bytes
+}
+
+/// What decoding `list_bytes(3)` charges: 2 bytes for the fields of each
+/// `Cons`, and for each of the 3 boxed cells (2 `Cons`, the `Nil`) its 16
+/// bytes: 3 * 2 + 3 * 16.
+const LIST_3_COST: usize = 54;
+
+/// The bytes the last decode on this thread charged.
+fn charged() -> usize {
+    STATE.with(|state| state.used.get())
 }
 
 fn list(n: usize) -> List {
@@ -247,8 +261,9 @@ fn depth_at_the_limit_decodes_and_one_over_fails() {
     where
         T: Deserialize<'de> + fmt::Debug,
     {
-        guarded::<T>(bytes, &limits(100, levels)).unwrap();
-        assert_too_deep(refused::<T>(bytes, &limits(100, levels - 1)), levels - 1);
+        guarded::<T>(bytes, &limits(1 << 16, levels)).unwrap();
+        let err = refused::<T>(bytes, &limits(1 << 16, levels - 1));
+        assert_too_deep(err, levels - 1);
     }
     for n in 1..5 {
         at_the_limit::<List>(&list_bytes(n), n);
@@ -273,8 +288,10 @@ fn depth_at_the_limit_decodes_and_one_over_fails() {
 #[test]
 fn forged_length_of_zero_sized_elements_is_too_large() {
     let bytes = length_prefix(1 << 60);
+    // Refused before the first element, with the length it claims.
     let err = refused::<Vec<()>>(&bytes, &limits(1000, 8));
-    assert_too_large(err, 1001, 1000);
+    assert_too_large(err, 1 << 60, 1000);
+    assert_eq!(charged(), 0);
 }
 
 #[test]
@@ -287,15 +304,18 @@ fn budget_counts_elements_and_entries_of_the_whole_decode() {
     let err = refused::<Vec<()>>(&exact, &limits(999, 8));
     assert_too_large(err, 1000, 999);
 
-    // 2 outer elements + 3 + 3 inner ones.
+    // 2 outer elements of 24 bytes (a `Vec<u8>`) + 3 + 3 inner ones of a
+    // byte; the inner vectors fill slots already paid for.
     let bytes = encode(&vec![vec![1u8, 2, 3], vec![4, 5, 6]]);
-    guarded::<Vec<Vec<u8>>>(&bytes, &limits(8, 8)).unwrap();
-    assert_too_large(refused::<Vec<Vec<u8>>>(&bytes, &limits(7, 8)), 8, 7);
+    guarded::<Vec<Vec<u8>>>(&bytes, &limits(54, 8)).unwrap();
+    assert_too_large(refused::<Vec<Vec<u8>>>(&bytes, &limits(53, 8)), 54, 53);
 
-    // One unit per entry, not per key and value.
+    // Per entry: its key (a byte), its value (a byte at least) and
+    // ENTRY_OVERHEAD; two entries are refused at once under 35.
     let bytes = encode(&HashMap::from([(1u8, ()), (2, ())]));
-    guarded::<HashMap<u8, ()>>(&bytes, &limits(2, 8)).unwrap();
-    assert_too_large(refused::<HashMap<u8, ()>>(&bytes, &limits(1, 8)), 2, 1);
+    guarded::<HashMap<u8, ()>>(&bytes, &limits(36, 8)).unwrap();
+    assert_too_large(refused::<HashMap<u8, ()>>(&bytes, &limits(35, 8)), 36, 35);
+    assert_eq!(charged(), 0);
 }
 
 #[test]
@@ -335,7 +355,9 @@ enum Chain {
 fn error_messages_stay_short_on_the_way_up() {
     let bytes = [vec![0; 100_000], vec![1]].concat();
     // Without the cap, the message would be over 2^24 bytes long.
-    let err = guarded::<Chain>(&bytes, &limits(100, 24)).err().unwrap();
+    let err = guarded::<Chain>(&bytes, &limits(1 << 16, 24))
+        .err()
+        .unwrap();
     let len = err.to_string().len();
     assert!(len < 4 * MAX_MESSAGE_LEN, "{len}");
     assert_too_deep(take_stashed().unwrap(), 24);
@@ -425,8 +447,11 @@ fn nested_decode_works_and_outer_limits_still_apply() {
             .len(),
         2
     );
+    // Per blob: its slot (24), its 3 bytes, the nested `Vec<()>` (24, a value
+    // outside the outer one) and its 600 elements: the second blob's elements
+    // are refused at once, 1302 bytes in.
     let err = refused::<Vec<Blob<Vec<()>>>>(&units, &limits(1000, 8));
-    assert_too_large(err, 1001, 1000);
+    assert_too_large(err, 1302, 1000);
 
     // Where the nested limits are the tighter ones, they apply.
     let deeper_blob = encode(&(Blob(list(200)), 0u8));
@@ -434,7 +459,7 @@ fn nested_decode_works_and_outer_limits_still_apply() {
     assert_too_deep(err, 128);
 
     // Nothing is left behind: a fresh decode gets its full limits.
-    guarded::<List>(&list_bytes(3), &limits(6, 3)).unwrap();
+    guarded::<List>(&list_bytes(3), &limits(LIST_3_COST, 3)).unwrap();
 }
 
 #[test]
@@ -442,7 +467,10 @@ fn nothing_is_left_behind_after_an_error_or_a_panic() {
     let bytes = list_bytes(3);
     assert!(guarded::<List>(&list_bytes(100), &limits(10, 3)).is_err());
     take_stashed();
-    guarded::<List>(&bytes, &limits(6, 3)).unwrap();
+    guarded::<List>(&bytes, &limits(LIST_3_COST, 3)).unwrap();
+    assert_eq!(charged(), LIST_3_COST);
+    let err = refused::<List>(&bytes, &limits(LIST_3_COST - 1, 3));
+    assert_too_large(err, LIST_3_COST as u64, LIST_3_COST - 1);
 
     struct Panics;
     impl<'de> Deserialize<'de> for Panics {
@@ -454,5 +482,5 @@ fn nothing_is_left_behind_after_an_error_or_a_panic() {
     let panicking = encode(&vec![Some(1u8)]);
     let caught = std::panic::catch_unwind(|| guarded::<Vec<Option<Panics>>>(&panicking, &LIMITS));
     assert!(caught.is_err());
-    guarded::<List>(&bytes, &limits(6, 3)).unwrap();
+    guarded::<List>(&bytes, &limits(LIST_3_COST, 3)).unwrap();
 }
