@@ -14,15 +14,16 @@
 //!   against [`Limits::max_depth`]. An enum is not a level of its own: a
 //!   variant with fields nests once, as a struct does, so `Cons(7, tail)`
 //!   puts `tail` one level deeper, not two;
-//! * a budget of [`Limits::max_bytes`] bytes for the whole decode pays for
-//!   the memory the value takes, by type size, before it is allocated: a
-//!   sequence element its size (a byte at least); a map entry the sizes of
-//!   its key and value (a byte at least each) and [`ENTRY_OVERHEAD`]; a
-//!   field a byte (its storage is its parent's); a visited value that does
-//!   not fit the storage already paid for it (a `Box`'s content) its size,
-//!   and one that fits inside its parent but nests, [`LEVEL_COST`]; a string
-//!   or byte buffer its length. A sequence or map announcing more elements
-//!   than the budget left can pay for at those minimums fails at once;
+//! * a budget of [`Limits::max_bytes`] bytes (4 KiB at least) for the whole
+//!   decode pays for the memory the value takes, by type size, before it is
+//!   allocated: a sequence element its size (a byte at least); a map entry
+//!   the sizes of its key and value (a byte at least each) and
+//!   [`ENTRY_OVERHEAD`]; a field a byte (its storage is its parent's); a
+//!   visited value that does not fit the storage already paid for it (a
+//!   `Box`'s content) its size, and one that fits inside its parent but
+//!   nests, [`LEVEL_COST`]; a string or byte buffer its length. A sequence or
+//!   map announcing more elements than the budget left can pay for at those
+//!   minimums fails at once;
 //! * no access reports a size hint, so that no collection pre-allocates
 //!   from a forged length;
 //! * owned strings and byte buffers are read through bincode's borrowed path,
