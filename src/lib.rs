@@ -124,6 +124,9 @@
 //! ```
 
 #![deny(missing_docs)]
+// The workspace denies unsafe code (a test's counting allocator needs it);
+// the library forbids it.
+#![forbid(unsafe_code)]
 
 pub mod codec;
 mod compose;

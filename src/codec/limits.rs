@@ -14,6 +14,11 @@
 pub struct Limits {
     pub(crate) max_bytes: usize,
     pub(crate) max_depth: usize,
+    /// The least memory budget, whatever `max_bytes`: a small value takes
+    /// more memory than its encoding (a function's name is copied, its
+    /// capture boxed), and it should decode under a `max_bytes` that admits
+    /// its encoding. Zero only in unit tests of exact budgets.
+    pub(crate) min_budget: usize,
 }
 
 impl Limits {
@@ -28,6 +33,7 @@ impl Limits {
         Limits {
             max_bytes: Self::DEFAULT_MAX_BYTES,
             max_depth: Self::DEFAULT_MAX_DEPTH,
+            min_budget: MIN_BUDGET,
         }
     }
 
@@ -36,14 +42,31 @@ impl Limits {
         Limits {
             max_bytes: usize::MAX,
             max_depth: usize::MAX,
+            min_budget: MIN_BUDGET,
         }
     }
 
-    /// Sets the largest input accepted, in bytes.
+    /// Sets the largest input accepted, and the memory budget of a decode,
+    /// in bytes.
     ///
-    /// Inputs and length prefixes above it are refused with
+    /// Inputs above it are refused with
     /// [`Error::TooLarge`](crate::Error::TooLarge) before anything is
-    /// allocated; what decoding allocates stays within a small multiple of it.
+    /// allocated. Decoding charges the memory the value takes to the budget
+    /// before allocating it: each sequence element its type's size (a byte
+    /// at least, so that a `Vec<()>` of 2^60 elements is refused at once),
+    /// each map entry its key's and value's sizes and 16 bytes, each boxed
+    /// value its size, each string its length. So a decode under
+    /// `max_bytes = M`, accepted or refused, requests at most
+    /// `8 * max(M, 4 KiB) + 64 KiB` bytes from the allocator at any moment
+    /// (the budget is 4 KiB at least, so that small values decode under a
+    /// `max_bytes` equal to their length): 8 covers growth by doubling,
+    /// hash table and B-tree overhead, and boxes. Captures are decoded
+    /// typed, so this holds inside them too. Not covered: memory a
+    /// `Deserialize` impl allocates beyond its value, and the allocator's
+    /// own per-block overhead.
+    ///
+    /// A value in memory larger than its encoding (small integers, zero-sized
+    /// or skipped fields) may need a budget above its encoded size.
     pub const fn max_bytes(mut self, max_bytes: usize) -> Self {
         self.max_bytes = max_bytes;
         self
@@ -65,6 +88,20 @@ impl Limits {
     /// The nesting limit.
     pub const fn get_max_depth(&self) -> usize {
         self.max_depth
+    }
+}
+
+/// The least memory budget of a decode: 4 KiB.
+pub(crate) const MIN_BUDGET: usize = 4 << 10;
+
+impl Limits {
+    /// The memory budget of a decode.
+    pub(crate) const fn budget(&self) -> usize {
+        if self.max_bytes > self.min_budget {
+            self.max_bytes
+        } else {
+            self.min_budget
+        }
     }
 }
 

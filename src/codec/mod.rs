@@ -60,6 +60,8 @@ where
     guard::deserialize_seed(deserializer, limits, seed)
 }
 
+pub(crate) use self::guard::refund_borrowed;
+
 /// Takes back the typed error [`stash`] kept, if any.
 pub(crate) fn take_stashed() -> Option<Error> {
     STASHED.with(|stashed| stashed.borrow_mut().take())

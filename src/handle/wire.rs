@@ -222,8 +222,10 @@ impl Visitor<'_> for CaptureSeed {
     }
 
     fn visit_bytes<E: de::Error>(self, capture: &[u8]) -> Result<Self::Value, E> {
-        // Inside a guarded decode, the tighter of these defaults and what
-        // is left of the outer limits applies.
+        // Decoded in place, not copied: only what its content allocates
+        // counts. Inside a guarded decode, the tighter of these defaults and
+        // what is left of the outer limits applies.
+        crate::codec::refund_borrowed(capture.len());
         self.0.decode(capture, &Limits::default()).map_err(|error| {
             stash(match error {
                 Error::Decode { source } => {
