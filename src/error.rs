@@ -116,6 +116,20 @@ pub enum Error {
         computed: u32,
     },
 
+    /// The bytes are not signed by the expected [`Key`](crate::codec::Key)
+    /// for the expected context, or they are signed and the reader has no key.
+    ///
+    /// Raised before a single byte is decoded. `reason` says which: unsigned
+    /// bytes given to a signed reader, signed bytes given to a plain one,
+    /// bytes too short to hold a tag, or a tag that does not match. A
+    /// mismatch cannot tell a changed byte from another key or another
+    /// context, by design. See [`codec::from_bytes_signed`](crate::codec::from_bytes_signed).
+    #[error("unauthenticated input: {reason}")]
+    Unauthenticated {
+        /// Why the bytes were refused.
+        reason: String,
+    },
+
     /// The input is shorter than the smallest possible encoding.
     #[error("input of {len} bytes is too short to hold a serfn envelope (at least {min} bytes)")]
     Truncated {
@@ -275,6 +289,9 @@ pub(crate) enum WireError {
     Checksum {
         stored: u32,
         computed: u32,
+    },
+    Unauthenticated {
+        reason: String,
     },
     Truncated {
         len: usize,
@@ -450,6 +467,9 @@ impl From<&Error> for WireError {
             },
             &Error::Version { found, supported } => WireError::Version { found, supported },
             &Error::Checksum { stored, computed } => WireError::Checksum { stored, computed },
+            Error::Unauthenticated { reason } => WireError::Unauthenticated {
+                reason: reason.clone(),
+            },
             &Error::Truncated { len, min } => WireError::Truncated { len, min },
             &Error::TooLarge { len, limit } => WireError::TooLarge { len, limit },
             &Error::TooDeep { limit } => WireError::TooDeep { limit },
@@ -521,6 +541,7 @@ impl WireError {
             WireError::LayoutChanged { name, version } => Error::LayoutChanged { name, version },
             WireError::Version { found, supported } => Error::Version { found, supported },
             WireError::Checksum { stored, computed } => Error::Checksum { stored, computed },
+            WireError::Unauthenticated { reason } => Error::Unauthenticated { reason },
             WireError::Truncated { len, min } => Error::Truncated { len, min },
             WireError::TooLarge { len, limit } => Error::TooLarge { len, limit },
             WireError::TooDeep { limit } => Error::TooDeep { limit },

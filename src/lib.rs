@@ -140,7 +140,9 @@ mod schema;
 mod signature;
 pub mod worker;
 
-pub use crate::codec::{from_bytes, from_reader, to_bytes, to_writer, Limits};
+pub use crate::codec::{
+    from_bytes, from_bytes_signed, from_reader, to_bytes, to_bytes_signed, to_writer, Limits,
+};
 pub use crate::compose::{ArgTuple, SplitFirst};
 pub use crate::erased::SerializableFn;
 pub use crate::error::{Error, Result};

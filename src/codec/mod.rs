@@ -11,10 +11,15 @@
 //! checksum makes every corrupted byte a typed error rather than a wrong
 //! capture. `to_writer` and `from_reader` add a 4-byte length in front, so
 //! several envelopes can share one stream.
+//!
+//! With a shared [`Key`], [`to_bytes_signed`] appends an HMAC tag that binds
+//! the envelope to the key and to a context, and [`from_bytes_signed`]
+//! checks it before decoding anything; see [`Key`] for the format.
 
 mod format;
 mod guard;
 mod limits;
+mod sign;
 
 use std::cell::RefCell;
 use std::io::{Read, Write};
@@ -23,6 +28,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub use self::limits::Limits;
+pub use self::sign::{sign, verify, Key, TAG_LEN};
 use crate::error::{Error, Result};
 
 /// The envelope format this build writes and reads.
@@ -31,6 +37,9 @@ use crate::error::{Error, Result};
 /// (8 bytes each) instead of a hash of Rust type names, and the capture as
 /// a length-prefixed byte string.
 pub const FORMAT_VERSION: u8 = 2;
+
+/// The first byte of a signed envelope: the format version, flagged.
+const SIGNED_VERSION: u8 = FORMAT_VERSION | 0x80;
 
 const CHECKSUM_LEN: usize = 4;
 const MIN_ENVELOPE_LEN: usize = 1 + CHECKSUM_LEN;
@@ -82,11 +91,42 @@ pub(crate) fn take_stashed() -> Option<Error> {
 /// # Ok::<(), serfn::Error>(())
 /// ```
 pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    envelope(value, FORMAT_VERSION)
+}
+
+fn envelope<T: Serialize + ?Sized>(value: &T, version: u8) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(64);
-    out.push(FORMAT_VERSION);
+    out.push(version);
     format::encode_into(value, &mut out)?;
     let checksum = crc32fast::hash(&out);
     out.extend_from_slice(&checksum.to_le_bytes());
+    Ok(out)
+}
+
+/// [`to_bytes`], signed: the envelope with a tag that binds it to `key` and
+/// `context` (such as `b"job:42/task:7"`), which the reader supplies again.
+///
+/// # Errors
+/// [`Error::Encode`] if a `Serialize` impl fails.
+///
+/// # Example
+/// ```
+/// use serfn::codec::Key;
+///
+/// let key = Key::new([9u8; 32]);
+/// let f = serfn::closure!("triple", [], move |x: i32| -> i32 { 3 * x });
+/// let bytes = serfn::to_bytes_signed(&f, &key, b"job:1/task:0")?;
+/// let g: serfn::SerFn<i32, i32> = serfn::from_bytes_signed(&bytes, &key, b"job:1/task:0")?;
+/// assert_eq!(g.call(14), 42);
+/// # Ok::<(), serfn::Error>(())
+/// ```
+pub fn to_bytes_signed<T: Serialize + ?Sized>(
+    value: &T,
+    key: &Key,
+    context: &[u8],
+) -> Result<Vec<u8>> {
+    let mut out = envelope(value, SIGNED_VERSION)?;
+    sign::append_tag(sign::ENVELOPE_LABEL, key, context, &mut out);
     Ok(out)
 }
 
@@ -96,9 +136,44 @@ pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 /// A typed error for every kind of bad input: [`Error::Truncated`],
 /// [`Error::TooLarge`], [`Error::Version`], [`Error::Checksum`],
 /// [`Error::UnknownFunction`], [`Error::VersionMismatch`],
-/// [`Error::SignatureMismatch`], [`Error::TooDeep`], [`Error::Decode`].
+/// [`Error::SignatureMismatch`], [`Error::TooDeep`], [`Error::Decode`];
+/// [`Error::Unauthenticated`] for a signed envelope, which only
+/// [`from_bytes_signed`] reads.
 pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     Limits::default().from_bytes(bytes)
+}
+
+/// Decodes an envelope made by [`to_bytes_signed`] with the same `key` and
+/// `context`, under the default [`Limits`]. The tag is checked before any
+/// byte is decoded; an unsigned envelope is refused.
+///
+/// # Errors
+/// [`Error::TooLarge`] before the tag is computed; [`Error::Unauthenticated`]
+/// for unsigned bytes, or a tag that does not match (a changed byte, another
+/// key, another context); then as [`from_bytes`].
+///
+/// # Example
+/// ```
+/// use serfn::codec::Key;
+///
+/// let key = Key::new([9u8; 32]);
+/// let f = serfn::closure!("negate", [], move |x: i32| -> i32 { -x });
+/// let bytes = serfn::to_bytes_signed(&f, &key, b"job:1/task:0")?;
+/// // Moved to another task, or read with another key: refused.
+/// for (key, context) in [(&key, &b"job:1/task:1"[..]), (&Key::new([8u8; 32]), b"job:1/task:0")] {
+///     assert!(matches!(
+///         serfn::from_bytes_signed::<serfn::SerFn<i32, i32>>(&bytes, key, context),
+///         Err(serfn::Error::Unauthenticated { .. })
+///     ));
+/// }
+/// # Ok::<(), serfn::Error>(())
+/// ```
+pub fn from_bytes_signed<T: DeserializeOwned>(
+    bytes: &[u8],
+    key: &Key,
+    context: &[u8],
+) -> Result<T> {
+    Limits::default().from_bytes_signed(bytes, key, context)
 }
 
 /// Writes `value`'s envelope to `writer`, after its length as 4 bytes LE.
@@ -145,6 +220,40 @@ impl Limits {
         decode_value(self.open_envelope(bytes)?, self)
     }
 
+    /// [`from_bytes_signed`] under these limits: a signed envelope is held
+    /// to them as any other bytes, and its size is checked before its tag
+    /// is computed.
+    ///
+    /// # Errors
+    /// As [`from_bytes_signed`].
+    ///
+    /// # Example
+    /// ```
+    /// let key = serfn::codec::Key::new([3u8; 32]);
+    /// let bytes = serfn::to_bytes_signed(&vec![0u8; 100], &key, b"")?;
+    /// let tight = serfn::Limits::default().max_bytes(64);
+    /// assert!(matches!(
+    ///     tight.from_bytes_signed::<Vec<u8>>(&bytes, &key, b""),
+    ///     Err(serfn::Error::TooLarge { .. })
+    /// ));
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn from_bytes_signed<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        key: &Key,
+        context: &[u8],
+    ) -> Result<T> {
+        self.check_len(bytes.len() as u64)?;
+        if bytes.first() == Some(&FORMAT_VERSION) {
+            return Err(sign::unauthenticated(
+                "the envelope is unsigned, and this reader takes only signed ones",
+            ));
+        }
+        let content = sign::strip_tag(sign::ENVELOPE_LABEL, key, context, bytes)?;
+        decode_value(open_content(content, SIGNED_VERSION)?, self)
+    }
+
     /// [`from_reader`] under these limits: a length above
     /// [`max_bytes`](Limits::max_bytes) is refused before anything is allocated.
     ///
@@ -179,27 +288,37 @@ impl Limits {
     /// Checks size, format version and checksum; returns the body.
     fn open_envelope<'b>(&self, bytes: &'b [u8]) -> Result<&'b [u8]> {
         self.check_len(bytes.len() as u64)?;
-        if bytes.len() < MIN_ENVELOPE_LEN {
-            return Err(Error::Truncated {
-                len: bytes.len(),
-                min: MIN_ENVELOPE_LEN,
-            });
+        if bytes.first() == Some(&SIGNED_VERSION) {
+            // Not a version error: the bytes are fine, the reader lacks the key.
+            return Err(sign::unauthenticated(
+                "the envelope is signed: read it with `from_bytes_signed` and its key",
+            ));
         }
-        if bytes[0] != FORMAT_VERSION {
-            return Err(Error::Version {
-                found: bytes[0],
-                supported: FORMAT_VERSION,
-            });
-        }
-        let (content, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
-        let stored =
-            u32::from_le_bytes(checksum.try_into().expect("split at 4 bytes from the end"));
-        let computed = crc32fast::hash(content);
-        if stored != computed {
-            return Err(Error::Checksum { stored, computed });
-        }
-        Ok(&content[1..])
+        open_content(bytes, FORMAT_VERSION)
     }
+}
+
+/// Checks an envelope's length, first byte and checksum; returns the body.
+fn open_content(bytes: &[u8], version: u8) -> Result<&[u8]> {
+    if bytes.len() < MIN_ENVELOPE_LEN {
+        return Err(Error::Truncated {
+            len: bytes.len(),
+            min: MIN_ENVELOPE_LEN,
+        });
+    }
+    if bytes[0] != version {
+        return Err(Error::Version {
+            found: bytes[0],
+            supported: FORMAT_VERSION,
+        });
+    }
+    let (content, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
+    let stored = u32::from_le_bytes(checksum.try_into().expect("split at 4 bytes from the end"));
+    let computed = crc32fast::hash(content);
+    if stored != computed {
+        return Err(Error::Checksum { stored, computed });
+    }
+    Ok(&content[1..])
 }
 
 /// Encodes a plain value, without envelope: how arguments and results travel.

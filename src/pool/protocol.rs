@@ -272,6 +272,9 @@ mod tests {
                 stored: 0xdead_beef,
                 computed: 0x1234_5678,
             },
+            Error::Unauthenticated {
+                reason: "unsigned".into(),
+            },
             Error::Truncated { len: 8, min: 9 },
             Error::TooLarge {
                 len: u64::MAX,
