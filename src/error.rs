@@ -222,6 +222,30 @@ pub enum Error {
     /// The pool was dropped before the task finished.
     #[error("the pool was shut down before the task finished")]
     PoolClosed,
+
+    /// The broker (Redis) failed: it could not be reached within the
+    /// reconnect window, or it lost the job (restarted without persistence,
+    /// or the job's keys expired). The items still waiting get this error.
+    #[error("broker: {reason}")]
+    Broker {
+        /// What failed, and what was being done.
+        reason: String,
+    },
+
+    /// The task was moved to the broker's dead-letter stream and never
+    /// ran to an answer: it was delivered to workers more times than
+    /// allowed (each died or lost it), or a worker refused it as tampered.
+    #[error(
+        "a task of `{name}` went to the dead-letter stream after {deliveries} deliveries: {reason}"
+    )]
+    DeadLetter {
+        /// The function the task called.
+        name: String,
+        /// How many times it was delivered.
+        deliveries: u32,
+        /// Why it was given up.
+        reason: String,
+    },
 }
 
 /// `Result` with serfn's [`Error`].
@@ -332,6 +356,14 @@ pub(crate) enum WireError {
         reason: String,
     },
     PoolClosed,
+    Broker {
+        reason: String,
+    },
+    DeadLetter {
+        name: String,
+        deliveries: u32,
+        reason: String,
+    },
 }
 
 /// A boxed source as data: its message, and the worker it came from.
@@ -500,6 +532,18 @@ impl From<&Error> for WireError {
                 reason: reason.clone(),
             },
             Error::PoolClosed => WireError::PoolClosed,
+            Error::Broker { reason } => WireError::Broker {
+                reason: reason.clone(),
+            },
+            Error::DeadLetter {
+                name,
+                deliveries,
+                reason,
+            } => WireError::DeadLetter {
+                name: name.clone(),
+                deliveries: *deliveries,
+                reason: reason.clone(),
+            },
         }
     }
 }
@@ -559,6 +603,16 @@ impl WireError {
             WireError::Timeout { name, timeout } => Error::Timeout { name, timeout },
             WireError::WorkerStart { reason } => Error::WorkerStart { reason },
             WireError::PoolClosed => Error::PoolClosed,
+            WireError::Broker { reason } => Error::Broker { reason },
+            WireError::DeadLetter {
+                name,
+                deliveries,
+                reason,
+            } => Error::DeadLetter {
+                name,
+                deliveries,
+                reason,
+            },
         }
     }
 }

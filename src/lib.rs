@@ -132,9 +132,13 @@ pub mod codec;
 mod compose;
 mod erased;
 mod error;
+mod executor;
 mod function;
 mod handle;
 pub mod pool;
+#[cfg(feature = "redis")]
+#[path = "backend/redis/mod.rs"]
+pub mod redis;
 pub mod registry;
 mod schema;
 mod signature;
@@ -146,6 +150,7 @@ pub use crate::codec::{
 pub use crate::compose::{ArgTuple, SplitFirst};
 pub use crate::erased::SerializableFn;
 pub use crate::error::{Error, Result};
+pub use crate::executor::Executor;
 pub use crate::function::{Call, CallMut, CallOnce};
 pub use crate::handle::{DynFn, SerFn, SerFnMut, SerFnOnce};
 pub use crate::pool::{Map, MapUnordered, Pool, PoolBuilder, Progress, Stats, Task};

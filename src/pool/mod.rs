@@ -29,12 +29,12 @@
 //! abort, an out-of-memory kill) would kill each worker it is retried on.
 
 pub(crate) mod job;
-mod map;
+pub(crate) mod map;
 mod process;
 pub(crate) mod protocol;
 mod slot;
 mod stats;
-mod task;
+pub(crate) mod task;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -301,6 +301,14 @@ mod tests {
                 reason: "no such file".into(),
             },
             Error::PoolClosed,
+            Error::Broker {
+                reason: "lost".into(),
+            },
+            Error::DeadLetter {
+                name: "f".into(),
+                deliveries: 6,
+                reason: "too many deliveries".into(),
+            },
         ]
     }
 

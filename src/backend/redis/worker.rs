@@ -1,0 +1,581 @@
+//! The worker's side: take tasks from the group, run them, publish the
+//! results, and take over what dead workers left.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use redis::streams::{
+    StreamAutoClaimOptions, StreamAutoClaimReply, StreamClaimOptions, StreamId,
+    StreamPendingCountReply, StreamReadOptions, StreamReadReply,
+};
+use redis::Commands;
+
+use super::entry::{self, Context, Keys, ResultEntry, TaskEntry, FIELD};
+use super::{broker, DEFAULT_PREFIX};
+use crate::codec::{Key, Limits, TAG_LEN};
+use crate::error::{Error, Result, WireError};
+use crate::handle::DynFn;
+use crate::pool::protocol::Fields;
+
+/// Functions a worker keeps decoded, at most.
+const CACHED_FUNCTIONS: usize = 64;
+/// How long one read of the task stream waits.
+const READ_BLOCK: Duration = Duration::from_millis(500);
+/// The exit code of a worker whose task ran past its timeout.
+pub const TIMEOUT_EXIT_CODE: i32 = 3;
+
+/// A worker of a Redis fleet: runs the tasks that
+/// [`RedisExecutor`](super::RedisExecutor)s send, until stopped.
+///
+/// Run it in a program that links the same functions as the drivers:
+///
+/// ```no_run
+/// serfn::redis::RedisWorker::new("redis://127.0.0.1:6379").run()?;
+/// # Ok::<(), serfn::Error>(())
+/// ```
+///
+/// It logs through `tracing`: install a subscriber to see what it does.
+#[derive(Clone, Debug)]
+pub struct RedisWorker {
+    url: String,
+    prefix: String,
+    key: Option<Key>,
+    consumer: String,
+    claim_idle: Duration,
+    max_deliveries: u32,
+    limits: Limits,
+    stop: Arc<AtomicBool>,
+}
+
+impl RedisWorker {
+    /// A worker for the Redis server at `url`, with the defaults.
+    pub fn new(url: &str) -> Self {
+        RedisWorker {
+            url: url.to_owned(),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            key: None,
+            consumer: default_consumer(),
+            claim_idle: Duration::from_secs(30),
+            max_deliveries: 5,
+            limits: Limits::default(),
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The prefix of every key, as the drivers': `serfn` by default.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Runs only tasks signed with `key`, and signs results with it.
+    pub fn key(mut self, key: Key) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// This worker's name in the consumer group: `host-pid` by default.
+    pub fn consumer(mut self, name: impl Into<String>) -> Self {
+        self.consumer = name.into();
+        self
+    }
+
+    /// How long a task may sit unacknowledged with a worker before another
+    /// takes it over (30 s by default). A running task's worker renews its
+    /// claim three times in that time, so only dead workers lose tasks.
+    pub fn claim_idle(mut self, idle: Duration) -> Self {
+        self.claim_idle = idle.max(Duration::from_millis(30));
+        self
+    }
+
+    /// Deliveries of one task after which it goes to the dead-letter
+    /// stream instead of running again (5 by default).
+    pub fn max_deliveries(mut self, deliveries: u32) -> Self {
+        self.max_deliveries = deliveries.max(1);
+        self
+    }
+
+    /// Limits for decoding tasks and functions read from Redis.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// A flag that stops [`run`](Self::run) when set (checked between tasks).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
+    }
+
+    /// Serves tasks until the stop flag is set. Connection failures are
+    /// retried for ever, with a pause that grows to 2 s.
+    ///
+    /// # Errors
+    /// [`Error::Broker`] if the URL is invalid.
+    pub fn run(self) -> Result<()> {
+        let client = redis::Client::open(self.url.as_str()).map_err(broker("connect"))?;
+        let keys = Keys::new(&self.prefix);
+        tracing::info!(consumer = %self.consumer, prefix = %self.prefix, "serfn redis worker starting");
+        let running = Arc::new(Mutex::new(None));
+        let outbox = Outbox {
+            keys: keys.clone(),
+            key: self.key.clone(),
+            consumer: self.consumer.clone(),
+        };
+        let heartbeat = Heartbeat {
+            client: client.clone(),
+            outbox: outbox.clone(),
+            running: Arc::clone(&running),
+            every: self.claim_idle / 3,
+            stop: Arc::clone(&self.stop),
+        };
+        let beating = std::thread::Builder::new()
+            .name("serfn-heartbeat".into())
+            .spawn(move || heartbeat.run())
+            .map_err(Error::io)?;
+        let mut serving = Serving {
+            worker: &self,
+            client,
+            keys,
+            outbox,
+            connection: None,
+            functions: Functions::default(),
+            running,
+            last_claim: None,
+        };
+        while !self.stop.load(Ordering::SeqCst) {
+            if let Err(error) = serving.turn() {
+                tracing::warn!(%error, "serfn redis worker: broker error; reconnecting");
+                serving.connection = None;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        let _ = beating.join();
+        tracing::info!(consumer = %self.consumer, "serfn redis worker stopped");
+        Ok(())
+    }
+}
+
+fn default_consumer() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "host".into());
+    format!("{host}-{}", std::process::id())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The task a worker is running, for its heartbeat.
+struct Running {
+    id: String,
+    task: TaskHeader,
+    deadline: Option<Instant>,
+}
+
+/// What a result needs of its task.
+#[derive(Clone)]
+struct TaskHeader {
+    job: String,
+    task: u64,
+    first: u64,
+    count: u32,
+    seq: bool,
+    name: String,
+    ttl_s: u64,
+    timeout_ms: Option<u64>,
+}
+
+impl From<&TaskEntry> for TaskHeader {
+    fn from(task: &TaskEntry) -> Self {
+        TaskHeader {
+            job: task.job.clone(),
+            task: task.task,
+            first: task.first,
+            count: task.count,
+            seq: task.seq,
+            name: task.name.clone(),
+            ttl_s: task.ttl_s,
+            timeout_ms: task.timeout_ms,
+        }
+    }
+}
+
+/// Where a worker's answers go, and how they are signed.
+#[derive(Clone)]
+struct Outbox {
+    keys: Keys,
+    key: Option<Key>,
+    consumer: String,
+}
+
+impl Outbox {
+    /// Publishes a task's result and acknowledges the task, in one
+    /// transaction: a task is acknowledged only with its result published.
+    fn publish(
+        &self,
+        connection: &mut redis::Connection,
+        id: &str,
+        task: &TaskHeader,
+        output: std::result::Result<Vec<u8>, WireError>,
+        elapsed: Duration,
+    ) -> Result<()> {
+        let keys = &self.keys;
+        let sealed = self.seal(task, output, elapsed)?;
+        let results = keys.results(&task.job);
+        let _: () = redis::pipe()
+            .atomic()
+            .xadd(&results, "*", &[(FIELD, &sealed)])
+            .ignore()
+            .expire(&results, task.ttl_s.max(1) as i64)
+            .ignore()
+            .xack(keys.tasks(), keys.group(), &[id])
+            .ignore()
+            .xdel(keys.tasks(), &[id])
+            .ignore()
+            .query(connection)
+            .map_err(broker("publish a result"))?;
+        Ok(())
+    }
+
+    /// A result entry for `task`, signed with the key.
+    fn seal(
+        &self,
+        task: &TaskHeader,
+        output: std::result::Result<Vec<u8>, WireError>,
+        elapsed: Duration,
+    ) -> Result<Vec<u8>> {
+        let result = ResultEntry {
+            job: task.job.clone(),
+            task: task.task,
+            first: task.first,
+            count: task.count,
+            seq: task.seq,
+            elapsed_ns: elapsed.as_nanos() as u64,
+            worker: self.consumer.clone(),
+            output,
+        };
+        entry::seal(&result, self.key.as_ref(), Context::Result)
+    }
+}
+
+struct Heartbeat {
+    client: redis::Client,
+    outbox: Outbox,
+    running: Arc<Mutex<Option<Running>>>,
+    every: Duration,
+    stop: Arc<AtomicBool>,
+}
+
+impl Heartbeat {
+    /// Renews the running task's claim; past its timeout, answers
+    /// [`Error::Timeout`] for it and ends the process, as the pool kills a
+    /// worker whose task runs too long.
+    fn run(self) {
+        let mut connection = None;
+        let tick = self.every.min(Duration::from_millis(100));
+        let mut last_renewal = Instant::now();
+        while !self.stop.load(Ordering::SeqCst) {
+            std::thread::sleep(tick);
+            let running = lock(&self.running);
+            let Some(current) = running.as_ref() else {
+                continue;
+            };
+            if connection.is_none() {
+                connection = self.client.get_connection().ok();
+            }
+            let Some(conn) = connection.as_mut() else {
+                continue;
+            };
+            if current
+                .deadline
+                .is_some_and(|deadline| Instant::now() >= deadline)
+            {
+                let timeout = Duration::from_millis(current.task.timeout_ms.unwrap_or(0));
+                let error = Error::Timeout {
+                    name: current.task.name.clone(),
+                    timeout,
+                };
+                tracing::warn!(task = %current.id, ?timeout, "task ran past its timeout; this worker exits");
+                let output = Err(WireError::from(&error));
+                let published =
+                    self.outbox
+                        .publish(conn, &current.id, &current.task, output, timeout);
+                if let Err(error) = published {
+                    tracing::error!(%error, "cannot publish the timeout");
+                }
+                std::process::exit(TIMEOUT_EXIT_CODE);
+            }
+            if last_renewal.elapsed() >= self.every {
+                last_renewal = Instant::now();
+                let options = StreamClaimOptions::default().with_justid();
+                let keys = &self.outbox.keys;
+                let renewed: redis::RedisResult<Vec<String>> = conn.xclaim_options(
+                    keys.tasks(),
+                    keys.group(),
+                    &self.outbox.consumer,
+                    0,
+                    &[&current.id],
+                    options,
+                );
+                if renewed.is_err() {
+                    connection = None;
+                }
+            }
+        }
+    }
+}
+
+/// Decoded functions by hash, the most recent [`CACHED_FUNCTIONS`].
+#[derive(Default)]
+struct Functions {
+    loaded: HashMap<[u8; 32], std::result::Result<DynFn, WireError>>,
+    order: VecDeque<[u8; 32]>,
+}
+
+struct Serving<'w> {
+    worker: &'w RedisWorker,
+    client: redis::Client,
+    keys: Keys,
+    outbox: Outbox,
+    connection: Option<redis::Connection>,
+    functions: Functions,
+    running: Arc<Mutex<Option<Running>>>,
+    last_claim: Option<Instant>,
+}
+
+impl Serving<'_> {
+    fn connection(&mut self) -> Result<&mut redis::Connection> {
+        if self.connection.is_none() {
+            let mut connection = self.client.get_connection().map_err(broker("connect"))?;
+            ensure_group(&mut connection, &self.keys)?;
+            self.connection = Some(connection);
+        }
+        Ok(self.connection.as_mut().expect("connected above"))
+    }
+
+    /// Takes over idle tasks when it is time, then reads and runs new ones.
+    fn turn(&mut self) -> Result<()> {
+        let idle = self.worker.claim_idle;
+        if self.last_claim.is_none_or(|at| at.elapsed() >= idle / 2) {
+            self.last_claim = Some(Instant::now());
+            self.reclaim()?;
+        }
+        let options = StreamReadOptions::default()
+            .group(self.keys.group(), &self.worker.consumer)
+            .count(1)
+            .block(READ_BLOCK.as_millis() as usize);
+        let tasks = self.keys.tasks();
+        let reply: redis::RedisResult<StreamReadReply> =
+            self.connection()?
+                .xread_options(&[&tasks], &[">"], &options);
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(error) if error.code() == Some("NOGROUP") => {
+                // The stream went away (Redis restarted): connect afresh.
+                self.connection = None;
+                return Ok(());
+            }
+            Err(error) => return Err(broker("read tasks")(error)),
+        };
+        for id in reply.keys.into_iter().flat_map(|stream| stream.ids) {
+            self.process(id, 1)?;
+        }
+        Ok(())
+    }
+
+    /// Claims tasks idle past `claim_idle` (their worker died): runs them,
+    /// or dead-letters those delivered too often.
+    fn reclaim(&mut self) -> Result<()> {
+        let idle_ms = self.worker.claim_idle.as_millis() as u64;
+        let (tasks, group) = (self.keys.tasks(), self.keys.group());
+        let consumer = self.worker.consumer.clone();
+        let options = StreamAutoClaimOptions::default().count(16);
+        let reply: StreamAutoClaimReply = self
+            .connection()?
+            .xautoclaim_options(&tasks, &group, &consumer, idle_ms, "0-0", options)
+            .map_err(broker("claim idle tasks"))?;
+        for id in reply.claimed {
+            let pending: StreamPendingCountReply = self
+                .connection()?
+                .xpending_count(&tasks, &group, &id.id, &id.id, 1)
+                .map_err(broker("count deliveries"))?;
+            let deliveries = pending.ids.first().map_or(1, |p| p.times_delivered) as u32;
+            tracing::info!(task = %id.id, deliveries, "took over a task left idle");
+            self.process(id, deliveries)?;
+        }
+        Ok(())
+    }
+
+    fn process(&mut self, id: StreamId, deliveries: u32) -> Result<()> {
+        let bytes: Vec<u8> = id.get(FIELD).unwrap_or_default();
+        let key = self.worker.key.as_ref();
+        let task: TaskEntry = match entry::open(&bytes, key, Context::Task, &self.worker.limits) {
+            Ok(task) => task,
+            Err(error) => {
+                tracing::warn!(task = %id.id, %error, "refused a task: dead-lettered, not run");
+                return self.dead_letter(&id.id, &bytes, None, deliveries, &error.to_string());
+            }
+        };
+        let header = TaskHeader::from(&task);
+        if deliveries > self.worker.max_deliveries {
+            let reason = format!(
+                "delivered {deliveries} times, more than the {} allowed",
+                self.worker.max_deliveries
+            );
+            tracing::warn!(task = %id.id, %reason, "dead-lettered");
+            return self.dead_letter(&id.id, &bytes, Some(&header), deliveries, &reason);
+        }
+        let started = Instant::now();
+        *lock(&self.running) = Some(Running {
+            id: id.id.clone(),
+            task: header.clone(),
+            deadline: task
+                .timeout_ms
+                .map(|ms| started + Duration::from_millis(ms)),
+        });
+        let output = self.run_task(&task);
+        let elapsed = started.elapsed();
+        let outbox = self.outbox.clone();
+        let published = outbox.publish(self.connection()?, &id.id, &header, output, elapsed);
+        *lock(&self.running) = None;
+        published
+    }
+
+    fn run_task(&mut self, task: &TaskEntry) -> std::result::Result<Vec<u8>, WireError> {
+        let limits = self.worker.limits;
+        let function = self.function(&task.function, &task.name)?;
+        let mut out = Vec::new();
+        if task.seq {
+            function.call_batch(&task.items, &limits, &mut out)?;
+        } else {
+            let items = Fields(&task.items).items()?;
+            if items.len() != task.count as usize {
+                let message = format!("a task of {} items carries {}", task.count, items.len());
+                return Err(WireError::from(&Error::decode(message)));
+            }
+            function.call_each(&items, &limits, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// The function of that hash: cached, or fetched, checked and decoded.
+    fn function(&mut self, hash: &[u8; 32], name: &str) -> std::result::Result<&DynFn, WireError> {
+        if !self.functions.loaded.contains_key(hash) {
+            let loaded = self
+                .fetch(hash, name)
+                .map_err(|error| WireError::from(&error));
+            if self.functions.order.len() >= CACHED_FUNCTIONS {
+                if let Some(oldest) = self.functions.order.pop_front() {
+                    self.functions.loaded.remove(&oldest);
+                }
+            }
+            self.functions.order.push_back(*hash);
+            self.functions.loaded.insert(*hash, loaded);
+        }
+        match &self.functions.loaded[hash] {
+            Ok(function) => Ok(function),
+            Err(error) => Err(error.clone()),
+        }
+    }
+
+    fn fetch(&mut self, hash: &[u8; 32], name: &str) -> Result<DynFn> {
+        let function_key = self.keys.function(hash);
+        let stored: Option<Vec<u8>> = self
+            .connection()?
+            .get(&function_key)
+            .map_err(broker("fetch a function"))?;
+        let Some(stored) = stored else {
+            return Err(Error::Broker {
+                reason: format!("the function `{name}` is no longer stored (expired?)"),
+            });
+        };
+        let envelope = entry::open_function(&stored, self.worker.key.as_ref(), hash)?;
+        tracing::debug!(function = name, bytes = stored.len(), "fetched a function");
+        self.worker.limits.from_bytes::<DynFn>(envelope)
+    }
+
+    /// Moves a task to the dead-letter stream and acknowledges it. The
+    /// driver of an authentic task gets [`Error::DeadLetter`] for it; so
+    /// does the job a refused entry names (the answer is signed by this
+    /// worker, so a driver with the key accepts it).
+    fn dead_letter(
+        &mut self,
+        id: &str,
+        bytes: &[u8],
+        task: Option<&TaskHeader>,
+        deliveries: u32,
+        reason: &str,
+    ) -> Result<()> {
+        let claimed = task.cloned().or_else(|| self.claimed_task(bytes));
+        let keys = self.keys.clone();
+        let consumer = self.worker.consumer.clone();
+        let connection = self.connection()?;
+        let _: () = redis::pipe()
+            .atomic()
+            .xadd(
+                keys.dead(),
+                "*",
+                &[
+                    (FIELD, bytes.to_vec()),
+                    ("reason", reason.as_bytes().to_vec()),
+                    ("deliveries", deliveries.to_string().into_bytes()),
+                    ("worker", consumer.clone().into_bytes()),
+                ],
+            )
+            .ignore()
+            .xack(keys.tasks(), keys.group(), &[id])
+            .ignore()
+            .xdel(keys.tasks(), &[id])
+            .ignore()
+            .query(connection)
+            .map_err(broker("dead-letter a task"))?;
+        if let Some(header) = claimed {
+            let error = Error::DeadLetter {
+                name: header.name.clone(),
+                deliveries,
+                reason: reason.to_owned(),
+            };
+            // Acknowledged above: this only tells the driver.
+            let sealed = self
+                .outbox
+                .seal(&header, Err(WireError::from(&error)), Duration::ZERO)?;
+            let results = keys.results(&header.job);
+            let _: () = redis::pipe()
+                .xadd(&results, "*", &[(FIELD, &sealed)])
+                .ignore()
+                .expire(&results, header.ttl_s.max(1) as i64)
+                .ignore()
+                .query(self.connection()?)
+                .map_err(broker("report a dead letter"))?;
+        }
+        Ok(())
+    }
+
+    /// What a refused entry says of its task, read without trusting it,
+    /// only to tell the job it names.
+    fn claimed_task(&self, bytes: &[u8]) -> Option<TaskHeader> {
+        let limits = self.worker.limits;
+        let unsigned = match self.worker.key {
+            Some(_) if bytes.len() > TAG_LEN => &bytes[..bytes.len() - TAG_LEN],
+            _ => bytes,
+        };
+        entry::open::<TaskEntry>(unsigned, None, Context::Task, &limits)
+            .ok()
+            .map(|task| TaskHeader::from(&task))
+    }
+}
+
+/// Creates the consumer group (and the stream) if they do not exist; from
+/// the start of the stream, so that tasks sent before any worker ran are served.
+fn ensure_group(connection: &mut redis::Connection, keys: &Keys) -> Result<()> {
+    let created: redis::RedisResult<()> =
+        connection.xgroup_create_mkstream(keys.tasks(), keys.group(), "0");
+    match created {
+        Ok(()) => Ok(()),
+        Err(error) if error.code() == Some("BUSYGROUP") => Ok(()),
+        Err(error) => Err(broker("create the consumer group")(error)),
+    }
+}

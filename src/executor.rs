@@ -1,0 +1,114 @@
+//! [`Executor`]: what a [`Pool`](crate::Pool) on one machine and a
+//! [`RedisExecutor`](crate::redis::RedisExecutor) over many share, so that
+//! the code that maps, calls and submits is the same on both.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::handle::SerFn;
+use crate::pool::{Pool, Task};
+
+/// Runs serialized functions somewhere else: in local worker processes
+/// ([`Pool`]) or on a fleet of workers behind a broker
+/// ([`RedisExecutor`](crate::redis::RedisExecutor), feature `redis`).
+///
+/// Errors are the same typed [`Error`](crate::Error)s on both: a panic is
+/// [`Error::Panicked`](crate::Error::Panicked) for its item, a function the
+/// workers do not register is [`Error::UnknownFunction`](crate::Error::UnknownFunction),
+/// and so on.
+///
+/// # Example
+/// ```no_run
+/// use serfn::{Executor, SerFn};
+///
+/// /// The same code for one machine or many.
+/// fn losses(executor: &impl Executor, loss: &SerFn<f64, f64>) -> serfn::Result<Vec<f64>> {
+///     executor.map(loss, (0..100).map(f64::from)).collect()
+/// }
+///
+/// serfn::worker::init();
+/// let square = serfn::closure!("docs::square", [], move |x: f64| -> f64 { x * x });
+/// let pool = serfn::Pool::new()?;
+/// assert_eq!(losses(&pool, &square)?[3], 9.0);
+/// # Ok::<(), serfn::Error>(())
+/// ```
+pub trait Executor {
+    /// Calls `f(args)` on a worker and waits for the result.
+    ///
+    /// # Errors
+    /// [`Error::Panicked`](crate::Error::Panicked) if `f` panicked, and the
+    /// executor's own faults (a dead worker, a timeout, a lost broker).
+    fn call<A, R>(&self, f: &SerFn<A, R>, args: A) -> Result<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.submit(f, args).wait()
+    }
+
+    /// Sends `f(args)` to a worker; the [`Task`] gives the result.
+    fn submit<A, R>(&self, f: &SerFn<A, R>, args: A) -> Task<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static;
+
+    /// Applies `f` to every item on workers; yields the results in input order.
+    fn map<'a, A, R, I>(
+        &'a self,
+        f: &SerFn<A, R>,
+        items: I,
+    ) -> impl Iterator<Item = Result<R>> + 'a
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: 'a;
+
+    /// As [`map`](Self::map), but yields `(index, result)` in the order
+    /// results come in.
+    fn map_unordered<'a, A, R, I>(
+        &'a self,
+        f: &SerFn<A, R>,
+        items: I,
+    ) -> impl Iterator<Item = (usize, Result<R>)> + 'a
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: 'a;
+}
+
+impl Executor for Pool {
+    fn submit<A, R>(&self, f: &SerFn<A, R>, args: A) -> Task<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        Pool::submit(self, f, args)
+    }
+
+    fn map<'a, A, R, I>(&'a self, f: &SerFn<A, R>, items: I) -> impl Iterator<Item = Result<R>> + 'a
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: 'a,
+    {
+        Pool::map(self, f, items)
+    }
+
+    fn map_unordered<'a, A, R, I>(
+        &'a self,
+        f: &SerFn<A, R>,
+        items: I,
+    ) -> impl Iterator<Item = (usize, Result<R>)> + 'a
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: 'a,
+    {
+        Pool::map_unordered(self, f, items)
+    }
+}

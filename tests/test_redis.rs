@@ -1,0 +1,392 @@
+//! The Redis backend against a real server and real worker processes.
+//!
+//! Run with `cargo test --features redis --test test_redis`; the server is
+//! `SERFN_REDIS_URL` (see `tests/support/redis.rs`).
+
+#[path = "support/redis.rs"]
+mod redis_support;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use redis::Commands;
+use redis_support::{prefix, Server, Worker, WorkerSetup};
+use serde::{Deserialize, Serialize};
+use serfn::redis::{RedisExecutor, RedisWorker};
+use serfn::{Error, Executor, SerFn};
+
+/// The worker's side of this binary: see `Worker::start`.
+#[test]
+fn redis_worker_entry() {
+    redis_support::serve_from_env();
+}
+
+fn executor(server: &Server, prefix: &str) -> RedisExecutor {
+    RedisExecutor::builder(&server.url)
+        .prefix(prefix)
+        .build()
+        .unwrap()
+}
+
+fn workers(server: &Server, setup: &WorkerSetup, n: usize) -> Vec<Worker> {
+    (0..n).map(|_| Worker::start(&server.url, setup)).collect()
+}
+
+fn weighted(data: Vec<f64>) -> SerFn<f64, f64> {
+    serfn::closure!("redis_tests::weighted", [data: Vec<f64>], move |w: f64| -> f64 {
+        data.iter().map(|x| (w * x - 1.0).powi(2)).sum()
+    })
+}
+
+#[test]
+fn map_call_and_submit_equal_the_sequential_results() {
+    let server = Server::shared();
+    let prefix = prefix("basic");
+    let _workers = workers(
+        &server,
+        &WorkerSetup {
+            prefix: prefix.clone(),
+            ..Default::default()
+        },
+        2,
+    );
+    let fleet = executor(&server, &prefix);
+    let f = weighted((0..100).map(f64::from).collect());
+    let items: Vec<f64> = (0..2_000).map(|i| f64::from(i) / 1e4).collect();
+    let expected: Vec<f64> = items.iter().map(|&x| f.call(x)).collect();
+
+    let got: Vec<f64> = fleet
+        .map(&f, items.clone())
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    assert_eq!(got, expected);
+
+    let mut unordered: Vec<(usize, f64)> = fleet
+        .map_unordered(&f, items.clone())
+        .map(|(i, r)| (i, r.unwrap()))
+        .collect();
+    unordered.sort_by_key(|(i, _)| *i);
+    assert_eq!(unordered.len(), items.len());
+    assert!(unordered.iter().all(|&(i, r)| r == expected[i]));
+
+    assert_eq!(Executor::call(&fleet, &f, 0.5).unwrap(), f.call(0.5));
+    let task = fleet.submit(&f, 0.25);
+    assert_eq!(task.wait().unwrap(), f.call(0.25));
+
+    // Pipelines run item by item on the workers.
+    let shift =
+        serfn::closure!("redis_tests::shift", [by: f64 = 1.0], move |x: f64| -> f64 { x + by });
+    let pipeline = f.clone().then(shift);
+    let got: Vec<f64> = fleet
+        .map(&pipeline, items[..50].to_vec())
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    assert_eq!(
+        got,
+        expected[..50].iter().map(|x| x + 1.0).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn panics_and_unknown_functions_are_typed_errors_per_item() {
+    let server = Server::shared();
+    let prefix = prefix("faults");
+    let _workers = workers(
+        &server,
+        &WorkerSetup {
+            prefix: prefix.clone(),
+            ..Default::default()
+        },
+        1,
+    );
+    let fleet = executor(&server, &prefix);
+    let picky = serfn::closure!("redis_tests::picky", [], move |x: u32| -> u32 {
+        assert!(x != 3, "three is refused");
+        x * 2
+    });
+    let results: Vec<serfn::Result<u32>> = fleet.map(&picky, 0..6).collect();
+    for (i, result) in results.into_iter().enumerate() {
+        match (i, result) {
+            (3, Err(Error::Panicked { message, .. })) => assert_eq!(message, "three is refused"),
+            (i, Ok(doubled)) if i != 3 => assert_eq!(doubled, 2 * i as u32),
+            (i, other) => panic!("{i}: {other:?}"),
+        }
+    }
+}
+
+/// 1 MiB of data in a capture.
+#[derive(Serialize, Deserialize)]
+struct Big {
+    data: Vec<u8>,
+}
+
+#[serfn::register(name = "redis_tests::Big")]
+impl serfn::Call<u32> for Big {
+    type Output = u32;
+    fn call(&self, i: u32) -> u32 {
+        u32::from(self.data[i as usize % self.data.len()])
+    }
+}
+
+fn net_bytes(server: &Server) -> (u64, u64) {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut server.connection())
+        .unwrap();
+    let field = |name: &str| -> u64 {
+        info.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    (
+        field("total_net_input_bytes"),
+        field("total_net_output_bytes"),
+    )
+}
+
+#[test]
+fn a_one_mib_capture_moves_once_per_worker() {
+    let server = Server::own(); // its byte counters are this test's alone
+    let prefix = prefix("capture");
+    let _workers = workers(
+        &server,
+        &WorkerSetup {
+            prefix: prefix.clone(),
+            ..Default::default()
+        },
+        2,
+    );
+    let fleet = executor(&server, &prefix);
+    let big = SerFn::new(Big {
+        data: (0..1 << 20).map(|i| (i % 251) as u8).collect(),
+    });
+    let before = net_bytes(&server);
+    let started = Instant::now();
+    let results: Vec<u32> = fleet
+        .map(&big, 0..10_000)
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let (input, output) = net_bytes(&server);
+    assert_eq!(results[260], 260 % 251);
+    let stats = fleet.stats();
+    assert_eq!(stats.functions_stored, 1);
+    assert!(stats.function_bytes > 1 << 20 && stats.function_bytes < (1 << 20) + 4096);
+    // Into Redis: the function once and the tasks; out: the function once per worker, and results.
+    let (into, out_of) = (input - before.0, output - before.1);
+    println!("1 MiB capture over 10,000 items: {elapsed:?}, {into} bytes into Redis, {out_of} out, {stats:?}");
+    assert!(into < 2 << 20, "{into} bytes into Redis");
+    assert!(out_of < 4 << 20, "{out_of} bytes out of Redis");
+}
+
+#[test]
+fn a_worker_killed_with_tasks_loses_none_and_each_result_counts_once() {
+    let server = Server::shared();
+    let prefix = prefix("kill");
+    let setup = WorkerSetup {
+        prefix: prefix.clone(),
+        claim_idle_ms: Some(300),
+        ..Default::default()
+    };
+    let mut fleet_workers = workers(&server, &setup, 2);
+    let fleet = RedisExecutor::builder(&server.url)
+        .prefix(&prefix)
+        .chunk_size(1)
+        .in_flight(16)
+        .build()
+        .unwrap();
+    let slow = serfn::closure!("redis_tests::slow", [], move |x: u64| -> u64 {
+        std::thread::sleep(Duration::from_millis(5));
+        x * 3
+    });
+    let mut seen = HashSet::new();
+    let mut results = fleet.map_unordered(&slow, 0..400u64);
+    for (count, (index, result)) in results.by_ref().enumerate() {
+        assert_eq!(result.unwrap(), 3 * index as u64);
+        assert!(seen.insert(index), "item {index} twice");
+        if count == 50 {
+            // kill -9, holding tasks it read but did not answer.
+            fleet_workers[0].kill();
+        }
+    }
+    assert_eq!(seen.len(), 400);
+    drop(results);
+    let mut connection = server.connection();
+    let pending: redis::streams::StreamPendingReply = connection
+        .xpending(format!("{prefix}:tasks"), format!("{prefix}:workers"))
+        .unwrap();
+    assert_eq!(pending.count(), 0, "tasks left pending");
+    drop(fleet_workers);
+}
+
+#[test]
+fn a_task_that_kills_every_worker_goes_to_the_dead_letter_stream() {
+    let server = Server::shared();
+    let prefix = prefix("dead");
+    let setup = WorkerSetup {
+        prefix: prefix.clone(),
+        claim_idle_ms: Some(200),
+        max_deliveries: Some(2),
+        ..Default::default()
+    };
+    let fleet = executor(&server, &prefix);
+    let deadly = serfn::closure!("redis_tests::deadly", [], move |x: u32| -> u32 {
+        if x == 1 {
+            std::process::abort();
+        }
+        x
+    });
+    // Workers are restarted as they die, as a supervisor would.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let supervisor = {
+        let (url, setup, stop) = (server.url.clone(), setup.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut worker = Worker::start(&url, &setup);
+            let mut restarts = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if worker.exited().is_some() {
+                    restarts += 1;
+                    worker = Worker::start(&url, &setup);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            restarts
+        })
+    };
+    let results: Vec<serfn::Result<u32>> = fleet.map(&deadly, vec![0, 1, 2]).collect();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let restarts = supervisor.join().unwrap();
+    assert!(matches!(results[0], Ok(0)), "{:?}", results[0]);
+    assert!(matches!(results[2], Ok(2)), "{:?}", results[2]);
+    match &results[1] {
+        Err(Error::DeadLetter {
+            name, deliveries, ..
+        }) => {
+            assert!(name.ends_with("redis_tests::deadly"), "{name}");
+            assert_eq!(*deliveries, 3);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(restarts >= 2, "{restarts} restarts");
+    let dead: usize = server.connection().xlen(format!("{prefix}:dead")).unwrap();
+    assert_eq!(dead, 1);
+}
+
+#[test]
+fn with_a_key_forged_entries_are_refused_and_never_run() {
+    let server = Server::shared();
+    let prefix = prefix("signed");
+    let key = "a shared secret of the fleet, 32+";
+    let setup = WorkerSetup {
+        prefix: prefix.clone(),
+        key: Some(key.into()),
+        ..Default::default()
+    };
+    let _workers = workers(&server, &setup, 1);
+    let fleet = RedisExecutor::builder(&server.url)
+        .prefix(&prefix)
+        .key(serfn::codec::Key::new(key))
+        .build()
+        .unwrap();
+    let double = serfn::closure!("redis_tests::double", [], move |x: u64| -> u64 { 2 * x });
+    let got: Vec<u64> = fleet
+        .map(&double, 0..100u64)
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    assert_eq!(got, (0..100).map(|x| 2 * x).collect::<Vec<_>>());
+
+    // Unsigned and altered task entries, written straight to the stream.
+    let mut connection = server.connection();
+    let tasks = format!("{prefix}:tasks");
+    let _: String = connection
+        .xadd(&tasks, "*", &[("e", b"not signed".to_vec())])
+        .unwrap();
+    let _: String = connection
+        .xadd(&tasks, "*", &[("e", vec![0u8; 64])])
+        .unwrap();
+    // The same map still works, and both forgeries are in the dead-letter stream.
+    let got: Vec<u64> = fleet
+        .map(&double, 0..10u64)
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    assert_eq!(got[9], 18);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let dead: usize = connection.xlen(format!("{prefix}:dead")).unwrap();
+        if dead == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{dead} dead letters");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // A driver without the key, or with another one, gets nothing it accepts.
+    let stranger = RedisExecutor::builder(&server.url)
+        .prefix(&prefix)
+        .key(serfn::codec::Key::new("another key"))
+        .build()
+        .unwrap();
+    let refused: Vec<serfn::Result<u64>> = stranger.map(&double, 0..1u64).collect();
+    match &refused[0] {
+        Err(Error::DeadLetter { reason, .. }) => {
+            assert!(reason.contains("unauthenticated"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn redis_restarted_mid_job_is_a_typed_error_not_a_hang() {
+    let server = Server::own();
+    let prefix = prefix("restart");
+    let _workers = workers(
+        &server,
+        &WorkerSetup {
+            prefix: prefix.clone(),
+            ..Default::default()
+        },
+        1,
+    );
+    let fleet = RedisExecutor::builder(&server.url)
+        .prefix(&prefix)
+        .chunk_size(1)
+        .in_flight(4)
+        .reconnect(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let slow = serfn::closure!("redis_tests::slow_ms", [], move |x: u64| -> u64 {
+        std::thread::sleep(Duration::from_millis(20));
+        x
+    });
+    let started = Instant::now();
+    let mut results = fleet.map(&slow, 0..200u64);
+    for i in 0..5 {
+        assert_eq!(results.next().unwrap().unwrap(), i);
+    }
+    server.kill();
+    server.restart();
+    let rest: Vec<serfn::Result<u64>> = results.collect();
+    assert_eq!(rest.len(), 195);
+    let first_error = rest
+        .iter()
+        .position(|r| r.is_err())
+        .expect("an error after the restart");
+    assert!(rest[first_error..]
+        .iter()
+        .all(|r| matches!(r, Err(Error::Broker { .. }))));
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn a_worker_stops_when_asked() {
+    let server = Server::shared();
+    let worker = RedisWorker::new(&server.url).prefix(prefix("stop"));
+    let stop = worker.stop_flag();
+    let running = std::thread::spawn(move || worker.run());
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    running.join().unwrap().unwrap();
+}
