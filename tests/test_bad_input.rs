@@ -249,7 +249,9 @@ fn wrong_registration_version() {
 #[test]
 fn wrong_fingerprint_and_wrong_signature() {
     let good = body(&scale().to_bytes().unwrap());
-    let at = 1 + "bad_input::Scale".len() + 1;
+    // name length, name, version, the fingerprint's length (8), its first byte.
+    let at = 1 + "bad_input::Scale".len() + 1 + 1;
+    assert_eq!(good[at - 1], 8);
     let mut forged = good.clone();
     forged[at] ^= 0x55;
     match SerFn::<f64, f64>::from_bytes(&seal(&forged)) {

@@ -16,7 +16,7 @@ fn pair(a: u32, b: u64) -> (u32, u64) {
 }
 
 /// A function's wire form as a plain tuple: name, version, fingerprints, capture.
-type FunctionTuple = (String, u32, [u8; 8], [u8; 8], Vec<u8>);
+type FunctionTuple = (String, u32, Vec<u8>, Vec<u8>, Vec<u8>);
 
 /// The capture of a `bind`: the function held, the bound prefix, how many
 /// elements it binds.

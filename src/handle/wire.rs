@@ -5,7 +5,8 @@
 //! the signature the caller expects, before a byte of the capture is
 //! decoded. The capture is a length-prefixed byte string that the
 //! registration decodes with its own typed decoder, under the same limits
-//! as the bytes around it. Fingerprints are 8 bytes, little endian.
+//! as the bytes around it. Fingerprints are byte strings of 8 (a length
+//! byte, then the `u64` little endian): fixed width, read in one piece.
 
 use std::fmt;
 use std::sync::Arc;
@@ -32,8 +33,8 @@ pub(crate) fn serialize<S: Serializer>(
     let mut tuple = serializer.serialize_tuple(5)?;
     tuple.serialize_element(registration.name())?;
     tuple.serialize_element(&registration.version())?;
-    tuple.serialize_element(&fingerprints.signature.to_le_bytes())?;
-    tuple.serialize_element(&fingerprints.layout.to_le_bytes())?;
+    tuple.serialize_element(&Bytes(&fingerprints.signature.to_le_bytes()))?;
+    tuple.serialize_element(&Bytes(&fingerprints.layout.to_le_bytes()))?;
     tuple.serialize_element(&Bytes(&capture))?;
     tuple.end()
 }
@@ -152,12 +153,13 @@ impl<'de> Visitor<'de> for FnSeed {
         let registration: &'static Registration =
             seq.next_element_seed(NameSeed)?.ok_or_else(|| missing(0))?;
         let version: u32 = seq.next_element()?.ok_or_else(|| missing(1))?;
-        let signature: [u8; 8] = seq.next_element()?.ok_or_else(|| missing(2))?;
-        let layout: [u8; 8] = seq.next_element()?.ok_or_else(|| missing(3))?;
-        let found = Fingerprints {
-            signature: u64::from_le_bytes(signature),
-            layout: u64::from_le_bytes(layout),
-        };
+        let signature = seq
+            .next_element_seed(FingerprintSeed)?
+            .ok_or_else(|| missing(2))?;
+        let layout = seq
+            .next_element_seed(FingerprintSeed)?
+            .ok_or_else(|| missing(3))?;
+        let found = Fingerprints { signature, layout };
         check_header(registration, version, found, self.expected).map_err(stash)?;
         let f = seq
             .next_element_seed(CaptureSeed(registration))?
@@ -172,6 +174,33 @@ impl<'de> Visitor<'de> for FnSeed {
             check_expected(self.expected, name, &signature).map_err(stash)?;
         }
         Ok(f)
+    }
+}
+
+/// A fingerprint: a byte string of 8, read in one piece (an array of 8
+/// would be 8 elements through the decode guard).
+struct FingerprintSeed;
+
+impl<'de> DeserializeSeed<'de> for FingerprintSeed {
+    type Value = u64;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<u64, D::Error> {
+        deserializer.deserialize_bytes(self)
+    }
+}
+
+impl Visitor<'_> for FingerprintSeed {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an 8-byte fingerprint")
+    }
+
+    fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<u64, E> {
+        let bytes: [u8; 8] = bytes
+            .try_into()
+            .map_err(|_| E::invalid_length(bytes.len(), &self))?;
+        Ok(u64::from_le_bytes(bytes))
     }
 }
 

@@ -20,7 +20,7 @@ pub fn body(bytes: &[u8]) -> Vec<u8> {
 
 /// The header of a function's wire form: name, registration version,
 /// signature and layout fingerprints.
-pub type Header = (String, u32, [u8; 8], [u8; 8]);
+pub type Header = (String, u32, Vec<u8>, Vec<u8>);
 
 /// A function's wire form: its header and the capture's bytes.
 #[derive(Clone, Debug)]
