@@ -375,3 +375,21 @@ impl Worker {
         Ok(())
     }
 }
+
+/// Serves a Redis fleet from this process until it is stopped: the tasks
+/// that [`RedisExecutor`](crate::redis::RedisExecutor)s send through the
+/// server at `url`, with the defaults. [`RedisWorker`](crate::redis::RedisWorker)
+/// sets a key, a prefix and the rest.
+///
+/// # Errors
+/// [`Error::Broker`] if the URL is invalid.
+///
+/// # Example
+/// ```no_run
+/// serfn::worker::redis("redis://127.0.0.1:6379")?;
+/// # Ok::<(), serfn::Error>(())
+/// ```
+#[cfg(feature = "redis")]
+pub fn redis(url: &str) -> crate::Result<()> {
+    crate::redis::RedisWorker::new(url).run()
+}

@@ -338,6 +338,61 @@ fn with_a_key_forged_entries_are_refused_and_never_run() {
     }
 }
 
+/// Registered in this binary only: the example worker cannot decode it.
+#[derive(Serialize, Deserialize)]
+struct OnlyHere;
+
+#[serfn::register(name = "redis_tests::OnlyHere")]
+impl serfn::Call<f64> for OnlyHere {
+    type Output = f64;
+    fn call(&self, x: f64) -> f64 {
+        x
+    }
+}
+
+/// The example worker registers this name with the capture `{scale: f32,
+/// shift: f32}`: the same name and version, another layout.
+#[derive(Serialize, Deserialize)]
+struct LayoutProbe {
+    scale: f64,
+}
+
+#[serfn::register(name = "examples::layout_probe")]
+impl serfn::Call<f64> for LayoutProbe {
+    type Output = f64;
+    fn call(&self, x: f64) -> f64 {
+        x * self.scale
+    }
+}
+
+#[test]
+fn a_worker_of_another_build_gives_typed_errors_never_garbage() {
+    let server = Server::shared();
+    let prefix = prefix("another-build");
+    let setup = WorkerSetup {
+        prefix: prefix.clone(),
+        program: Some(redis_support::example("redis_worker")),
+        ..Default::default()
+    };
+    let _workers = workers(&server, &setup, 1);
+    let fleet = executor(&server, &prefix);
+    for result in fleet.map(&SerFn::new(OnlyHere), vec![1.0, 2.0]) {
+        match result {
+            Err(Error::UnknownFunction { name }) => assert_eq!(name, "redis_tests::OnlyHere"),
+            other => panic!("{other:?}"),
+        }
+    }
+    // 2.25 encoded as an f64 reads as two f32s: 2.46875 and 0 in the worker.
+    for result in fleet.map(&SerFn::new(LayoutProbe { scale: 2.25 }), vec![1.0]) {
+        match result {
+            Err(Error::LayoutChanged { name, version: 1 }) => {
+                assert_eq!(name, "examples::layout_probe")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
 #[test]
 fn redis_restarted_mid_job_is_a_typed_error_not_a_hang() {
     let server = Server::own();

@@ -161,6 +161,7 @@ impl Worker {
         command
             .env("SERFN_TEST_REDIS_WORKER", url)
             .env("SERFN_TEST_PREFIX", &setup.prefix)
+            .env("SERFN_PREFIX", &setup.prefix)
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         if let Some(key) = &setup.key {
@@ -213,4 +214,26 @@ pub fn serve_from_env() {
     }
     worker.run().unwrap();
     std::process::exit(0);
+}
+
+/// An example program of this package, built by `cargo test` beside the
+/// tests (or built now).
+pub fn example(name: &str) -> PathBuf {
+    let dir = std::env::current_exe().unwrap();
+    let path = dir
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--features", "redis", "--example", name])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    path
 }
