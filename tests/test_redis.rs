@@ -436,6 +436,122 @@ fn redis_restarted_mid_job_is_a_typed_error_not_a_hang() {
 }
 
 #[test]
+fn a_task_past_its_timeout_is_a_timeout_and_its_worker_exits() {
+    let server = Server::shared();
+    let prefix = prefix("timeout");
+    let mut worker = Worker::start(
+        &server.url,
+        &WorkerSetup {
+            prefix: prefix.clone(),
+            ..Default::default()
+        },
+    );
+    let fleet = RedisExecutor::builder(&server.url)
+        .prefix(&prefix)
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let sleepy = serfn::closure!("redis_tests::sleepy", [], move |ms: u64| -> u64 {
+        std::thread::sleep(Duration::from_millis(ms));
+        ms
+    });
+    assert_eq!(Executor::call(&fleet, &sleepy, 1).unwrap(), 1);
+    match Executor::call(&fleet, &sleepy, 60_000) {
+        Err(Error::Timeout { name, timeout }) => {
+            assert!(name.ends_with("redis_tests::sleepy"), "{name}");
+            assert_eq!(timeout, Duration::from_millis(300));
+        }
+        other => panic!("{other:?}"),
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = worker.exited() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the worker did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(serfn::redis::TIMEOUT_EXIT_CODE));
+}
+
+#[test]
+fn a_long_task_keeps_its_claim_and_runs_once() {
+    let server = Server::shared();
+    let prefix = prefix("renew");
+    let setup = WorkerSetup {
+        prefix: prefix.clone(),
+        claim_idle_ms: Some(300),
+        ..Default::default()
+    };
+    let _workers = workers(&server, &setup, 2);
+    let fleet = RedisExecutor::builder(&server.url)
+        .prefix(&prefix)
+        .chunk_size(1)
+        .build()
+        .unwrap();
+    let long = serfn::closure!("redis_tests::long", [], move |x: u64| -> u64 {
+        std::thread::sleep(Duration::from_millis(1_500)); // five claim idle times
+        x
+    });
+    let map = fleet.map(&long, 0..3u64).job(&format!("{prefix}-job"));
+    let got: Vec<u64> = map.collect::<serfn::Result<_>>().unwrap();
+    assert_eq!(got, [0, 1, 2]);
+    // One answer per task: none was taken over from a live worker and run again.
+    let answers: usize = server
+        .connection()
+        .xlen(format!("{prefix}:job:{prefix}-job:results"))
+        .unwrap();
+    assert_eq!(answers, 3);
+    assert_eq!(fleet.stats().duplicates, 0);
+}
+
+#[test]
+fn a_driver_that_restarted_reattaches_to_its_job() {
+    let server = Server::shared();
+    let prefix = prefix("reattach");
+    let _workers = workers(
+        &server,
+        &WorkerSetup {
+            prefix: prefix.clone(),
+            ..Default::default()
+        },
+        2,
+    );
+    let square = serfn::closure!("redis_tests::square", [], move |x: u64| -> u64 { x * x });
+    let job = format!("{prefix}-nightly");
+    {
+        // The first driver sends 64 tasks, reads five results and goes away.
+        let first = RedisExecutor::builder(&server.url)
+            .prefix(&prefix)
+            .chunk_size(10)
+            .in_flight(64)
+            .build()
+            .unwrap();
+        let mut map = first.map(&square, 0..640u64).job(&job);
+        assert_eq!(map.job_name(), Some(job.as_str()));
+        for i in 0..5 {
+            assert_eq!(map.next().unwrap().unwrap(), i * i);
+        }
+    }
+    let second = executor(&server, &prefix);
+    let mut results: Vec<(usize, u64)> = second
+        .reattach::<u64>(&job)
+        .unwrap()
+        .map(|(i, r)| (i, r.unwrap()))
+        .collect();
+    results.sort();
+    assert_eq!(results.len(), 640);
+    assert!(results
+        .iter()
+        .enumerate()
+        .all(|(i, &(at, x))| at == i && x == (i * i) as u64));
+    assert!(matches!(
+        second.reattach::<u64>("no such job"),
+        Err(Error::Broker { .. })
+    ));
+}
+
+#[test]
 fn a_worker_stops_when_asked() {
     let server = Server::shared();
     let worker = RedisWorker::new(&server.url).prefix(prefix("stop"));

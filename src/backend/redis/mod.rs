@@ -71,7 +71,7 @@ use serde::Serialize;
 
 pub use self::driver::{RedisMap, RedisMapUnordered};
 use self::entry::Keys;
-pub use self::worker::RedisWorker;
+pub use self::worker::{RedisWorker, TIMEOUT_EXIT_CODE};
 use crate::codec::{Key, Limits};
 use crate::error::{Error, Result};
 use crate::executor::Executor;
