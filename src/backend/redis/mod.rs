@@ -58,8 +58,10 @@
 //! another job. Without a key, a writer to Redis can make workers call any
 //! registered function with arguments of their choosing, and forge results.
 
-mod driver;
 mod entry;
+mod job;
+mod map;
+mod reattach;
 mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,8 +71,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use self::driver::{RedisMap, RedisMapUnordered};
 use self::entry::Keys;
+pub use self::map::{RedisMap, RedisMapUnordered};
 pub use self::worker::{RedisWorker, TIMEOUT_EXIT_CODE};
 use crate::codec::{Key, Limits};
 use crate::error::{Error, Result};
@@ -242,7 +244,7 @@ impl RedisExecutor {
         R: Serialize + DeserializeOwned + 'static,
         I: IntoIterator<Item = A>,
     {
-        RedisMap::new(driver::Feed::new(self, f, items.into_iter()))
+        RedisMap::new(map::Feed::new(self, f, items.into_iter()))
     }
 
     /// As [`map`](Self::map), yielding `(index, result)` as results come in.
@@ -256,7 +258,7 @@ impl RedisExecutor {
         R: Serialize + DeserializeOwned + 'static,
         I: IntoIterator<Item = A>,
     {
-        RedisMapUnordered::new(driver::Feed::new(self, f, items.into_iter()))
+        RedisMapUnordered::new(map::Feed::new(self, f, items.into_iter()))
     }
 
     /// The results a job has, and those still to come, as `(index,
@@ -269,7 +271,7 @@ impl RedisExecutor {
     where
         R: DeserializeOwned + 'static,
     {
-        driver::Reattached::new(self, job)
+        reattach::Reattached::new(self, job)
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
@@ -285,11 +287,11 @@ impl Executor for RedisExecutor {
     {
         // A one-item map on its own thread, which completes the task.
         let cell = TaskCell::new();
-        let feed = driver::Feed::new(self, f, std::iter::once(args));
-        let owned = driver::OwnedFeed::from(feed);
+        let feed = map::Feed::new(self, f, std::iter::once(args));
+        let owned = map::OwnedFeed::from(feed);
         let completing = Arc::clone(&cell);
         std::thread::spawn(move || completing.complete(owned.run_one()));
-        Task::new(cell, driver::decode_owned::<R>, self.shared.config.limits)
+        Task::new(cell, map::decode_owned::<R>, self.shared.config.limits)
     }
 
     fn map<'a, A, R, I>(&'a self, f: &SerFn<A, R>, items: I) -> impl Iterator<Item = Result<R>> + 'a

@@ -1,0 +1,335 @@
+//! The typed side of a map on the fleet: items become tasks, answers
+//! become results, in input order or as they come.
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::job::{job_id, Job, MAX_TASK_BYTES};
+use super::RedisExecutor;
+use crate::codec::Limits;
+use crate::error::{Error, Result};
+use crate::handle::SerFn;
+use crate::pool::map::{decode_chunk, items_block, ChunkResults};
+use crate::pool::task;
+
+/// The typed side of a map: items become tasks, answers become results.
+pub(crate) struct Feed<'e, A, R, I> {
+    job: std::result::Result<Job, Error>,
+    items: std::iter::Fuse<I>,
+    /// Decoded chunks by the index of their first item.
+    ready: BTreeMap<u64, (u32, ChunkResults<R>)>,
+    limits: Limits,
+    /// Set when the broker failed: every item left gets a copy.
+    failed: Option<Error>,
+    input_done: bool,
+    types: PhantomData<fn(&'e RedisExecutor, A)>,
+}
+
+impl<'e, A, R, I> Feed<'e, A, R, I>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + 'static,
+    I: Iterator<Item = A>,
+{
+    pub(crate) fn new(executor: &'e RedisExecutor, f: &SerFn<A, R>, items: I) -> Self {
+        Feed {
+            job: Job::start(executor.shared(), f, job_id()),
+            items: items.fuse(),
+            ready: BTreeMap::new(),
+            limits: executor.shared().config.limits,
+            failed: None,
+            input_done: false,
+            types: PhantomData,
+        }
+    }
+
+    fn rename(&mut self, name: &str) {
+        if let Ok(job) = &mut self.job {
+            if job.next_task == 0 {
+                job.id = name.to_owned();
+            }
+        }
+    }
+
+    fn job_name(&self) -> Option<&str> {
+        self.job.as_ref().ok().map(|job| job.id.as_str())
+    }
+
+    /// Sends tasks while there is room, then waits for answers once.
+    /// Returns false when nothing is left to send or wait for.
+    fn step(&mut self) -> bool {
+        let job = match &mut self.job {
+            Ok(job) => job,
+            Err(_) => return false,
+        };
+        while !self.input_done && job.has_room() {
+            let chunk = job.chunk_size();
+            match items_block(self.items.by_ref(), chunk, MAX_TASK_BYTES, job.function.seq) {
+                Ok((_, 0)) => self.input_done = true,
+                Ok((block, count)) => {
+                    if let Err(error) = job.send(block, count) {
+                        // The chunk's items were taken from the input: they fail too.
+                        let at = job.next_item;
+                        job.next_item += u64::from(count);
+                        let failed = ChunkResults::Failed {
+                            error: error.duplicate(),
+                            left: count,
+                        };
+                        self.ready.insert(at, (count, failed));
+                        self.fail(error);
+                        return true;
+                    }
+                }
+                Err(error) => {
+                    // This item could not be encoded: it alone fails.
+                    let at = job.next_item;
+                    job.next_item += 1;
+                    self.ready
+                        .insert(at, (1, ChunkResults::Failed { error, left: 1 }));
+                    return true;
+                }
+            }
+        }
+        if job.waiting.is_empty() {
+            return !self.ready.is_empty();
+        }
+        match job.receive() {
+            Ok(answers) => {
+                for answer in answers {
+                    let results =
+                        decode_chunk(answer.count, answer.output, &self.limits, answer.seq);
+                    self.ready.insert(answer.first, (answer.count, results));
+                }
+            }
+            Err(error) => self.fail(error),
+        }
+        true
+    }
+
+    /// The broker failed: the tasks waiting fail with `error`, and so does
+    /// every item not yet sent.
+    fn fail(&mut self, error: Error) {
+        if let Ok(job) = &mut self.job {
+            for (_, (first, count)) in job.waiting.drain() {
+                let failed = ChunkResults::Failed {
+                    error: error.duplicate(),
+                    left: count,
+                };
+                self.ready.insert(first, (count, failed));
+            }
+        }
+        self.failed = Some(error);
+    }
+
+    /// The next item of input, failed with the broker's error.
+    fn fail_next_input(&mut self) -> Option<(u64, Result<R>)> {
+        let error = self
+            .failed
+            .as_ref()
+            .or(self.job.as_ref().err())?
+            .duplicate();
+        self.items.next()?;
+        let at = match &mut self.job {
+            Ok(job) => {
+                job.next_item += 1;
+                job.next_item - 1
+            }
+            Err(_) => 0,
+        };
+        Some((at, Err(error)))
+    }
+}
+
+/// Decodes a one-item answer, as [`Task`](crate::Task) asks.
+pub(crate) fn decode_owned<R: DeserializeOwned>(payload: Vec<u8>, limits: &Limits) -> Result<R> {
+    let (seq, output) = payload
+        .split_first()
+        .map_or((false, &[][..]), |(s, o)| (*s == 1, o));
+    if seq {
+        task::decode_one_batched(output.to_vec(), limits)
+    } else {
+        task::decode_one(output.to_vec(), limits)
+    }
+}
+
+/// A one-task job run on a thread of its own, for [`Executor::submit`](crate::Executor::submit).
+pub(crate) struct OwnedFeed {
+    job: Result<Job>,
+    block: Result<(Vec<u8>, u32)>,
+}
+
+impl<A, R, I> From<Feed<'_, A, R, I>> for OwnedFeed
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + 'static,
+    I: Iterator<Item = A>,
+{
+    fn from(mut feed: Feed<'_, A, R, I>) -> Self {
+        let seq = feed.job.as_ref().is_ok_and(|job| job.function.seq);
+        let block = items_block(feed.items.by_ref(), 1, usize::MAX, seq);
+        OwnedFeed {
+            job: feed.job,
+            block,
+        }
+    }
+}
+
+impl OwnedFeed {
+    /// Sends the task and waits for its answer: `[seq][output]`.
+    pub(crate) fn run_one(self) -> Result<Vec<u8>> {
+        let mut job = self.job?;
+        let (block, count) = self.block?;
+        job.send(block, count)?;
+        loop {
+            if let Some(answer) = job.receive()?.pop() {
+                let mut payload = vec![u8::from(answer.seq)];
+                payload.extend(answer.output?);
+                return Ok(payload);
+            }
+        }
+    }
+}
+
+macro_rules! map_type {
+    ($(#[$doc:meta])* $map:ident) => {
+        $(#[$doc])*
+        pub struct $map<'e, A, R, I> {
+            feed: Feed<'e, A, R, I>,
+            current: Option<(u64, ChunkResults<R>)>,
+            /// Items yielded so far; in order, also the next item's index.
+            yielded: u64,
+        }
+
+        impl<'e, A, R, I> $map<'e, A, R, I>
+        where
+            A: Serialize + DeserializeOwned + 'static,
+            R: Serialize + DeserializeOwned + 'static,
+            I: Iterator<Item = A>,
+        {
+            pub(crate) fn new(feed: Feed<'e, A, R, I>) -> Self {
+                $map {
+                    feed,
+                    current: None,
+                    yielded: 0,
+                }
+            }
+
+            /// Names the job, so that a driver that restarts can
+            /// [`reattach`](RedisExecutor::reattach) to it; before the first item only.
+            pub fn job(mut self, name: &str) -> Self {
+                self.feed.rename(name);
+                self
+            }
+
+            /// The job's name: random unless [`job`](Self::job) set it.
+            pub fn job_name(&self) -> Option<&str> {
+                self.feed.job_name()
+            }
+        }
+
+        impl<A, R, I> std::fmt::Debug for $map<'_, A, R, I> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($map))
+                    .field("job", &self.feed.job.as_ref().map(|job| &job.id).ok())
+                    .field("yielded", &self.yielded)
+                    .field("ready", &self.feed.ready.len())
+                    .finish()
+            }
+        }
+    };
+}
+
+map_type! {
+    /// The results of [`RedisExecutor::map`], in input order.
+    RedisMap
+}
+
+map_type! {
+    /// The `(index, result)`s of [`RedisExecutor::map_unordered`], as they come.
+    RedisMapUnordered
+}
+
+impl<A, R, I> Iterator for RedisMap<'_, A, R, I>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + 'static,
+    I: Iterator<Item = A>,
+{
+    type Item = Result<R>;
+
+    fn next(&mut self) -> Option<Result<R>> {
+        loop {
+            if let Some((_, results)) = &mut self.current {
+                if let Some(result) = results.next() {
+                    self.yielded += 1;
+                    return Some(result);
+                }
+                self.current = None;
+            }
+            if let Some((_, results)) = self.feed.ready.remove(&self.yielded) {
+                self.current = Some((self.yielded, results));
+                continue;
+            }
+            if self.feed.failed.is_some() || self.feed.job.is_err() {
+                let failed = self.feed.fail_next_input().map(|(_, result)| result);
+                self.yielded += u64::from(failed.is_some());
+                return failed;
+            }
+            if !self.feed.step() && self.feed.ready.is_empty() {
+                return None;
+            }
+        }
+    }
+}
+
+impl<A, R, I> Iterator for RedisMapUnordered<'_, A, R, I>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + 'static,
+    I: Iterator<Item = A>,
+{
+    type Item = (usize, Result<R>);
+
+    fn next(&mut self) -> Option<(usize, Result<R>)> {
+        loop {
+            if let Some((at, results)) = &mut self.current {
+                if let Some(result) = results.next() {
+                    *at += 1;
+                    self.yielded += 1;
+                    return Some(((*at - 1) as usize, result));
+                }
+                self.current = None;
+            }
+            if let Some((first, (_, results))) = self.feed.ready.pop_first() {
+                self.current = Some((first, results));
+                continue;
+            }
+            if self.feed.failed.is_some() || self.feed.job.is_err() {
+                return self
+                    .feed
+                    .fail_next_input()
+                    .map(|(at, result)| (at as usize, result));
+            }
+            if !self.feed.step() && self.feed.ready.is_empty() {
+                return None;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec;
+
+    #[test]
+    fn owned_payloads_say_how_to_decode() {
+        let limits = Limits::default();
+        let mut seq = vec![1];
+        codec::encode_value_into(&(vec![5u8], Vec::<(u32, ())>::new()), &mut seq).unwrap();
+        assert_eq!(decode_owned::<u8>(seq, &limits).unwrap(), 5);
+    }
+}
