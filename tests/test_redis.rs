@@ -32,6 +32,15 @@ fn workers(server: &Server, setup: &WorkerSetup, n: usize) -> Vec<Worker> {
     (0..n).map(|_| Worker::start(&server.url, setup)).collect()
 }
 
+/// `n` workers of this binary with the defaults, on `prefix`.
+fn plain_workers(server: &Server, prefix: &str, n: usize) -> Vec<Worker> {
+    let setup = WorkerSetup {
+        prefix: prefix.to_owned(),
+        ..Default::default()
+    };
+    workers(server, &setup, n)
+}
+
 fn weighted(data: Vec<f64>) -> SerFn<f64, f64> {
     serfn::closure!("redis_tests::weighted", [data: Vec<f64>], move |w: f64| -> f64 {
         data.iter().map(|x| (w * x - 1.0).powi(2)).sum()
@@ -42,14 +51,7 @@ fn weighted(data: Vec<f64>) -> SerFn<f64, f64> {
 fn map_call_and_submit_equal_the_sequential_results() {
     let server = Server::shared();
     let prefix = prefix("basic");
-    let _workers = workers(
-        &server,
-        &WorkerSetup {
-            prefix: prefix.clone(),
-            ..Default::default()
-        },
-        2,
-    );
+    let _workers = plain_workers(&server, &prefix, 2);
     let fleet = executor(&server, &prefix);
     let f = weighted((0..100).map(f64::from).collect());
     let items: Vec<f64> = (0..2_000).map(|i| f64::from(i) / 1e4).collect();
@@ -91,14 +93,7 @@ fn map_call_and_submit_equal_the_sequential_results() {
 fn panics_and_unknown_functions_are_typed_errors_per_item() {
     let server = Server::shared();
     let prefix = prefix("faults");
-    let _workers = workers(
-        &server,
-        &WorkerSetup {
-            prefix: prefix.clone(),
-            ..Default::default()
-        },
-        1,
-    );
+    let _workers = plain_workers(&server, &prefix, 1);
     let fleet = executor(&server, &prefix);
     let picky = serfn::closure!("redis_tests::picky", [], move |x: u32| -> u32 {
         assert!(x != 3, "three is refused");
@@ -151,14 +146,7 @@ fn net_bytes(server: &Server) -> (u64, u64) {
 fn a_one_mib_capture_moves_once_per_worker() {
     let server = Server::own(); // its byte counters are this test's alone
     let prefix = prefix("capture");
-    let _workers = workers(
-        &server,
-        &WorkerSetup {
-            prefix: prefix.clone(),
-            ..Default::default()
-        },
-        2,
-    );
+    let _workers = plain_workers(&server, &prefix, 2);
     let fleet = executor(&server, &prefix);
     let big = SerFn::new(Big {
         data: (0..1 << 20).map(|i| (i % 251) as u8).collect(),
@@ -397,14 +385,7 @@ fn a_worker_of_another_build_gives_typed_errors_never_garbage() {
 fn redis_restarted_mid_job_is_a_typed_error_not_a_hang() {
     let server = Server::own();
     let prefix = prefix("restart");
-    let _workers = workers(
-        &server,
-        &WorkerSetup {
-            prefix: prefix.clone(),
-            ..Default::default()
-        },
-        1,
-    );
+    let _workers = plain_workers(&server, &prefix, 1);
     let fleet = RedisExecutor::builder(&server.url)
         .prefix(&prefix)
         .chunk_size(1)
@@ -439,13 +420,7 @@ fn redis_restarted_mid_job_is_a_typed_error_not_a_hang() {
 fn a_task_past_its_timeout_is_a_timeout_and_its_worker_exits() {
     let server = Server::shared();
     let prefix = prefix("timeout");
-    let mut worker = Worker::start(
-        &server.url,
-        &WorkerSetup {
-            prefix: prefix.clone(),
-            ..Default::default()
-        },
-    );
+    let mut worker = plain_workers(&server, &prefix, 1).remove(0);
     let fleet = RedisExecutor::builder(&server.url)
         .prefix(&prefix)
         .timeout(Duration::from_millis(300))
@@ -509,14 +484,7 @@ fn a_long_task_keeps_its_claim_and_runs_once() {
 fn a_driver_that_restarted_reattaches_to_its_job() {
     let server = Server::shared();
     let prefix = prefix("reattach");
-    let _workers = workers(
-        &server,
-        &WorkerSetup {
-            prefix: prefix.clone(),
-            ..Default::default()
-        },
-        2,
-    );
+    let _workers = plain_workers(&server, &prefix, 2);
     let square = serfn::closure!("redis_tests::square", [], move |x: u64| -> u64 { x * x });
     let job = format!("{prefix}-nightly");
     {

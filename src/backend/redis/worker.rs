@@ -203,6 +203,23 @@ impl From<&TaskEntry> for TaskHeader {
     }
 }
 
+/// Adds a result to its job's stream, which lives as long as the job says.
+fn append_result(pipe: &mut redis::Pipeline, keys: &Keys, task: &TaskHeader, sealed: &[u8]) {
+    let results = keys.results(&task.job);
+    pipe.xadd(&results, "*", &[(FIELD, sealed)])
+        .ignore()
+        .expire(&results, task.ttl_s.max(1) as i64)
+        .ignore();
+}
+
+/// Acknowledges a task and removes it from the stream.
+fn acknowledge(pipe: &mut redis::Pipeline, keys: &Keys, id: &str) {
+    pipe.xack(keys.tasks(), keys.group(), &[id])
+        .ignore()
+        .xdel(keys.tasks(), &[id])
+        .ignore();
+}
+
 /// Where a worker's answers go, and how they are signed.
 #[derive(Clone)]
 struct Outbox {
@@ -222,21 +239,12 @@ impl Outbox {
         output: std::result::Result<Vec<u8>, WireError>,
         elapsed: Duration,
     ) -> Result<()> {
-        let keys = &self.keys;
         let sealed = self.seal(task, output, elapsed)?;
-        let results = keys.results(&task.job);
-        let _: () = redis::pipe()
-            .atomic()
-            .xadd(&results, "*", &[(FIELD, &sealed)])
-            .ignore()
-            .expire(&results, task.ttl_s.max(1) as i64)
-            .ignore()
-            .xack(keys.tasks(), keys.group(), &[id])
-            .ignore()
-            .xdel(keys.tasks(), &[id])
-            .ignore()
-            .query(connection)
-            .map_err(broker("publish a result"))?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        append_result(&mut pipe, &self.keys, task, &sealed);
+        acknowledge(&mut pipe, &self.keys, id);
+        let _: () = pipe.query(connection).map_err(broker("publish a result"))?;
         Ok(())
     }
 
@@ -512,25 +520,21 @@ impl Serving<'_> {
         let claimed = task.cloned().or_else(|| self.claimed_task(bytes));
         let keys = self.keys.clone();
         let consumer = self.worker.consumer.clone();
-        let connection = self.connection()?;
-        let _: () = redis::pipe()
-            .atomic()
-            .xadd(
-                keys.dead(),
-                "*",
-                &[
-                    (FIELD, bytes.to_vec()),
-                    ("reason", reason.as_bytes().to_vec()),
-                    ("deliveries", deliveries.to_string().into_bytes()),
-                    ("worker", consumer.clone().into_bytes()),
-                ],
-            )
-            .ignore()
-            .xack(keys.tasks(), keys.group(), &[id])
-            .ignore()
-            .xdel(keys.tasks(), &[id])
-            .ignore()
-            .query(connection)
+        let mut pipe = redis::pipe();
+        pipe.atomic().xadd(
+            keys.dead(),
+            "*",
+            &[
+                (FIELD, bytes.to_vec()),
+                ("reason", reason.as_bytes().to_vec()),
+                ("deliveries", deliveries.to_string().into_bytes()),
+                ("worker", consumer.into_bytes()),
+            ],
+        );
+        pipe.ignore();
+        acknowledge(&mut pipe, &keys, id);
+        let _: () = pipe
+            .query(self.connection()?)
             .map_err(broker("dead-letter a task"))?;
         if let Some(header) = claimed {
             let error = Error::DeadLetter {
@@ -542,12 +546,9 @@ impl Serving<'_> {
             let sealed = self
                 .outbox
                 .seal(&header, Err(WireError::from(&error)), Duration::ZERO)?;
-            let results = keys.results(&header.job);
-            let _: () = redis::pipe()
-                .xadd(&results, "*", &[(FIELD, &sealed)])
-                .ignore()
-                .expire(&results, header.ttl_s.max(1) as i64)
-                .ignore()
+            let mut pipe = redis::pipe();
+            append_result(&mut pipe, &keys, &header, &sealed);
+            let _: () = pipe
                 .query(self.connection()?)
                 .map_err(broker("report a dead letter"))?;
         }
