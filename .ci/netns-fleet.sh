@@ -64,8 +64,24 @@ command -v redis-server >/dev/null 2>&1 || {
 # One run at a time on this machine: the names and the subnet are fixed.
 mkdir -p /run/lock
 exec 9>/run/lock/serfn-netns-fleet.lock
-flock -w 120 9 || die "another netns-fleet run holds /run/lock/serfn-netns-fleet.lock"
+if ! flock -n 9; then
+    say "waiting for another netns-fleet run (/run/lock/serfn-netns-fleet.lock)"
+    flock -w 120 9 || die "another netns-fleet run holds /run/lock/serfn-netns-fleet.lock"
+fi
+# The lock is fd 9: every long-lived child gets "9>&-", so that a worker or
+# server orphaned by a SIGKILLed run does not hold it.
 
+# The redis-server and directory of a run that was killed with SIGKILL (we
+# hold the lock, so no live run owns them).
+for old in /tmp/serfn-netns.*; do
+    [ -d "$old" ] || continue
+    pid=$(cat "$old/redis.pid" 2>/dev/null || true)
+    if [ -n "$pid" ] && grep -q redis-server "/proc/$pid/cmdline" 2>/dev/null; then
+        say "stopping the redis-server (pid $pid) of a run that was killed"
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -rf "$old"
+done
 dir=$(mktemp -d /tmp/serfn-netns.XXXXXX)
 driver_pid=
 
@@ -150,7 +166,7 @@ done
 # 4. Redis, bound to the bridge's address only.
 port=$(python3 -c "import socket; s = socket.socket(); s.bind(('$HOST_IP', 0)); print(s.getsockname()[1])")
 redis-server --bind "$HOST_IP" --port "$port" --protected-mode no --save '' --appendonly no \
-    --dir "$dir" --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" >/dev/null
+    --dir "$dir" --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" >/dev/null 9>&-
 URL=redis://$HOST_IP:$port
 for _ in $(seq 1 100); do
     redis-cli -h "$HOST_IP" -p "$port" ping >/dev/null 2>&1 && break
@@ -174,7 +190,7 @@ counter() { cat "/sys/class/net/$1/statistics/$2"; }
 # Disowned, so that the shell does not print "Killed" when it is killed.
 start_worker() {
     ip netns exec "$1" env SERFN_PREFIX="$2" SERFN_CLAIM_IDLE_MS="$CLAIM_IDLE_MS" \
-        RUST_LOG=serfn=debug "$WORKER" "$URL" 2>"$dir/$1.$2.log" &
+        RUST_LOG=serfn=debug "$WORKER" "$URL" 2>"$dir/$1.$2.log" 9>&- &
     last_pid=$!
     disown "$last_pid"
 }
@@ -207,7 +223,7 @@ for ns in "$NS1" "$NS2"; do
 done
 say "run 1: redis_driver, SERFN_STARTS=${SERFN_STARTS:-64}, prefix $prefix1"
 t=$(ms)
-SERFN_PREFIX=$prefix1 "$DRIVER" "$URL" >"$dir/driver1.out" 2>&1 ||
+SERFN_PREFIX=$prefix1 "$DRIVER" "$URL" >"$dir/driver1.out" 2>&1 9>&- ||
     die "run 1: the driver failed: $(cat "$dir/driver1.out")"
 t1=$(secs "$t")
 sed 's/^/    driver: /' "$dir/driver1.out"
@@ -232,7 +248,7 @@ wait_started "$dir/$NS1.$prefix2.log"
 wait_started "$dir/$NS2.$prefix2.log"
 say "run 2: redis_driver, SERFN_STARTS=200, prefix $prefix2, worker in $NS1 (pid $w1) to be killed"
 t=$(ms)
-SERFN_PREFIX=$prefix2 SERFN_STARTS=200 "$DRIVER" "$URL" >"$dir/driver2.out" 2>&1 &
+SERFN_PREFIX=$prefix2 SERFN_STARTS=200 "$DRIVER" "$URL" >"$dir/driver2.out" 2>&1 9>&- &
 driver_pid=$!
 # Kill the worker while a task is pending in its name, so that it must be
 # taken over: freeze it (SIGSTOP), let what it already wrote reach Redis,
