@@ -142,8 +142,11 @@ fi
 # 2. The build, while the namespaces wait.
 say "cargo build --release --features redis --example redis_worker --example redis_driver"
 cargo build --release --features redis --example redis_worker --example redis_driver
-WORKER=$PWD/target/release/examples/redis_worker
-DRIVER=$PWD/target/release/examples/redis_driver
+# Wherever cargo puts them (CARGO_TARGET_DIR, a config's build.target-dir).
+target=$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+WORKER=$target/release/examples/redis_worker
+DRIVER=$target/release/examples/redis_driver
 
 # 3. The wires: a bridge in the root namespace, one veth pair per host.
 if ! err=$(ip link add "$BRIDGE" type bridge 2>&1); then
