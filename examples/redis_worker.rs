@@ -4,8 +4,10 @@
 //! `cargo run --release --features redis --example redis_worker -- redis://HOST:6379`
 //!
 //! Start as many as you like, on as many machines. With `SERFN_KEY` set (the
-//! same secret as the driver's), it runs only signed tasks. Logs go to
-//! stderr through `tracing` (`RUST_LOG=serfn=debug` for more).
+//! same secret as the driver's), it runs only signed tasks. With
+//! `SERFN_CLAIM_IDLE_MS` set, it takes over tasks a dead worker left after
+//! that many milliseconds instead of 30 s. Logs go to stderr through
+//! `tracing` (`RUST_LOG=serfn=debug` for more).
 
 #[path = "shared/descent.rs"]
 mod descent;
@@ -46,6 +48,13 @@ fn main() -> serfn::Result<()> {
     }
     if let Ok(secret) = std::env::var("SERFN_KEY") {
         worker = worker.key(serfn::codec::Key::new(secret));
+    }
+    if let Ok(ms) = std::env::var("SERFN_CLAIM_IDLE_MS") {
+        let Ok(ms) = ms.parse::<u64>() else {
+            eprintln!("SERFN_CLAIM_IDLE_MS is not a number of milliseconds: {ms:?}");
+            std::process::exit(2);
+        };
+        worker = worker.claim_idle(std::time::Duration::from_millis(ms));
     }
     worker.run()
 }
