@@ -14,7 +14,12 @@
 //! - a task past [`PoolBuilder::timeout`] fails with [`Error::Timeout`], and
 //!   its worker is killed and replaced;
 //! - a function the worker binary does not register fails with
-//!   [`Error::UnknownFunction`].
+//!   [`Error::UnknownFunction`];
+//! - work over the [`Limits`](crate::Limits) fails with [`Error::TooLarge`]
+//!   before it is sent, and so does a chunk whose answer would exceed them;
+//! - a worker that owes an answer and sends nothing, not even its heartbeat,
+//!   for [`PoolBuilder::liveness_timeout`] is killed: [`Error::WorkerDied`];
+//! - a worker killed while it starts is started again, with back-off.
 //!
 //! A worker runs its frames in order and writes each answer within about a
 //! millisecond of finishing it. When it dies, its oldest unanswered task is
