@@ -135,7 +135,8 @@ fn serve(socket: OsString) -> io::Result<()> {
 /// Answers waiting to be written. The main thread writes them before it
 /// blocks on a read; a flusher thread writes them once they are a
 /// millisecond old, so that a long task does not hold back the answers
-/// before it (and a worker killed during it loses none of them).
+/// before it (and a worker killed during it loses none of them), and
+/// sends a heartbeat when nothing was written for a while.
 struct Outbox {
     state: Mutex<Pending>,
     added: Condvar,
@@ -189,11 +190,19 @@ impl Outbox {
             match state.since {
                 None => {
                     state.flusher_idle = true;
-                    state = self
+                    let (next, waited) = self
                         .added
-                        .wait(state)
+                        .wait_timeout(state, proto::HEARTBEAT_EVERY)
                         .unwrap_or_else(PoisonError::into_inner);
+                    state = next;
                     state.flusher_idle = false;
+                    // Nothing to send for a while: say this process is alive,
+                    // also while the main thread runs a long function.
+                    if waited.timed_out() && state.since.is_none() {
+                        let beat = proto::start_frame(&mut state.bytes, proto::HEARTBEAT);
+                        proto::finish_frame(&mut state.bytes, beat);
+                        state.since = Instant::now().checked_sub(STALE);
+                    }
                 }
                 Some(since) if since.elapsed() < STALE => {
                     let wait = STALE - since.elapsed();
@@ -242,6 +251,15 @@ fn watch_parent() {
     if let Err(error) = spawned {
         eprintln!("serfn worker: cannot watch the parent process: {error}");
     }
+}
+
+/// Appends a task's `FAILED` frame.
+fn failed(task: u64, error: &WireError, out: &mut Vec<u8>) -> io::Result<()> {
+    let frame = proto::start_frame(out, proto::FAILED);
+    out.extend_from_slice(&task.to_le_bytes());
+    codec::encode_value_into(error, out).map_err(io::Error::other)?;
+    proto::finish_frame(out, frame);
+    Ok(())
 }
 
 /// A loaded function, or the error its bytes gave, reported to each task that uses it.
@@ -294,11 +312,19 @@ impl Worker {
         };
         if let Err(error) = result {
             out.truncate(frame);
-            let failed = proto::start_frame(out, proto::FAILED);
-            out.extend_from_slice(&task.to_le_bytes());
-            codec::encode_value_into(&error, out).map_err(io::Error::other)?;
-            proto::finish_frame(out, failed);
-            return Ok(());
+            return failed(task, &error, out);
+        }
+        // The parent could not read an answer past the limits: refuse it
+        // here, as this task's error, rather than break the connection.
+        let payload =
+            out.len() - frame - proto::LEN_BYTES - 9 - 8 * usize::from(elapsed_at.is_some());
+        if payload > self.limits.get_max_bytes() {
+            out.truncate(frame);
+            let error = WireError::from(&Error::TooLarge {
+                len: payload as u64,
+                limit: self.limits.get_max_bytes(),
+            });
+            return failed(task, &error, out);
         }
         if let Some(at) = elapsed_at {
             let elapsed = started.elapsed().as_nanos() as u64;

@@ -1,5 +1,6 @@
 //! Faults, really provoked: workers that abort, exit, are killed with
-//! SIGKILL mid-map or run past their timeout; a worker program that lacks
+//! SIGKILL mid-map or while they start, are stopped, or run past their
+//! timeout; work and answers over the limits; a worker program that lacks
 //! the function; pools dropped and parents killed. Each gives a typed error
 //! and loses nothing, and no worker process outlives its pool.
 
@@ -8,12 +9,13 @@ serfn::test_support!();
 #[path = "../examples/shared/functions.rs"]
 mod functions;
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serfn::{Error, Pool, SerFn};
+use serfn::{Error, Limits, Pool, SerFn};
 
 /// What a test function does to its worker for one item.
 fn faulty() -> SerFn<(u32, u32), u32> {
@@ -23,6 +25,7 @@ fn faulty() -> SerFn<(u32, u32), u32> {
             2 => std::process::exit(3),
             3 => std::thread::sleep(Duration::from_secs(60)),
             4 => std::thread::sleep(Duration::from_millis(5)),
+            5 => std::thread::sleep(Duration::from_secs(2)),
             _ => {}
         }
         x
@@ -286,4 +289,246 @@ fn workers_exit_when_their_parent_is_killed() {
     for pid in pids {
         assert!(wait_gone(pid), "worker {pid} outlived its killed parent");
     }
+}
+
+/// Live worker processes of the pools built with `.env(MARK, mark)`,
+/// connected or still starting (a fork not yet exec'd has no such variable).
+fn worker_children(mark: &str) -> Vec<u32> {
+    let mark = format!("{MARK}={mark}\0").into_bytes();
+    let me = std::process::id().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        if fields.get(1) == Some(&me.as_str())
+            && fields.first() != Some(&"Z")
+            && env.windows(mark.len()).any(|w| w == mark)
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Tells this binary's pools apart, for tests that kill what they start.
+const MARK: &str = "SERFN_TEST_MARK";
+
+fn blob() -> SerFn<u32, Vec<u8>> {
+    serfn::closure!("faults::blob", [], move |n: u32| -> Vec<u8> {
+        vec![7; n as usize]
+    })
+}
+
+fn length() -> SerFn<Vec<u8>, u64> {
+    serfn::closure!("faults::length", [], move |v: Vec<u8>| -> u64 {
+        v.len() as u64
+    })
+}
+
+#[test]
+fn work_over_the_limits_is_too_large_at_the_caller_and_kills_no_worker() {
+    let limit = 64 << 10;
+    let pool = Pool::builder()
+        .workers(2)
+        .limits(Limits::default().max_bytes(limit))
+        .build()
+        .unwrap();
+    let pids = pool.worker_pids();
+    let too_large = |result: serfn::Result<u64>| match result {
+        Err(Error::TooLarge { len, limit: l }) => assert!(l == limit && len > limit as u64),
+        other => panic!("{other:?}"),
+    };
+    // A capture the workers could not read.
+    let data = vec![1u8; 2 * limit];
+    let captured: SerFn<u32, u64> = serfn::closure!("faults::captured", [data: Vec<u8>], move |x: u32| -> u64 {
+        data.len() as u64 + u64::from(x)
+    });
+    too_large(pool.call(&captured, 1));
+    too_large(pool.map(&captured, 0..10).next().unwrap());
+    // One item too large in a chunk of ten: only it fails, the others run
+    // in their order, in a typed batch and item by item (a pipeline).
+    let pipeline = length().then(serfn::closure!("faults::same", [], move |n: u64| -> u64 {
+        n
+    }));
+    for f in [length(), pipeline] {
+        let items = (0..20).map(|i| vec![1u8; if i == 5 { 2 * limit } else { i }]);
+        let results: Vec<serfn::Result<u64>> = pool.map(&f, items).chunk_size(10).collect();
+        assert_eq!(results.len(), 20);
+        for (i, result) in results.into_iter().enumerate() {
+            match i {
+                5 => too_large(result),
+                _ => assert_eq!(result.unwrap(), i as u64),
+            }
+        }
+    }
+    // Items that fit one by one but not together are split into chunks that fit.
+    let items = (0..40).map(|_| vec![1u8; limit / 8]);
+    let lengths: Vec<u64> = pool
+        .map(&length(), items)
+        .chunk_size(40)
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    assert_eq!(lengths, vec![limit as u64 / 8; 40]);
+    assert_eq!(pool.stats().restarts, 0);
+    assert_eq!(pool.worker_pids(), pids);
+}
+
+#[test]
+fn answers_over_the_limits_fail_their_chunk_and_later_chunks_fit() {
+    let limit = 16 << 10;
+    let pool = Pool::builder()
+        .workers(2)
+        .limits(Limits::default().max_bytes(limit))
+        .build()
+        .unwrap();
+    let pids = pool.worker_pids();
+    // 100 answers of 1 KiB in a chunk: 100 KiB, past the limit of 16 KiB.
+    let results: Vec<serfn::Result<Vec<u8>>> = pool
+        .map(&blob(), (0..4_000).map(|_| 1024))
+        .chunk_size(100)
+        .collect();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(Error::TooLarge { .. })))
+        .count();
+    assert!(refused >= 100, "{refused}");
+    assert!(results.iter().all(|r| match r {
+        Ok(v) => v.len() == 1024,
+        Err(e) => matches!(e, Error::TooLarge { .. }),
+    }));
+    // Once an answer was refused, the chunks sent after it are made to fit.
+    assert!(results[3_500..].iter().all(Result::is_ok));
+    // One answer alone too large.
+    match pool.call(&blob(), 2 * limit as u32) {
+        Err(Error::TooLarge { len, limit: l }) => assert!(l == limit && len > limit as u64),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(pool.stats().restarts, 0, "no honest worker is killed");
+    assert_eq!(pool.worker_pids(), pids);
+}
+
+/// A pool whose workers take `delay` to start, marked `mark`: a shell
+/// that sleeps, then becomes this binary's worker.
+fn slow_start(mark: &str, delay: &str) -> serfn::PoolBuilder {
+    let script = format!("sleep {delay}; exec \"$0\" \"$@\"");
+    let exe = std::env::current_exe().unwrap();
+    let entry = serfn::worker::TEST_ENTRY;
+    Pool::builder()
+        .program("/bin/sh")
+        .args([
+            OsStr::new("-c"),
+            OsStr::new(&script),
+            exe.as_os_str(),
+            OsStr::new(entry),
+            OsStr::new("--test-threads=1"),
+            OsStr::new("-q"),
+        ])
+        .env(MARK, mark)
+}
+
+#[test]
+fn a_start_up_storm_on_one_slot_fails_no_queued_job() {
+    let pool = slow_start("storm", "0.1")
+        .workers(2)
+        .chunk_size(1)
+        .retries(10)
+        .build()
+        .unwrap();
+    let (healthy, victim) = (pool.worker_pids()[0], pool.worker_pids()[1]);
+    let results: Vec<serfn::Result<u32>> = std::thread::scope(|scope| {
+        let killer = scope.spawn(|| {
+            kill_9(victim);
+            // Each new worker of the victim's slot is killed while it starts.
+            let (mut starts_killed, until) = (0, Instant::now() + Duration::from_secs(20));
+            while starts_killed < 5 && Instant::now() < until {
+                for pid in worker_children("storm") {
+                    if pid != healthy && !pool.worker_pids().contains(&pid) {
+                        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                        starts_killed += 1;
+                    }
+                }
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            starts_killed
+        });
+        let results = pool.map(&faulty(), (0..400).map(|x| (x, 4))).collect();
+        assert!(killer.join().unwrap() >= 5, "the storm did not happen");
+        results
+    });
+    let got: Vec<u32> = results.into_iter().collect::<serfn::Result<_>>().unwrap();
+    assert_eq!(got, (0..400).collect::<Vec<_>>());
+    assert!(pool.worker_pids().contains(&healthy));
+    assert!(
+        eventually(|| pool.worker_pids().len() == 2),
+        "the slot recovers"
+    );
+}
+
+#[test]
+fn a_worker_killed_while_it_starts_is_not_called_a_set_up_mistake() {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let error = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                worker_children("start").into_iter().for_each(kill_quietly);
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        });
+        let built = slow_start("start", "1").workers(1).build();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        built.unwrap_err()
+    });
+    match error {
+        Error::WorkerStart { reason } => {
+            assert!(reason.contains("killed by signal 9"), "{reason}");
+            assert!(!reason.contains("init()"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn kill_quietly(pid: u32) {
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+}
+
+#[test]
+fn a_stopped_worker_is_killed_after_the_liveness_timeout_a_busy_one_is_not() {
+    let pool = Pool::builder()
+        .workers(1)
+        .liveness_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    // Busy for 2 s, four times the bound: its heartbeat says it is alive.
+    assert_eq!(pool.call(&faulty(), (1, 5)).unwrap(), 1);
+    let pid = pool.worker_pids()[0];
+    let status = Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    match pool.call(&faulty(), (2, 0)) {
+        Err(Error::WorkerDied {
+            pid: died, status, ..
+        }) => {
+            assert_eq!(died, pid);
+            assert!(status.contains("sent nothing"), "{status}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The bound, plus a margin for a busy machine.
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(wait_gone(pid));
+    assert_eq!(pool.call(&faulty(), (3, 0)).unwrap(), 3);
 }

@@ -19,6 +19,7 @@
 mod format;
 mod guard;
 mod limits;
+mod results;
 mod sign;
 
 use std::cell::RefCell;
@@ -28,6 +29,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub use self::limits::Limits;
+pub(crate) use self::results::{decode_batch_results, decode_results};
 pub use self::sign::{sign, verify, Key, TAG_LEN};
 use crate::error::{Error, Result};
 
@@ -394,56 +396,6 @@ pub(crate) fn encode_ok_into<R: Serialize>(result: &R, buf: &mut Vec<u8>) -> Res
 /// The encoding of `Err::<R, Panic>(panic)`; the same for every `R`.
 pub(crate) fn encode_panic(panic: &Panic) -> Result<Vec<u8>> {
     encode_value(&Err::<(), &Panic>(panic))
-}
-
-/// Decodes a sequence of outputs of [`DynFn::call_bytes`](crate::DynFn::call_bytes)
-/// (what a pool's worker sends back for a chunk) in one pass.
-///
-/// # Errors
-/// As [`decode_value`] for bad input; a panic is the item's own error.
-pub(crate) fn decode_results<R: DeserializeOwned>(
-    bytes: &[u8],
-    limits: &Limits,
-) -> Result<Vec<Result<R>>> {
-    let outputs = decode_value::<Vec<std::result::Result<R, Panic>>>(bytes, limits)?;
-    Ok(outputs
-        .into_iter()
-        .map(|output| output.map_err(Error::from))
-        .collect())
-}
-
-/// A typed batch's results: those of the calls that returned, in order, and
-/// the panics by the index of their call.
-pub(crate) type BatchResults<R> = (Vec<R>, Vec<(u32, Error)>);
-
-/// Decodes what a typed batch call (`SerializableFn::__serfn_call_batch`)
-/// appends, for `count` calls: the results of the calls that returned, in
-/// order, and the panics by index, increasing. One pass with no enum per
-/// item: a chunk of plain results decodes as fast as a plain `Vec<R>`.
-///
-/// # Errors
-/// As [`decode_value`] for bad input, and [`Error::Decode`] if the parts do
-/// not add up to `count` calls.
-pub(crate) fn decode_batch_results<R: DeserializeOwned>(
-    bytes: &[u8],
-    limits: &Limits,
-    count: usize,
-) -> Result<BatchResults<R>> {
-    let (results, panics) = decode_value::<(Vec<R>, Vec<(u32, Panic)>)>(bytes, limits)?;
-    let ordered = panics.windows(2).all(|w| w[0].0 < w[1].0);
-    let in_range = panics.last().is_none_or(|(at, _)| (*at as usize) < count);
-    if results.len() + panics.len() != count || !ordered || !in_range {
-        return Err(Error::decode(format!(
-            "a batch of {count} calls answered with {} results and {} panics",
-            results.len(),
-            panics.len()
-        )));
-    }
-    let panics = panics
-        .into_iter()
-        .map(|(at, panic)| (at, Error::from(panic)))
-        .collect();
-    Ok((results, panics))
 }
 
 /// Decodes the output of [`DynFn::call_bytes`](crate::DynFn::call_bytes):

@@ -23,6 +23,8 @@ pub(crate) struct FnEntry {
     pub(crate) batches: bool,
     /// Worker time per item, measured: sizes chunks and worker windows (0: not yet known).
     ns_per_item: AtomicU64,
+    /// Answer bytes per item, measured: keeps a chunk's answer within the limits (0: not yet known).
+    answer_bytes: AtomicU64,
     /// Why this fold state is gone, once a worker holding it died.
     lost: Mutex<Option<Error>>,
 }
@@ -43,6 +45,7 @@ impl FnEntry {
             mutable,
             batches: batches && !mutable,
             ns_per_item: AtomicU64::new(0),
+            answer_bytes: AtomicU64::new(0),
             lost: Mutex::new(None),
         }
     }
@@ -51,16 +54,21 @@ impl FnEntry {
         self.ns_per_item.load(Ordering::Relaxed)
     }
 
-    /// Folds one measurement into the running estimate.
-    pub(crate) fn record(&self, elapsed_ns: u64, items: u32) {
-        let sample = (elapsed_ns / u64::from(items.max(1))).max(1);
-        let old = self.ns_per_item();
-        let new = if old == 0 {
-            sample
-        } else {
-            (old * 3 + sample) / 4
-        };
-        self.ns_per_item.store(new.max(1), Ordering::Relaxed);
+    pub(crate) fn answer_bytes(&self) -> u64 {
+        self.answer_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Folds one chunk's measurements into the running estimates.
+    pub(crate) fn record(&self, elapsed_ns: u64, items: u32, answer_bytes: usize) {
+        average(&self.ns_per_item, elapsed_ns, items);
+        self.record_answer(answer_bytes as u64, items);
+    }
+
+    /// Folds in the size of an answer, also of one refused as too large.
+    pub(crate) fn record_answer(&self, bytes: u64, items: u32) {
+        // The largest seen: one answer too large is what must not recur.
+        let sample = bytes / u64::from(items.max(1));
+        self.answer_bytes.fetch_max(sample, Ordering::Relaxed);
     }
 
     pub(crate) fn mark_lost(&self, error: Error) {
@@ -70,6 +78,18 @@ impl FnEntry {
     pub(crate) fn lost(&self) -> Option<Error> {
         lock(&self.lost).as_ref().map(Error::duplicate)
     }
+}
+
+/// Moves a running per-item average a quarter of the way to a new sample.
+fn average(estimate: &AtomicU64, total: u64, items: u32) {
+    let sample = (total / u64::from(items.max(1))).max(1);
+    let old = estimate.load(Ordering::Relaxed);
+    let new = if old == 0 {
+        sample
+    } else {
+        (old * 3 + sample) / 4
+    };
+    estimate.store(new.max(1), Ordering::Relaxed);
 }
 
 pub(crate) fn content_hash(bytes: &[u8]) -> u64 {

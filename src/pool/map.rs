@@ -34,38 +34,77 @@ pub struct Progress {
 
 type ChunkResult = (u64, Result<Vec<u8>>);
 
-/// Encodes up to `max_items` items, stopping early past `max_bytes`; returns
-/// the bytes and the item count. With `seq`, as one codec sequence (for
-/// functions that run batches in one typed pass), else as a protocol items block.
+/// Encodes up to `max_items` items, from `held` first, then `items`; stops
+/// past `target` bytes. With `seq`, as one codec sequence (for functions that
+/// run batches in one typed pass), else as a protocol items block. Returns
+/// the bytes and the item count.
+///
+/// A block never exceeds `limit` bytes (the workers' decode limit): an item
+/// that does not fit ends the block and is held back for the next one.
+///
+/// # Errors
+/// Only for the first item taken, which is then used up: [`Error::Encode`],
+/// or [`Error::TooLarge`] if it alone exceeds `limit`.
 pub(crate) fn items_block<A: Serialize>(
-    mut items: impl Iterator<Item = A>,
+    items: &mut impl Iterator<Item = A>,
+    held: &mut VecDeque<A>,
     max_items: usize,
-    max_bytes: usize,
+    target: usize,
+    limit: usize,
     seq: bool,
 ) -> Result<(Vec<u8>, u32)> {
+    let mut next = || held.pop_front().or_else(|| items.next());
+    let too_large = |len: usize| Error::TooLarge {
+        len: len as u64,
+        limit,
+    };
     let mut block = Vec::new();
     if seq {
         // One encode call for the chunk; the first item's size bounds its bytes.
-        let Some(first) = items.next() else {
+        let Some(first) = next() else {
             codec::encode_value_into(&Vec::<A>::new(), &mut block)?;
             return Ok((block, 0));
         };
         let item_bytes = codec::encode_value(&first)?.len().max(1);
-        let max_items = max_items.min(max_bytes / item_bytes).max(1);
-        let chunk: Vec<A> = std::iter::once(first)
-            .chain(items.take(max_items - 1))
+        let max_items = max_items.min(target / item_bytes).max(1);
+        let mut chunk: Vec<A> = std::iter::once(first)
+            .chain(std::iter::from_fn(&mut next).take(max_items - 1))
             .collect();
-        codec::encode_value_into(&chunk, &mut block)?;
-        return Ok((block, chunk.len() as u32));
+        loop {
+            block.clear();
+            let encoded = codec::encode_value_into(&chunk, &mut block);
+            if encoded.is_ok() && block.len() <= limit {
+                return Ok((block, chunk.len() as u32));
+            }
+            if chunk.len() == 1 {
+                return Err(encoded.err().unwrap_or_else(|| too_large(block.len())));
+            }
+            // Halve until it fits, or until the item at fault is alone.
+            for item in chunk.split_off(chunk.len() / 2).into_iter().rev() {
+                held.push_front(item);
+            }
+        }
     }
     block.extend_from_slice(&[0; 4]);
     let mut count = 0u32;
-    for item in items.take(max_items) {
-        proto::put_item(&mut block, |block| codec::encode_value_into(&item, block))?;
-        count += 1;
-        if block.len() >= max_bytes {
-            break;
+    while (count as usize) < max_items {
+        let Some(item) = next() else { break };
+        let start = block.len();
+        let put = proto::put_item(&mut block, |block| codec::encode_value_into(&item, block));
+        let len = block.len() - start - 4;
+        if put.is_ok() && (block.len() <= limit || (count == 0 && len <= limit)) {
+            count += 1;
+            if block.len() >= target {
+                break;
+            }
+            continue;
         }
+        if count == 0 {
+            return Err(put.err().unwrap_or_else(|| too_large(len)));
+        }
+        block.truncate(start);
+        held.push_front(item);
+        break;
     }
     block[..4].copy_from_slice(&count.to_le_bytes());
     Ok((block, count))
@@ -134,13 +173,7 @@ pub(crate) fn decode_chunk<R: DeserializeOwned>(
                 panics: panics.into_iter().peekable(),
             });
         }
-        let results = codec::decode_results(&payload, limits)?;
-        if results.len() != count as usize {
-            return Err(Error::decode(format!(
-                "a worker answered {count} items with {} results",
-                results.len()
-            )));
-        }
+        let results = codec::decode_results(&payload, limits, count as usize)?;
         Ok(ChunkResults::Each(results.into_iter()))
     });
     decoded.unwrap_or_else(|error| ChunkResults::Failed { error, left: count })
@@ -152,6 +185,8 @@ pub(crate) struct Feed<'p, A, R, I> {
     function: Option<Arc<FnEntry>>,
     setup_error: Option<Error>,
     items: std::iter::Fuse<I>,
+    /// Items taken but held back from a chunk they did not fit.
+    held: VecDeque<A>,
     sender: mpsc::Sender<ChunkResult>,
     receiver: mpsc::Receiver<ChunkResult>,
     /// Chunks in flight: first item index and item count, by sequence number.
@@ -187,6 +222,7 @@ where
             function,
             setup_error,
             items: items.fuse(),
+            held: VecDeque::new(),
             sender,
             receiver,
             in_flight: BTreeMap::new(),
@@ -221,6 +257,21 @@ where
         by_time.min(by_balance).clamp(1, MAX_CHUNK)
     }
 
+    /// [`next_chunk_size`](Self::next_chunk_size), made small enough for
+    /// the chunk's answer to stay well within the limits.
+    fn fitting_chunk_size(&self, function: &FnEntry) -> usize {
+        let size = self.next_chunk_size(function);
+        let limit = self.pool.shared.config.limits.get_max_bytes() as u64;
+        match function.answer_bytes() {
+            0 => size,
+            bytes => size.min(
+                usize::try_from(limit / 2 / bytes)
+                    .unwrap_or(usize::MAX)
+                    .max(1),
+            ),
+        }
+    }
+
     fn has_room(&self) -> bool {
         let workers = self.pool.workers();
         self.in_flight.len() < 2 * workers + 2 || self.in_flight_items < ITEMS_AHEAD * workers
@@ -233,12 +284,20 @@ where
         };
         let mut jobs = Vec::new();
         while self.has_room() {
-            let size = self.next_chunk_size(&function);
-            let encoded = items_block(self.items.by_ref(), size, MAX_CHUNK_BYTES, function.batches);
+            let size = self.fitting_chunk_size(&function);
+            let limit = self.pool.shared.config.limits.get_max_bytes();
+            let encoded = items_block(
+                &mut self.items,
+                &mut self.held,
+                size,
+                MAX_CHUNK_BYTES.min(limit),
+                limit,
+                function.batches,
+            );
             let count = match &encoded {
                 Ok((_, 0)) => break,
                 Ok((_, count)) => *count,
-                // The item that failed is lost to the count: report one error.
+                // The one item that could not be sent gets the error.
                 Err(_) => 1,
             };
             let seq = self.next_seq;

@@ -14,7 +14,12 @@
 //! - a task past [`PoolBuilder::timeout`] fails with [`Error::Timeout`], and
 //!   its worker is killed and replaced;
 //! - a function the worker binary does not register fails with
-//!   [`Error::UnknownFunction`].
+//!   [`Error::UnknownFunction`];
+//! - work over the [`Limits`](crate::Limits) fails with [`Error::TooLarge`]
+//!   before it is sent, and so does a chunk whose answer would exceed them;
+//! - a worker that owes an answer and sends nothing, not even its heartbeat,
+//!   for [`PoolBuilder::liveness_timeout`] is killed: [`Error::WorkerDied`];
+//! - a worker killed while it starts is started again, with back-off.
 //!
 //! A worker runs its frames in order and writes each answer within about a
 //! millisecond of finishing it. When it dies, its oldest unanswered task is
@@ -28,7 +33,9 @@
 //! the worker before it died, and a function that kills its worker (an
 //! abort, an out-of-memory kill) would kill each worker it is retried on.
 
+mod builder;
 pub(crate) mod job;
+mod link;
 pub(crate) mod map;
 mod process;
 pub(crate) mod protocol;
@@ -36,8 +43,7 @@ mod slot;
 mod stats;
 pub(crate) mod task;
 
-use std::ffi::OsString;
-use std::path::PathBuf;
+use std::collections::VecDeque;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -46,11 +52,12 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub(crate) use self::builder::Config;
+pub use self::builder::PoolBuilder;
 use self::job::{lock, FnEntry, Job, Queue, Reply, Work};
 pub use self::map::{Map, MapUnordered, Progress};
 pub use self::stats::Stats;
 pub use self::task::Task;
-use crate::codec::Limits;
 use crate::error::{Error, Result};
 use crate::handle::{SerFn, SerFnMut, SerFnOnce};
 
@@ -98,141 +105,6 @@ pub(crate) struct Shared {
     functions: Mutex<Vec<Arc<FnEntry>>>,
 }
 
-/// A pool's settings, from [`PoolBuilder`].
-#[derive(Clone, Debug)]
-pub(crate) struct Config {
-    pub(crate) workers: usize,
-    pub(crate) program: Option<PathBuf>,
-    pub(crate) args: Option<Vec<OsString>>,
-    pub(crate) env: Vec<(OsString, OsString)>,
-    pub(crate) chunk_size: Option<usize>,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) retries: u32,
-    pub(crate) start_timeout: Duration,
-    pub(crate) limits: Limits,
-}
-
-/// Settings for a [`Pool`]: `Pool::builder().workers(4).build()?`.
-///
-/// # Example
-/// ```no_run
-/// use std::time::Duration;
-///
-/// serfn::worker::init();
-/// let pool = serfn::Pool::builder()
-///     .workers(2)
-///     .timeout(Duration::from_secs(10))
-///     .env("RUST_LOG", "info")
-///     .build()?;
-/// # Ok::<(), serfn::Error>(())
-/// ```
-#[derive(Clone, Debug)]
-#[must_use = "a builder does nothing until .build()"]
-pub struct PoolBuilder {
-    config: Config,
-}
-
-impl Default for PoolBuilder {
-    fn default() -> Self {
-        PoolBuilder {
-            config: Config {
-                workers: std::thread::available_parallelism().map_or(1, usize::from),
-                program: None,
-                args: None,
-                env: Vec::new(),
-                chunk_size: None,
-                timeout: None,
-                retries: 0,
-                start_timeout: Duration::from_secs(10),
-                limits: Limits::default(),
-            },
-        }
-    }
-}
-
-impl PoolBuilder {
-    /// The number of worker processes; default: one per core.
-    pub fn workers(mut self, workers: usize) -> Self {
-        self.config.workers = workers.max(1);
-        self
-    }
-
-    /// Runs workers from this program instead of re-executing the current
-    /// one. Its `main` must call [`worker::init`](crate::worker::init) first,
-    /// and it must register every function the pool is given: others fail
-    /// with [`Error::UnknownFunction`]. It gets no arguments unless [`args`](Self::args) sets them.
-    pub fn program(mut self, program: impl Into<PathBuf>) -> Self {
-        self.config.program = Some(program.into());
-        self
-    }
-
-    /// The workers' command-line arguments. By default none for a
-    /// [`program`](Self::program), and for the current program a test
-    /// filter that [`test_support!`](crate::test_support) answers.
-    pub fn args<I, S>(mut self, args: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<OsString>,
-    {
-        self.config.args = Some(args.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Sets an environment variable for the workers, on top of this process's environment.
-    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
-        self.config.env.push((key.into(), value.into()));
-        self
-    }
-
-    /// Items per message for [`Pool::map`] and the like. By default chunks
-    /// are sized from measured run times (about 2 ms of work each, and at
-    /// least 4 chunks per worker when the input's length is known); 1 when
-    /// a [`timeout`](Self::timeout) is set.
-    pub fn chunk_size(mut self, items: usize) -> Self {
-        self.config.chunk_size = Some(items.max(1));
-        self
-    }
-
-    /// Kills a worker whose task runs longer than this, and fails the task
-    /// with [`Error::Timeout`]. A task is one message: one item, unless a
-    /// [`chunk_size`](Self::chunk_size) above 1 is set, when it is one chunk.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.config.timeout = Some(timeout);
-        self
-    }
-
-    /// How many times a task is sent again after its worker died while running
-    /// it; default 0. See [the module docs](crate::pool#faults) for why.
-    /// Fold tasks are never retried: the state they changed died with the worker.
-    pub fn retries(mut self, retries: u32) -> Self {
-        self.config.retries = retries;
-        self
-    }
-
-    /// How long a new worker may take to connect; default 10 s.
-    pub fn start_timeout(mut self, timeout: Duration) -> Self {
-        self.config.start_timeout = timeout;
-        self
-    }
-
-    /// Decode limits for what crosses the pool's sockets, both ways.
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.config.limits = limits;
-        self
-    }
-
-    /// Starts the workers and waits until each has connected.
-    ///
-    /// # Errors
-    /// [`Error::WorkerStart`] if a worker cannot be started or does not
-    /// connect within the [`start_timeout`](Self::start_timeout); also when
-    /// called in a process a pool started as a worker that did not call
-    /// [`worker::init`](crate::worker::init), which would start workers without end.
-    pub fn build(self) -> Result<Pool> {
-        Pool::start(self.config)
-    }
-}
-
 impl Pool {
     /// A pool with one worker process per core, re-executing the current program.
     ///
@@ -264,7 +136,7 @@ impl Pool {
         let mut workers = Vec::with_capacity(starting.len());
         let mut first_error = None;
         for starting in starting {
-            match starting.and_then(|s| s.connect(deadline)) {
+            match starting.and_then(|s| s.connect(deadline).map_err(|failure| failure.error)) {
                 Ok(worker) => workers.push(worker),
                 Err(error) => {
                     first_error.get_or_insert(error);
@@ -349,7 +221,10 @@ impl Pool {
         let sent = self.function(f).and_then(|function| {
             let once = std::iter::once(args);
             let batched = function.batches;
-            let items = map::items_block(once, 1, usize::MAX, batched)?.0;
+            let limit = self.shared.config.limits.get_max_bytes();
+            let mut held = VecDeque::new();
+            let items =
+                map::items_block(&mut once.into_iter(), &mut held, 1, limit, limit, batched)?.0;
             let decode = if batched {
                 task::decode_one_batched::<R>
             } else {
@@ -385,8 +260,19 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'static,
     {
         let name = f.name();
+        let limit = self.shared.config.limits.get_max_bytes();
         let sent = f.to_bytes().and_then(|function| {
-            let items = map::items_block(std::iter::once(args), usize::MAX, usize::MAX, false)?.0;
+            let mut held = VecDeque::new();
+            let once = &mut std::iter::once(args);
+            let items = map::items_block(once, &mut held, 1, limit, limit, false)?.0;
+            // Both travel in one frame, which the worker reads whole.
+            let len = function.len() + items.len();
+            if len > limit {
+                return Err(Error::TooLarge {
+                    len: len as u64,
+                    limit,
+                });
+            }
             let work = Work::Once {
                 name,
                 function,
@@ -542,6 +428,14 @@ impl Pool {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Arc::new(FnEntry::new(id, name, bytes, mutable, batches))
         };
+        // A function the workers could not read is refused here, not by them.
+        let limit = self.shared.config.limits.get_max_bytes();
+        if bytes.len() > limit {
+            return Err(Error::TooLarge {
+                len: bytes.len() as u64,
+                limit,
+            });
+        }
         if mutable {
             return Ok(fresh(bytes));
         }

@@ -11,6 +11,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::{self, ErrorKind};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -133,56 +134,107 @@ fn command_line(config: &Config) -> Result<(PathBuf, Vec<OsString>)> {
     Ok((program, args))
 }
 
-impl Starting {
-    /// Waits for the worker to connect and prove its token.
-    pub(crate) fn connect(mut self, deadline: Instant) -> Result<Worker> {
-        let result = self.accept(deadline);
-        let _ = std::fs::remove_file(&self.path);
-        match result {
-            Ok(stream) => Ok(Worker {
-                stream,
-                pid: self.child.id(),
-                child: self.child,
-            }),
-            Err(error) => {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                Err(error)
-            }
+/// Why a worker did not start, and whether trying again may help.
+pub(crate) struct StartFailure {
+    pub(crate) error: Error,
+    /// It was killed from outside (by a signal) while it started: not a
+    /// mistake in the set-up, and the next start may well succeed.
+    pub(crate) transient: bool,
+}
+
+impl StartFailure {
+    pub(crate) fn setup(error: Error) -> Self {
+        StartFailure {
+            error,
+            transient: false,
         }
     }
+}
 
-    fn accept(&mut self, deadline: Instant) -> Result<UnixStream> {
+/// What went wrong before the handshake was done.
+enum Refused {
+    Exited(ExitStatus),
+    Late,
+    Other(Error),
+}
+
+impl Starting {
+    /// Waits for the worker to connect and prove its token.
+    pub(crate) fn connect(mut self, deadline: Instant) -> Result<Worker, StartFailure> {
+        let result = self.accept(deadline);
+        let _ = std::fs::remove_file(&self.path);
+        let pid = self.child.id();
+        let refused = match result {
+            Ok(stream) => {
+                return Ok(Worker {
+                    stream,
+                    pid,
+                    child: self.child,
+                })
+            }
+            Err(refused) => refused,
+        };
+        // Ended by a signal before it was done: someone killed it.
+        let ended = match &refused {
+            Refused::Exited(status) => Some(*status),
+            _ => self.child.try_wait().ok().flatten(),
+        };
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(signal) = ended.and_then(|status| status.signal()) {
+            return Err(StartFailure {
+                error: start_error(format!(
+                    "worker process {pid} was killed by signal {signal} while it started"
+                )),
+                transient: true,
+            });
+        }
+        let error = match refused {
+            Refused::Exited(status) => start_error(format!(
+                "worker process {pid} exited ({}) before connecting. Is `serfn::worker::init()` \
+                 the first call in its `main`, or `serfn::test_support!()` in its test crate?",
+                describe(status)
+            )),
+            Refused::Late => start_error(format!(
+                "worker process {pid} did not connect in time (a program that never calls \
+                 `serfn::worker::init()` first looks like this, and so does one too slow to start)"
+            )),
+            Refused::Other(error) => error,
+        };
+        Err(StartFailure::setup(error))
+    }
+
+    fn accept(&mut self, deadline: Instant) -> Result<UnixStream, Refused> {
         let stream = loop {
             match self.listener.accept() {
                 Ok((stream, _)) => break stream,
                 Err(error) if error.kind() == ErrorKind::WouldBlock => {}
-                Err(error) => return Err(start_error(format!("accept failed: {error}"))),
+                Err(error) => {
+                    return Err(Refused::Other(start_error(format!(
+                        "accept failed: {error}"
+                    ))))
+                }
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(start_error(format!(
-                    "worker process {} exited ({}) before connecting. Is `serfn::worker::init()` \
-                     the first call in its `main`, or `serfn::test_support!()` in its test crate?",
-                    self.child.id(),
-                    describe(status)
-                )));
+                return Err(Refused::Exited(status));
             }
             if Instant::now() >= deadline {
-                return Err(start_error(format!(
-                    "worker process {} did not connect in time. Is `serfn::worker::init()` \
-                     the first call in its `main`, or `serfn::test_support!()` in its test crate?",
-                    self.child.id()
-                )));
+                return Err(Refused::Late);
             }
             std::thread::sleep(Duration::from_micros(100));
         };
+        self.handshake(&stream, deadline).map_err(Refused::Other)?;
+        Ok(stream)
+    }
+
+    fn handshake(&self, stream: &UnixStream, deadline: Instant) -> Result<()> {
         let io_error = |error: io::Error| start_error(format!("handshake failed: {error}"));
         stream.set_nonblocking(false).map_err(io_error)?;
         let wait = deadline.saturating_duration_since(Instant::now());
         stream
             .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
             .map_err(io_error)?;
-        let mut reader = FrameReader::new(&stream, 64);
+        let mut reader = FrameReader::new(stream, 64);
         match reader.next_frame().map_err(io_error)? {
             Next::Frame(proto::HELLO, body) => {
                 let mut fields = Fields(reader.body(body));
@@ -193,13 +245,12 @@ impl Starting {
             _ => return Err(start_error("the worker did not say hello")),
         }
         stream.set_read_timeout(None).map_err(io_error)?;
-        Ok(stream)
+        Ok(())
     }
 }
 
 /// How a process ended, for error messages.
 pub(crate) fn describe(status: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit status {code}"),
         (None, Some(signal)) => format!("killed by signal {signal}"),

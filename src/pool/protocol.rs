@@ -42,6 +42,11 @@ pub(crate) const DONE: u8 = 0x82;
 pub(crate) const FAILED: u8 = 0x83;
 /// Worker to parent: a function's state, for [`TAKE`]. `[task u64][envelope]`
 pub(crate) const STATE: u8 = 0x84;
+/// Worker to parent: "alive", sent by a thread of its own whenever nothing
+/// else was written for [`HEARTBEAT_EVERY`], even while a function runs. `[]`
+pub(crate) const HEARTBEAT: u8 = 0x85;
+/// How often an idle or busy worker says it is alive.
+pub(crate) const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Bytes of a frame's length prefix.
 pub(crate) const LEN_BYTES: usize = 4;
@@ -134,6 +139,7 @@ pub(crate) struct FrameReader<R> {
     start: usize,
     end: usize,
     max_frame: usize,
+    read: u64,
 }
 
 /// What [`FrameReader::next_frame`] found.
@@ -152,11 +158,17 @@ impl<R: Read> FrameReader<R> {
             start: 0,
             end: 0,
             max_frame,
+            read: 0,
         }
     }
 
     pub(crate) fn get_ref(&self) -> &R {
         &self.inner
+    }
+
+    /// Bytes read so far, whole frames or not: a sign of life.
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.read
     }
 
     fn frame_len(&self) -> Option<usize> {
@@ -208,7 +220,10 @@ impl<R: Read> FrameReader<R> {
             match self.inner.read(&mut self.buf[self.end..])? {
                 0 if self.start == self.end => return Ok(Next::Closed),
                 0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-                read => self.end += read,
+                read => {
+                    self.end += read;
+                    self.read += read as u64;
+                }
             }
         }
     }

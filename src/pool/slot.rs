@@ -1,68 +1,32 @@
 //! One worker slot: a thread that feeds one worker process and restarts it
-//! when it dies, and a reader thread per process that takes its answers.
-//!
-//! Jobs sent to a worker wait in its `in_flight` queue, oldest first. The
-//! worker runs frames in order, so when it dies only the oldest job can have
-//! been running: that one fails (or is retried), and the others go back to
-//! the front of the pool's queue untouched.
+//! when it dies. The process itself, its jobs in flight and its reader
+//! thread are a [`Link`](super::link::Link).
 
 use std::collections::VecDeque;
-use std::io::{self, ErrorKind};
+use std::io;
 use std::os::unix::net::UnixStream;
-use std::process::Child;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::job::{lock, FnEntry, Job, Work};
-use super::process::{self, Worker};
-use super::protocol::{self as proto, Fields, FrameReader, Next};
+use super::job::{lock, FnEntry, Work};
+use super::link::{self, Link, LinkState, Sent};
+use super::process::{self, StartFailure, Worker};
+use super::protocol as proto;
 use super::Shared;
-use crate::codec;
-use crate::error::{Error, WireError};
+use crate::error::Error;
 
 /// Functions a worker keeps loaded, at most.
 const MAX_LOADED: usize = 64;
 /// Bytes of loaded functions a worker keeps, at most (fold states aside).
 const MAX_LOADED_BYTES: usize = 256 << 20;
-/// Estimated work a worker is given ahead: enough to hide a round trip.
-const WINDOW_NS: u64 = 2_000_000;
-/// Jobs a worker is given ahead, at most.
-const MAX_IN_FLIGHT: usize = 1024;
 /// The estimate for a function not yet measured.
 const UNKNOWN_NS: u64 = 1_000_000;
-
-/// A job sent to the worker and not yet answered.
-struct Sent {
-    job: Job,
-    task: u64,
-    estimate_ns: u64,
-    /// When it became the oldest: when the worker started it, at the latest.
-    started: Option<Instant>,
-    timed_out: bool,
-}
-
-/// The state one worker process's writer and reader share.
-struct Link {
-    state: Mutex<LinkState>,
-    space: Condvar,
-    child: Mutex<Child>,
-    pid: u32,
-}
-
-struct LinkState {
-    in_flight: VecDeque<Sent>,
-    estimate_ns: u64,
-    dead: bool,
-    writer_waiting: bool,
-}
-
-impl LinkState {
-    fn has_space(&self) -> bool {
-        self.in_flight.len() < 2
-            || (self.in_flight.len() < MAX_IN_FLIGHT && self.estimate_ns < WINDOW_NS)
-    }
-}
+/// Failed starts in a row, with no worker of the pool running, after which
+/// the queued jobs fail: for a set-up mistake (the worker exits by itself)
+/// and for anything else that does not pass.
+const GIVE_UP_SETUP: u32 = 3;
+const GIVE_UP_TRANSIENT: u32 = 20;
 
 /// Runs slot `index` until the pool closes: feeds its worker, and starts a
 /// new one each time it dies.
@@ -77,15 +41,26 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, mut first: Option<Worker>) 
                     failures = 0;
                     worker
                 }
-                Err(error) => {
+                Err(StartFailure { error, transient }) => {
                     failures += 1;
-                    // A program that cannot start must not leave callers waiting forever.
-                    shared.queue.fail_waiting(index, failures >= 3, &error);
-                    if shared.queue.is_closed() {
+                    // Only this slot's own jobs (a fold's) need this worker;
+                    // the rest wait for any worker, unless none is left.
+                    let limit = if transient {
+                        GIVE_UP_TRANSIENT
+                    } else {
+                        GIVE_UP_SETUP
+                    };
+                    let stranded =
+                        failures >= limit && lock(&shared.pids).iter().all(Option::is_none);
+                    shared.queue.fail_waiting(index, stranded, &error);
+                    if !transient || failures >= 3 {
+                        eprintln!("serfn: {error}");
+                    }
+                    // A killed start is retried at once, then less and less often.
+                    let backoff = Duration::from_millis(10 << (failures - 1).min(7));
+                    if pause(&shared, backoff) {
                         return;
                     }
-                    eprintln!("serfn: {error}");
-                    std::thread::sleep(Duration::from_millis(50 << failures.min(5)));
                     continue;
                 }
             },
@@ -99,9 +74,26 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, mut first: Option<Worker>) 
     }
 }
 
-fn start(shared: &Shared) -> crate::Result<Worker> {
+/// Sleeps up to `time`; returns early, with `true`, once the pool closes.
+fn pause(shared: &Shared, time: Duration) -> bool {
+    let until = Instant::now() + time;
+    loop {
+        if shared.queue.is_closed() {
+            return true;
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(20)));
+    }
+}
+
+fn start(shared: &Shared) -> Result<Worker, StartFailure> {
     let deadline = Instant::now() + shared.config.start_timeout;
-    process::spawn(&shared.config, &shared.dir)?.connect(deadline)
+    process::spawn(&shared.config, &shared.dir)
+        .map_err(StartFailure::setup)?
+        .connect(deadline)
 }
 
 /// Serves one worker process until it dies (`false`) or the pool closes (`true`).
@@ -122,7 +114,7 @@ fn serve(shared: &Arc<Shared>, index: usize, worker: Worker) -> bool {
         let (shared, link) = (Arc::clone(shared), Arc::clone(&link));
         std::thread::Builder::new()
             .name(format!("serfn-read-{index}"))
-            .spawn(move || read(&shared, &link, read_half))
+            .spawn(move || link::read(&shared, &link, read_half))
     });
     let mut loaded = Vec::new();
     let closing = match reader {
@@ -134,7 +126,7 @@ fn serve(shared: &Arc<Shared>, index: usize, worker: Worker) -> bool {
     if let Ok(Ok(reader)) = reader {
         let _ = reader.join();
     } else {
-        die(
+        link::die(
             shared,
             &link,
             Err(io::Error::other("cannot start a reader thread")),
@@ -249,7 +241,7 @@ fn write(
             task,
             estimate_ns,
             started,
-            timed_out: false,
+            killed: None,
         });
         drop(state);
         if out.len() >= 256 << 10 && proto::flush(&mut writer, &mut out).is_err() {
@@ -324,174 +316,4 @@ fn encode(work: &Work, task: u64, out: &mut Vec<u8>) {
         Work::Take { .. } => out.extend_from_slice(&id.to_le_bytes()),
     }
     proto::finish_frame(out, frame);
-}
-
-/// Takes the worker's answers until its socket closes, then settles what was in flight.
-fn read(shared: &Shared, link: &Link, stream: UnixStream) {
-    let timeout = shared.config.timeout;
-    let mut reader = FrameReader::new(stream, crate::worker::frame_limit(&shared.config.limits));
-    let end = loop {
-        if let Some(timeout) = timeout {
-            let wait = next_deadline(link, timeout)
-                .map_or(timeout, |at| at.saturating_duration_since(Instant::now()));
-            let _ = reader
-                .get_ref()
-                .set_read_timeout(Some(wait.max(Duration::from_millis(1))));
-        }
-        match reader.next_frame() {
-            Ok(Next::Frame(tag, body)) => {
-                let len = body.len() as u64;
-                shared
-                    .stats
-                    .bytes_received
-                    .fetch_add(len, Ordering::Relaxed);
-                if let Err(error) = answer(shared, link, tag, reader.body(body)) {
-                    break Err(error);
-                }
-            }
-            Ok(Next::Closed) => break Ok(()),
-            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                if let Some(timeout) = timeout {
-                    expire(link, timeout);
-                }
-            }
-            Err(error) => break Err(error),
-        }
-    };
-    die(shared, link, end);
-}
-
-/// When the oldest job in flight runs out of time.
-fn next_deadline(link: &Link, timeout: Duration) -> Option<Instant> {
-    let state = lock(&link.state);
-    state
-        .in_flight
-        .front()
-        .and_then(|sent| sent.started)
-        .map(|at| at + timeout)
-}
-
-/// Kills the worker if its oldest job ran past `timeout`.
-fn expire(link: &Link, timeout: Duration) {
-    let mut state = lock(&link.state);
-    if let Some(head) = state.in_flight.front_mut() {
-        if head.started.is_some_and(|at| at.elapsed() >= timeout) && !head.timed_out {
-            head.timed_out = true;
-            drop(state);
-            let _ = lock(&link.child).kill();
-        }
-    }
-}
-
-/// Hands one answer to the job it answers: always the oldest in flight.
-fn answer(shared: &Shared, link: &Link, tag: u8, body: &[u8]) -> io::Result<()> {
-    let mut fields = Fields(body);
-    let task = fields.u64().map_err(proto::invalid)?;
-    let mut state = lock(&link.state);
-    let Some(sent) = state.in_flight.pop_front() else {
-        return Err(proto::invalid(format!(
-            "an answer to task {task}, which nothing waits for"
-        )));
-    };
-    if sent.task != task {
-        state.in_flight.push_front(sent);
-        return Err(proto::invalid(format!(
-            "an answer to task {task} out of order"
-        )));
-    }
-    state.estimate_ns -= sent.estimate_ns;
-    if let Some(next) = state.in_flight.front_mut() {
-        next.started.get_or_insert_with(Instant::now);
-    }
-    let wake = state.writer_waiting;
-    drop(state);
-    if wake {
-        link.space.notify_one();
-    }
-
-    let job = sent.job;
-    let result = match tag {
-        proto::DONE => {
-            let elapsed = fields.u64().map_err(proto::invalid)?;
-            let count = job.work.count();
-            if let Some(function) = job.work.needs() {
-                function.record(elapsed, count);
-            }
-            shared
-                .stats
-                .tasks
-                .fetch_add(u64::from(count), Ordering::Relaxed);
-            Ok(fields.rest().to_vec())
-        }
-        proto::STATE => Ok(fields.rest().to_vec()),
-        proto::FAILED => Err(
-            match codec::decode_value::<WireError>(fields.rest(), &shared.config.limits) {
-                Ok(error) => error.into_error(Some(link.pid)),
-                Err(error) => error,
-            },
-        ),
-        other => return Err(proto::invalid(format!("unknown frame tag {other:#04x}"))),
-    };
-    job.reply.send(result);
-    Ok(())
-}
-
-/// The worker is gone: fails or retries the job it was running, and puts
-/// the jobs it never started back in the queue.
-fn die(shared: &Shared, link: &Link, end: io::Result<()>) {
-    let mut state = lock(&link.state);
-    state.dead = true;
-    let in_flight: Vec<Sent> = state.in_flight.drain(..).collect();
-    state.estimate_ns = 0;
-    drop(state);
-    link.space.notify_all();
-    shared.queue.wake_all();
-    if shared.queue.is_closed() {
-        in_flight
-            .into_iter()
-            .for_each(|sent| sent.job.fail(Error::PoolClosed));
-        return;
-    }
-    let status = {
-        let mut child = lock(&link.child);
-        let grace = if end.is_ok() {
-            Duration::from_millis(100)
-        } else {
-            Duration::ZERO
-        };
-        process::reap(&mut child, grace)
-    };
-    let status = match end {
-        Err(error) if error.kind() != ErrorKind::UnexpectedEof => {
-            format!("{status}, after a broken frame: {error}")
-        }
-        _ => status,
-    };
-    let mut requeue = Vec::new();
-    for (position, sent) in in_flight.into_iter().enumerate() {
-        let Sent {
-            mut job, timed_out, ..
-        } = sent;
-        let name = job.work.name().to_owned();
-        if position > 0 && job.pin.is_none() {
-            requeue.push(job); // never started
-        } else if timed_out {
-            job.fail(Error::Timeout {
-                name,
-                timeout: shared.config.timeout.unwrap_or_default(),
-            });
-        } else if job.pin.is_none() && job.work.retryable() && job.attempts < shared.config.retries
-        {
-            job.attempts += 1;
-            shared.stats.retries.fetch_add(1, Ordering::Relaxed);
-            requeue.push(job);
-        } else {
-            job.fail(Error::WorkerDied {
-                name,
-                pid: link.pid,
-                status: status.clone(),
-            });
-        }
-    }
-    shared.queue.push_front(requeue);
 }

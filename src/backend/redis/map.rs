@@ -1,7 +1,7 @@
 //! The typed side of a map on the fleet: items become tasks, answers
 //! become results, in input order or as they come.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::marker::PhantomData;
 
 use serde::de::DeserializeOwned;
@@ -19,6 +19,8 @@ use crate::pool::task;
 pub(crate) struct Feed<'e, A, R, I> {
     job: std::result::Result<Job, Error>,
     items: std::iter::Fuse<I>,
+    /// Items taken but held back from a chunk they did not fit.
+    held: VecDeque<A>,
     /// Decoded chunks by the index of their first item.
     ready: BTreeMap<u64, (u32, ChunkResults<R>)>,
     limits: Limits,
@@ -38,6 +40,7 @@ where
         Feed {
             job: Job::start(executor.shared(), f, job_id()),
             items: items.fuse(),
+            held: VecDeque::new(),
             ready: BTreeMap::new(),
             limits: executor.shared().config.limits,
             failed: None,
@@ -67,7 +70,10 @@ where
         };
         while !self.input_done && job.has_room() {
             let chunk = job.chunk_size();
-            match items_block(self.items.by_ref(), chunk, MAX_TASK_BYTES, job.function.seq) {
+            let limit = self.limits.get_max_bytes();
+            let (items, held) = (&mut self.items, &mut self.held);
+            let target = MAX_TASK_BYTES.min(limit);
+            match items_block(items, held, chunk, target, limit, job.function.seq) {
                 Ok((_, 0)) => self.input_done = true,
                 Ok((block, count)) => {
                     if let Err(error) = job.send(block, count) {
@@ -169,7 +175,8 @@ where
 {
     fn from(mut feed: Feed<'_, A, R, I>) -> Self {
         let seq = feed.job.as_ref().is_ok_and(|job| job.function.seq);
-        let block = items_block(feed.items.by_ref(), 1, usize::MAX, seq);
+        let limit = feed.limits.get_max_bytes();
+        let block = items_block(&mut feed.items, &mut feed.held, 1, limit, limit, seq);
         OwnedFeed {
             job: feed.job,
             block,

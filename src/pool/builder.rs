@@ -1,0 +1,166 @@
+//! [`PoolBuilder`]: a pool's settings.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::Pool;
+use crate::codec::Limits;
+use crate::error::Result;
+
+/// A pool's settings, from [`PoolBuilder`].
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) workers: usize,
+    pub(crate) program: Option<PathBuf>,
+    pub(crate) args: Option<Vec<OsString>>,
+    pub(crate) env: Vec<(OsString, OsString)>,
+    pub(crate) chunk_size: Option<usize>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) retries: u32,
+    pub(crate) start_timeout: Duration,
+    pub(crate) liveness: Duration,
+    pub(crate) limits: Limits,
+}
+
+/// Settings for a [`Pool`]: `Pool::builder().workers(4).build()?`.
+///
+/// # Example
+/// ```no_run
+/// use std::time::Duration;
+///
+/// serfn::worker::init();
+/// let pool = serfn::Pool::builder()
+///     .workers(2)
+///     .timeout(Duration::from_secs(10))
+///     .env("RUST_LOG", "info")
+///     .build()?;
+/// # Ok::<(), serfn::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until .build()"]
+pub struct PoolBuilder {
+    config: Config,
+}
+
+impl Default for PoolBuilder {
+    fn default() -> Self {
+        PoolBuilder {
+            config: Config {
+                workers: std::thread::available_parallelism().map_or(1, usize::from),
+                program: None,
+                args: None,
+                env: Vec::new(),
+                chunk_size: None,
+                timeout: None,
+                retries: 0,
+                start_timeout: Duration::from_secs(10),
+                liveness: Duration::from_secs(10),
+                limits: Limits::default(),
+            },
+        }
+    }
+}
+
+impl PoolBuilder {
+    /// The number of worker processes; default: one per core.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.config.workers = workers.max(1);
+        self
+    }
+
+    /// Runs workers from this program instead of re-executing the current
+    /// one. Its `main` must call [`worker::init`](crate::worker::init) first,
+    /// and it must register every function the pool is given: others fail
+    /// with [`Error::UnknownFunction`](crate::Error::UnknownFunction). It gets no arguments unless [`args`](Self::args) sets them.
+    pub fn program(mut self, program: impl Into<PathBuf>) -> Self {
+        self.config.program = Some(program.into());
+        self
+    }
+
+    /// The workers' command-line arguments. By default none for a
+    /// [`program`](Self::program), and for the current program a test
+    /// filter that [`test_support!`](crate::test_support) answers.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.config.args = Some(args.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets an environment variable for the workers, on top of this process's environment.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.config.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Items per message for [`Pool::map`] and the like. By default chunks
+    /// are sized from measured run times (about 2 ms of work each, and at
+    /// least 4 chunks per worker when the input's length is known); 1 when
+    /// a [`timeout`](Self::timeout) is set. Either way a chunk is made
+    /// smaller once its function's answers are seen to be large: a chunk
+    /// whose answer exceeds the [`limits`](Self::limits) fails with
+    /// [`Error::TooLarge`](crate::Error::TooLarge) as a whole.
+    pub fn chunk_size(mut self, items: usize) -> Self {
+        self.config.chunk_size = Some(items.max(1));
+        self
+    }
+
+    /// Kills a worker whose task runs longer than this, and fails the task
+    /// with [`Error::Timeout`](crate::Error::Timeout). A task is one message: one item, unless a
+    /// [`chunk_size`](Self::chunk_size) above 1 is set, when it is one chunk.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeout = Some(timeout);
+        self
+    }
+
+    /// How many times a task is sent again after its worker died while running
+    /// it; default 0. See [the module docs](crate::pool#faults) for why.
+    /// Fold tasks are never retried: the state they changed died with the worker.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.config.retries = retries;
+        self
+    }
+
+    /// How long a new worker may take to connect; default 10 s.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.config.start_timeout = timeout;
+        self
+    }
+
+    /// How long a worker that owes an answer may send nothing at all before
+    /// it is killed and its task fails with [`Error::WorkerDied`](crate::Error::WorkerDied) (or is
+    /// retried); default 10 s.
+    ///
+    /// A worker says it is alive every 100 ms from a thread of its own, also
+    /// while a function runs, so a slow function is never silent: this
+    /// catches a process that is stopped (`SIGSTOP`), stalled as a whole, or
+    /// that stopped in the middle of a frame. A function that deadlocks or
+    /// loops keeps its process alive; bound it with [`timeout`](Self::timeout).
+    pub fn liveness_timeout(mut self, timeout: Duration) -> Self {
+        self.config.liveness = timeout;
+        self
+    }
+
+    /// Decode limits for what crosses the pool's sockets, both ways: work
+    /// (a function, its capture or a chunk of items) that would exceed them
+    /// fails with [`Error::TooLarge`](crate::Error::TooLarge) before it is sent, and so does an
+    /// answer, in the worker, before it is sent back.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.config.limits = limits;
+        self
+    }
+
+    /// Starts the workers and waits until each has connected.
+    ///
+    /// # Errors
+    /// [`Error::WorkerStart`](crate::Error::WorkerStart) if a worker cannot be started or does not
+    /// connect within the [`start_timeout`](Self::start_timeout); also when
+    /// called in a process a pool started as a worker that did not call
+    /// [`worker::init`](crate::worker::init), which would start workers without end.
+    pub fn build(self) -> Result<Pool> {
+        Pool::start(self.config)
+    }
+}

@@ -1,0 +1,299 @@
+//! One worker process as its slot sees it: the jobs sent to it and not yet
+//! answered, and the reader thread that takes its answers, watches its
+//! deadlines and its heartbeat, and settles what was in flight when it dies.
+//!
+//! Jobs wait in `in_flight`, oldest first. The worker runs frames in order,
+//! so when it dies only the oldest job can have been running: that one
+//! fails (or is retried), and the others go back to the front of the pool's
+//! queue untouched.
+
+use std::collections::VecDeque;
+use std::io::{self, ErrorKind};
+use std::os::unix::net::UnixStream;
+use std::process::Child;
+use std::sync::atomic::Ordering;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::job::{lock, Job, Work};
+use super::process;
+use super::protocol::{self as proto, Fields, FrameReader, Next};
+use super::Shared;
+use crate::codec;
+use crate::error::{Error, WireError};
+
+/// Estimated work a worker is given ahead: enough to hide a round trip.
+const WINDOW_NS: u64 = 2_000_000;
+/// Jobs a worker is given ahead, at most.
+const MAX_IN_FLIGHT: usize = 1024;
+/// The longest the reader blocks before it looks at the clocks again.
+const MAX_WAIT: Duration = Duration::from_secs(1);
+
+/// A job sent to the worker and not yet answered.
+pub(super) struct Sent {
+    pub(super) job: Job,
+    pub(super) task: u64,
+    pub(super) estimate_ns: u64,
+    /// When it became the oldest: when the worker started it, at the latest.
+    pub(super) started: Option<Instant>,
+    pub(super) killed: Option<Killed>,
+}
+
+/// Why the reader killed the worker while this job was the oldest.
+#[derive(Clone, Copy)]
+pub(super) enum Killed {
+    /// It ran past the pool's timeout.
+    Timeout,
+    /// The worker sent nothing, not even a heartbeat, for the liveness timeout.
+    Silent,
+}
+
+/// The state one worker process's writer and reader share.
+pub(super) struct Link {
+    pub(super) state: Mutex<LinkState>,
+    pub(super) space: Condvar,
+    pub(super) child: Mutex<Child>,
+    pub(super) pid: u32,
+}
+
+pub(super) struct LinkState {
+    pub(super) in_flight: VecDeque<Sent>,
+    pub(super) estimate_ns: u64,
+    pub(super) dead: bool,
+    pub(super) writer_waiting: bool,
+}
+
+impl LinkState {
+    pub(super) fn has_space(&self) -> bool {
+        self.in_flight.len() < 2
+            || (self.in_flight.len() < MAX_IN_FLIGHT && self.estimate_ns < WINDOW_NS)
+    }
+}
+
+/// Takes the worker's answers until its socket closes, then settles what was in flight.
+pub(super) fn read(shared: &Shared, link: &Link, stream: UnixStream) {
+    let config = &shared.config;
+    let mut reader = FrameReader::new(stream, crate::worker::frame_limit(&config.limits));
+    let (mut heard, mut seen) = (Instant::now(), 0);
+    let end = loop {
+        if reader.bytes_read() != seen {
+            (heard, seen) = (Instant::now(), reader.bytes_read());
+        }
+        if !reader.has_frame() {
+            let wait = next_check(link, config.timeout, config.liveness, heard);
+            let _ = reader
+                .get_ref()
+                .set_read_timeout(Some(wait.clamp(Duration::from_millis(1), MAX_WAIT)));
+        }
+        match reader.next_frame() {
+            Ok(Next::Frame(proto::HEARTBEAT, _)) => {}
+            Ok(Next::Frame(tag, body)) => {
+                let len = body.len() as u64;
+                shared
+                    .stats
+                    .bytes_received
+                    .fetch_add(len, Ordering::Relaxed);
+                if let Err(error) = answer(shared, link, tag, reader.body(body)) {
+                    break Err(error);
+                }
+            }
+            Ok(Next::Closed) => break Ok(()),
+            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                if reader.bytes_read() != seen {
+                    (heard, seen) = (Instant::now(), reader.bytes_read());
+                }
+                check(link, config.timeout, config.liveness, heard);
+            }
+            Err(error) => break Err(error),
+        }
+    };
+    die(shared, link, end);
+}
+
+/// How long until the oldest job's deadline or the worker's silence bound.
+fn next_check(
+    link: &Link,
+    timeout: Option<Duration>,
+    liveness: Duration,
+    heard: Instant,
+) -> Duration {
+    let state = lock(&link.state);
+    let Some(started) = state.in_flight.front().and_then(|sent| sent.started) else {
+        return MAX_WAIT;
+    };
+    let silent_since = heard.max(started);
+    let mut wait = liveness.saturating_sub(silent_since.elapsed());
+    if let Some(timeout) = timeout {
+        wait = wait.min(timeout.saturating_sub(started.elapsed()));
+    }
+    wait
+}
+
+/// Kills the worker if its oldest job ran past `timeout`, or if it owes an
+/// answer and has sent nothing, not even a heartbeat, for `liveness`.
+fn check(link: &Link, timeout: Option<Duration>, liveness: Duration, heard: Instant) {
+    let mut state = lock(&link.state);
+    let Some(head) = state.in_flight.front_mut() else {
+        return;
+    };
+    let (Some(started), None) = (head.started, head.killed) else {
+        return;
+    };
+    if timeout.is_some_and(|timeout| started.elapsed() >= timeout) {
+        head.killed = Some(Killed::Timeout);
+    } else if heard.max(started).elapsed() >= liveness {
+        head.killed = Some(Killed::Silent);
+    } else {
+        return;
+    }
+    drop(state);
+    let _ = lock(&link.child).kill();
+}
+
+/// Hands one answer to the job it answers: always the oldest in flight.
+/// An answer that does not fit that job breaks the protocol: the worker is
+/// then treated as dead, and the job is settled by [`die`].
+fn answer(shared: &Shared, link: &Link, tag: u8, body: &[u8]) -> io::Result<()> {
+    let mut fields = Fields(body);
+    let task = fields.u64().map_err(proto::invalid)?;
+    let elapsed = match tag {
+        proto::DONE => Some(fields.u64().map_err(proto::invalid)?),
+        proto::STATE | proto::FAILED => None,
+        other => return Err(proto::invalid(format!("unknown frame tag {other:#04x}"))),
+    };
+    let mut state = lock(&link.state);
+    let Some(head) = state.in_flight.front() else {
+        return Err(proto::invalid(format!(
+            "an answer to task {task}, which nothing waits for"
+        )));
+    };
+    if head.task != task {
+        return Err(proto::invalid(format!(
+            "an answer to task {task} out of order"
+        )));
+    }
+    let fits = match (&head.job.work, tag) {
+        (_, proto::FAILED) => true,
+        (Work::Take { .. }, kind) => kind == proto::STATE,
+        (_, kind) => kind == proto::DONE,
+    };
+    if !fits {
+        return Err(proto::invalid(format!(
+            "an answer of kind {tag:#04x} to task {task}, which expects another"
+        )));
+    }
+    let sent = state.in_flight.pop_front().expect("looked at above");
+    state.estimate_ns -= sent.estimate_ns;
+    if let Some(next) = state.in_flight.front_mut() {
+        next.started.get_or_insert_with(Instant::now);
+    }
+    let wake = state.writer_waiting;
+    drop(state);
+    if wake {
+        link.space.notify_one();
+    }
+
+    let job = sent.job;
+    let payload = fields.rest();
+    let result = match elapsed {
+        Some(elapsed) => {
+            let count = job.work.count();
+            if let Some(function) = job.work.needs() {
+                function.record(elapsed, count, payload.len());
+            }
+            shared
+                .stats
+                .tasks
+                .fetch_add(u64::from(count), Ordering::Relaxed);
+            Ok(payload.to_vec())
+        }
+        None if tag == proto::STATE => Ok(payload.to_vec()),
+        None => {
+            let error = match codec::decode_value::<WireError>(payload, &shared.config.limits) {
+                Ok(error) => error.into_error(Some(link.pid)),
+                Err(error) => error,
+            };
+            // An answer refused as too large: later chunks are made smaller.
+            if let (
+                Error::TooLarge { len, .. },
+                Work::Batch {
+                    function, count, ..
+                },
+            ) = (&error, &job.work)
+            {
+                function.record_answer(*len, *count);
+            }
+            Err(error)
+        }
+    };
+    job.reply.send(result);
+    Ok(())
+}
+
+/// The worker is gone: fails or retries the job it was running, and puts
+/// the jobs it never started back in the queue.
+pub(super) fn die(shared: &Shared, link: &Link, end: io::Result<()>) {
+    let mut state = lock(&link.state);
+    state.dead = true;
+    let in_flight: Vec<Sent> = state.in_flight.drain(..).collect();
+    state.estimate_ns = 0;
+    drop(state);
+    link.space.notify_all();
+    shared.queue.wake_all();
+    if shared.queue.is_closed() {
+        in_flight
+            .into_iter()
+            .for_each(|sent| sent.job.fail(Error::PoolClosed));
+        return;
+    }
+    let status = {
+        let mut child = lock(&link.child);
+        let grace = if end.is_ok() {
+            Duration::from_millis(100)
+        } else {
+            Duration::ZERO
+        };
+        process::reap(&mut child, grace)
+    };
+    let status = match end {
+        Err(error) if error.kind() != ErrorKind::UnexpectedEof => {
+            format!("{status}, after a broken frame: {error}")
+        }
+        _ => status,
+    };
+    let mut requeue = Vec::new();
+    for (position, sent) in in_flight.into_iter().enumerate() {
+        let Sent {
+            mut job, killed, ..
+        } = sent;
+        let name = job.work.name().to_owned();
+        let status = match killed {
+            Some(Killed::Silent) => format!(
+                "{status}: it owed an answer and sent nothing, not even a heartbeat, \
+                 for {:?} (stopped, or stuck as a whole)",
+                shared.config.liveness
+            ),
+            _ => status.clone(),
+        };
+        if position > 0 && job.pin.is_none() {
+            requeue.push(job); // never started
+        } else if matches!(killed, Some(Killed::Timeout)) {
+            job.fail(Error::Timeout {
+                name,
+                timeout: shared.config.timeout.unwrap_or_default(),
+            });
+        } else if job.pin.is_none() && job.work.retryable() && job.attempts < shared.config.retries
+        {
+            job.attempts += 1;
+            shared.stats.retries.fetch_add(1, Ordering::Relaxed);
+            requeue.push(job);
+        } else {
+            job.fail(Error::WorkerDied {
+                name,
+                pid: link.pid,
+                status,
+            });
+        }
+    }
+    shared.queue.push_front(requeue);
+}
