@@ -32,7 +32,7 @@ pub(crate) mod job;
 pub(crate) mod map;
 mod process;
 pub(crate) mod protocol;
-mod slot;
+pub(crate) mod slot;
 mod stats;
 pub(crate) mod task;
 

@@ -424,16 +424,19 @@ fn answer(shared: &Shared, link: &Link, tag: u8, body: &[u8]) -> io::Result<()> 
             Ok(fields.rest().to_vec())
         }
         proto::STATE => Ok(fields.rest().to_vec()),
-        proto::FAILED => Err(
-            match codec::decode_value::<WireError>(fields.rest(), &shared.config.limits) {
-                Ok(error) => error.into_error(Some(link.pid)),
-                Err(error) => error,
-            },
-        ),
+        proto::FAILED => Err(failed_error(fields.rest(), &shared.config.limits, link.pid)),
         other => return Err(proto::invalid(format!("unknown frame tag {other:#04x}"))),
     };
     job.reply.send(result);
     Ok(())
+}
+
+/// The error a FAILED frame from worker `pid` carries, or why it cannot be read.
+pub(crate) fn failed_error(bytes: &[u8], limits: &codec::Limits, pid: u32) -> Error {
+    match codec::decode_value::<WireError>(bytes, limits) {
+        Ok(error) => error.into_error(Some(pid)),
+        Err(error) => error,
+    }
 }
 
 /// The worker is gone: fails or retries the job it was running, and puts
