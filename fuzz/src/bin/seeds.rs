@@ -3,6 +3,10 @@
 //! samples in `serfn_fuzz::samples`. Seeds are made, not committed: they
 //! follow the format as it changes.
 
+// Built by `cargo fuzz build` with the targets, so instrumented: libFuzzer
+// provides the coverage callbacks the instrumentation calls.
+extern crate libfuzzer_sys as _;
+
 use std::path::PathBuf;
 
 use serfn::__private::fuzz::{self, tags};
