@@ -22,6 +22,9 @@ pub use {erased_serde, inventory, serde, typetag};
 use crate::codec::{self, Limits};
 use crate::error::{Error, Result as SerfnResult};
 
+#[path = "fuzz.rs"]
+pub mod fuzz;
+
 /// Registers a capture type: implements `SerializableFn` for it through
 /// typetag and submits its registration to the registry.
 ///

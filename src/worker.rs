@@ -111,10 +111,7 @@ fn serve(socket: OsString) -> io::Result<()> {
         .name("serfn-flush".into())
         .spawn(move || flusher.flush_stale())?;
 
-    let mut worker = Worker {
-        limits,
-        functions: HashMap::new(),
-    };
+    let mut worker = Worker::new(limits);
     let mut reader = FrameReader::new(stream, frame_limit(&limits));
     let mut out = Vec::with_capacity(64 << 10);
     loop {
@@ -265,13 +262,22 @@ fn failed(task: u64, error: &WireError, out: &mut Vec<u8>) -> io::Result<()> {
 /// A loaded function, or the error its bytes gave, reported to each task that uses it.
 type Loaded = std::result::Result<DynFn, WireError>;
 
-struct Worker {
+/// The frame loop's state; `pub(crate)` for `__private::fuzz`, which drives it in process.
+pub(crate) struct Worker {
     limits: Limits,
     functions: HashMap<u64, Loaded>,
 }
 
 impl Worker {
-    fn handle(&mut self, tag: u8, body: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+    pub(crate) fn new(limits: Limits) -> Self {
+        Worker {
+            limits,
+            functions: HashMap::new(),
+        }
+    }
+
+    /// Answers one frame into `out`; an error breaks the protocol and ends the worker.
+    pub(crate) fn handle(&mut self, tag: u8, body: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         let mut fields = Fields(body);
         match tag {
             proto::LOAD => {

@@ -209,10 +209,7 @@ fn answer(shared: &Shared, link: &Link, tag: u8, body: &[u8]) -> io::Result<()> 
         }
         None if tag == proto::STATE => Ok(payload.to_vec()),
         None => {
-            let error = match codec::decode_value::<WireError>(payload, &shared.config.limits) {
-                Ok(error) => error.into_error(Some(link.pid)),
-                Err(error) => error,
-            };
+            let error = failed_error(payload, &shared.config.limits, link.pid);
             // An answer refused as too large: later chunks are made smaller.
             if let (
                 Error::TooLarge { len, .. },
@@ -296,4 +293,12 @@ pub(super) fn die(shared: &Shared, link: &Link, end: io::Result<()>) {
         }
     }
     shared.queue.push_front(requeue);
+}
+
+/// The error a FAILED frame from worker `pid` carries, or why it cannot be read.
+pub(crate) fn failed_error(bytes: &[u8], limits: &codec::Limits, pid: u32) -> Error {
+    match codec::decode_value::<WireError>(bytes, limits) {
+        Ok(error) => error.into_error(Some(pid)),
+        Err(error) => error,
+    }
 }

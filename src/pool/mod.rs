@@ -35,7 +35,7 @@
 
 mod builder;
 pub(crate) mod job;
-mod link;
+pub(crate) mod link;
 pub(crate) mod map;
 mod process;
 pub(crate) mod protocol;

@@ -1,0 +1,19 @@
+//! The parent's decoding of a worker's answers: `[output type][item
+//! count][answer frames]`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use serfn::__private::fuzz;
+
+fuzz_target!(|data: &[u8]| {
+    serfn_fuzz::install_panic_hook();
+    let [kind, count, frames @ ..] = data else {
+        return;
+    };
+    let count = u32::from(*count);
+    match kind % 3 {
+        0 => drop(fuzz::parent_answers::<i64>(frames, count)),
+        1 => drop(fuzz::parent_answers::<Vec<i32>>(frames, count)),
+        _ => drop(fuzz::parent_answers::<String>(frames, count)),
+    }
+});
