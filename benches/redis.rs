@@ -9,7 +9,8 @@
 //!   floats `i / items` (default 20,000), `chunk_size(1)`: one task per stream
 //!   entry; tasks/s.
 //! - `tiny_batched`: the same over `--batched-items` floats (default
-//!   1,000,000) with automatic chunking; tasks/s (items per second).
+//!   1,000,000) with automatic chunking (`--batched-chunk N`: chunks of N);
+//!   tasks/s (items per second).
 //! - `pool_tiny_batched`: `tiny_batched` on a local `Pool` of the same number
 //!   of workers, automatic chunking, for the ratio Redis / local.
 //! - `capture_1mib`: a closure capturing 1 MiB of bytes, mapped over 10,000
@@ -28,7 +29,7 @@
 //! with `.ci/redis-up.sh` and stopped at the end.
 //!
 //! Options: `--url URL`, `--runs N`, `--workers N`, `--items N`,
-//! `--batched-items N`, `--capture-items N`, `--only w1,w2`, `--json PATH`
+//! `--batched-items N`, `--batched-chunk N`, `--capture-items N`, `--only w1,w2`, `--json PATH`
 //! (default `target/redisbench.json`). Other arguments (cargo's `--bench`)
 //! are ignored. The JSON has `benches/pool.rs`'s flat schema.
 
@@ -54,6 +55,8 @@ struct Args {
     workers: usize,
     items: usize,
     batched_items: usize,
+    /// `--batched-chunk N`: a fixed chunk size for `tiny_batched` instead of automatic.
+    batched_chunk: Option<usize>,
     capture_items: usize,
     json: String,
     only: Option<Vec<String>>,
@@ -74,6 +77,7 @@ fn parse_args() -> Args {
         workers: 2,
         items: 20_000,
         batched_items: 1_000_000,
+        batched_chunk: None,
         capture_items: 10_000,
         json: "target/redisbench.json".into(),
         only: None,
@@ -98,6 +102,7 @@ fn parse_args() -> Args {
             "--workers" => parsed.workers = number("--workers", value()),
             "--items" => parsed.items = number("--items", value()),
             "--batched-items" => parsed.batched_items = number("--batched-items", value()),
+            "--batched-chunk" => parsed.batched_chunk = Some(number("--batched-chunk", value())),
             "--capture-items" => parsed.capture_items = number("--capture-items", value()),
             "--json" => parsed.json = value().expect("--json needs a path"),
             "--only" => {
@@ -415,7 +420,7 @@ fn main() {
     // -- tiny tasks, one per entry and batched, then on the local pool -------
     for (workload, n, chunk) in [
         ("tiny_one_per_entry", args.items, Some(1)),
-        ("tiny_batched", args.batched_items, None),
+        ("tiny_batched", args.batched_items, args.batched_chunk),
     ] {
         if !args.wants(workload) {
             continue;
@@ -532,6 +537,7 @@ fn main() {
             vec![
                 ("items", args.capture_items.to_string()),
                 ("capture_bytes", CAPTURE_BYTES.to_string()),
+                ("chunk_size", "\"auto\"".into()),
                 ("redis_in_mib", mib(input)),
                 ("redis_out_mib", mib(output)),
                 ("function_mib", mib(delta(|s| s.function_bytes))),
