@@ -14,7 +14,8 @@ times the same workloads:
                       integers (default 10,000) in chunks of --capture-chunk
                       (pickle stores the bytes once per message); seconds, and
                       the bytes through Redis (INFO stats deltas)
-The time runs from sending the first task to having every result. Workers are
+The time runs from sending the first task to having every result (`send_s`:
+the median time in `apply_async`, the client's part). Workers are
 started and warmed up first. Each number is the median of --runs runs
 (default 3), each result checked against the same function run here.
 Run with the venv made by setup.sh.
@@ -133,6 +134,7 @@ def main(args):
     if os.geteuid() == 0:
         # Celery refuses pickle as root; here it is a throwaway queue on loopback.
         env["C_FORCE_ROOT"] = "1"
+        env["PYTHONWARNINGS"] = "ignore::UserWarning:celery.platforms"
     os.environ.update(env)
     sys.path.insert(0, str(HERE))
     import celery
@@ -165,11 +167,19 @@ def main(args):
     try:
         workers.wait_ready(app)
 
+        sending = []  # seconds in apply_async of each timed run: the client's share
+
+        def send(signature):
+            start = time.perf_counter()
+            result = signature.apply_async()
+            sending.append(time.perf_counter() - start)
+            return result
+
         def one_per_entry(items):
-            return group(scale.s(x, FACTOR) for x in items).apply_async().get()
+            return send(group(scale.s(x, FACTOR) for x in items)).get()
 
         def batched(items, n):
-            return flat(scale.chunks(((x, FACTOR) for x in items), n).apply_async().get())
+            return flat(send(scale.chunks(((x, FACTOR) for x in items), n)).get())
 
         # Untimed, checked warm-up of both shapes.
         warm = floats(1000)
@@ -188,9 +198,11 @@ def main(args):
             def check(_, got, want=want, workload=workload):
                 assert got == want, f"{workload}: wrong results"
 
+            sending.clear()
             secs = timed(args.runs, lambda _: run(items), check)
             extra = {"items": n, "chunk_size": 1 if workload == "tiny_one_per_entry" else args.chunk,
                      "entries_per_run": n if workload == "tiny_one_per_entry" else -(-n // args.chunk),
+                     "send_s": round(statistics.median(sending[-args.runs:]), 4),
                      "runs_s": [round(s, 4) for s in secs]}
             record(workload, n / statistics.median(secs), "tasks/s", **extra)
 
