@@ -85,6 +85,7 @@ pub(crate) struct TaskEntry {
     pub(crate) timeout_ms: Option<u64>,
     /// How long the job's results are kept after the last one, in seconds.
     pub(crate) ttl_s: u64,
+    #[serde(with = "bytes")]
     pub(crate) items: Vec<u8>,
 }
 
@@ -98,7 +99,86 @@ pub(crate) struct ResultEntry {
     pub(crate) seq: bool,
     pub(crate) elapsed_ns: u64,
     pub(crate) worker: String,
+    #[serde(with = "output")]
     pub(crate) output: std::result::Result<Vec<u8>, WireError>,
+}
+
+/// A `Vec<u8>` as one byte string, not a sequence of `u8`s: the same
+/// bincode bytes, but encoded and decoded in one piece rather than byte by
+/// byte through serde and the decode guard (most of a large task's cost).
+mod bytes {
+    use serde::de::{Deserializer, Error, Visitor};
+    use serde::Serializer;
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(bytes)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<u8>, D::Error> {
+        deserializer.deserialize_byte_buf(BytesVisitor)
+    }
+
+    struct BytesVisitor;
+
+    impl Visitor<'_> for BytesVisitor {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a byte string")
+        }
+
+        fn visit_bytes<E: Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(bytes.to_vec())
+        }
+
+        fn visit_byte_buf<E: Error>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(bytes)
+        }
+    }
+}
+
+/// A result's output with its bytes as in [`bytes`]; encoded as the
+/// `Result` it stands for.
+mod output {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::error::WireError;
+
+    #[derive(Serialize)]
+    #[serde(rename = "Result")]
+    enum Borrowed<'a> {
+        Ok(#[serde(serialize_with = "super::bytes::serialize")] &'a [u8]),
+        Err(&'a WireError),
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename = "Result")]
+    enum Owned {
+        Ok(#[serde(deserialize_with = "super::bytes::deserialize")] Vec<u8>),
+        Err(WireError),
+    }
+
+    pub(super) fn serialize<S: Serializer>(
+        output: &Result<Vec<u8>, WireError>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match output {
+            Ok(bytes) => Borrowed::Ok(bytes),
+            Err(error) => Borrowed::Err(error),
+        }
+        .serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Result<Vec<u8>, WireError>, D::Error> {
+        Ok(match Owned::deserialize(deserializer)? {
+            Owned::Ok(bytes) => Ok(bytes),
+            Owned::Err(error) => Err(error),
+        })
+    }
 }
 
 /// Encodes and, with a key, signs an entry.
@@ -170,4 +250,73 @@ pub(crate) fn open_function<'b>(
         )));
     }
     Ok(envelope)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The entries as they were encoded before [`bytes`]: sequences of `u8`.
+    #[derive(Serialize)]
+    struct PlainResult {
+        job: String,
+        task: u64,
+        first: u64,
+        count: u32,
+        seq: bool,
+        elapsed_ns: u64,
+        worker: String,
+        output: std::result::Result<Vec<u8>, WireError>,
+    }
+
+    #[test]
+    fn byte_strings_encode_as_before_and_round_trip() {
+        let limits = Limits::default();
+        let error = WireError::from(&Error::decode("no"));
+        for output in [
+            Ok((0..=255).collect::<Vec<u8>>()),
+            Ok(Vec::new()),
+            Err(error),
+        ] {
+            let plain = PlainResult {
+                job: "j".into(),
+                task: 7,
+                first: 70,
+                count: 3,
+                seq: true,
+                elapsed_ns: 5,
+                worker: "w".into(),
+                output: output.clone(),
+            };
+            let result = ResultEntry {
+                job: "j".into(),
+                task: 7,
+                first: 70,
+                count: 3,
+                seq: true,
+                elapsed_ns: 5,
+                worker: "w".into(),
+                output,
+            };
+            let sealed = seal(&result, None, Context::Result).unwrap();
+            assert_eq!(sealed, codec::encode_value(&plain).unwrap());
+            let opened: ResultEntry = open(&sealed, None, Context::Result, &limits).unwrap();
+            assert_eq!(opened.output, plain.output);
+        }
+        let task = TaskEntry {
+            job: "j".into(),
+            task: 1,
+            first: 0,
+            count: 2,
+            function: [9; 32],
+            name: "n".into(),
+            seq: false,
+            timeout_ms: None,
+            ttl_s: 60,
+            items: vec![1, 2, 3],
+        };
+        let sealed = seal(&task, None, Context::Task).unwrap();
+        let opened: TaskEntry = open(&sealed, None, Context::Task, &limits).unwrap();
+        assert_eq!(opened.items, vec![1, 2, 3]);
+    }
 }
