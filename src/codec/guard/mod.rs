@@ -158,9 +158,6 @@ enum Slot {
     Element,
     /// A map key: a slot of its size, and [`ENTRY_OVERHEAD`] for the entry.
     Key,
-    /// A field, inside storage its parent paid for: one byte, so that a
-    /// forged field count cannot loop for free.
-    Field,
     /// Paid already: a variant's content or its identifier.
     Inline,
 }
@@ -181,12 +178,12 @@ impl<'s, S> Seed<'s, S> {
 impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Seed<'_, S> {
     type Value = S::Value;
 
+    #[inline]
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<S::Value, D::Error> {
         let size = size_of::<S::Value>();
         let (cost, credit) = match self.slot {
             Slot::Element => (size.max(1), Credit::paid(size)),
             Slot::Key => (size.max(1) + ENTRY_OVERHEAD, Credit::paid(size)),
-            Slot::Field => (1, Credit::inline(size)),
             Slot::Inline => (0, Credit::inline(size)),
         };
         self.state.charge::<D::Error>(cost)?;
@@ -358,10 +355,11 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Guarded<'_, V> {
         state.pay::<V::Value, A::Error>(true)?;
         // An element or a field costs at least a byte.
         state.afford::<A::Error>(seq.size_hint(), 1)?;
-        let seq = Guarded {
+        let seq = Seq {
             inner: seq,
             state,
             fields: self.fields,
+            cap: state.cap(),
         };
         state.nested(|| self.inner.visit_seq(seq))
     }
@@ -401,20 +399,59 @@ impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Guarded<'_, S> {
 // what it holds, as serde's do past 1 MiB anyway: a `Vec<f64>` of 10^6
 // elements takes 18 reallocations instead of 3, the extra ones copying
 // under 1 MiB in all; one of 10 elements, 3 allocations instead of 1.
-impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Guarded<'_, A> {
+/// A sequence's access object: its elements, or the fields of a tuple,
+/// struct or variant (`fields`).
+struct Seq<'s, A> {
+    inner: A,
+    state: &'s State,
+    fields: bool,
+    /// The budget's cap, read once: it cannot change during the visit.
+    cap: usize,
+}
+
+impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Seq<'_, A> {
     type Error = A::Error;
 
+    #[inline]
     fn next_element_seed<T: DeserializeSeed<'de>>(
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, A::Error> {
-        let slot = if self.fields {
-            Slot::Field
-        } else {
-            Slot::Element
+        let seed = Item {
+            inner: seed,
+            state: self.state,
+            fields: self.fields,
+            cap: self.cap,
         };
+        self.inner.next_element_seed(seed)
+    }
+}
+
+/// [`Seed`] for a sequence element (a slot of its size), or a field (inside
+/// storage its parent paid for: one byte, so that a forged field count
+/// cannot loop for free), against a cached cap.
+struct Item<'s, S> {
+    inner: S,
+    state: &'s State,
+    fields: bool,
+    cap: usize,
+}
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Item<'_, S> {
+    type Value = S::Value;
+
+    #[inline]
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<S::Value, D::Error> {
+        let size = size_of::<S::Value>();
+        let (cost, credit) = if self.fields {
+            (1, Credit::inline(size))
+        } else {
+            (size.max(1), Credit::paid(size))
+        };
+        self.state.charge_within::<D::Error>(cost, self.cap)?;
+        self.state.grant(credit);
         self.inner
-            .next_element_seed(Seed::new(seed, self.state, slot))
+            .deserialize(Guarded::new(deserializer, self.state))
     }
 }
 

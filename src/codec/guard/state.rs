@@ -115,10 +115,23 @@ impl State {
     }
 
     /// Spends `bytes` of the budget.
+    #[inline]
     pub(super) fn charge<E: de::Error>(&self, bytes: usize) -> Result<(), E> {
-        let used = self.used.get();
-        match used.checked_add(bytes) {
-            Some(next) if next <= self.budget_bound.get().cap() => {
+        self.charge_within(bytes, self.cap())
+    }
+
+    /// The most `used` may reach. Constant while a value is visited: a
+    /// nested decode puts it back when it ends.
+    #[inline]
+    pub(super) fn cap(&self) -> usize {
+        self.budget_bound.get().cap()
+    }
+
+    /// [`charge`](Self::charge) against `cap`, read before by [`cap`](Self::cap).
+    #[inline]
+    pub(super) fn charge_within<E: de::Error>(&self, bytes: usize, cap: usize) -> Result<(), E> {
+        match self.used.get().checked_add(bytes) {
+            Some(next) if next <= cap => {
                 self.used.set(next);
                 Ok(())
             }
@@ -140,6 +153,9 @@ impl State {
 
     /// [`Error::TooLarge`]: the budget needed with `count` more items of
     /// `each` bytes, against the limit.
+    // Out of line: keeps the callers' hot paths short.
+    #[cold]
+    #[inline(never)]
     fn too_large<E: de::Error>(&self, count: usize, each: usize) -> E {
         let bound = self.budget_bound.get();
         let len = (count as u128 * each as u128 + (self.used.get() - bound.base) as u128)
