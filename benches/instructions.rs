@@ -12,20 +12,8 @@ use std::hint::black_box;
 use serde::{Deserialize, Serialize};
 use serfn::{Pool, SerFn};
 
-/// The closure over one `f64` of the README's codec table.
-#[derive(Serialize, Deserialize, Clone)]
-struct Scale {
-    factor: f64,
-}
-
-impl serfn::Call<f64> for Scale {
-    type Output = f64;
-    fn call(&self, x: f64) -> f64 {
-        x * self.factor
-    }
-}
-
-serfn::register_instance!(Scale as Call<f64>, name = "instructions::Scale");
+mod common;
+use common::{bincode_round_trip, Scale};
 
 /// A large capture: `Vec<f64>` of 64 KiB or 1 MiB.
 #[derive(Serialize, Deserialize, Clone)]
@@ -90,12 +78,6 @@ const OPS: &[(&str, &str, usize)] = &[
     ),
 ];
 
-fn bincode_round_trip<T: Serialize + serde::de::DeserializeOwned>(value: &T) -> T {
-    let config = bincode::config::standard();
-    let bytes = bincode::serde::encode_to_vec(value, config).unwrap();
-    bincode::serde::decode_from_slice(&bytes, config).unwrap().0
-}
-
 fn serfn_round_trip(f: &SerFn<f64, f64>) -> SerFn<f64, f64> {
     let bytes = serfn::to_bytes(f).unwrap();
     serfn::from_bytes(&bytes).unwrap()
@@ -107,56 +89,59 @@ fn weights(elements: usize) -> Weights {
     }
 }
 
+/// Runs `body` once, then `iters` more times. Generic, so that it is
+/// inlined: an indirect call per iteration would inflate the small references.
+fn repeat(iters: usize, mut body: impl FnMut()) {
+    for _ in 0..=iters {
+        body();
+    }
+}
+
 /// Runs `op` once, then `iters` more times.
 fn run(op: &str, iters: usize) {
-    let repeat = |body: &mut dyn FnMut()| {
-        for _ in 0..=iters {
-            body();
-        }
-    };
     match op {
         "serfn_round_trip" => {
             let f = SerFn::new(Scale { factor: 1.5 });
-            repeat(&mut || {
+            repeat(iters, || {
                 black_box(serfn_round_trip(black_box(&f)).call(black_box(2.0)));
             });
         }
         "bincode_round_trip" => {
             let capture = Scale { factor: 1.5 };
-            repeat(&mut || {
+            repeat(iters, || {
                 let decoded = bincode_round_trip(black_box(&capture));
                 black_box(serfn::Call::call(&decoded, black_box(2.0)));
             });
         }
         "serfn_call" => {
             let f = SerFn::new(Scale { factor: 1.5 });
-            repeat(&mut || {
+            repeat(iters, || {
                 black_box(black_box(&f).call(black_box(2.0)));
             });
         }
         "box_dyn_call" => {
             let factor = 1.5f64;
             let f: Box<dyn Fn(f64) -> f64> = Box::new(move |x| x * factor);
-            repeat(&mut || {
+            repeat(iters, || {
                 black_box(black_box(&f)(black_box(2.0)));
             });
         }
         "direct_call" => {
             let capture = Scale { factor: 1.5 };
-            repeat(&mut || {
+            repeat(iters, || {
                 black_box(serfn::Call::call(black_box(&capture), black_box(2.0)));
             });
         }
         "serfn_large_64k" | "serfn_large_1m" => {
             let elements = elements_of(op);
             let f = SerFn::new(weights(elements));
-            repeat(&mut || {
+            repeat(iters, || {
                 black_box(serfn_round_trip(black_box(&f)));
             });
         }
         "bincode_large_64k" | "bincode_large_1m" => {
             let capture = weights(elements_of(op));
-            repeat(&mut || {
+            repeat(iters, || {
                 black_box(bincode_round_trip(black_box(&capture)));
             });
         }
