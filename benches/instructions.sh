@@ -30,7 +30,11 @@ done
 
 command -v valgrind >/dev/null || { echo "valgrind not found (apt-get install -y valgrind)" >&2; exit 2; }
 
-bin=$(cargo bench --no-run --bench instructions --message-format=json |
+# One codegen unit for serfn (its lib and this bench; dependencies as built): with the
+# default 16, how generic code is split and inlined moved these counts by up to 40% when
+# unrelated code of the bench changed. With one, they did not move.
+bin=$(cargo bench --no-run --bench instructions --message-format=json \
+    --config 'profile.bench.package.serfn.codegen-units=1' |
     python3 -c '
 import json, sys
 for line in sys.stdin:
