@@ -7,7 +7,7 @@
 # Each op of benches/instructions.rs runs under `valgrind --tool=callgrind` at N and 2N
 # iterations; (count(2N) - count(N)) / N is its cost, start-up cancelled. Prints a table,
 # writes target/instructions.json. --quick: smaller N (CI). --repeat: measure everything
-# twice and fail unless the counts agree within 0.1%. --check: exit 1 when a ratio or a
+# twice and fail unless the counts agree (0.1%; the pool's parent 10%). --check: exit 1 when a ratio or a
 # serfn count is more than 20% above BASELINE. --write-baseline: rewrite BASELINE
 # (default benches/instructions.baseline.json). Needs valgrind and python3.
 set -euo pipefail
@@ -31,8 +31,8 @@ done
 command -v valgrind >/dev/null || { echo "valgrind not found (apt-get install -y valgrind)" >&2; exit 2; }
 
 # One codegen unit for serfn (its lib and this bench; dependencies as built): with the
-# default 16, how generic code is split and inlined moved these counts by up to 40% when
-# unrelated code of the bench changed. With one, they did not move.
+# default 16, how generic code is split and inlined moved the large-capture counts by 40%
+# when unrelated code of the bench moved. With one, they did not move.
 bin=$(cargo bench --no-run --bench instructions --message-format=json \
     --config 'profile.bench.package.serfn.codegen-units=1' |
     python3 -c '
