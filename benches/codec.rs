@@ -10,30 +10,11 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_closure::traits::Fn as _;
 use serfn::SerFn;
 
-#[derive(Serialize, Deserialize, Clone)]
-struct Scale {
-    factor: f64,
-}
-
-impl serfn::Call<f64> for Scale {
-    type Output = f64;
-    fn call(&self, x: f64) -> f64 {
-        x * self.factor
-    }
-}
-
-serfn::register_instance!(Scale as Call<f64>, name = "bench::Scale");
-
-fn bincode_round_trip<T: Serialize + DeserializeOwned>(value: &T) -> T {
-    let config = bincode::config::standard();
-    let bytes = bincode::serde::encode_to_vec(value, config).unwrap();
-    bincode::serde::decode_from_slice(&bytes, config).unwrap().0
-}
+mod common;
+use common::{bincode_round_trip, Scale};
 
 fn sizes() {
     let capture = Scale { factor: 1.5 };

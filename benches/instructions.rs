@@ -1,0 +1,205 @@
+//! One operation run N times, for counting instructions under callgrind:
+//! `cargo bench --bench instructions -- --op NAME --iters N`; `--list` (or
+//! no `--op`) prints the operations. `benches/instructions.sh` runs each op
+//! at N and 2N iterations under `valgrind --tool=callgrind` and divides the
+//! difference by N, so start-up and the warm-up call cancel.
+//!
+//! Each op runs once before its N iterations, so lazy set-up (the registry,
+//! a pool's workers and the function they are sent) is in both counts.
+
+use std::hint::black_box;
+
+use serde::{Deserialize, Serialize};
+use serfn::{Pool, SerFn};
+
+mod common;
+use common::{bincode_round_trip, Scale};
+
+/// A large capture: `Vec<f64>` of 64 KiB or 1 MiB.
+#[derive(Serialize, Deserialize, Clone)]
+struct Weights {
+    values: Vec<f64>,
+}
+
+impl serfn::Call<f64> for Weights {
+    type Output = f64;
+    fn call(&self, x: f64) -> f64 {
+        x * self.values.len() as f64
+    }
+}
+
+serfn::register_instance!(Weights as Call<f64>, name = "instructions::Weights");
+
+const ELEMENTS_64K: usize = (64 << 10) / 8;
+const ELEMENTS_1M: usize = (1 << 20) / 8;
+/// Items per message in `pool_map`: fixed, since automatic chunking depends on time.
+const POOL_CHUNK: usize = 1000;
+
+/// Name, what one iteration does, and what an iteration is divided into
+/// (elements of a large capture; 1 otherwise), as `instructions.sh` reads it.
+const OPS: &[(&str, &str, usize)] = &[
+    (
+        "serfn_round_trip",
+        "to_bytes + from_bytes::<SerFn<f64, f64>> + call, closure over one f64",
+        1,
+    ),
+    (
+        "bincode_round_trip",
+        "raw bincode encode + decode of the same capture struct + direct call",
+        1,
+    ),
+    ("serfn_call", "SerFn::call in process", 1),
+    ("box_dyn_call", "Box<dyn Fn(f64) -> f64> call", 1),
+    ("direct_call", "direct call of the impl", 1),
+    (
+        "serfn_large_64k",
+        "to_bytes + from_bytes of a Vec<f64> capture of 64 KiB, per element",
+        ELEMENTS_64K,
+    ),
+    (
+        "bincode_large_64k",
+        "raw bincode encode + decode of the same 64 KiB struct, per element",
+        ELEMENTS_64K,
+    ),
+    (
+        "serfn_large_1m",
+        "to_bytes + from_bytes of a Vec<f64> capture of 1 MiB, per element",
+        ELEMENTS_1M,
+    ),
+    (
+        "bincode_large_1m",
+        "raw bincode encode + decode of the same 1 MiB struct, per element",
+        ELEMENTS_1M,
+    ),
+    (
+        "pool_map",
+        "the parent's cost per item of Pool::map, 2 workers, chunks of 1000",
+        1,
+    ),
+];
+
+fn serfn_round_trip(f: &SerFn<f64, f64>) -> SerFn<f64, f64> {
+    let bytes = serfn::to_bytes(f).unwrap();
+    serfn::from_bytes(&bytes).unwrap()
+}
+
+fn weights(elements: usize) -> Weights {
+    Weights {
+        values: (0..elements).map(|i| i as f64 * 0.5).collect(),
+    }
+}
+
+/// Runs `body` once, then `iters` more times. Generic, so that it is
+/// inlined: an indirect call per iteration would inflate the small references.
+fn repeat(iters: usize, mut body: impl FnMut()) {
+    for _ in 0..=iters {
+        body();
+    }
+}
+
+/// Runs `op` once, then `iters` more times.
+fn run(op: &str, iters: usize) {
+    match op {
+        "serfn_round_trip" => {
+            let f = SerFn::new(Scale { factor: 1.5 });
+            repeat(iters, || {
+                black_box(serfn_round_trip(black_box(&f)).call(black_box(2.0)));
+            });
+        }
+        "bincode_round_trip" => {
+            let capture = Scale { factor: 1.5 };
+            repeat(iters, || {
+                let decoded = bincode_round_trip(black_box(&capture));
+                black_box(serfn::Call::call(&decoded, black_box(2.0)));
+            });
+        }
+        "serfn_call" => {
+            let f = SerFn::new(Scale { factor: 1.5 });
+            repeat(iters, || {
+                black_box(black_box(&f).call(black_box(2.0)));
+            });
+        }
+        "box_dyn_call" => {
+            let factor = 1.5f64;
+            let f: Box<dyn Fn(f64) -> f64> = Box::new(move |x| x * factor);
+            repeat(iters, || {
+                black_box(black_box(&f)(black_box(2.0)));
+            });
+        }
+        "direct_call" => {
+            let capture = Scale { factor: 1.5 };
+            repeat(iters, || {
+                black_box(serfn::Call::call(black_box(&capture), black_box(2.0)));
+            });
+        }
+        "serfn_large_64k" | "serfn_large_1m" => {
+            let elements = elements_of(op);
+            let f = SerFn::new(weights(elements));
+            repeat(iters, || {
+                black_box(serfn_round_trip(black_box(&f)));
+            });
+        }
+        "bincode_large_64k" | "bincode_large_1m" => {
+            let capture = weights(elements_of(op));
+            repeat(iters, || {
+                black_box(bincode_round_trip(black_box(&capture)));
+            });
+        }
+        "pool_map" => pool_map(iters),
+        _ => {
+            eprintln!("unknown op {op:?}; --list prints the ops");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn elements_of(op: &str) -> usize {
+    OPS.iter().find(|(name, ..)| *name == op).map_or(1, |o| o.2)
+}
+
+/// One warm-up map (starts the workers, sends them the function), then one
+/// map of `iters` items; only the parent is counted (`--trace-children=no`).
+fn pool_map(iters: usize) {
+    let pool = Pool::builder()
+        .workers(2)
+        .chunk_size(POOL_CHUNK)
+        .build()
+        .unwrap();
+    let f = SerFn::new(Scale { factor: 1.5 });
+    let map = |items: usize| {
+        let inputs = (0..items).map(|i| i as f64);
+        let sum: f64 = pool.map(&f, inputs).map(Result::unwrap).sum();
+        black_box(sum);
+    };
+    map(2 * POOL_CHUNK);
+    map(iters);
+}
+
+fn main() {
+    serfn::worker::init();
+    let mut op = None;
+    let mut iters = 1000;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--op" => op = args.next(),
+            "--iters" => {
+                iters = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("--iters takes a number")
+            }
+            // Cargo passes `--bench`; anything else is ignored likewise.
+            _ => {}
+        }
+    }
+    match op {
+        Some(op) => run(&op, iters),
+        // The list `instructions.sh` reads: name, divisor, description.
+        None => {
+            for (name, what, per) in OPS {
+                println!("{name}\t{per}\t{what}");
+            }
+        }
+    }
+}
