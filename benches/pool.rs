@@ -29,6 +29,9 @@
 //! The JSON has the Python script's flat schema:
 //! `{"workers", "runs", "items", "results": [{"workload", "library": "serfn", "value", "unit", ...}]}`.
 
+#[path = "common/args.rs"]
+mod args;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -72,36 +75,17 @@ fn parse_args() -> Args {
     let mut json = "target/rustbench.json".to_string();
     let mut only = None;
     let mut cpu_iters_given = None;
-    let mut args = std::env::args().skip(1);
-    let number = |flag: &str, value: Option<String>| -> usize {
-        value
-            .as_deref()
-            .and_then(|v| v.replace('_', "").parse().ok())
-            .filter(|&n: &usize| n > 0)
-            .unwrap_or_else(|| panic!("{flag} needs a positive number"))
-    };
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
-            None => (arg.clone(), None),
-        };
-        let mut value = || inline.clone().or_else(|| args.next());
+    let mut flags = args::Flags::new();
+    while let Some((flag, inline)) = flags.next_flag() {
+        let mut value = || flags.value(inline.clone());
         match flag.as_str() {
-            "--runs" => runs = Some(number("--runs", value())),
-            "--workers" => workers = number("--workers", value()),
-            "--items" => items = Some(number("--items", value())),
+            "--runs" => runs = Some(args::number("--runs", value())),
+            "--workers" => workers = args::number("--workers", value()),
+            "--items" => items = Some(args::number("--items", value())),
             "--json" => json = value().expect("--json needs a path"),
             "--quick" => quick = true,
-            "--cpu-iters" => cpu_iters_given = Some(number("--cpu-iters", value()) as u32),
-            "--only" => {
-                only = Some(
-                    value()
-                        .expect("--only needs workload names")
-                        .split(',')
-                        .map(String::from)
-                        .collect(),
-                )
-            }
+            "--cpu-iters" => cpu_iters_given = Some(args::number("--cpu-iters", value()) as u32),
+            "--only" => only = Some(args::names("--only", value())),
             _ => {} // cargo's --bench, filters and the like
         }
     }

@@ -33,6 +33,9 @@
 //! (default `target/redisbench.json`). Other arguments (cargo's `--bench`)
 //! are ignored. The JSON has `benches/pool.rs`'s flat schema.
 
+#[path = "common/args.rs"]
+mod args;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -82,38 +85,21 @@ fn parse_args() -> Args {
         json: "target/redisbench.json".into(),
         only: None,
     };
-    let mut args = std::env::args().skip(1);
-    let number = |flag: &str, value: Option<String>| -> usize {
-        value
-            .as_deref()
-            .and_then(|v| v.replace('_', "").parse().ok())
-            .filter(|&n: &usize| n > 0)
-            .unwrap_or_else(|| panic!("{flag} needs a positive number"))
-    };
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
-            None => (arg.clone(), None),
-        };
-        let mut value = || inline.clone().or_else(|| args.next());
+    let mut flags = args::Flags::new();
+    while let Some((flag, inline)) = flags.next_flag() {
+        let mut value = || flags.value(inline.clone());
         match flag.as_str() {
             "--url" => parsed.url = Some(value().expect("--url needs a URL")),
-            "--runs" => parsed.runs = number("--runs", value()),
-            "--workers" => parsed.workers = number("--workers", value()),
-            "--items" => parsed.items = number("--items", value()),
-            "--batched-items" => parsed.batched_items = number("--batched-items", value()),
-            "--batched-chunk" => parsed.batched_chunk = Some(number("--batched-chunk", value())),
-            "--capture-items" => parsed.capture_items = number("--capture-items", value()),
-            "--json" => parsed.json = value().expect("--json needs a path"),
-            "--only" => {
-                parsed.only = Some(
-                    value()
-                        .expect("--only needs workload names")
-                        .split(',')
-                        .map(String::from)
-                        .collect(),
-                )
+            "--runs" => parsed.runs = args::number("--runs", value()),
+            "--workers" => parsed.workers = args::number("--workers", value()),
+            "--items" => parsed.items = args::number("--items", value()),
+            "--batched-items" => parsed.batched_items = args::number("--batched-items", value()),
+            "--batched-chunk" => {
+                parsed.batched_chunk = Some(args::number("--batched-chunk", value()))
             }
+            "--capture-items" => parsed.capture_items = args::number("--capture-items", value()),
+            "--json" => parsed.json = value().expect("--json needs a path"),
+            "--only" => parsed.only = Some(args::names("--only", value())),
             _ => {} // cargo's --bench and the like
         }
     }
