@@ -216,8 +216,9 @@ pub fn serve_from_env() {
     std::process::exit(0);
 }
 
-/// An example program of this package, built by `cargo test` beside the
-/// tests (or built now).
+/// An example program of this package, built now: `cargo test --test`
+/// does not build examples, and a binary left by an earlier build may speak
+/// an older format (cargo does nothing when it is up to date).
 pub fn example(name: &str) -> PathBuf {
     let dir = std::env::current_exe().unwrap();
     let path = dir
@@ -227,13 +228,11 @@ pub fn example(name: &str) -> PathBuf {
         .unwrap()
         .join("examples")
         .join(name);
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--features", "redis", "--example", name])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--features", "redis", "--example", name])
+        .status()
+        .unwrap();
+    assert!(status.success(), "cannot build the example {name}");
     path
 }
