@@ -71,25 +71,32 @@ pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
 /// One task: a chunk of items of one job, for the function of that hash.
 #[derive(Serialize, Deserialize, Debug)]
 pub(crate) struct TaskEntry {
+    pub(crate) header: TaskHeader,
+    pub(crate) function: [u8; 32],
+    #[serde(with = "bytes")]
+    pub(crate) items: Vec<u8>,
+}
+
+/// What a task says of itself, and what its result and its dead letter
+/// need of it: everything but its function and its items.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub(crate) struct TaskHeader {
     pub(crate) job: String,
     pub(crate) task: u64,
     /// The index of the chunk's first item in the job.
     pub(crate) first: u64,
     pub(crate) count: u32,
-    pub(crate) function: [u8; 32],
     /// The function's name, for errors about a task whose function is gone.
     pub(crate) name: String,
-    /// Whether `items` is one codec sequence for a typed batch, or a
+    /// Whether the items are one codec sequence for a typed batch, or a
     /// protocol items block for item-by-item calls.
     pub(crate) seq: bool,
     pub(crate) timeout_ms: Option<u64>,
     /// How long the job's results are kept after the last one, in seconds.
     pub(crate) ttl_s: u64,
-    #[serde(with = "bytes")]
-    pub(crate) items: Vec<u8>,
 }
 
-/// What a worker answers for one task.
+/// What a worker answers for one task; `job` to `seq` repeat its header's.
 #[derive(Serialize, Deserialize, Debug)]
 pub(crate) struct ResultEntry {
     pub(crate) job: String,
@@ -304,15 +311,17 @@ mod tests {
             assert_eq!(opened.output, plain.output);
         }
         let task = TaskEntry {
-            job: "j".into(),
-            task: 1,
-            first: 0,
-            count: 2,
+            header: TaskHeader {
+                job: "j".into(),
+                task: 1,
+                first: 0,
+                count: 2,
+                name: "n".into(),
+                seq: false,
+                timeout_ms: None,
+                ttl_s: 60,
+            },
             function: [9; 32],
-            name: "n".into(),
-            seq: false,
-            timeout_ms: None,
-            ttl_s: 60,
             items: vec![1, 2, 3],
         };
         let sealed = seal(&task, None, Context::Task).unwrap();

@@ -10,7 +10,7 @@ use redis::Commands;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::entry::{self, Context, ResultEntry, TaskEntry, FIELD};
+use super::entry::{self, Context, ResultEntry, TaskEntry, TaskHeader, FIELD};
 use super::{broker, Shared};
 use crate::codec::Limits;
 use crate::error::{Error, Result};
@@ -138,15 +138,17 @@ impl Job {
     /// Sends one task of `count` items encoded in `items`.
     pub(crate) fn send(&mut self, items: Vec<u8>, count: u32) -> Result<()> {
         let task = TaskEntry {
-            job: self.id.clone(),
-            task: self.next_task,
-            first: self.next_item,
-            count,
+            header: TaskHeader {
+                job: self.id.clone(),
+                task: self.next_task,
+                first: self.next_item,
+                count,
+                name: self.function.name.to_owned(),
+                seq: self.function.seq,
+                timeout_ms: self.shared.config.timeout.map(|t| t.as_millis() as u64),
+                ttl_s: self.shared.config.result_ttl.as_secs(),
+            },
             function: self.function.hash,
-            name: self.function.name.to_owned(),
-            seq: self.function.seq,
-            timeout_ms: self.shared.config.timeout.map(|t| t.as_millis() as u64),
-            ttl_s: self.shared.config.result_ttl.as_secs(),
             items,
         };
         let sealed = entry::seal(&task, self.shared.config.key.as_ref(), Context::Task)?;
@@ -216,7 +218,8 @@ impl Job {
             let Some(bytes) = id.get::<Vec<u8>>(FIELD) else {
                 continue;
             };
-            let Ok(task) = entry::open::<TaskEntry>(&bytes, key, Context::Task, &self.limits())
+            let Ok(TaskEntry { header: task, .. }) =
+                entry::open::<TaskEntry>(&bytes, key, Context::Task, &self.limits())
             else {
                 continue;
             };

@@ -12,7 +12,7 @@ use redis::streams::{
 };
 use redis::Commands;
 
-use super::entry::{self, Context, Keys, ResultEntry, TaskEntry, FIELD};
+use super::entry::{self, Context, Keys, ResultEntry, TaskEntry, TaskHeader, FIELD};
 use super::{broker, DEFAULT_PREFIX};
 use crate::codec::{Key, Limits, TAG_LEN};
 use crate::error::{Error, Result, WireError};
@@ -173,34 +173,6 @@ struct Running {
     id: String,
     task: TaskHeader,
     deadline: Option<Instant>,
-}
-
-/// What a result needs of its task.
-#[derive(Clone)]
-struct TaskHeader {
-    job: String,
-    task: u64,
-    first: u64,
-    count: u32,
-    seq: bool,
-    name: String,
-    ttl_s: u64,
-    timeout_ms: Option<u64>,
-}
-
-impl From<&TaskEntry> for TaskHeader {
-    fn from(task: &TaskEntry) -> Self {
-        TaskHeader {
-            job: task.job.clone(),
-            task: task.task,
-            first: task.first,
-            count: task.count,
-            seq: task.seq,
-            name: task.name.clone(),
-            ttl_s: task.ttl_s,
-            timeout_ms: task.timeout_ms,
-        }
-    }
 }
 
 /// Adds a result to its job's stream, which lives as long as the job says.
@@ -427,41 +399,42 @@ impl Serving<'_> {
                 return self.dead_letter(&id.id, &bytes, None, deliveries, &error.to_string());
             }
         };
-        let header = TaskHeader::from(&task);
+        let header = &task.header;
         if deliveries > self.worker.max_deliveries {
             let reason = format!(
                 "delivered {deliveries} times, more than the {} allowed",
                 self.worker.max_deliveries
             );
             tracing::warn!(task = %id.id, %reason, "dead-lettered");
-            return self.dead_letter(&id.id, &bytes, Some(&header), deliveries, &reason);
+            return self.dead_letter(&id.id, &bytes, Some(header), deliveries, &reason);
         }
         let started = Instant::now();
         *lock(&self.running) = Some(Running {
             id: id.id.clone(),
             task: header.clone(),
-            deadline: task
+            deadline: header
                 .timeout_ms
                 .map(|ms| started + Duration::from_millis(ms)),
         });
         let output = self.run_task(&task);
         let elapsed = started.elapsed();
         let outbox = self.outbox.clone();
-        let published = outbox.publish(self.connection()?, &id.id, &header, output, elapsed);
+        let published = outbox.publish(self.connection()?, &id.id, header, output, elapsed);
         *lock(&self.running) = None;
         published
     }
 
     fn run_task(&mut self, task: &TaskEntry) -> std::result::Result<Vec<u8>, WireError> {
         let limits = self.worker.limits;
-        let function = self.function(&task.function, &task.name)?;
+        let function = self.function(&task.function, &task.header.name)?;
         let mut out = Vec::new();
-        if task.seq {
+        if task.header.seq {
             function.call_batch(&task.items, &limits, &mut out)?;
         } else {
             let items = Fields(&task.items).items()?;
-            if items.len() != task.count as usize {
-                let message = format!("a task of {} items carries {}", task.count, items.len());
+            let count = task.header.count;
+            if items.len() != count as usize {
+                let message = format!("a task of {count} items carries {}", items.len());
                 return Err(WireError::from(&Error::decode(message)));
             }
             function.call_each(&items, &limits, &mut out)?;
@@ -565,7 +538,7 @@ impl Serving<'_> {
         };
         entry::open::<TaskEntry>(unsigned, None, Context::Task, &limits)
             .ok()
-            .map(|task| TaskHeader::from(&task))
+            .map(|task| task.header)
     }
 }
 
