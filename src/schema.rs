@@ -484,11 +484,10 @@ static PLACEHOLDER: Registration = Registration::new(
 );
 
 fn refuse_placeholder(_: &[u8], _: &Limits) -> Result<Arc<dyn SerializableFn>> {
-    Err(Error::UnknownFunction {
-        name: PLACEHOLDER.name().into(),
-    })
+    Err(never_called())
 }
 
+/// What anything asked of the placeholder gets: no bytes name it.
 fn never_called() -> Error {
     Error::UnknownFunction {
         name: PLACEHOLDER.name().into(),
