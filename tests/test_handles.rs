@@ -266,7 +266,7 @@ fn dyn_fn_calls_through_bytes_and_reports_panics() {
         .call_bytes(&serfn::codec::encode_value(&7u8).unwrap())
         .unwrap();
     match serfn::codec::decode_result::<u8>(&out, &limits) {
-        Err(Error::Panicked { name, message }) => {
+        Err(Error::Panicked { name, message, .. }) => {
             assert!(name.ends_with("::Explode"));
             assert_eq!(message, "exploded on 7");
         }

@@ -380,11 +380,25 @@ pub(crate) fn encode_len_into(len: usize, buf: &mut Vec<u8>) -> Result<()> {
 pub(crate) struct Panic {
     pub(crate) name: String,
     pub(crate) message: String,
+    pub(crate) location: Option<String>,
+    pub(crate) backtrace: Option<String>,
 }
 
 impl From<Panic> for Error {
-    fn from(Panic { name, message }: Panic) -> Self {
-        Error::Panicked { name, message }
+    fn from(
+        Panic {
+            name,
+            message,
+            location,
+            backtrace,
+        }: Panic,
+    ) -> Self {
+        Error::Panicked {
+            name,
+            message,
+            location,
+            backtrace,
+        }
     }
 }
 

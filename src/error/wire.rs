@@ -74,6 +74,8 @@ pub(crate) enum WireError {
     Panicked {
         name: String,
         message: String,
+        location: Option<String>,
+        backtrace: Option<String>,
     },
     WorkerDied {
         name: String,
@@ -247,9 +249,16 @@ impl From<&Error> for WireError {
                 let (source, kind) = io_source(source);
                 WireError::Io { source, kind }
             }
-            Error::Panicked { name, message } => WireError::Panicked {
+            Error::Panicked {
+                name,
+                message,
+                location,
+                backtrace,
+            } => WireError::Panicked {
                 name: name.clone(),
                 message: message.clone(),
+                location: location.clone(),
+                backtrace: backtrace.clone(),
             },
             Error::WorkerDied { name, pid, status } => WireError::WorkerDied {
                 name: name.clone(),
@@ -330,7 +339,17 @@ impl WireError {
             WireError::Io { source, kind } => Error::Io {
                 source: Box::new(io::Error::new(io_kind(&kind), source.into_source(worker))),
             },
-            WireError::Panicked { name, message } => Error::Panicked { name, message },
+            WireError::Panicked {
+                name,
+                message,
+                location,
+                backtrace,
+            } => Error::Panicked {
+                name,
+                message,
+                location,
+                backtrace,
+            },
             WireError::WorkerDied { name, pid, status } => Error::WorkerDied { name, pid, status },
             WireError::Timeout { name, timeout } => Error::Timeout { name, timeout },
             WireError::WorkerStart { reason } => Error::WorkerStart { reason },
@@ -346,5 +365,48 @@ impl WireError {
                 reason,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn panicked(location: Option<&str>, backtrace: Option<&str>) -> Error {
+        Error::Panicked {
+            name: "f".into(),
+            message: "boom".into(),
+            location: location.map(Into::into),
+            backtrace: backtrace.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn a_panic_crosses_with_or_without_its_location_and_backtrace() {
+        for (location, backtrace) in [
+            (None, None),
+            (Some("a.rs:1:2"), None),
+            (Some("a.rs:1:2"), Some("0: f")),
+        ] {
+            let error = panicked(location, backtrace);
+            let bytes = crate::codec::encode_value(&WireError::from(&error)).unwrap();
+            let wire: WireError =
+                crate::codec::decode_value(&bytes, &crate::codec::Limits::default()).unwrap();
+            let back = wire.into_error(Some(7));
+            assert_eq!(WireError::from(&back), WireError::from(&error));
+            assert_eq!(back.to_string(), error.to_string());
+        }
+    }
+
+    #[test]
+    fn display_shows_the_location_but_not_the_backtrace() {
+        assert_eq!(
+            panicked(None, None).to_string(),
+            "function `f` panicked: boom"
+        );
+        assert_eq!(
+            panicked(Some("a.rs:1:2"), Some("0: f")).to_string(),
+            "function `f` panicked at a.rs:1:2: boom"
+        );
     }
 }

@@ -302,6 +302,8 @@ mod tests {
             Error::Panicked {
                 name: name(),
                 message: "boom".into(),
+                location: Some("src/f.rs:1:2".into()),
+                backtrace: Some("0: tests::f\n1: main".into()),
             },
             Error::WorkerDied {
                 name: name(),
