@@ -149,7 +149,7 @@ pub use crate::codec::{
 };
 pub use crate::compose::{ArgTuple, SplitFirst};
 pub use crate::erased::SerializableFn;
-pub use crate::error::{Error, Result};
+pub use crate::error::{Error, Failure, Result};
 pub use crate::executor::Executor;
 pub use crate::function::{Call, CallMut, CallOnce};
 pub use crate::handle::{DynFn, SerFn, SerFnMut, SerFnOnce};

@@ -1,10 +1,12 @@
 //! The one error type of serfn.
 
+mod failure;
 mod panic;
 mod wire;
 
 use std::error::Error as StdError;
 
+pub use self::failure::Failure;
 pub(crate) use self::panic::{catch, install_hook};
 pub(crate) use self::wire::WireError;
 
