@@ -15,6 +15,8 @@ use crate::codec::Panic;
 
 /// What the hook noted about the last panic on this thread.
 struct Noted {
+    /// The panic's message, to tell this panic's note from a stale one.
+    message: String,
     location: Option<String>,
     backtrace: Option<String>,
 }
@@ -37,6 +39,7 @@ pub(crate) fn install_hook() {
         panic::set_hook(Box::new(move |info| {
             let backtrace = Backtrace::capture();
             let noted = Noted {
+                message: crate::handle::panic_message(info.payload()),
                 location: info
                     .location()
                     .map(|at| format!("{}:{}:{}", at.file(), at.line(), at.column())),
@@ -54,22 +57,60 @@ pub(crate) fn install_hook() {
 /// Runs `f`, turning a panic into a [`Panic`] of function `name` with the
 /// location the hook noted, if it is installed.
 pub(crate) fn catch<R>(name: &str, f: impl FnOnce() -> R) -> Result<R, Panic> {
-    // A panic that `f` caught itself leaves a note: drop it, so that a
-    // panic that skips the hook (`resume_unwind`) is not given its location.
-    let _ = NOTED.try_with(Cell::take);
     panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| caught(name, &*payload))
 }
 
 fn caught(name: &str, payload: &(dyn Any + Send)) -> Panic {
+    let message = crate::handle::panic_message(payload);
     let noted = NOTED.try_with(Cell::take).ok().flatten();
+    // The note is of another panic when this one skipped the hook
+    // (`resume_unwind` of a new payload) after one that `f` caught itself.
     let (location, backtrace) = match noted {
-        Some(noted) => (noted.location, noted.backtrace),
-        None => (None, None),
+        Some(noted) if noted.message == message => (noted.location, noted.backtrace),
+        _ => (None, None),
     };
     Panic {
         name: name.into(),
-        message: crate::handle::panic_message(payload),
+        message,
         location,
         backtrace,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn the_hook_notes_the_location_and_runs_the_hook_before_it() {
+        static RAN: AtomicBool = AtomicBool::new(false);
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if crate::handle::panic_message(info.payload()) == "noted" {
+                RAN.store(true, Ordering::SeqCst);
+            }
+            previous(info);
+        }));
+        install_hook();
+
+        let line = line!() + 1;
+        let caught = catch("f", || panic!("noted")).unwrap_err();
+        assert!(RAN.load(Ordering::SeqCst), "the hook installed before ran");
+        let location = caught.location.expect("a location");
+        assert!(
+            location.starts_with(&format!("{}:{line}:", file!())),
+            "{location}"
+        );
+
+        // A panic that skips the hook is not given the location of one
+        // that the function caught itself.
+        let caught = catch("f", || {
+            let _ = panic::catch_unwind(|| panic!("inner"));
+            panic::resume_unwind(Box::new("outer"))
+        })
+        .unwrap_err();
+        assert_eq!((caught.message.as_str(), caught.location), ("outer", None));
     }
 }
