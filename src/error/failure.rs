@@ -121,9 +121,22 @@ impl Failure {
 
     /// The failure of an error known only as `dyn Error` (such as the
     /// content of a `Box<dyn Error>`); its [`type_name`](Self::type_name) is
-    /// `dyn core::error::Error`, as the concrete type is not known.
+    /// `dyn std::error::Error`, as the concrete type is not known.
+    ///
+    /// `?` cannot convert a `Box<dyn Error>` by itself (the box is not an
+    /// `Error`): `map_err(|e| Failure::from_dyn(&*e))` does.
+    ///
+    /// # Example
+    /// ```
+    /// use std::error::Error;
+    ///
+    /// let boxed: Box<dyn Error> = "12a".parse::<u8>().unwrap_err().into();
+    /// let failure = serfn::Failure::from_dyn(&*boxed);
+    /// assert_eq!(failure.message(), "invalid digit found in string");
+    /// assert_eq!(failure.type_name(), "dyn std::error::Error");
+    /// ```
     pub fn from_dyn(error: &(dyn StdError + '_)) -> Self {
-        Failure::of(error, std::any::type_name::<dyn StdError>())
+        Failure::of(error, "dyn std::error::Error")
     }
 
     fn of(error: &(dyn StdError + '_), type_name: &str) -> Self {
