@@ -190,6 +190,8 @@ fn a_panic_carries_a_backtrace_when_enabled() {
     assert!(location.is_some());
     let backtrace = backtrace.expect("a backtrace");
     assert!(backtrace.contains("explode"), "{backtrace}");
+    // It starts where the default hook's does, below serfn's hook.
+    assert!(!backtrace.contains("install_hook"), "{backtrace}");
     // Display keeps to one line.
     assert!(!shown.contains('\n'), "{shown}");
 }

@@ -44,7 +44,7 @@ pub(crate) fn install_hook() {
                     .location()
                     .map(|at| format!("{}:{}:{}", at.file(), at.line(), at.column())),
                 backtrace: (backtrace.status() == BacktraceStatus::Captured)
-                    .then(|| backtrace.to_string()),
+                    .then(|| from_the_panic(&backtrace.to_string())),
             };
             // `try_with`: a panic while the thread's locals are torn down is
             // still passed on.
@@ -52,6 +52,42 @@ pub(crate) fn install_hook() {
             previous(info);
         }));
     });
+}
+
+/// The frames below the panic machinery (this hook, std's panic entry),
+/// renumbered from 0, as the default hook prints them; all of `text` if the
+/// marker frame is not found (no symbols).
+fn from_the_panic(text: &str) -> String {
+    let frame = |line: &str| {
+        let (number, _) = line.trim_start().split_once(": ")?;
+        number.parse::<usize>().ok()
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(marker) = lines
+        .iter()
+        .position(|line| frame(line).is_some() && line.contains("__rust_end_short_backtrace"))
+    else {
+        return text.to_owned();
+    };
+    let Some(start) = (marker + 1..lines.len()).find(|&i| frame(lines[i]).is_some()) else {
+        return text.to_owned();
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut next = 0;
+    for line in &lines[start..] {
+        match frame(line) {
+            Some(_) => {
+                let (_, rest) = line.trim_start().split_once(": ").unwrap_or_default();
+                out.push_str(&format!("{next:>4}: {rest}\n"));
+                next += 1;
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 /// Runs `f`, turning a panic into a [`Panic`] of function `name` with the
@@ -82,6 +118,19 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::*;
+
+    #[test]
+    fn a_backtrace_starts_below_the_panic_machinery() {
+        let text = "   0: serfn::hook\n             at src/error/panic.rs:1:1\n   \
+                    1: std::sys::backtrace::__rust_end_short_backtrace\n   \
+                    2: __rustc::rust_begin_unwind\n   3: user::f\n             at src/f.rs:2:3\n";
+        assert_eq!(
+            from_the_panic(text),
+            "   0: __rustc::rust_begin_unwind\n   1: user::f\n             at src/f.rs:2:3\n"
+        );
+        let unsymbolized = "   0: <unknown>\n   1: <unknown>\n";
+        assert_eq!(from_the_panic(unsymbolized), unsymbolized);
+    }
 
     #[test]
     fn the_hook_notes_the_location_and_runs_the_hook_before_it() {
