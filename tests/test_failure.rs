@@ -195,3 +195,32 @@ fn a_panic_carries_a_backtrace_when_enabled() {
     // Display keeps to one line.
     assert!(!shown.contains('\n'), "{shown}");
 }
+
+#[test]
+fn a_long_chain_is_decoded_and_dropped_without_recursion() {
+    // The wire form: the type name, then the chain's messages.
+    let chain = vec![String::new(); 1_000_000];
+    let bytes = serfn::codec::encode_value(&("t", &chain)).unwrap();
+    let failure: Failure = serfn::codec::decode_value(&bytes, &Limits::default()).unwrap();
+    assert_eq!(failure.chain().count(), chain.len());
+    drop(failure.clone());
+    // An empty chain, which serfn never writes, reads as an empty message.
+    let bytes = serfn::codec::encode_value(&("t", Vec::<String>::new())).unwrap();
+    let failure: Failure = serfn::codec::decode_value(&bytes, &Limits::default()).unwrap();
+    assert_eq!(failure.chain().collect::<Vec<_>>(), [""]);
+}
+
+#[test]
+fn a_panic_shows_its_location_but_not_its_backtrace() {
+    let panicked = |location: Option<&str>| Error::Panicked {
+        name: "f".into(),
+        message: "boom".into(),
+        location: location.map(Into::into),
+        backtrace: Some("   0: f".into()),
+    };
+    assert_eq!(panicked(None).to_string(), "function `f` panicked: boom");
+    assert_eq!(
+        panicked(Some("a.rs:1:2")).to_string(),
+        "function `f` panicked at a.rs:1:2: boom"
+    );
+}

@@ -323,34 +323,3 @@ impl<'de> Deserialize<'de> for Failure {
         ))
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_long_chain_is_decoded_and_dropped_without_recursion() {
-        let chain = vec![String::new(); 1_000_000];
-        let bytes = crate::codec::encode_value(&Flat {
-            type_name: "t".into(),
-            chain: chain.iter().map(|s| s.as_str().into()).collect(),
-        })
-        .unwrap();
-        let failure: Failure =
-            crate::codec::decode_value(&bytes, &crate::codec::Limits::default()).unwrap();
-        assert_eq!(failure.chain().count(), chain.len());
-        drop(failure.clone());
-    }
-
-    #[test]
-    fn an_empty_chain_reads_as_an_empty_message() {
-        let bytes = crate::codec::encode_value(&Flat {
-            type_name: "t".into(),
-            chain: Vec::new(),
-        })
-        .unwrap();
-        let failure: Failure =
-            crate::codec::decode_value(&bytes, &crate::codec::Limits::default()).unwrap();
-        assert_eq!(failure.chain().collect::<Vec<_>>(), [""]);
-    }
-}

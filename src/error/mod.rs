@@ -7,7 +7,7 @@ mod wire;
 use std::error::Error as StdError;
 
 pub use self::failure::Failure;
-pub(crate) use self::panic::{catch, install_hook};
+pub(crate) use self::panic::{catch, install_hook, Panic};
 pub(crate) use self::wire::WireError;
 
 /// A boxed error from the codec or from I/O, kept out of [`Error`]'s public

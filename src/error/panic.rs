@@ -11,7 +11,9 @@ use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
-use crate::codec::Panic;
+use serde::{Deserialize, Serialize};
+
+use super::Error;
 
 /// What the hook noted about the last panic on this thread.
 struct Noted {
@@ -39,7 +41,7 @@ pub(crate) fn install_hook() {
         panic::set_hook(Box::new(move |info| {
             let backtrace = Backtrace::capture();
             let noted = Noted {
-                message: crate::handle::panic_message(info.payload()),
+                message: message(info.payload()),
                 location: info
                     .location()
                     .map(|at| format!("{}:{}:{}", at.file(), at.line(), at.column())),
@@ -52,6 +54,45 @@ pub(crate) fn install_hook() {
             previous(info);
         }));
     });
+}
+
+/// A panic caught by [`catch`], carried in a call's output in place of
+/// its result.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Panic {
+    pub(crate) name: String,
+    pub(crate) message: String,
+    pub(crate) location: Option<String>,
+    pub(crate) backtrace: Option<String>,
+}
+
+impl From<Panic> for Error {
+    fn from(
+        Panic {
+            name,
+            message,
+            location,
+            backtrace,
+        }: Panic,
+    ) -> Self {
+        Error::Panicked {
+            name,
+            message,
+            location,
+            backtrace,
+        }
+    }
+}
+
+/// The panic's message: its payload if that is a string.
+fn message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "(a panic payload that is not a string)".to_owned()
+    }
 }
 
 /// The frames below the panic machinery (this hook, std's panic entry),
@@ -97,7 +138,7 @@ pub(crate) fn catch<R>(name: &str, f: impl FnOnce() -> R) -> Result<R, Panic> {
 }
 
 fn caught(name: &str, payload: &(dyn Any + Send)) -> Panic {
-    let message = crate::handle::panic_message(payload);
+    let message = message(payload);
     let noted = NOTED.try_with(Cell::take).ok().flatten();
     // The note is of another panic when this one skipped the hook
     // (`resume_unwind` of a new payload) after one that `f` caught itself.
@@ -137,7 +178,7 @@ mod tests {
         static RAN: AtomicBool = AtomicBool::new(false);
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            if crate::handle::panic_message(info.payload()) == "noted" {
+            if message(info.payload()) == "noted" {
                 RAN.store(true, Ordering::SeqCst);
             }
             previous(info);

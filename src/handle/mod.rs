@@ -15,7 +15,6 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub(crate) use self::dyn_fn::panic_message;
 pub use self::dyn_fn::DynFn;
 use crate::compose::{self, SplitFirst};
 use crate::erased::{Input, Output, SerializableFn, Slot};

@@ -373,6 +373,22 @@ mod tests {
     }
 
     #[test]
+    fn a_panic_crosses_with_or_without_its_location_and_backtrace() {
+        let location = || Some("src/f.rs:1:2".to_owned());
+        for (location, backtrace) in [(None, None), (location(), None)] {
+            let error = Error::Panicked {
+                name: "f".into(),
+                message: "boom".into(),
+                location,
+                backtrace,
+            };
+            let back = cross(&error, 42);
+            assert_eq!(WireError::from(&back), WireError::from(&error));
+            assert_eq!(back.to_string(), error.to_string());
+        }
+    }
+
+    #[test]
     fn a_relayed_source_names_its_worker_once() {
         for error in one_of_each().into_iter().filter(|e| e.source().is_some()) {
             let once = cross(&error, 42);
