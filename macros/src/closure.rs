@@ -228,10 +228,6 @@ fn check_closure(closure: &ExprClosure, errors: &mut Errors) -> (Vec<Arg>, Type)
             .as_ref()
             .map(|t| (t.span, "`const` closures")),
         closure
-            .movability
-            .as_ref()
-            .map(|t| (t.span, "`static` closures")),
-        closure
             .asyncness
             .as_ref()
             .map(|t| (t.span, "`async` closures")),
@@ -242,7 +238,7 @@ fn check_closure(closure: &ExprClosure, errors: &mut Errors) -> (Vec<Arg>, Type)
             format_args!("`serfn::closure!` does not support {what}"),
         );
     }
-    let (or1, inputs, or2) = (&closure.or1_token, &closure.inputs, &closure.or2_token);
+    let (or1, inputs, or2) = (&closure.inputs_begin, &closure.inputs, &closure.inputs_end);
     let params = quote!(#or1 #inputs #or2);
     if closure.capture.is_none() {
         errors.error(
