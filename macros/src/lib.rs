@@ -9,6 +9,7 @@
 mod ast;
 mod closure;
 mod function;
+mod hygiene;
 mod parse;
 mod register;
 mod symbol;
@@ -175,11 +176,22 @@ pub fn function(args: TokenStream, input: TokenStream) -> TokenStream {
 /// - `options` are `name = "..."`, `version = N` and `crate = path`, as for
 ///   [`#[serfn::register]`](macro@register).
 ///
-/// The body can use only its captures, its arguments and items: a local
-/// variable missing from the capture list is refused by the compiler with
-/// "can't capture dynamic environment in a fn item" (E0434), because the
-/// body becomes a method of the capture struct. Add the variable to the
-/// capture list.
+/// The body can use only its captures, its arguments, its own bindings and
+/// items: a local variable missing from the capture list is refused with
+/// "cannot find value `offset` in this scope" (E0425) at the variable, as
+/// rustc says of any name the body cannot see (with a note that a variable
+/// of that name exists but is out of reach "due to macro hygiene"). Add it
+/// to the capture list.
+///
+/// A capture is owned and concrete: its struct is an item of its own,
+/// serialized and rebuilt in other processes. A reference or a lifetime in a
+/// capture type is refused with the owned form to write (`ys: &[f64]`:
+/// "write `ys: Vec<f64> = ys.to_vec()`"), and so is a generic parameter of
+/// the enclosing fn, recognized by its conventional name (one capital letter,
+/// optionally followed by digits: `T`, `U2`). A variable used by two
+/// closures is captured by each as a copy: `ys: Vec<f64> = ys.clone()` (to
+/// rustc's suggestion `ys.clone(): Vec<f64>` the macro answers with that
+/// form).
 ///
 /// # Names
 /// The registered name is the module path and the label:
