@@ -312,7 +312,7 @@ fn closure_body_names_resolve_as_in_a_closure() -> Result {
         let mut steps = 0;
         'outer: loop {
             steps += 1;
-            if steps == 2 {
+            if steps != 1 && !(steps < 2) {
                 break 'outer;
             }
         }

@@ -11,7 +11,7 @@
 //! resolve at the call site; only the resolution changes, never the location
 //! of a token, so every error still points at the user's code.
 
-use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
+use proc_macro2::{Group, Ident, Spacing, Span, TokenStream, TokenTree};
 
 /// `tokens`, their local names resolved at the macro's mixed site.
 ///
@@ -31,8 +31,12 @@ pub(crate) fn mixed_site(tokens: TokenStream) -> TokenStream {
                 TokenTree::Group(respanned)
             }
             TokenTree::Ident(ident) => {
-                let is_macro_name =
-                    matches!(trees.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == '!');
+                // `name!(..)`, not `n != 1`.
+                let is_macro_name = matches!(
+                    (trees.get(i + 1), trees.get(i + 2)),
+                    (Some(TokenTree::Punct(p)), Some(TokenTree::Group(_)))
+                        if p.as_char() == '!' && p.spacing() == Spacing::Alone
+                );
                 if is_macro_name || is_keyword(ident) {
                     tree.clone()
                 } else {

@@ -1,6 +1,6 @@
 //! The procedural macros of [serfn](https://docs.rs/serfn): use them through
-//! serfn, as `#[serfn::register]`, `#[serfn::function]` and
-//! `serfn::closure!`.
+//! serfn, as `#[serfn::register]`, `#[serfn::function]`,
+//! `serfn::closure!` and `#[serfn::main]`.
 //!
 //! The code they generate names serfn's hidden `__private` module, which is
 //! not public API: serfn pins this crate with `=` so that both always change
@@ -10,6 +10,7 @@ mod ast;
 mod closure;
 mod function;
 mod hygiene;
+mod main_attr;
 mod parse;
 mod register;
 mod symbol;
@@ -208,4 +209,34 @@ pub fn function(args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn closure(input: TokenStream) -> TokenStream {
     closure::expand(input.into()).into()
+}
+
+/// Makes a program's `main` ready to be a pool's worker: calls
+/// `serfn::worker::init()` before anything else in it.
+///
+/// A pool starts its workers by running the program again; in a worker,
+/// `init()` serves the pool and never returns. **Everything before
+/// `worker::init()` runs again in every worker**, so it must come first:
+/// with this attribute there is nothing to remember.
+///
+/// ```no_run
+/// #[serfn::main]
+/// fn main() -> Result<(), serfn::Error> {
+///     println!("printed once, by the program: never by its workers");
+///     let pool = serfn::Pool::new()?;
+///     let double = serfn::closure!("double", [], move |x: u64| -> u64 { 2 * x });
+///     let doubled = pool.map(&double, vec![1, 2, 3])?;
+///     # let _ = doubled;
+///     Ok(())
+/// }
+/// ```
+///
+/// `fn main() -> Result<..>` works the same way. The attribute goes on
+/// `fn main` only, and not on an `async fn main`: an async runtime starts
+/// threads that each worker would start again; call `init()` first in a
+/// plain `main` and build the runtime after it. `crate = path` names serfn
+/// for crates that re-export it.
+#[proc_macro_attribute]
+pub fn main(args: TokenStream, input: TokenStream) -> TokenStream {
+    main_attr::expand(args.into(), input.into()).into()
 }
