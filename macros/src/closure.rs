@@ -13,8 +13,7 @@ use syn::{
 
 use crate::ast::{self, Arg, By, CallImpl, Capture, Kind, Registration};
 use crate::parse::{Args, Errors};
-use crate::{hygiene, symbol};
-use syn::visit::Visit;
+use crate::{hygiene, symbol, valid};
 
 const USAGE: &str =
     "serfn::closure!(\"label\", [capture: Type, ...], move |arg: Type, ...| -> Output { ... })";
@@ -87,7 +86,7 @@ impl Closure {
         let mut captures = Vec::new();
         while !content.is_empty() {
             let spec = CaptureSpec::parse(&content, By::of(kind))?;
-            check_capture_type(&spec.capture, errors);
+            valid::check_capture_type(&spec.capture, errors);
             captures.push(spec);
             if content.is_empty() {
                 break;
@@ -307,86 +306,6 @@ fn expression_before_type(ident: &Ident, input: ParseStream) -> syn::Error {
     )
 }
 
-/// Refuses capture types that cannot be a field of the capture struct,
-/// which is an item of its own, owned and sent to other processes.
-///
-/// A reference or a lifetime borrows; a generic parameter of the enclosing
-/// fn is out of an item's reach. The macro sees only the tokens, so a
-/// generic parameter is recognized by its conventional name: one capital
-/// letter, optionally followed by digits (`T`, `U`, `T2`). A type with such
-/// a name is very rare; otherwise rustc reports E0401.
-fn check_capture_type(capture: &Capture, errors: &mut Errors) {
-    struct Finder<'a> {
-        capture: &'a Capture,
-        errors: &'a mut Errors,
-    }
-
-    impl<'ast> Visit<'ast> for Finder<'_> {
-        fn visit_type_reference(&mut self, ty: &'ast syn::TypeReference) {
-            let ident = &self.capture.ident;
-            let owned = owned_form(ident, &self.capture.ty, ty);
-            self.errors.error(
-                ty,
-                format_args!(
-                    "a capture cannot borrow: it moves into the capture struct, which is serialized and rebuilt in other processes. \
-                     Capture an owned value: {owned}"
-                ),
-            );
-        }
-
-        fn visit_lifetime(&mut self, lifetime: &'ast syn::Lifetime) {
-            self.errors.error(
-                lifetime,
-                format_args!(
-                    "a capture cannot borrow, so its type has no lifetime `{lifetime}`: \
-                     it moves into the capture struct, which is serialized and rebuilt in other processes. \
-                     Name an owned type (`String`, `Vec<T>`, `Cow<'static, str>` ...)"
-                ),
-            );
-        }
-
-        fn visit_type_path(&mut self, ty: &'ast syn::TypePath) {
-            if let Some(param) = ty.path.get_ident().filter(|ident| looks_generic(ident)) {
-                self.errors.error(
-                    ty,
-                    format_args!(
-                        "`{param}` looks like a generic parameter of the enclosing fn, which a capture cannot use: \
-                         its struct is an item of its own and has one concrete type. Name a concrete type, \
-                         or write a generic capture struct and register each instance with \
-                         `serfn::register_instance!` (see the docs of `#[serfn::register]`)"
-                    ),
-                );
-            }
-            syn::visit::visit_type_path(self, ty);
-        }
-    }
-
-    Finder { capture, errors }.visit_type(&capture.ty);
-}
-
-/// `T`, `U`, `T2`: the names generic parameters conventionally have.
-fn looks_generic(ident: &Ident) -> bool {
-    let name = ident.to_string();
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_uppercase()) && chars.all(|c| c.is_ascii_digit())
-}
-
-/// What to write instead of the reference `reference` in the capture
-/// `ident: ty`: the whole capture when `reference` is the whole type.
-fn owned_form(ident: &Ident, ty: &Type, reference: &syn::TypeReference) -> String {
-    let whole = matches!(ty, Type::Reference(r) if std::ptr::eq(r, reference));
-    if !whole {
-        return "name an owned type (`String`, `Vec<T>`, ...)".to_owned();
-    }
-    let (owned, convert) = match &*reference.elem {
-        Type::Slice(slice) => (format!("Vec<{}>", ast::compact(&slice.elem)), "to_vec()"),
-        Type::Path(path) if path.path.is_ident("str") => ("String".to_owned(), "to_string()"),
-        Type::Path(path) if path.path.is_ident("Path") => ("PathBuf".to_owned(), "to_path_buf()"),
-        elem => (ast::compact(elem), "clone()"),
-    };
-    format!("`{ident}: {owned} = {ident}.{convert}`")
-}
-
 /// The arguments of a `move` closure, whether each has a type, and its
 /// return type.
 fn check_closure(closure: &ExprClosure, errors: &mut Errors) -> (Vec<Arg>, bool, Option<Type>) {
@@ -456,6 +375,7 @@ fn check_closure(closure: &ExprClosure, errors: &mut Errors) -> (Vec<Arg>, bool,
                     );
                 }
                 ast::check_concrete(&typed.ty, "the arguments of `serfn::closure!`", errors);
+                valid::check_generic_in(&typed.ty, "an argument", errors);
                 args.push(Arg {
                     pat: (*typed.pat).clone(),
                     ty: (*typed.ty).clone(),
@@ -477,6 +397,7 @@ fn check_closure(closure: &ExprClosure, errors: &mut Errors) -> (Vec<Arg>, bool,
     let output = match &closure.output {
         ReturnType::Type(_, ty) => {
             ast::check_concrete(ty, "the return type of `serfn::closure!`", errors);
+            valid::check_generic_in(ty, "the return type", errors);
             Some((**ty).clone())
         }
         ReturnType::Default => {

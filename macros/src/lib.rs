@@ -14,6 +14,7 @@ mod main_attr;
 mod parse;
 mod register;
 mod symbol;
+mod valid;
 
 use proc_macro::TokenStream;
 
