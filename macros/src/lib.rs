@@ -226,8 +226,8 @@ pub fn closure(input: TokenStream) -> TokenStream {
 ///     println!("printed once, by the program: never by its workers");
 ///     let pool = serfn::Pool::new()?;
 ///     let double = serfn::closure!("double", [], move |x: u64| -> u64 { 2 * x });
-///     let doubled = pool.map(&double, vec![1, 2, 3])?;
-///     # let _ = doubled;
+///     let doubled: Vec<u64> = pool.map(&double, 1..=3).collect::<serfn::Result<_>>()?;
+///     assert_eq!(doubled, [2, 4, 6]);
 ///     Ok(())
 /// }
 /// ```
