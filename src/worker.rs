@@ -151,6 +151,18 @@ pub(crate) fn forward_stdout(stdout: ChildStdout) {
         .spawn(forward);
 }
 
+/// Whether `program` may be a `cargo test` binary, whose workers print
+/// libtest's header: cargo puts those in `target/<profile>/deps/`, where no
+/// program a user runs lives. Only their stdout goes through
+/// [`forward_stdout`], so that other programs keep the worker's stdout as
+/// it is, with nothing in flight when the program exits.
+pub(crate) fn may_be_test_binary(program: &std::path::Path) -> bool {
+    program
+        .parent()
+        .and_then(std::path::Path::file_name)
+        .is_some_and(|dir| dir == "deps")
+}
+
 /// Whether this process is a worker serving a pool (inside [`init`]).
 pub fn is_worker() -> bool {
     SERVING.load(Ordering::SeqCst)

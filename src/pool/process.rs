@@ -98,7 +98,8 @@ pub(crate) fn spawn(config: &Config, dir: &SocketDir) -> Result<Starting> {
     let token = random();
     let (program, args) = command_line(config)?;
     // Maybe a test binary, whose libtest header `forward_stdout` drops.
-    let default_command = config.program.is_none() && config.args.is_none();
+    let test_binary =
+        config.program.is_none() && config.args.is_none() && worker::may_be_test_binary(&program);
     let limits = format!(
         "{},{}",
         config.limits.get_max_bytes(),
@@ -111,7 +112,7 @@ pub(crate) fn spawn(config: &Config, dir: &SocketDir) -> Result<Starting> {
         .env(worker::ENV_TOKEN, token.to_string())
         .env(worker::ENV_LIMITS, limits)
         .stdin(Stdio::null())
-        .stdout(if default_command {
+        .stdout(if test_binary {
             Stdio::piped()
         } else {
             Stdio::inherit()
