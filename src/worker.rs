@@ -11,6 +11,10 @@
 //! // ... the program itself, which may start a `serfn::Pool`
 //! ```
 //!
+//! **Everything before `init()` runs again in every worker.**
+//! [`#[serfn::main]`](crate::main) on `fn main` puts the call first, and
+//! `init()` warns once when it sees that other threads run already.
+//!
 //! In `cargo test` binaries, where libtest owns `main`, put
 //! [`serfn::test_support!()`](crate::test_support) at the top level of the
 //! test crate instead: the pool then starts the test binary filtered to the
