@@ -181,7 +181,7 @@ pub use crate::handle::{DynFn, SerFn, SerFnMut, SerFnOnce};
 pub use crate::pool::{Map, MapUnordered, Pool, PoolBuilder, Progress, Stats, Task};
 pub use crate::schema::Layout;
 pub use crate::signature::{Kind, Signature, TypeInfo};
-pub use serfn_macros::{closure, function, register};
+pub use serfn_macros::{closure, function, main, register};
 
 /// Registers one concrete instance of a generic capture struct.
 ///
@@ -214,7 +214,7 @@ macro_rules! test_support {
     () => {
         #[test]
         fn __serfn_worker_entry() {
-            $crate::worker::init();
+            $crate::worker::init_test_entry();
         }
     };
 }
