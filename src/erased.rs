@@ -8,10 +8,12 @@
 use std::any::Any;
 use std::sync::Arc;
 
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec::{self, Limits};
 use crate::error::{Error, Result};
+use crate::function::Call;
 use crate::registry::Registration;
 use crate::signature::{Signature, TypeInfo};
 
@@ -95,6 +97,33 @@ pub trait SerializableFn: Send + Sync + 'static {
     /// The stages this function runs, in order: itself, unless it is a pipeline.
     #[doc(hidden)]
     fn __serfn_into_stages(self: Arc<Self>) -> Vec<Arc<dyn SerializableFn>>;
+
+    /// Moves `self` into `target` if `target` is an
+    /// `Option<Arc<dyn TypedFn<A, R>>>` of this function's own types, and
+    /// returns `None`; otherwise returns `self`. How a handle resolves its
+    /// typed call target once, when it is built or decoded.
+    #[doc(hidden)]
+    fn __serfn_into_typed(self: Arc<Self>, target: &mut dyn Any)
+        -> Option<Arc<dyn SerializableFn>>;
+}
+
+/// A registered `Fn` function called with its own types: what a
+/// [`SerFn`](crate::SerFn) calls, one virtual call and no slots.
+#[doc(hidden)]
+pub trait TypedFn<A, R>: SerializableFn {
+    /// Calls the function.
+    fn __serfn_typed_call(&self, args: A) -> R;
+}
+
+impl<T, A> TypedFn<A, T::Output> for T
+where
+    T: Call<A> + SerializableFn,
+    A: Serialize + DeserializeOwned + 'static,
+{
+    #[inline]
+    fn __serfn_typed_call(&self, args: A) -> T::Output {
+        self.call(args)
+    }
 }
 
 /// Where a call takes its argument from.

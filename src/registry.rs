@@ -176,14 +176,16 @@ enum Entry {
     Duplicate(Vec<&'static Registration>),
 }
 
-fn table() -> &'static FxHashMap<&'static str, Entry> {
-    // Names are this binary's own, not attacker-chosen keys: a fast hash is safe.
-    static TABLE: OnceLock<FxHashMap<&'static str, Entry>> = OnceLock::new();
+/// Keyed by the names' bytes, so that a decoder looks a name up as it reads it.
+fn table() -> &'static FxHashMap<&'static [u8], Entry> {
+    // Names are this binary's own, not attacker-chosen keys: a fast hash is
+    // safe (an input's name is hashed once, whatever it is).
+    static TABLE: OnceLock<FxHashMap<&'static [u8], Entry>> = OnceLock::new();
     TABLE.get_or_init(|| {
         let mut table = FxHashMap::default();
         for Registered(registration) in inventory::iter::<Registered> {
             table
-                .entry(registration.name)
+                .entry(registration.name.as_bytes())
                 .and_modify(|entry| match entry {
                     Entry::Unique(first) => *entry = Entry::Duplicate(vec![first, registration]),
                     Entry::Duplicate(all) => all.push(registration),
@@ -196,10 +198,19 @@ fn table() -> &'static FxHashMap<&'static str, Entry> {
 
 /// Looks a name up, refusing unknown and ambiguous names.
 pub(crate) fn lookup(name: &str) -> Result<&'static Registration> {
+    lookup_bytes(name.as_bytes())
+}
+
+/// [`lookup`] of a name as it is encoded; a name that is not UTF-8 is the
+/// decode error reading it as a `str` would have been.
+pub(crate) fn lookup_bytes(name: &[u8]) -> Result<&'static Registration> {
     match table().get(name) {
         Some(Entry::Unique(registration)) => Ok(registration),
         Some(Entry::Duplicate(all)) => Err(duplicate_error(all)),
-        None => Err(Error::UnknownFunction { name: name.into() }),
+        None => match std::str::from_utf8(name) {
+            Ok(name) => Err(Error::UnknownFunction { name: name.into() }),
+            Err(error) => Err(Error::decode(format!("a string is not UTF-8: {error}"))),
+        },
     }
 }
 

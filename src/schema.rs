@@ -540,4 +540,12 @@ impl SerializableFn for Placeholder {
     fn __serfn_into_stages(self: Arc<Self>) -> Vec<Arc<dyn SerializableFn>> {
         vec![self]
     }
+
+    fn __serfn_into_typed(
+        self: Arc<Self>,
+        _: &mut dyn std::any::Any,
+    ) -> Option<Arc<dyn SerializableFn>> {
+        // Never called: it only stands in while a layout is traced.
+        Some(self)
+    }
 }

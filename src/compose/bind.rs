@@ -273,4 +273,12 @@ impl SerializableFn for Bind {
     fn __serfn_into_stages(self: Arc<Self>) -> Vec<Arc<dyn SerializableFn>> {
         vec![self]
     }
+
+    fn __serfn_into_typed(
+        self: Arc<Self>,
+        _: &mut dyn std::any::Any,
+    ) -> Option<Arc<dyn SerializableFn>> {
+        // Its types depend on what it holds: called through slots.
+        Some(self)
+    }
 }

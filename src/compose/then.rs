@@ -216,4 +216,12 @@ impl SerializableFn for Then {
             Err(shared) => shared.stages.clone(),
         }
     }
+
+    fn __serfn_into_typed(
+        self: Arc<Self>,
+        _: &mut dyn std::any::Any,
+    ) -> Option<Arc<dyn SerializableFn>> {
+        // Its types depend on what it holds: called through slots.
+        Some(self)
+    }
 }

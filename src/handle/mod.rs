@@ -6,6 +6,7 @@
 //! through typed slots on the stack, with no serialization and no allocation.
 
 mod dyn_fn;
+mod target;
 pub(crate) mod wire;
 
 use std::fmt;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub(crate) use self::dyn_fn::panic_message;
 pub use self::dyn_fn::DynFn;
+use self::target::{Inner, Target};
 use crate::compose::{self, SplitFirst};
 use crate::erased::{Input, Output, SerializableFn, Slot};
 use crate::error::{Error, Result};
@@ -71,12 +73,37 @@ macro_rules! handle_common {
                 self.inner.signature()
             }
 
-            /// Encodes the function and its capture, as [`to_bytes`](crate::to_bytes).
+            /// Encodes the function and its capture: the same bytes as
+            /// [`to_bytes`](crate::to_bytes), its header written directly.
             ///
             /// # Errors
             /// [`Error::Encode`] if the capture's `Serialize` impl fails.
             pub fn to_bytes(&self) -> Result<Vec<u8>> {
-                crate::to_bytes(self)
+                let mut out = Vec::with_capacity(64);
+                self.to_bytes_into(&mut out)?;
+                Ok(out)
+            }
+
+            /// Appends the envelope [`to_bytes`](Self::to_bytes) returns to
+            /// `out`: reusing one buffer saves an allocation per encoding.
+            ///
+            /// # Errors
+            /// [`Error::Encode`] if the capture's `Serialize` impl fails;
+            /// `out` is then as it was.
+            ///
+            /// # Example
+            /// ```
+            /// let f = serfn::closure!("inc", [], move |x: u8| -> u8 { x + 1 });
+            /// let mut buf = Vec::new();
+            /// for _ in 0..3 {
+            ///     buf.clear();
+            ///     f.to_bytes_into(&mut buf)?;
+            ///     assert_eq!(buf, f.to_bytes()?);
+            /// }
+            /// # Ok::<(), serfn::Error>(())
+            /// ```
+            pub fn to_bytes_into(&self, out: &mut Vec<u8>) -> Result<()> {
+                crate::codec::envelope_into(out, |out| wire::write(&*self.inner, out))
             }
 
             #[doc = concat!("Decodes a `", stringify!($handle), "` from bytes made by [`to_bytes`](Self::to_bytes),")]
@@ -87,17 +114,20 @@ macro_rules! handle_common {
             /// [`Error::SignatureMismatch`] if the bytes hold a function of another
             /// signature, raised before its capture is decoded.
             pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-                crate::from_bytes(bytes)
+                // The header read directly: the same checks, in the same
+                // order, as `crate::from_bytes` makes through serde.
+                let body = crate::codec::open(bytes)?;
+                wire::read(body, Self::expected_signature()).map(Self::from_arc)
             }
 
             /// Forgets the types: a [`DynFn`] that calls through bytes.
             pub fn into_dyn(self) -> DynFn {
-                DynFn::from_arc(self.inner)
+                DynFn::from_arc(self.inner.into_arc())
             }
 
             fn from_arc(inner: Arc<dyn SerializableFn>) -> Self {
                 $handle {
-                    inner,
+                    inner: Inner::from_arc(inner),
                     types: PhantomData,
                 }
             }
@@ -128,7 +158,7 @@ macro_rules! handle_common {
                 A::First: Serialize,
                 A::Rest: Serialize + DeserializeOwned,
             {
-                Ok($handle::from_arc(compose::bind(self.inner, &first)?))
+                Ok($handle::from_arc(compose::bind(self.inner.into_arc(), &first)?))
             }
         }
 
@@ -201,7 +231,7 @@ macro_rules! handle_common {
 /// # Ok::<(), serfn::Error>(())
 /// ```
 pub struct SerFn<A, R> {
-    inner: Arc<dyn SerializableFn>,
+    inner: Target<A, R>,
     types: PhantomData<fn(A) -> R>,
 }
 
@@ -214,7 +244,10 @@ where
 {
     /// Wraps a registered capture struct.
     pub fn new<F: Call<A, Output = R> + SerializableFn>(f: F) -> Self {
-        Self::from_arc(Arc::new(f))
+        SerFn {
+            inner: Target::Typed(Arc::new(f)),
+            types: PhantomData,
+        }
     }
 
     /// Calls the function in this process: no serialization, no allocation.
@@ -222,8 +255,12 @@ where
     /// # Panics
     /// If the function panics; and if a function made by [`bind`](Self::bind)
     /// cannot re-encode its arguments (see [`try_call`](Self::try_call)).
+    #[inline]
     pub fn call(&self, args: A) -> R {
-        unwrap_call(&*self.inner, self.try_call(args))
+        match &self.inner {
+            Target::Typed(f) => f.__serfn_typed_call(args),
+            Target::Erased(_) => unwrap_call(&*self.inner, self.try_call(args)),
+        }
     }
 
     /// Calls the function, returning the errors [`call`](Self::call) panics on.
@@ -232,12 +269,14 @@ where
     /// Only functions made by [`bind`](Self::bind) can fail here: they pass
     /// their arguments through the codec, whose `Serialize` impls may fail.
     pub fn try_call(&self, args: A) -> Result<R> {
-        call_with(
-            &*self.inner,
-            Self::expected_signature(),
-            args,
-            |input, output| self.inner.__serfn_call(input, output),
-        )
+        match &self.inner {
+            Target::Typed(f) => Ok(f.__serfn_typed_call(args)),
+            Target::Erased(f) => {
+                call_with(&**f, Self::expected_signature(), args, |input, output| {
+                    f.__serfn_call(input, output)
+                })
+            }
+        }
     }
 
     /// Runs `self`, then `next` on its output: a serializable composition,
@@ -246,14 +285,14 @@ where
     where
         C: Serialize + DeserializeOwned + 'static,
     {
-        SerFn::from_arc(compose::then(self.inner, next.inner))
+        SerFn::from_arc(compose::then(self.inner.into_arc(), next.inner.into_arc()))
     }
 }
 
 impl<A, R> Clone for SerFn<A, R> {
     fn clone(&self) -> Self {
         SerFn {
-            inner: Arc::clone(&self.inner),
+            inner: self.inner.clone(),
             types: PhantomData,
         }
     }
@@ -427,19 +466,19 @@ macro_rules! clone_deep {
 clone_deep!(SerFnMut);
 clone_deep!(SerFnOnce);
 
-impl<A, R> From<SerFn<A, R>> for SerFnMut<A, R> {
+impl<A: 'static, R: 'static> From<SerFn<A, R>> for SerFnMut<A, R> {
     fn from(f: SerFn<A, R>) -> Self {
         SerFnMut {
-            inner: f.inner,
+            inner: f.inner.into_arc(),
             types: PhantomData,
         }
     }
 }
 
-impl<A, R> From<SerFn<A, R>> for SerFnOnce<A, R> {
+impl<A: 'static, R: 'static> From<SerFn<A, R>> for SerFnOnce<A, R> {
     fn from(f: SerFn<A, R>) -> Self {
         SerFnOnce {
-            inner: f.inner,
+            inner: f.inner.into_arc(),
             types: PhantomData,
         }
     }
