@@ -40,7 +40,15 @@ fn varint(value: u64) -> ([u8; 9], usize) {
     (buf, len)
 }
 
+/// The largest value bincode writes as one byte.
+const ONE_BYTE_MAX: u64 = 250;
+
+#[inline]
 fn write_varint(value: u64, out: &mut Vec<u8>) {
+    if value <= ONE_BYTE_MAX {
+        out.push(value as u8);
+        return;
+    }
     let (buf, len) = varint(value);
     out.extend_from_slice(&buf[..len]);
 }
@@ -68,7 +76,7 @@ pub(crate) fn begin_bytes(out: &mut Vec<u8>) -> usize {
 /// Ends the byte string [`begin_bytes`] started at `start`.
 pub(crate) fn end_bytes(start: usize, out: &mut Vec<u8>) {
     let len = out.len() - start;
-    if len < 251 {
+    if len as u64 <= ONE_BYTE_MAX {
         out[start - 1] = len as u8;
         return;
     }
@@ -87,15 +95,37 @@ impl<'a> Reader<'a> {
     }
 
     /// A byte string, borrowed: its length is checked against the input left.
+    #[inline]
     pub(crate) fn bytes(&mut self) -> Result<&'a [u8]> {
-        let (bytes, used) = bincode::borrow_decode_from_slice::<&'a [u8], _>(self.rest, config())
-            .map_err(|error| Error::decode(describe(&error)))?;
-        self.rest = &self.rest[used..];
-        Ok(bytes)
+        match self.rest.split_first() {
+            // The common case, a length under 251: one byte.
+            Some((&len, rest))
+                if u64::from(len) <= ONE_BYTE_MAX && usize::from(len) <= rest.len() =>
+            {
+                let (bytes, rest) = rest.split_at(usize::from(len));
+                self.rest = rest;
+                Ok(bytes)
+            }
+            _ => self.decode::<&'a [u8]>(),
+        }
     }
 
+    /// A `u32`, as serde's `deserialize_u32` reads it.
+    #[inline]
     pub(crate) fn u32(&mut self) -> Result<u32> {
-        let (value, used) = bincode::decode_from_slice::<u32, _>(self.rest, config())
+        match self.rest.split_first() {
+            Some((&value, rest)) if u64::from(value) <= ONE_BYTE_MAX => {
+                self.rest = rest;
+                Ok(value.into())
+            }
+            _ => self.decode::<u32>(),
+        }
+    }
+
+    /// Any other case, and every error, as bincode reads and words it.
+    #[cold]
+    fn decode<T: bincode::BorrowDecode<'a, ()>>(&mut self) -> Result<T> {
+        let (value, used) = bincode::borrow_decode_from_slice::<T, _>(self.rest, config())
             .map_err(|error| Error::decode(describe(&error)))?;
         self.rest = &self.rest[used..];
         Ok(value)

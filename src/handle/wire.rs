@@ -8,6 +8,7 @@
 //! as the bytes around it. Fingerprints are byte strings of 8 (a length
 //! byte, then the `u64` little endian): fixed width, read in one piece.
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 
@@ -28,17 +29,36 @@ pub(crate) fn serialize<S: Serializer>(
 ) -> Result<S::Ok, S::Error> {
     let registration = f.__serfn_registration();
     let fingerprints = fingerprints_of(f, registration);
-    let mut capture = Vec::new();
-    f.__serfn_encode_capture(&mut capture)
-        .map_err(ser_::Error::custom)?;
-    let mut tuple = serializer.serialize_tuple(5)?;
-    tuple.serialize_element(registration.name())?;
-    tuple.serialize_element(&registration.version())?;
-    tuple.serialize_element(&Bytes(&fingerprints.signature.to_le_bytes()))?;
-    tuple.serialize_element(&Bytes(&fingerprints.layout.to_le_bytes()))?;
-    tuple.serialize_element(&Bytes(&capture))?;
-    tuple.end()
+    // serde needs the capture's length before its bytes: encoded aside, in
+    // a buffer this thread reuses (a function nested in the capture finds
+    // it taken and uses its own).
+    let mut capture = CAPTURE.take();
+    capture.clear();
+    let result = f
+        .__serfn_encode_capture(&mut capture)
+        .map_err(ser_::Error::custom)
+        .and_then(|()| {
+            let mut tuple = serializer.serialize_tuple(5)?;
+            tuple.serialize_element(registration.name())?;
+            tuple.serialize_element(&registration.version())?;
+            tuple.serialize_element(&Bytes(&fingerprints.signature.to_le_bytes()))?;
+            tuple.serialize_element(&Bytes(&fingerprints.layout.to_le_bytes()))?;
+            tuple.serialize_element(&Bytes(&capture))?;
+            tuple.end()
+        });
+    if capture.capacity() <= MAX_KEPT_CAPTURE {
+        CAPTURE.set(capture);
+    }
+    result
 }
+
+thread_local! {
+    static CAPTURE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// The largest capture buffer kept for the next encoding: larger ones
+/// would pin memory, and cost little to allocate next to their encoding.
+const MAX_KEPT_CAPTURE: usize = 64 << 10;
 
 /// Appends what [`serialize`] writes through bincode, written directly: no
 /// serde around the header, and the capture encoded in place.

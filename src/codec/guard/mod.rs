@@ -104,7 +104,7 @@ pub(crate) fn within_level<T>(
         .with(|state| {
             let _session = Session::begin(state, limits);
             state.charge::<Carrier>(bytes)?;
-            state.nested(|| f().map_err(stash::<Carrier>))
+            state.level(|| f().map_err(stash::<Carrier>))
         })
         .map_err(|error| super::take_stashed().unwrap_or_else(|| Error::decode(error.to_string())))
 }
