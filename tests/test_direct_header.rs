@@ -130,3 +130,21 @@ fn bodies_read_alike_through_both_paths() {
         }
     }
 }
+
+#[test]
+fn typed_pipelines_call_and_encode_as_erased_ones() {
+    let inc = || serfn::closure!("direct::inc", [], move |x: u64| -> u64 { x + 1 });
+    // Past 64 typed stages `then` falls back to the erased pipeline: the
+    // same results and bytes on both sides of that line.
+    for len in [2usize, 8, 64, 65, 200] {
+        let chain = (1..len).fold(inc(), |f, _| f.then(inc()));
+        assert_eq!(chain.call(0), len as u64);
+        let bytes = chain.to_bytes().unwrap();
+        assert_eq!(bytes, serfn::to_bytes(&chain).unwrap());
+        let back = SerFn::<u64, u64>::from_bytes(&bytes).unwrap();
+        assert_eq!(back.call(1), len as u64 + 1);
+        // A decoded pipeline composes too, erased.
+        assert_eq!(back.then(inc()).call(0), len as u64 + 1);
+        assert_eq!(chain.clone().then(chain).call(0), 2 * len as u64);
+    }
+}
