@@ -13,8 +13,9 @@ use serde::Serialize;
 
 pub use crate::__serfn_register_erased as register_erased;
 pub use crate::compose::ArgTuple;
-pub use crate::erased::{ArgSlot, Input, Output, SerializableFn, Slot, TypedFn};
+pub use crate::erased::{ArgSlot, Input, Output, Slot};
 pub use crate::registry::{Registered, Registration};
+pub use crate::registry::{SerializableFn, TypedFn};
 pub use crate::signature::{Kind, Signature, TypeInfo};
 pub use ::core::{concat, file, line, module_path, option::Option, result::Result};
 pub use {erased_serde, inventory, serde, typetag};

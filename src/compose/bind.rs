@@ -12,8 +12,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::Stage;
 use crate::codec::{self, stash};
-use crate::erased::{ArgSlot, Input, Output, SerializableFn};
+use crate::erased::{ArgSlot, Input, Output};
 use crate::error::{Error, Result};
+use crate::registry::SerializableFn;
 use crate::registry::{Registered, Registration};
 use crate::signature::{Signature, TypeInfo};
 

@@ -11,8 +11,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{Stage, StageRef};
 use crate::codec::{self, stash};
-use crate::erased::{ArgSlot, Input, Output, SerializableFn};
+use crate::erased::{ArgSlot, Input, Output};
 use crate::error::{Error, Result};
+use crate::registry::SerializableFn;
 use crate::registry::{Registered, Registration};
 use crate::signature::{Kind, Signature, TypeInfo};
 

@@ -20,9 +20,10 @@ pub(crate) use self::dyn_fn::panic_message;
 pub use self::dyn_fn::DynFn;
 use self::target::{Inner, Target, MAX_COMPOSED_DEPTH};
 use crate::compose::{self, SplitFirst};
-use crate::erased::{Input, Output, SerializableFn, Slot};
+use crate::erased::{Input, Output, Slot};
 use crate::error::{Error, Result};
 use crate::function::{Call, CallMut, CallOnce};
+use crate::registry::SerializableFn;
 use crate::signature::{Kind, Signature};
 
 fn slot_error(f: &dyn SerializableFn, expected: Signature) -> Error {

@@ -8,7 +8,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::erased::{SerializableFn, TypedFn};
+use crate::registry::{SerializableFn, TypedFn};
 
 /// How the handles' shared code builds and unwraps what they hold.
 pub(super) trait Inner: Deref<Target = dyn SerializableFn> + Sized {

@@ -17,8 +17,8 @@ use serde::ser::{self as ser_, SerializeTuple, Serializer};
 
 use crate::codec::format::{self, Reader};
 use crate::codec::{stash, within_level, Limits};
-use crate::erased::SerializableFn;
 use crate::error::Error;
+use crate::registry::SerializableFn;
 use crate::registry::{self, Fingerprints, Registration};
 use crate::schema;
 use crate::signature::{Kind, Signature};
