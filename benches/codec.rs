@@ -50,6 +50,15 @@ fn round_trip(c: &mut Criterion) {
             g.call(black_box(2.0))
         })
     });
+    let mut buf = Vec::new();
+    group.bench_function("serfn_handle", |b| {
+        b.iter(|| {
+            buf.clear();
+            black_box(&f).to_bytes_into(&mut buf).unwrap();
+            let g = SerFn::<f64, f64>::from_bytes(&buf).unwrap();
+            g.call(black_box(2.0))
+        })
+    });
     let capture = Scale { factor: 1.5 };
     group.bench_function("raw_bincode", |b| {
         b.iter(|| {
@@ -80,6 +89,23 @@ fn call(c: &mut Criterion) {
     let peer = serde_closure::Fn!(move |x: f64| x * factor);
     group.bench_function("serde_closure", |b| {
         b.iter(|| black_box(&peer).call((black_box(2.0),)))
+    });
+    group.finish();
+}
+
+/// A `then` pipeline of 8 stages beside 8 direct calls of the same impl.
+fn then(c: &mut Criterion) {
+    const STAGES: usize = 8;
+    let mut group = c.benchmark_group("then_8_stages");
+    let stage = || SerFn::new(Scale { factor: 1.5 });
+    let f = (1..STAGES).fold(stage(), |f, _| f.then(stage()));
+    group.bench_function("serfn", |b| b.iter(|| black_box(&f).call(black_box(2.0))));
+    let capture = Scale { factor: 1.5 };
+    group.bench_function("direct", |b| {
+        b.iter(|| {
+            let capture = black_box(&capture);
+            (0..STAGES).fold(black_box(2.0), |x, _| serfn::Call::call(capture, x))
+        })
     });
     group.finish();
 }
@@ -135,5 +161,5 @@ fn capture_size(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, round_trip, call, capture_size);
+criterion_group!(benches, round_trip, call, then, capture_size);
 criterion_main!(benches);
