@@ -7,6 +7,7 @@ use std::sync::{mpsc, Arc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::answer::{decode_chunk, ChunkResults};
 use super::job::{FnEntry, Job, Reply, Work};
 use super::protocol as proto;
 use super::Pool;
@@ -108,75 +109,6 @@ pub(crate) fn items_block<A: Serialize>(
     }
     block[..4].copy_from_slice(&count.to_le_bytes());
     Ok((block, count))
-}
-
-/// One chunk's results, yielded item by item without building a
-/// `Vec<Result<R>>` first.
-pub(crate) enum ChunkResults<R> {
-    /// A typed batch: the results of the calls that returned and the panics by index.
-    Batched {
-        at: u32,
-        results: std::vec::IntoIter<R>,
-        panics: std::iter::Peekable<std::vec::IntoIter<(u32, Error)>>,
-    },
-    /// An item-by-item batch.
-    Each(std::vec::IntoIter<Result<R>>),
-    /// The whole chunk failed: each item gets a copy of the error.
-    Failed { error: Error, left: u32 },
-}
-
-impl<R> Iterator for ChunkResults<R> {
-    type Item = Result<R>;
-
-    fn next(&mut self) -> Option<Result<R>> {
-        match self {
-            ChunkResults::Batched {
-                at,
-                results,
-                panics,
-            } => {
-                let index = *at;
-                *at += 1;
-                match panics.next_if(|(panicked, _)| *panicked == index) {
-                    Some((_, error)) => Some(Err(error)),
-                    None => results.next().map(Ok),
-                }
-            }
-            ChunkResults::Each(results) => results.next(),
-            ChunkResults::Failed { error, left } => {
-                *left = left.checked_sub(1)?;
-                Some(Err(error.duplicate()))
-            }
-        }
-    }
-}
-
-impl<R> ChunkResults<R> {
-    fn empty() -> Self {
-        ChunkResults::Each(Vec::new().into_iter())
-    }
-}
-
-/// Decodes a chunk's answer.
-pub(crate) fn decode_chunk<R: DeserializeOwned>(
-    count: u32,
-    answer: Result<Vec<u8>>,
-    limits: &codec::Limits,
-    batched: bool,
-) -> ChunkResults<R> {
-    let decoded = answer.and_then(|payload| {
-        if batched {
-            let (results, panics) = codec::decode_batch_results(&payload, limits, count as usize)?;
-            return Ok(ChunkResults::Batched {
-                at: 0,
-                results: results.into_iter(),
-                panics: panics.into_iter().peekable(),
-            });
-        }
-        let results = codec::decode_results(&payload, limits, count as usize)?;
-        Ok(ChunkResults::Each(results.into_iter()))
-    });
-    decoded.unwrap_or_else(|error| ChunkResults::Failed { error, left: count })
 }
 
 /// The sending half of a map: takes items, sends chunks, receives answers.
