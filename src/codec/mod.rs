@@ -71,7 +71,7 @@ where
     guard::deserialize_seed(deserializer, limits, seed)
 }
 
-pub(crate) use self::guard::refund_borrowed;
+pub(crate) use self::guard::{in_decode, refund_borrowed};
 
 /// Takes back the typed error [`stash`] kept, if any.
 pub(crate) fn take_stashed() -> Option<Error> {

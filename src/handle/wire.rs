@@ -252,10 +252,15 @@ impl Visitor<'_> for CaptureSeed {
 
     fn visit_bytes<E: de::Error>(self, capture: &[u8]) -> Result<Self::Value, E> {
         // Decoded in place, not copied: only what its content allocates
-        // counts. Inside a guarded decode, the tighter of these defaults and
-        // what is left of the outer limits applies.
+        // counts. Inside a guarded decode, what is left of the outer limits
+        // applies (a pool's may exceed the defaults); outside one, the defaults.
         crate::codec::refund_borrowed(capture.len());
-        self.0.decode(capture, &Limits::default()).map_err(|error| {
+        let limits = if crate::codec::in_decode() {
+            Limits::unlimited()
+        } else {
+            Limits::default()
+        };
+        self.0.decode(capture, &limits).map_err(|error| {
             stash(match error {
                 Error::Decode { source } => {
                     Error::decode(format!("the capture of `{}`: {source}", self.0.name()))

@@ -99,6 +99,12 @@ pub(crate) fn refund_borrowed(len: usize) {
     });
 }
 
+/// Whether a guarded decode is running on this thread: a nested decode is
+/// then bounded by what is left of the outer one's limits.
+pub(crate) fn in_decode() -> bool {
+    STATE.with(|state| state.active.get())
+}
+
 pub(crate) fn deserialize_seed<'de, D, S>(
     inner: D,
     limits: &Limits,
