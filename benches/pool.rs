@@ -17,6 +17,16 @@
 //!   [`QUICK_CPU_ITERS`], as the Python script does.
 //! - `startup`: `Pool::builder().workers(w).build()` through the result of one
 //!   trivial `pool.call`; ms. Dropping the pool is not timed.
+//! - `pipeline`: `x + d` as one stage and as 8 stages joined by `then`, mapped
+//!   in chunks of `items / 8` and called in process; the extra time per item
+//!   and stage, times the workers for the pool (their time); ns/stage.
+//! - `capture_100m`: a closure over 100 MiB of `f64`, to its first result from
+//!   a started pool (limits raised to 256 MiB); ms.
+//!
+//! Peers, in the same run (`benches/common/peers.rs`): procspawn (fn pointers;
+//! `tiny_chunk1` one call per item on a fifth of the items, `tiny_chunked`
+//! with hand-made `Vec` chunks, `cpu_speedup`, `capture_100m` sending the same
+//! `Vec`) and rayon (`tiny_*` and `cpu_speedup` on threads: the in-process limit).
 //!
 //! Each number is the median of `--runs` runs (default 5). Every result the
 //! pool returns is compared with the sequential, in-process answer, so no
@@ -27,10 +37,12 @@
 //! `target/rustbench.json`), `--only w1,w2` (just these workloads, e.g. to
 //! profile one under callgrind). Other arguments (cargo's `--bench`) are ignored.
 //! The JSON has the Python script's flat schema:
-//! `{"workers", "runs", "items", "results": [{"workload", "library": "serfn", "value", "unit", ...}]}`.
+//! `{"workers", "runs", "items", "results": [{"workload", "library", "value", "unit", ...}]}`.
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/peers.rs"]
+mod peers;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -111,6 +123,7 @@ fn parse_args() -> Args {
 /// One row of the output: a number plus extra `key: value` fields (already JSON).
 struct Record {
     workload: &'static str,
+    library: &'static str,
     value: f64,
     unit: &'static str,
     extra: Vec<(&'static str, String)>,
@@ -128,18 +141,29 @@ impl Report {
         unit: &'static str,
         extra: Vec<(&'static str, String)>,
     ) {
+        self.record_for(workload, "serfn", value, unit, extra);
+    }
+
+    fn record_for(
+        &mut self,
+        workload: &'static str,
+        library: &'static str,
+        value: f64,
+        unit: &'static str,
+        extra: Vec<(&'static str, String)>,
+    ) {
         let shown = extra
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(" ");
         println!(
-            "{workload:<13} {:<8} {:>16} {unit:<8} {shown}",
-            "serfn",
+            "{workload:<13} {library:<9} {:>16} {unit:<8} {shown}",
             grouped(value)
         );
         self.results.push(Record {
             workload,
+            library,
             value,
             unit,
             extra,
@@ -153,7 +177,7 @@ impl Report {
             .map(|r| {
                 let mut fields = vec![
                     format!("\"workload\": \"{}\"", r.workload),
-                    "\"library\": \"serfn\"".to_string(),
+                    format!("\"library\": \"{}\"", r.library),
                     format!("\"value\": {}", json_number(r.value)),
                     format!("\"unit\": \"{}\"", r.unit),
                 ];
@@ -244,8 +268,18 @@ fn collect_map(map: impl Iterator<Item = serfn::Result<f64>>) -> Vec<f64> {
         .expect("a map failed")
 }
 
+/// The CPU task as a procspawn fn pointer: everything it needs is its argument.
+fn descend_fn((x0, lr, iters): (f64, f64, u32)) -> f64 {
+    let mut x = x0;
+    for _ in 0..iters {
+        x -= lr * (4.0 * x * x * x - 6.0 * x + 1.0);
+    }
+    x
+}
+
 fn main() {
     serfn::worker::init();
+    procspawn::init();
     let args = parse_args();
     let mut report = Report {
         results: Vec::new(),
@@ -321,6 +355,39 @@ fn main() {
         };
         report.record(workload, n / time.as_secs_f64(), "tasks/s", extra);
     }
+    let spawn_pool = procspawn::Pool::new(args.workers).expect("cannot start procspawn's pool");
+    let rayon_pool = peers::rayon_pool(args.workers);
+    for (workload, chunk) in [("tiny_chunk1", 1), ("tiny_chunked", chunked)] {
+        if !args.wants(workload) {
+            continue;
+        }
+        // procspawn makes two IPC channels per call: a fifth of the items keeps its
+        // one-item-per-message row within seconds.
+        let some = if chunk == 1 {
+            (items.len() / 5).max(1)
+        } else {
+            items.len()
+        };
+        let run = || peers::procspawn_map(&spawn_pool, &items[..some], FACTOR, chunk);
+        check_same(workload, &run(), &want[..some]);
+        let time = median_time(args.runs, run, |got| {
+            check_same(workload, &got, &want[..some])
+        });
+        let extra = vec![
+            ("chunk_size", chunk.to_string()),
+            ("items", some.to_string()),
+        ];
+        report.record_for(
+            workload,
+            "procspawn",
+            some as f64 / time.as_secs_f64(),
+            "tasks/s",
+            extra,
+        );
+        let run = || peers::rayon_map(&rayon_pool, &items, |x| scale.call(x));
+        let time = median_time(args.runs, run, |got| check_same(workload, &got, &want));
+        report.record_for(workload, "rayon", n / time.as_secs_f64(), "tasks/s", vec![]);
+    }
 
     // -- CPU-bound: sequential in-process vs the pool -------------------------
     let (lr, iters) = (CPU_LR, args.cpu_iters);
@@ -368,9 +435,35 @@ fn main() {
                 ("iters", args.cpu_iters.to_string()),
             ],
         );
+        for library in ["procspawn", "rayon"] {
+            let parallel = median_time(
+                args.runs,
+                || match library {
+                    "procspawn" => {
+                        peers::procspawn_cpu(&spawn_pool, &starts, lr, iters, descend_fn)
+                    }
+                    _ => peers::rayon_map(&rayon_pool, &starts, |x| descend.call(x)),
+                },
+                |got| check_same("cpu_speedup", &got, &cpu_want),
+            );
+            report.record_for(
+                "cpu_speedup",
+                library,
+                sequential.as_secs_f64() / parallel.as_secs_f64(),
+                "x",
+                vec![("parallel_s", format!("{:.6}", parallel.as_secs_f64()))],
+            );
+        }
+    }
+    if args.wants("pipeline") {
+        pipeline(&args, &pool, &items, &mut report);
     }
     let stats = pool.stats();
     drop(pool);
+    if args.wants("capture_100m") {
+        capture(&args, &spawn_pool, &mut report);
+    }
+    drop(spawn_pool);
 
     // -- start-up: a fresh pool per run; its drop is not timed ----------------
     let trivial: SerFn<i64, i64> =
@@ -402,4 +495,111 @@ fn main() {
     }
     std::fs::write(path, report.json(&args)).expect("cannot write the JSON file");
     println!("wrote {}", path.display());
+}
+
+/// Stages in the long pipeline of the `pipeline` workload.
+const STAGES: usize = 8;
+/// The capture of `capture_100m`: 100 MiB of `f64`.
+const CAPTURE_ELEMENTS: usize = (100 << 20) / 8;
+
+/// `pipeline`: `x + d` as one stage and as [`STAGES`] stages joined by `then`,
+/// through the pool's chunked path and in process; the difference per item and
+/// extra stage is the cost of a stage. The pool's is wall time times workers,
+/// i.e. the workers' time per stage.
+fn pipeline(args: &Args, pool: &Pool, items: &[f64], report: &mut Report) {
+    let d = 0.5;
+    let add = || serfn::closure!("benches::pool::add", [d: f64], move |x: f64| -> f64 { x + d });
+    let long = (1..STAGES).fold(add(), |f, _| f.then(add()));
+    let one = add();
+    let want = |stages: usize| -> Vec<f64> {
+        items
+            .iter()
+            .map(|&x| (0..stages).fold(x, |x, _| x + d))
+            .collect()
+    };
+    let (want1, want_long) = (want(1), want(STAGES));
+    let chunk = (items.len() / 8).max(1);
+    let time = |f: &SerFn<f64, f64>, want: &[f64]| {
+        let run = || collect_map(pool.map(f, items.iter().copied()).chunk_size(chunk));
+        check_same("pipeline", &run(), want);
+        median_time(args.runs, run, |got| check_same("pipeline", &got, want))
+    };
+    let (pool1, pool_long) = (time(&one, &want1), time(&long, &want_long));
+    let local = |f: &SerFn<f64, f64>, want: &[f64]| {
+        let run = || {
+            items
+                .iter()
+                .map(|&x| f.call(black_box(x)))
+                .collect::<Vec<f64>>()
+        };
+        median_time(args.runs, run, |got| check_same("pipeline", &got, want))
+    };
+    let (local1, local_long) = (local(&one, &want1), local(&long, &want_long));
+    let per_stage = |t1: Duration, tn: Duration, scale: f64| {
+        let extra = (tn.as_secs_f64() - t1.as_secs_f64()).max(0.0);
+        extra * scale * 1e9 / (items.len() * (STAGES - 1)) as f64
+    };
+    let workers = args.workers as f64;
+    report.record(
+        "pipeline",
+        per_stage(pool1, pool_long, workers),
+        "ns/stage",
+        vec![
+            ("stages", STAGES.to_string()),
+            ("chunk_size", chunk.to_string()),
+            (
+                "in_process_ns",
+                format!("{:.3}", per_stage(local1, local_long, 1.0)),
+            ),
+        ],
+    );
+}
+
+/// `capture_100m`: a closure over 100 MiB of `f64`, sent to a started pool, to
+/// its first result: encoding, the socket, the worker's decode and the call.
+/// procspawn sends the same `Vec` as its call's argument. Each run changes one
+/// element, so that no run finds the function already loaded.
+fn capture(args: &Args, spawn_pool: &procspawn::Pool, report: &mut Report) {
+    let limits = serfn::Limits::new().max_bytes(256 << 20);
+    let pool = Pool::builder()
+        .workers(args.workers)
+        .limits(limits)
+        .build()
+        .expect("cannot start the pool");
+    let runs = args.runs.min(3);
+    let base: Vec<f64> = (0..CAPTURE_ELEMENTS).map(|i| i as f64).collect();
+    let mut serfn_times = Vec::new();
+    let mut spawn_times = Vec::new();
+    for run in 0..runs {
+        let mut values = base.clone();
+        values[0] = run as f64;
+        let start = Instant::now();
+        let weights = serfn::closure!("benches::pool::weights", [values: Vec<f64>], move |x: f64| -> f64 {
+            x * values.len() as f64
+        });
+        let got = pool.call(&weights, 1.0).expect("the capture call failed");
+        serfn_times.push(start.elapsed());
+        assert_eq!(got, CAPTURE_ELEMENTS as f64, "capture_100m: wrong answer");
+        drop(weights);
+
+        let mut values = base.clone();
+        values[0] = run as f64;
+        let start = Instant::now();
+        let got = peers::procspawn_capture(spawn_pool, values);
+        spawn_times.push(start.elapsed());
+        assert_eq!(
+            got, CAPTURE_ELEMENTS as f64,
+            "capture_100m: wrong answer (procspawn)"
+        );
+    }
+    for (library, times) in [("serfn", serfn_times), ("procspawn", spawn_times)] {
+        let time = median(times).as_secs_f64();
+        report.record_for(
+            "capture_100m",
+            library,
+            time * 1e3,
+            "ms",
+            vec![("runs", runs.to_string())],
+        );
+    }
 }
