@@ -67,7 +67,32 @@
 //! # Ok::<(), serfn::Error>(())
 //! ```
 //!
-//! # Guarantees on bad input
+//! # Functions inside captures
+//! A capture may hold other serialized functions (a `SerFn` is serde data),
+//! which makes higher-order functions: the inner function travels inside
+//! the outer one's bytes and is called in the worker.
+//!
+//! ```
+//! use serfn::SerFn;
+//!
+//! let square: SerFn<f64, f64> = serfn::closure!("square", [], move |x: f64| -> f64 { x * x });
+//! // `twice` captures `f` and applies it two times.
+//! let twice: SerFn<f64, f64> =
+//!     serfn::closure!("twice", [f: SerFn<f64, f64> = square], move |x: f64| -> f64 { f.call(f.call(x)) });
+//!
+//! let decoded = SerFn::<f64, f64>::from_bytes(&twice.to_bytes()?)?;
+//! assert_eq!(decoded.call(3.0), 81.0);
+//! // Or through a pool: `pool.map(&twice, items)` ships both functions once per worker.
+//! # Ok::<(), serfn::Error>(())
+//! ```
+//!
+//! # Errors from your functions
+//! A function that returns `Result<T, `[`Failure`]`>` can use `?` on any
+//! error type: the caller gets the message, the source chain and the type
+//! name. A panic in a pool's worker is [`Error::Panicked`] with the panic's
+//! `file:line:column`, and its backtrace when `RUST_BACKTRACE=1` is in the
+//! workers' environment.
+//!
 //! Decoding untrusted bytes returns a typed [`Error`], never panics, never
 //! calls a function other than the one encoded, and never allocates more
 //! than a small multiple of [`Limits::max_bytes`]. Every envelope carries a
@@ -149,7 +174,7 @@ pub use crate::codec::{
 };
 pub use crate::compose::{ArgTuple, SplitFirst};
 pub use crate::erased::SerializableFn;
-pub use crate::error::{Error, Result};
+pub use crate::error::{Error, Failure, Result};
 pub use crate::executor::Executor;
 pub use crate::function::{Call, CallMut, CallOnce};
 pub use crate::handle::{DynFn, SerFn, SerFnMut, SerFnOnce};

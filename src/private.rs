@@ -273,15 +273,9 @@ where
         let mut results = Vec::with_capacity(args.len());
         let mut panics = Vec::new();
         for (index, args) in args.into_iter().enumerate() {
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.call(args))) {
+            match crate::error::catch(f.name(), || f.call(args)) {
                 Ok(result) => results.push(result),
-                Err(payload) => panics.push((
-                    index as u32,
-                    codec::Panic {
-                        name: f.name().into(),
-                        message: crate::handle::panic_message(&*payload),
-                    },
-                )),
+                Err(panic) => panics.push((index as u32, panic)),
             }
         }
         // What `codec::decode_batch_results` reads.

@@ -55,6 +55,8 @@ pub fn init() {
         return;
     };
     SERVING.store(true, Ordering::SeqCst);
+    // Panics then carry their location (and backtrace) to the pool.
+    crate::error::install_hook();
     let code = match serve(socket) {
         Ok(()) => 0,
         Err(error) => {

@@ -219,14 +219,46 @@ fn bind_fixes_leading_arguments() {
     let f = SerFn::new(Weighted {
         weights: vec![2, 10],
     });
-    let g: SerFn<(i64,), i64> = f.bind(3).unwrap();
+    let g: SerFn<(i64,), i64> = f.bind(3);
     assert_eq!(g.call((4,)), 46);
     let h: SerFn<(i64,), i64> = round_trip(&g);
     assert_eq!(h.call((5,)), 56);
-    let k: SerFn<(), i64> = h.bind(1).unwrap();
+    let k: SerFn<(), i64> = h.bind(1);
     let k: SerFn<(), i64> = round_trip(&k);
     assert_eq!(k.call(()), 16);
     assert_eq!(k.signature().args().name(), "()");
+}
+
+/// Encodes as a sequence whose length is not known in advance, which the
+/// format refuses.
+#[derive(Debug, Deserialize)]
+struct Unsized(Vec<u8>);
+
+impl Serialize for Unsized {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().filter(|_| true))
+    }
+}
+
+fn first_len() -> SerFn<(Unsized, u8), usize> {
+    serfn::closure!("handles::first_len", [], move |a: Unsized,
+                                                    _b: u8|
+          -> usize { a.0.len() })
+}
+
+#[test]
+fn try_bind_returns_what_bind_panics_on() {
+    assert!(matches!(
+        first_len().try_bind(Unsized(vec![1])),
+        Err(Error::Encode { .. })
+    ));
+    let panic = std::panic::catch_unwind(|| first_len().bind(Unsized(vec![1]))).unwrap_err();
+    let message = panic.downcast_ref::<String>().unwrap();
+    assert!(
+        message.starts_with("cannot bind the first argument of serfn function `")
+            && message.contains("first_len`: cannot encode: "),
+        "{message}"
+    );
 }
 
 #[test]
@@ -266,7 +298,7 @@ fn dyn_fn_calls_through_bytes_and_reports_panics() {
         .call_bytes(&serfn::codec::encode_value(&7u8).unwrap())
         .unwrap();
     match serfn::codec::decode_result::<u8>(&out, &limits) {
-        Err(Error::Panicked { name, message }) => {
+        Err(Error::Panicked { name, message, .. }) => {
             assert!(name.ends_with("::Explode"));
             assert_eq!(message, "exploded on 7");
         }

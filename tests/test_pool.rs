@@ -240,7 +240,7 @@ fn a_panic_fails_only_its_item_and_the_worker_lives_on() {
     let results: Vec<serfn::Result<u32>> = pool.map(&picky, 0..1_000u32).collect();
     for (i, result) in results.iter().enumerate() {
         match result {
-            Err(Error::Panicked { name, message }) => {
+            Err(Error::Panicked { name, message, .. }) => {
                 assert_eq!(i % 100, 13);
                 assert!(name.ends_with("test_pool::picky"), "{name}");
                 assert_eq!(message, &format!("unlucky {i}"));

@@ -119,7 +119,7 @@ fn another_binary_decodes_and_calls() {
     assert_eq!(results[2].as_ref().unwrap(), &9.0);
     assert_eq!(results[3].as_ref().unwrap(), &15.0);
     match &results[4] {
-        Err(serfn::Error::Panicked { name, message }) => {
+        Err(serfn::Error::Panicked { name, message, .. }) => {
             assert_eq!(name, "examples::checked_sqrt");
             assert_eq!(message, "square root of negative number -1");
         }

@@ -102,7 +102,17 @@ fn panics_and_unknown_functions_are_typed_errors_per_item() {
     let results: Vec<serfn::Result<u32>> = fleet.map(&picky, 0..6).collect();
     for (i, result) in results.into_iter().enumerate() {
         match (i, result) {
-            (3, Err(Error::Panicked { message, .. })) => assert_eq!(message, "three is refused"),
+            (
+                3,
+                Err(Error::Panicked {
+                    message, location, ..
+                }),
+            ) => {
+                assert_eq!(message, "three is refused");
+                // The worker's hook noted where, and the result entry kept it.
+                let location = location.expect("a location");
+                assert!(location.contains("test_redis.rs:"), "{location}");
+            }
             (i, Ok(doubled)) if i != 3 => assert_eq!(doubled, 2 * i as u32),
             (i, other) => panic!("{i}: {other:?}"),
         }

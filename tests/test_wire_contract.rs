@@ -25,7 +25,7 @@ type BindCapture = (FunctionTuple, Vec<u8>, u32);
 /// `pair` with 7 bound, its bound prefix replaced by `prefix` and its
 /// count by `bound`, sealed with a valid checksum.
 fn forged_bind(prefix: Vec<u8>, bound: u32) -> Vec<u8> {
-    let f: SerFn<(u64,), (u32, u64)> = pair().bind(7).unwrap();
+    let f: SerFn<(u64,), (u32, u64)> = pair().bind(7);
     let outer = Wire::parse(&f.to_bytes().unwrap());
     let (inner, _, _): BindCapture =
         serfn::codec::decode_value(&outer.capture, &serfn::Limits::default()).unwrap();
@@ -97,7 +97,6 @@ fn a_pipeline_of_another_signature_is_refused_before_a_stage_is_decoded() {
     let bound: SerFn<(f64,), f64> =
         serfn::closure!("contract::add", [], move |x: f64, y: f64| -> f64 { x + y })
             .bind(1.0)
-            .unwrap()
             .then(SerFn::new(Counted { k: 1.0 }))
             .into_dyn()
             .try_into()

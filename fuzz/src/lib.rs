@@ -216,7 +216,7 @@ pub fn samples() -> Vec<Sample> {
         ),
         sample_fn(
             "bind",
-            weighted().bind(6).expect("binds"),
+            weighted().bind(6),
             vec![(4i64,), (13,)],
             0,
         ),

@@ -26,7 +26,7 @@ use std::cell::RefCell;
 use std::io::{Read, Write};
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub use self::limits::Limits;
 pub(crate) use self::results::{decode_batch_results, decode_results};
@@ -374,19 +374,7 @@ pub(crate) fn encode_len_into(len: usize, buf: &mut Vec<u8>) -> Result<()> {
     format::encode_len_into(len, buf)
 }
 
-/// A panic caught by [`DynFn::call_bytes`](crate::DynFn::call_bytes),
-/// carried in its output in place of the result.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct Panic {
-    pub(crate) name: String,
-    pub(crate) message: String,
-}
-
-impl From<Panic> for Error {
-    fn from(Panic { name, message }: Panic) -> Self {
-        Error::Panicked { name, message }
-    }
-}
+pub(crate) use crate::error::Panic;
 
 /// Appends the encoding of `Ok::<R, Panic>(result)`: what a bytes-out call returns.
 pub(crate) fn encode_ok_into<R: Serialize>(result: &R, buf: &mut Vec<u8>) -> Result<()> {

@@ -1,9 +1,13 @@
 //! The one error type of serfn.
 
+mod failure;
+mod panic;
 mod wire;
 
 use std::error::Error as StdError;
 
+pub use self::failure::Failure;
+pub(crate) use self::panic::{catch, install_hook, Panic};
 pub(crate) use self::wire::WireError;
 
 /// A boxed error from the codec or from I/O, kept out of [`Error`]'s public
@@ -179,12 +183,28 @@ pub enum Error {
     },
 
     /// The function panicked while it ran; the message is the panic's.
-    #[error("function `{name}` panicked: {message}")]
+    ///
+    /// In a [`Pool`](crate::Pool)'s worker or a Redis worker, a panic hook
+    /// notes where the panic happened, and its backtrace when
+    /// `RUST_BACKTRACE` or `RUST_LIB_BACKTRACE` enable one in the worker's
+    /// environment (see [`PoolBuilder::env`](crate::PoolBuilder::env)). The
+    /// hook then runs the one installed before it, so the worker still prints
+    /// the panic to stderr as usual. Display shows the location, not the
+    /// backtrace.
+    #[error("function `{name}` panicked{}: {message}", at(.location))]
     Panicked {
         /// The function's name.
         name: String,
         /// The panic message (its payload if that was a string).
         message: String,
+        /// Where it panicked, as `file:line:column`: `None` where no hook
+        /// noted it (an in-process [`DynFn::call_bytes`](crate::DynFn::call_bytes)
+        /// in a program that did not start as a worker, or a program that
+        /// replaced the hook).
+        location: Option<String>,
+        /// The stack backtrace at the panic, when the worker's environment
+        /// enabled backtraces.
+        backtrace: Option<String>,
     },
 
     /// The worker process running the task died (it aborted, exited, or was
@@ -245,6 +265,13 @@ pub enum Error {
         /// Why it was given up.
         reason: String,
     },
+}
+
+/// ` at file:line:col`, as in Rust's own panic message, when known.
+fn at(location: &Option<String>) -> String {
+    location
+        .as_ref()
+        .map_or_else(String::new, |location| format!(" at {location}"))
 }
 
 /// `Result` with serfn's [`Error`].

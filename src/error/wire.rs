@@ -74,6 +74,8 @@ pub(crate) enum WireError {
     Panicked {
         name: String,
         message: String,
+        location: Option<String>,
+        backtrace: Option<String>,
     },
     WorkerDied {
         name: String,
@@ -247,9 +249,16 @@ impl From<&Error> for WireError {
                 let (source, kind) = io_source(source);
                 WireError::Io { source, kind }
             }
-            Error::Panicked { name, message } => WireError::Panicked {
+            Error::Panicked {
+                name,
+                message,
+                location,
+                backtrace,
+            } => WireError::Panicked {
                 name: name.clone(),
                 message: message.clone(),
+                location: location.clone(),
+                backtrace: backtrace.clone(),
             },
             Error::WorkerDied { name, pid, status } => WireError::WorkerDied {
                 name: name.clone(),
@@ -330,7 +339,17 @@ impl WireError {
             WireError::Io { source, kind } => Error::Io {
                 source: Box::new(io::Error::new(io_kind(&kind), source.into_source(worker))),
             },
-            WireError::Panicked { name, message } => Error::Panicked { name, message },
+            WireError::Panicked {
+                name,
+                message,
+                location,
+                backtrace,
+            } => Error::Panicked {
+                name,
+                message,
+                location,
+                backtrace,
+            },
             WireError::WorkerDied { name, pid, status } => Error::WorkerDied { name, pid, status },
             WireError::Timeout { name, timeout } => Error::Timeout { name, timeout },
             WireError::WorkerStart { reason } => Error::WorkerStart { reason },

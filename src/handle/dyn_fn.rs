@@ -1,13 +1,12 @@
 //! [`DynFn`]: a function whose types the holder does not know.
 
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::wire;
-use crate::codec::{self, Limits, Panic};
+use crate::codec::{self, Limits};
 use crate::erased::{Input, Output, SerializableFn};
 use crate::error::{Error, Result};
 use crate::signature::{Kind, Signature};
@@ -220,28 +219,15 @@ fn catching(
     out: &mut Vec<u8>,
 ) -> Result<()> {
     let start = out.len();
-    match catch_unwind(AssertUnwindSafe(|| {
+    match crate::error::catch(name, || {
         call(Input::Bytes(args, limits), Output::Bytes(&mut *out))
-    })) {
+    }) {
         Ok(result) => result,
-        Err(payload) => {
+        Err(panic) => {
             out.truncate(start);
-            out.extend_from_slice(&codec::encode_panic(&Panic {
-                name: name.into(),
-                message: panic_message(&*payload),
-            })?);
+            out.extend_from_slice(&codec::encode_panic(&panic)?);
             Ok(())
         }
-    }
-}
-
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(message) = payload.downcast_ref::<&str>() {
-        (*message).to_owned()
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "(a panic payload that is not a string)".to_owned()
     }
 }
 

@@ -314,6 +314,8 @@ mod tests {
             Error::Panicked {
                 name: name(),
                 message: "boom".into(),
+                location: Some("src/f.rs:1:2".into()),
+                backtrace: Some("0: tests::f\n1: main".into()),
             },
             Error::WorkerDied {
                 name: name(),
@@ -379,6 +381,22 @@ mod tests {
                     assert_eq!(back.to_string(), format!("{error} (in worker process 42)"));
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_panic_crosses_with_or_without_its_location_and_backtrace() {
+        let location = || Some("src/f.rs:1:2".to_owned());
+        for (location, backtrace) in [(None, None), (location(), None)] {
+            let error = Error::Panicked {
+                name: "f".into(),
+                message: "boom".into(),
+                location,
+                backtrace,
+            };
+            let back = cross(&error, 42);
+            assert_eq!(WireError::from(&back), WireError::from(&error));
+            assert_eq!(back.to_string(), error.to_string());
         }
     }
 

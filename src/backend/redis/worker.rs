@@ -114,6 +114,8 @@ impl RedisWorker {
     /// # Errors
     /// [`Error::Broker`] if the URL is invalid.
     pub fn run(self) -> Result<()> {
+        // Panics then carry their location (and backtrace) to the driver.
+        crate::error::install_hook();
         let client = redis::Client::open(self.url.as_str()).map_err(broker("connect"))?;
         let keys = Keys::new(&self.prefix);
         tracing::info!(consumer = %self.consumer, prefix = %self.prefix, "serfn redis worker starting");
