@@ -149,6 +149,8 @@
 //! ```
 
 #![deny(missing_docs)]
+// docs.rs builds with `--cfg docsrs`: feature-gated items show their feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // The workspace denies unsafe code (a test's counting allocator needs it);
 // the library forbids it.
 #![forbid(unsafe_code)]
@@ -162,6 +164,7 @@ mod function;
 mod handle;
 pub mod pool;
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 #[path = "backend/redis/mod.rs"]
 pub mod redis;
 pub mod registry;

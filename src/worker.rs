@@ -526,6 +526,7 @@ impl Worker {
 /// # Ok::<(), serfn::Error>(())
 /// ```
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub fn redis(url: &str) -> crate::Result<()> {
     crate::redis::RedisWorker::new(url).run()
 }

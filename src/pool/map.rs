@@ -354,6 +354,7 @@ macro_rules! map_settings {
 
             /// Shows an [`indicatif`] progress bar on stderr.
             #[cfg(feature = "progress")]
+            #[cfg_attr(docsrs, doc(cfg(feature = "progress")))]
             pub fn progress_bar(self) -> Self {
                 let bar = match self.feed.total {
                     Some(total) => indicatif::ProgressBar::new(total as u64),
