@@ -162,6 +162,7 @@ mod error;
 mod executor;
 mod function;
 mod handle;
+pub mod plumbing;
 pub mod pool;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -175,15 +176,15 @@ pub mod worker;
 pub use crate::codec::{
     from_bytes, from_bytes_signed, from_reader, to_bytes, to_bytes_signed, to_writer, Limits,
 };
-pub use crate::compose::{ArgTuple, SplitFirst};
 pub use crate::error::{Error, Failure, Result};
 pub use crate::executor::Executor;
 pub use crate::function::{Call, CallMut, CallOnce};
 pub use crate::handle::{DynFn, SerFn, SerFnMut, SerFnOnce};
 pub use crate::pool::{Map, MapUnordered, Pool, PoolBuilder, Progress, Stats, Task};
 pub use crate::registry::SerializableFn;
-pub use crate::schema::Layout;
-pub use crate::signature::{Kind, Signature, TypeInfo};
+// At the root for code written before `plumbing`; documented there.
+#[doc(hidden)]
+pub use crate::plumbing::{ArgTuple, Kind, Layout, Signature, SplitFirst, TypeInfo};
 pub use serfn_macros::{closure, function, main, register};
 
 /// Registers one concrete instance of a generic capture struct.

@@ -26,7 +26,7 @@ impl Kind {
     /// Whether a function of this kind can be used where `wanted` is asked for.
     ///
     /// ```
-    /// use serfn::Kind;
+    /// use serfn::plumbing::Kind;
     /// assert!(Kind::Fn.can_act_as(Kind::FnOnce));
     /// assert!(!Kind::FnOnce.can_act_as(Kind::Fn));
     /// ```
@@ -101,7 +101,7 @@ impl Eq for TypeInfo {}
 ///
 /// # Example
 /// ```
-/// use serfn::{Kind, Signature};
+/// use serfn::plumbing::{Kind, Signature};
 /// let sig = Signature::of::<(f64, u32), String>(Kind::Fn);
 /// assert_eq!(sig.to_string(), "Fn((f64, u32)) -> alloc::string::String");
 /// ```
