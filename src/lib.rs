@@ -49,6 +49,27 @@
 //! # Ok::<(), serfn::Error>(())
 //! ```
 //!
+//! # Which one do I use
+//!
+//! | To define a function | when |
+//! |---|---|
+//! | [`closure!`] | a closure over a few local values: the capture list names and types them, a label names the function. The quickest way. |
+//! | [`#[function]`](macro@function) | a plain function whose leading `#[capture]` parameters are bound by calling it (Python's `functools.partial`). |
+//! | [`#[register]`](macro@register) | your own capture struct with an `impl` of [`Call`], [`CallMut`] or [`CallOnce`]: full control of its fields, derives, `name` and `version`. |
+//! | [`register_instance!`] | a generic capture struct: registered once per concrete type, which typetag needs. |
+//!
+//! | To hold one | when |
+//! |---|---|
+//! | [`SerFn<A, R>`](SerFn) | called through `&self`, any number of times: most functions, and what [`Pool::map`], [`Pool::call`] and [`Pool::submit`] take. |
+//! | [`SerFnMut<A, R>`](SerFnMut) | its state changes with each call (a counter, an accumulator): `call_mut`, [`Pool::fold`]. |
+//! | [`SerFnOnce<A, R>`](SerFnOnce) | consumed by its call, which may move its capture out: `call_once`, [`Pool::call_once`]. |
+//! | [`DynFn`] | the types are unknown where it is held: a generic worker or router that decodes any registered function and calls it through bytes. |
+//! | [`SerializableFn`] | a bound in code generic over capture structs ([`SerFn::new`] takes one). `Box<dyn SerializableFn>` is typetag's trait object, without the handles' signature check: prefer a handle. |
+//!
+//! A function of an earlier kind works as a later one: `SerFnMut::from(f)`
+//! or `SerFnOnce::from(f)` for a `SerFn` `f`. `A` is one type; several
+//! arguments are one tuple, `SerFn<(f64, u32), f64>`.
+//!
 //! # Worker processes
 //! [`Pool`] runs functions in local worker processes: `map`, `map_unordered`,
 //! `call`, `submit` (a [`Task`] to wait on or `.await`), `fold` with a
