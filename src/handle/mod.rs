@@ -5,6 +5,8 @@
 //! the handle was built or decoded; calls then pass arguments and results
 //! through typed slots on the stack, with no serialization and no allocation.
 
+mod bind;
+mod convert;
 mod dyn_fn;
 mod target;
 pub(crate) mod wire;
@@ -18,7 +20,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use self::dyn_fn::DynFn;
 use self::target::{Inner, Target, MAX_COMPOSED_DEPTH};
-use crate::compose::{self, SplitFirst};
+use crate::compose;
 use crate::erased::{Input, Output, Slot};
 use crate::error::{Error, Result};
 use crate::function::{Call, CallMut, CallOnce};
@@ -144,92 +146,6 @@ macro_rules! handle_common {
                         found: found.to_string(),
                     })
                 }
-            }
-
-            /// Binds the first element of the argument tuple: Python's
-            /// `functools.partial`. The rest of the arguments stay a tuple,
-            /// `()` when none is left.
-            ///
-            /// The value is encoded now and travels with the function. Plain
-            /// data (numbers, strings, vectors, derived structs) always
-            /// encodes, so this returns the function itself; for a value
-            /// whose encoding can fail, [`try_bind`](Self::try_bind) returns
-            /// the error instead, as [`try_call`](SerFn::try_call) does for
-            /// [`call`](SerFn::call).
-            ///
-            /// # Panics
-            /// If the value's `Serialize` impl fails: a poisoned `Mutex`, a
-            /// `RefCell` borrowed mutably, a sequence whose length is not
-            /// known in advance, `#[serde(flatten)]` (serfn's format needs
-            /// every length first). Such a value could not be a capture or an
-            /// argument sent to a worker either.
-            ///
-            /// # Example
-            /// ```
-            /// use serfn::SerFn;
-            ///
-            /// let power: SerFn<(f64, i32), f64> =
-            ///     serfn::closure!("power", [], move |x: f64, n: i32| -> f64 { x.powi(n) });
-            /// let two_to_the: SerFn<(i32,), f64> = power.bind(2.0);
-            /// assert_eq!(two_to_the.call((10,)), 1024.0);
-            ///
-            /// // The bound value is part of the function's bytes.
-            /// let decoded = SerFn::<(i32,), f64>::from_bytes(&two_to_the.to_bytes()?)?;
-            /// assert_eq!(decoded.call((3,)), 8.0);
-            /// # Ok::<(), serfn::Error>(())
-            /// ```
-            #[track_caller]
-            pub fn bind(self, first: A::First) -> $handle<A::Rest, R>
-            where
-                A: SplitFirst,
-                A::First: Serialize,
-                A::Rest: Serialize + DeserializeOwned,
-            {
-                let name = self.name();
-                // A `match`, not a closure: `#[track_caller]` then names the caller.
-                match self.try_bind(first) {
-                    Ok(bound) => bound,
-                    Err(error) => {
-                        panic!("cannot bind the first argument of serfn function `{name}`: {error}")
-                    }
-                }
-            }
-
-            /// [`bind`](Self::bind), returning the error it panics on.
-            ///
-            /// # Errors
-            /// [`Error::Encode`] if the bound value's `Serialize` impl fails.
-            ///
-            /// # Example
-            /// ```
-            /// use serde::{Deserialize, Serialize, Serializer};
-            /// use serfn::SerFn;
-            ///
-            /// /// Encodes its non-empty words: a count not known in advance.
-            /// #[derive(Deserialize)]
-            /// struct Words(Vec<String>);
-            ///
-            /// impl Serialize for Words {
-            ///     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            ///         s.collect_seq(self.0.iter().filter(|w| !w.is_empty()))
-            ///     }
-            /// }
-            ///
-            /// let longer: SerFn<(Words, usize), usize> = serfn::closure!(
-            ///     "count_longer", [], move |words: Words, min: usize| -> usize {
-            ///         words.0.iter().filter(|w| w.len() >= min).count()
-            ///     }
-            /// );
-            /// let words = Words(vec!["serde".into(), String::new()]);
-            /// assert!(matches!(longer.try_bind(words), Err(serfn::Error::Encode { .. })));
-            /// ```
-            pub fn try_bind(self, first: A::First) -> Result<$handle<A::Rest, R>>
-            where
-                A: SplitFirst,
-                A::First: Serialize,
-                A::Rest: Serialize + DeserializeOwned,
-            {
-                Ok($handle::from_arc(compose::bind(self.inner.into_arc(), &first)?))
             }
         }
 
@@ -532,61 +448,5 @@ where
         C: Serialize + DeserializeOwned + 'static,
     {
         SerFnOnce::from_arc(compose::then(self.inner, next.into().inner))
-    }
-}
-
-/// Deep copies: the capture is state, so a clone must not share it.
-macro_rules! clone_deep {
-    ($handle:ident) => {
-        impl<A, R> Clone for $handle<A, R> {
-            /// Clones the capture, through its `Clone` impl when it has one,
-            /// otherwise through its serde impls.
-            ///
-            /// # Panics
-            /// Only if the capture has no `Clone` impl and its own encoding
-            /// does not decode, which is a bug in its serde impls.
-            fn clone(&self) -> Self {
-                let inner = self.inner.__serfn_clone().unwrap_or_else(|error| {
-                    panic!(
-                        "cannot clone serfn function `{}`: {error}",
-                        self.inner.name()
-                    )
-                });
-                $handle {
-                    inner,
-                    types: PhantomData,
-                }
-            }
-        }
-    };
-}
-
-clone_deep!(SerFnMut);
-clone_deep!(SerFnOnce);
-
-impl<A: 'static, R: 'static> From<SerFn<A, R>> for SerFnMut<A, R> {
-    fn from(f: SerFn<A, R>) -> Self {
-        SerFnMut {
-            inner: f.inner.into_arc(),
-            types: PhantomData,
-        }
-    }
-}
-
-impl<A: 'static, R: 'static> From<SerFn<A, R>> for SerFnOnce<A, R> {
-    fn from(f: SerFn<A, R>) -> Self {
-        SerFnOnce {
-            inner: f.inner.into_arc(),
-            types: PhantomData,
-        }
-    }
-}
-
-impl<A, R> From<SerFnMut<A, R>> for SerFnOnce<A, R> {
-    fn from(f: SerFnMut<A, R>) -> Self {
-        SerFnOnce {
-            inner: f.inner,
-            types: PhantomData,
-        }
     }
 }
