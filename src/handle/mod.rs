@@ -8,6 +8,8 @@
 mod bind;
 mod convert;
 mod dyn_fn;
+mod fn_mut;
+mod fn_once;
 mod target;
 pub(crate) mod wire;
 
@@ -19,11 +21,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use self::dyn_fn::DynFn;
+pub use self::fn_mut::SerFnMut;
+pub use self::fn_once::SerFnOnce;
 use self::target::{Inner, Target, MAX_COMPOSED_DEPTH};
 use crate::compose;
 use crate::erased::{Input, Output, Slot};
 use crate::error::{Error, Result};
-use crate::function::{Call, CallMut, CallOnce};
+use crate::function::Call;
 use crate::registry::SerializableFn;
 use crate::signature::{Kind, Signature};
 
@@ -52,6 +56,20 @@ fn unwrap_call<R>(f: &dyn SerializableFn, result: Result<R>) -> R {
     result.unwrap_or_else(|error| panic!("calling serfn function `{}` failed: {error}", f.name()))
 }
 
+/// The `# Example` of a method every handle has: the lines given, after
+/// `f`, a `$handle<f64, f64>` of the `Fn` function `"examples::half"`.
+macro_rules! handle_example {
+    ($handle:ident, $($line:expr),* $(,)?) => {
+        concat!(
+            "# Example\n```\n",
+            "let f = serfn::", stringify!($handle), "::<f64, f64>::from(serfn::closure!(\n",
+            "    \"half\", [], move |x: f64| -> f64 { x / 2.0 }, name = \"examples::half\"\n));\n",
+            $($line, "\n",)*
+            "# Ok::<(), serfn::Error>(())\n```",
+        )
+    };
+}
+
 macro_rules! handle_common {
     ($handle:ident, $kind:expr, $doc_kind:literal) => {
         impl<A, R> $handle<A, R>
@@ -60,17 +78,27 @@ macro_rules! handle_common {
             R: Serialize + DeserializeOwned + 'static,
         {
             /// The signature this handle stands for.
+            ///
+            #[doc = handle_example!($handle,
+                concat!("let expected = serfn::", stringify!($handle), "::<f64, f64>::expected_signature();"),
+                concat!("assert_eq!(expected.to_string(), \"", $doc_kind, "(f64) -> f64\");"),
+                "assert!(expected.accepts(&f.signature()));",
+            )]
             pub fn expected_signature() -> Signature {
                 Signature::of::<A, R>($kind)
             }
 
-            /// The registered name of the function.
+            /// The registered name of the function: what its bytes carry.
+            ///
+            #[doc = handle_example!($handle, "assert_eq!(f.name(), \"examples::half\");")]
             pub fn name(&self) -> &'static str {
                 self.inner.name()
             }
 
             /// The function's own signature, which may be of an earlier kind
             /// than the handle's (an `Fn` function in a `SerFnOnce`).
+            ///
+            #[doc = handle_example!($handle, "assert_eq!(f.signature().to_string(), \"Fn(f64) -> f64\");")]
             pub fn signature(&self) -> Signature {
                 self.inner.signature()
             }
@@ -80,6 +108,13 @@ macro_rules! handle_common {
             ///
             /// # Errors
             /// [`Error::Encode`] if the capture's `Serialize` impl fails.
+            ///
+            #[doc = handle_example!($handle,
+                "let bytes = f.to_bytes()?;",
+                "assert_eq!(bytes, serfn::to_bytes(&f)?);",
+                concat!("let g = serfn::", stringify!($handle), "::<f64, f64>::from_bytes(&bytes)?;"),
+                "assert_eq!(g.to_bytes()?, bytes);",
+            )]
             pub fn to_bytes(&self) -> Result<Vec<u8>> {
                 let mut out = Vec::with_capacity(64);
                 self.to_bytes_into(&mut out)?;
@@ -93,17 +128,14 @@ macro_rules! handle_common {
             /// [`Error::Encode`] if the capture's `Serialize` impl fails;
             /// `out` is then as it was.
             ///
-            /// # Example
-            /// ```
-            /// let f = serfn::closure!("inc", [], move |x: u8| -> u8 { x + 1 });
-            /// let mut buf = Vec::new();
-            /// for _ in 0..3 {
-            ///     buf.clear();
-            ///     f.to_bytes_into(&mut buf)?;
-            ///     assert_eq!(buf, f.to_bytes()?);
-            /// }
-            /// # Ok::<(), serfn::Error>(())
-            /// ```
+            #[doc = handle_example!($handle,
+                "let mut buf = Vec::new();",
+                "for _ in 0..3 {",
+                "    buf.clear();",
+                "    f.to_bytes_into(&mut buf)?;",
+                "    assert_eq!(buf, f.to_bytes()?);",
+                "}",
+            )]
             pub fn to_bytes_into(&self, out: &mut Vec<u8>) -> Result<()> {
                 crate::codec::envelope_into(out, |out| wire::write(&*self.inner, out))
             }
@@ -115,6 +147,19 @@ macro_rules! handle_common {
             /// A typed error for any bad input (see [`from_bytes`](crate::from_bytes));
             /// [`Error::SignatureMismatch`] if the bytes hold a function of another
             /// signature, raised before its capture is decoded.
+            ///
+            #[doc = handle_example!($handle,
+                "let bytes = f.to_bytes()?;",
+                concat!("let g = serfn::", stringify!($handle), "::<f64, f64>::from_bytes(&bytes)?;"),
+                "assert_eq!(g.name(), \"examples::half\");",
+                "",
+                "// Other types, or damaged bytes: a typed error, never a wrong call.",
+                "assert!(matches!(",
+                concat!("    serfn::", stringify!($handle), "::<i32, i32>::from_bytes(&bytes),"),
+                "    Err(serfn::Error::SignatureMismatch { .. })",
+                "));",
+                concat!("assert!(serfn::", stringify!($handle), "::<f64, f64>::from_bytes(&bytes[..bytes.len() - 1]).is_err());"),
+            )]
             pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
                 // The header read directly: the same checks, in the same
                 // order, as `crate::from_bytes` makes through serde.
@@ -123,6 +168,14 @@ macro_rules! handle_common {
             }
 
             /// Forgets the types: a [`DynFn`] that calls through bytes.
+            /// `try_from` gives them back, after checking them.
+            ///
+            #[doc = handle_example!($handle,
+                "let untyped: serfn::DynFn = f.into_dyn();",
+                "assert_eq!(untyped.name(), \"examples::half\");",
+                concat!("let typed = serfn::", stringify!($handle), "::<f64, f64>::try_from(untyped)?;"),
+                "assert_eq!(typed.signature().to_string(), \"Fn(f64) -> f64\");",
+            )]
             pub fn into_dyn(self) -> DynFn {
                 DynFn::from_arc(self.inner.into_arc())
             }
@@ -230,6 +283,24 @@ where
     R: Serialize + DeserializeOwned + 'static,
 {
     /// Wraps a registered capture struct.
+    ///
+    /// # Example
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Scale(f64);
+    ///
+    /// #[serfn::register]
+    /// impl serfn::Call<f64> for Scale {
+    ///     type Output = f64;
+    ///     fn call(&self, x: f64) -> f64 {
+    ///         x * self.0
+    ///     }
+    /// }
+    ///
+    /// let double = serfn::SerFn::new(Scale(2.0));
+    /// assert_eq!(double.call(21.0), 42.0);
+    /// ```
     pub fn new<F: Call<A, Output = R> + SerializableFn>(f: F) -> Self {
         SerFn {
             inner: Target::Typed(Arc::new(f)),
@@ -242,6 +313,13 @@ where
     /// # Panics
     /// If the function panics; and if a function made by [`bind`](Self::bind)
     /// cannot re-encode its arguments (see [`try_call`](Self::try_call)).
+    ///
+    /// # Example
+    /// ```
+    /// // Several arguments are one tuple.
+    /// let add = serfn::closure!("add", [], move |x: i32, y: i32| -> i32 { x + y });
+    /// assert_eq!(add.call((2, 3)), 5);
+    /// ```
     #[inline]
     pub fn call(&self, args: A) -> R {
         match &self.inner {
@@ -256,6 +334,31 @@ where
     /// # Errors
     /// Only functions made by [`bind`](Self::bind) can fail here: they pass
     /// their arguments through the codec, whose `Serialize` impls may fail.
+    ///
+    /// # Example
+    /// ```
+    /// use serde::{Deserialize, Serialize, Serializer};
+    ///
+    /// /// Encodes its non-empty words: a count not known in advance.
+    /// #[derive(Deserialize)]
+    /// struct Words(Vec<String>);
+    ///
+    /// impl Serialize for Words {
+    ///     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+    ///         s.collect_seq(self.0.iter().filter(|w| !w.is_empty()))
+    ///     }
+    /// }
+    ///
+    /// let longer = serfn::closure!("count_longer", [], move |min: usize, words: Words| -> usize {
+    ///     words.0.iter().filter(|w| w.len() >= min).count()
+    /// });
+    /// let words = || Words(vec!["serde".into(), String::new()]);
+    /// assert_eq!(longer.try_call((3, words()))?, 1);
+    /// // Bound, it re-encodes its arguments, which `Words` cannot do.
+    /// let bound = longer.bind(3);
+    /// assert!(matches!(bound.try_call((words(),)), Err(serfn::Error::Encode { .. })));
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn try_call(&self, args: A) -> Result<R> {
         match &self.inner {
             Target::Typed(f) => Ok(f.__serfn_typed_call(args)),
@@ -312,141 +415,5 @@ impl<A, R> Clone for SerFn<A, R> {
     }
 }
 
-/// A serializable function called through `&mut self`: a serializable
-/// [`FnMut`] whose capture is state.
-///
-/// The state that calls leave is what the next encoding carries, so a worker
-/// can return an updated accumulator.
-///
-/// # Example
-/// ```
-/// use serfn::SerFnMut;
-///
-/// let mut count: SerFnMut<u32, u32> =
-///     serfn::closure!(mut "count", [seen: u32 = 0], move |n: u32| -> u32 { *seen += n; *seen });
-/// count.call_mut(2);
-/// let mut moved = SerFnMut::<u32, u32>::from_bytes(&count.to_bytes()?)?;
-/// assert_eq!(moved.call_mut(3), 5);
-/// # Ok::<(), serfn::Error>(())
-/// ```
-pub struct SerFnMut<A, R> {
-    inner: Arc<dyn SerializableFn>,
-    types: PhantomData<fn(A) -> R>,
-}
-
 handle_common!(SerFnMut, Kind::FnMut, "FnMut");
-
-impl<A, R> SerFnMut<A, R>
-where
-    A: Serialize + DeserializeOwned + 'static,
-    R: Serialize + DeserializeOwned + 'static,
-{
-    /// Wraps a registered capture struct.
-    pub fn new<F: CallMut<A, Output = R> + SerializableFn>(f: F) -> Self {
-        Self::from_arc(Arc::new(f))
-    }
-
-    /// Calls the function in this process, updating its state.
-    ///
-    /// # Panics
-    /// As [`SerFn::call`].
-    pub fn call_mut(&mut self, args: A) -> R {
-        let result = self.try_call_mut(args);
-        unwrap_call(&*self.inner, result)
-    }
-
-    /// Calls the function, returning the errors [`call_mut`](Self::call_mut) panics on.
-    ///
-    /// # Errors
-    /// As [`SerFn::try_call`].
-    pub fn try_call_mut(&mut self, args: A) -> Result<R> {
-        let expected = Self::expected_signature();
-        // Shared only when it came from a `SerFn`, whose function never changes.
-        let inner = &mut self.inner;
-        match Arc::get_mut(inner) {
-            Some(f) => {
-                let mut input = Slot(Some(args));
-                let mut output: Option<R> = None;
-                f.__serfn_call_mut(Input::Slot(&mut input), Output::Slot(&mut output))?;
-                output.ok_or_else(|| slot_error(&**inner, expected))
-            }
-            None => call_with(&**inner, expected, args, |input, output| {
-                inner.__serfn_call(input, output)
-            }),
-        }
-    }
-
-    /// Runs `self`, then `next` on its output.
-    pub fn then<C>(self, next: impl Into<SerFnMut<R, C>>) -> SerFnMut<A, C>
-    where
-        C: Serialize + DeserializeOwned + 'static,
-    {
-        SerFnMut::from_arc(compose::then(self.inner, next.into().inner))
-    }
-}
-
-/// A serializable function consumed by its call: a serializable [`FnOnce`].
-///
-/// # Example
-/// ```
-/// use serfn::SerFnOnce;
-///
-/// let report = vec![1, 2, 3];
-/// let f: SerFnOnce<(), Vec<i32>> = serfn::closure!(once "report", [report: Vec<i32>], move |(): ()| -> Vec<i32> { report });
-/// let g = SerFnOnce::<(), Vec<i32>>::from_bytes(&f.to_bytes()?)?;
-/// assert_eq!(g.call_once(()), vec![1, 2, 3]);
-/// # Ok::<(), serfn::Error>(())
-/// ```
-pub struct SerFnOnce<A, R> {
-    inner: Arc<dyn SerializableFn>,
-    types: PhantomData<fn(A) -> R>,
-}
-
 handle_common!(SerFnOnce, Kind::FnOnce, "FnOnce");
-
-impl<A, R> SerFnOnce<A, R>
-where
-    A: Serialize + DeserializeOwned + 'static,
-    R: Serialize + DeserializeOwned + 'static,
-{
-    /// Wraps a registered capture struct.
-    pub fn new<F: CallOnce<A, Output = R> + SerializableFn>(f: F) -> Self {
-        Self::from_arc(Arc::new(f))
-    }
-
-    /// Calls the function in this process, consuming it.
-    ///
-    /// # Panics
-    /// As [`SerFn::call`].
-    pub fn call_once(self, args: A) -> R {
-        let name = self.inner.name();
-        self.try_call_once(args)
-            .unwrap_or_else(|error| panic!("calling serfn function `{name}` failed: {error}"))
-    }
-
-    /// Calls the function, returning the errors [`call_once`](Self::call_once) panics on.
-    ///
-    /// # Errors
-    /// As [`SerFn::try_call`].
-    pub fn try_call_once(self, args: A) -> Result<R> {
-        let expected = Self::expected_signature();
-        let name = self.inner.name();
-        let mut input = Slot(Some(args));
-        let mut output: Option<R> = None;
-        self.inner
-            .__serfn_call_once(Input::Slot(&mut input), Output::Slot(&mut output))?;
-        output.ok_or_else(|| Error::SignatureMismatch {
-            name: name.into(),
-            expected: expected.to_string(),
-            found: "a function that returned nothing".into(),
-        })
-    }
-
-    /// Runs `self`, then `next` on its output.
-    pub fn then<C>(self, next: impl Into<SerFnOnce<R, C>>) -> SerFnOnce<A, C>
-    where
-        C: Serialize + DeserializeOwned + 'static,
-    {
-        SerFnOnce::from_arc(compose::then(self.inner, next.into().inner))
-    }
-}
