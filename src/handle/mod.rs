@@ -18,7 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub(crate) use self::dyn_fn::panic_message;
 pub use self::dyn_fn::DynFn;
-use self::target::{Inner, Target, MAX_COMPOSED_DEPTH};
+use self::target::{Inner, Target};
 use crate::compose::{self, SplitFirst};
 use crate::erased::{Input, Output, Slot};
 use crate::error::{Error, Result};
@@ -302,17 +302,15 @@ where
     where
         C: Serialize + DeserializeOwned + 'static,
     {
-        let depth = match (self.inner.typed_depth(), next.inner.typed_depth()) {
-            (Some(first), Some(second)) if first + second <= MAX_COMPOSED_DEPTH => first + second,
-            _ => {
-                let erased = compose::then(self.inner.into_arc(), next.inner.into_arc());
-                return SerFn::from_arc(erased);
-            }
-        };
-        let erased = compose::then(self.inner.erased(), next.inner.erased());
-        SerFn {
-            inner: Target::composed(erased, depth, move |args| next.call(self.call(args))),
-            types: PhantomData,
+        let typed = Target::compose(&self.inner, &next.inner, || {
+            compose::then(self.inner.erased(), next.inner.erased())
+        });
+        match typed {
+            Some(inner) => SerFn {
+                inner,
+                types: PhantomData,
+            },
+            None => SerFn::from_arc(compose::then(self.inner.into_arc(), next.inner.into_arc())),
         }
     }
 }
