@@ -118,7 +118,7 @@ macro_rules! handle_common {
                 // The header read directly: the same checks, in the same
                 // order, as `crate::from_bytes` makes through serde.
                 let body = crate::codec::open(bytes)?;
-                wire::read(body, Self::expected_signature()).map(Self::from_arc)
+                wire::read(body, &Self::expected_signature()).map(Self::from_arc)
             }
 
             /// Forgets the types: a [`DynFn`] that calls through bytes.
