@@ -18,8 +18,7 @@ use serde::ser::{self as ser_, SerializeTuple, Serializer};
 use crate::codec::format::{self, Reader};
 use crate::codec::{stash, within_level, Limits};
 use crate::error::Error;
-use crate::registry::SerializableFn;
-use crate::registry::{self, Fingerprints, Registration};
+use crate::registry::{self, Fingerprints, Registration, SerializableFn};
 use crate::schema;
 use crate::signature::{Kind, Signature};
 
