@@ -86,6 +86,9 @@ fn call(c: &mut Criterion) {
     let f = SerFn::new(Scale { factor: 1.5 });
     group.bench_function("serfn", |b| b.iter(|| black_box(&f).call(black_box(2.0))));
     let factor = 1.5f64;
+    let boxed: Box<dyn Fn(f64) -> f64> = Box::new(move |x| x * factor);
+    group.bench_function("box_dyn", |b| b.iter(|| black_box(&boxed)(black_box(2.0))));
+    let factor = 1.5f64;
     let peer = serde_closure::Fn!(move |x: f64| x * factor);
     group.bench_function("serde_closure", |b| {
         b.iter(|| black_box(&peer).call((black_box(2.0),)))

@@ -33,8 +33,7 @@ use serde_reflection::{
 use crate::codec::{self, Limits};
 use crate::erased::{ArgSlot, Input, Output};
 use crate::error::{Error, Result};
-use crate::registry::Registration;
-use crate::registry::SerializableFn;
+use crate::registry::{Registration, SerializableFn};
 use crate::signature::{Kind, Signature, TypeInfo};
 
 /// The traced layout of one type.

@@ -14,8 +14,7 @@ use super::Stage;
 use crate::codec::{self, stash};
 use crate::erased::{ArgSlot, Input, Output};
 use crate::error::{Error, Result};
-use crate::registry::SerializableFn;
-use crate::registry::{Registered, Registration};
+use crate::registry::{Registered, Registration, SerializableFn};
 use crate::signature::{Signature, TypeInfo};
 
 static REGISTRATION: Registration = Registration::new(

@@ -13,8 +13,7 @@ use super::{Stage, StageRef};
 use crate::codec::{self, stash};
 use crate::erased::{ArgSlot, Input, Output};
 use crate::error::{Error, Result};
-use crate::registry::SerializableFn;
-use crate::registry::{Registered, Registration};
+use crate::registry::{Registered, Registration, SerializableFn};
 use crate::signature::{Kind, Signature, TypeInfo};
 
 static REGISTRATION: Registration = Registration::new(

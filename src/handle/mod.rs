@@ -23,7 +23,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use self::dyn_fn::DynFn;
 pub use self::fn_mut::SerFnMut;
 pub use self::fn_once::SerFnOnce;
-use self::target::{Inner, Target, MAX_COMPOSED_DEPTH};
+use self::target::{Inner, Target};
 use crate::compose;
 use crate::erased::{Input, Output, Slot};
 use crate::error::{Error, Result};
@@ -164,7 +164,7 @@ macro_rules! handle_common {
                 // The header read directly: the same checks, in the same
                 // order, as `crate::from_bytes` makes through serde.
                 let body = crate::codec::open(bytes)?;
-                wire::read(body, Self::expected_signature()).map(Self::from_arc)
+                wire::read(body, &Self::expected_signature()).map(Self::from_arc)
             }
 
             /// Forgets the types: a [`DynFn`] that calls through bytes.
@@ -391,17 +391,15 @@ where
     where
         C: Serialize + DeserializeOwned + 'static,
     {
-        let depth = match (self.inner.typed_depth(), next.inner.typed_depth()) {
-            (Some(first), Some(second)) if first + second <= MAX_COMPOSED_DEPTH => first + second,
-            _ => {
-                let erased = compose::then(self.inner.into_arc(), next.inner.into_arc());
-                return SerFn::from_arc(erased);
-            }
-        };
-        let erased = compose::then(self.inner.erased(), next.inner.erased());
-        SerFn {
-            inner: Target::composed(erased, depth, move |args| next.call(self.call(args))),
-            types: PhantomData,
+        let typed = Target::compose(&self.inner, &next.inner, || {
+            compose::then(self.inner.erased(), next.inner.erased())
+        });
+        match typed {
+            Some(inner) => SerFn {
+                inner,
+                types: PhantomData,
+            },
+            None => SerFn::from_arc(compose::then(self.inner.into_arc(), next.inner.into_arc())),
         }
     }
 }

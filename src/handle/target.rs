@@ -56,7 +56,7 @@ impl<A, R> Composed<A, R> {
 /// The deepest typed composition: past it, `then` builds the erased
 /// pipeline only, whose calls loop instead of nesting, so that a chain of
 /// any length runs in constant stack.
-pub(super) const MAX_COMPOSED_DEPTH: usize = 64;
+const MAX_COMPOSED_DEPTH: usize = 64;
 
 impl<A, R> Target<A, R> {
     /// How many frames a typed call nests; `None` for an erased function,
@@ -70,17 +70,47 @@ impl<A, R> Target<A, R> {
         }
     }
 
-    /// A composed pipeline: `erased` encodes it, `call` runs it.
-    pub(super) fn composed(
-        erased: Arc<dyn SerializableFn>,
-        depth: usize,
-        call: impl Fn(A) -> R + Send + Sync + 'static,
-    ) -> Self {
-        Target::Composed(Arc::new(Composed {
-            erased,
-            call: Box::new(call),
+    /// `first` then `second`, typed, with `erased` to encode it; `None`
+    /// when either is erased or the result would nest too deeply.
+    pub(super) fn compose<B>(
+        first: &Target<A, B>,
+        second: &Target<B, R>,
+        erased: impl FnOnce() -> Arc<dyn SerializableFn>,
+    ) -> Option<Self>
+    where
+        A: 'static,
+        B: 'static,
+        R: 'static,
+    {
+        let depth = first.typed_depth()? + second.typed_depth()?;
+        if depth > MAX_COMPOSED_DEPTH {
+            return None;
+        }
+        // Each stage called directly on its own kind: no match per call.
+        let call: Box<dyn Fn(A) -> R + Send + Sync> = match (first, second) {
+            (Target::Typed(f), Target::Typed(g)) => {
+                let (f, g) = (Arc::clone(f), Arc::clone(g));
+                Box::new(move |args| g.__serfn_typed_call(f.__serfn_typed_call(args)))
+            }
+            (Target::Composed(f), Target::Typed(g)) => {
+                let (f, g) = (Arc::clone(f), Arc::clone(g));
+                Box::new(move |args| g.__serfn_typed_call(f.call(args)))
+            }
+            (Target::Typed(f), Target::Composed(g)) => {
+                let (f, g) = (Arc::clone(f), Arc::clone(g));
+                Box::new(move |args| g.call(f.__serfn_typed_call(args)))
+            }
+            (Target::Composed(f), Target::Composed(g)) => {
+                let (f, g) = (Arc::clone(f), Arc::clone(g));
+                Box::new(move |args| g.call(f.call(args)))
+            }
+            _ => return None,
+        };
+        Some(Target::Composed(Arc::new(Composed {
+            erased: erased(),
+            call,
             depth,
-        }))
+        })))
     }
 
     /// The erased function, shared.

@@ -18,8 +18,7 @@ use serde::ser::{self as ser_, SerializeTuple, Serializer};
 use crate::codec::format::{self, Reader};
 use crate::codec::{stash, within_level, Limits};
 use crate::error::Error;
-use crate::registry::SerializableFn;
-use crate::registry::{self, Fingerprints, Registration};
+use crate::registry::{self, Fingerprints, Registration, SerializableFn};
 use crate::schema;
 use crate::signature::{Kind, Signature};
 
@@ -78,7 +77,7 @@ pub(crate) fn write(f: &dyn SerializableFn, out: &mut Vec<u8>) -> Result<(), Err
 /// Decodes the body of an envelope holding one function, as [`deserialize`]
 /// does through serde under the default limits: the same checks in the same
 /// order, the header read directly and the name looked up as bytes.
-pub(crate) fn read(body: &[u8], expected: Signature) -> Result<Arc<dyn SerializableFn>, Error> {
+pub(crate) fn read(body: &[u8], expected: &Signature) -> Result<Arc<dyn SerializableFn>, Error> {
     let mut reader = Reader::new(body);
     let name = reader.bytes()?;
     let registration = registry::lookup_bytes(name)?;
@@ -118,7 +117,7 @@ fn check_combinator(
     registration: &Registration,
     f: &dyn SerializableFn,
     found: Fingerprints,
-    expected: Option<Signature>,
+    expected: Option<&Signature>,
 ) -> Result<(), Error> {
     if registration.fingerprints().is_some() {
         return Ok(());
@@ -200,7 +199,7 @@ fn check_header(
     registration: &Registration,
     version: u32,
     found: Fingerprints,
-    expected: Option<Signature>,
+    expected: Option<&Signature>,
 ) -> Result<(), Error> {
     let name = registration.name();
     if version != registration.version() {
@@ -230,7 +229,7 @@ fn check_header(
                     .into_iter()
                     .any(|s| s.fingerprint() == found.signature)
                 {
-                    return Err(signature_mismatch(name, &expected, found.signature));
+                    return Err(signature_mismatch(name, expected, found.signature));
                 }
             }
         }
@@ -245,7 +244,11 @@ fn check_header(
     Ok(())
 }
 
-fn check_expected(expected: Option<Signature>, name: &str, found: &Signature) -> Result<(), Error> {
+fn check_expected(
+    expected: Option<&Signature>,
+    name: &str,
+    found: &Signature,
+) -> Result<(), Error> {
     match expected {
         Some(expected) if !expected.accepts(found) => Err(Error::SignatureMismatch {
             name: name.into(),
@@ -275,11 +278,11 @@ impl<'de> Visitor<'de> for FnSeed {
             .next_element_seed(FingerprintSeed)?
             .ok_or_else(|| missing(3))?;
         let found = Fingerprints { signature, layout };
-        check_header(registration, version, found, self.expected).map_err(stash)?;
+        check_header(registration, version, found, self.expected.as_ref()).map_err(stash)?;
         let f = seq
             .next_element_seed(CaptureSeed(registration))?
             .ok_or_else(|| missing(4))?;
-        check_combinator(registration, &*f, found, self.expected).map_err(stash)?;
+        check_combinator(registration, &*f, found, self.expected.as_ref()).map_err(stash)?;
         Ok(f)
     }
 }
