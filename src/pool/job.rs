@@ -240,6 +240,8 @@ struct QueueState {
     shared: VecDeque<Job>,
     pinned: Vec<VecDeque<Job>>,
     closed: bool,
+    /// Closed to new jobs; those queued still run ([`Pool::close`](super::Pool::close)).
+    sealed: bool,
     sleepers: usize,
 }
 
@@ -259,6 +261,7 @@ impl Queue {
                 shared: VecDeque::new(),
                 pinned: (0..slots).map(|_| VecDeque::new()).collect(),
                 closed: false,
+                sealed: false,
                 sleepers: 0,
             }),
             ready: Condvar::new(),
@@ -278,7 +281,8 @@ impl Queue {
 
     fn insert(&self, jobs: impl IntoIterator<Item = Job>, front: bool) {
         let mut state = lock(&self.state);
-        if state.closed {
+        // Sealed, it still takes back jobs a dead worker never started.
+        if state.closed || (state.sealed && !front) {
             drop(state);
             jobs.into_iter().for_each(|job| job.fail(Error::PoolClosed));
             return;
@@ -305,7 +309,7 @@ impl Queue {
     }
 
     /// The next job for `slot`, waiting for one; `None` once the pool is
-    /// closed or `stop()` holds.
+    /// closed, or sealed with nothing left for `slot`, or `stop()` holds.
     pub(crate) fn pop(&self, slot: usize, stop: impl Fn() -> bool) -> Option<Job> {
         let mut state = lock(&self.state);
         loop {
@@ -314,6 +318,9 @@ impl Queue {
             }
             if let Some(job) = state.next_for(slot) {
                 return Some(job);
+            }
+            if state.sealed {
+                return None;
             }
             state.sleepers += 1;
             state = self
@@ -361,6 +368,17 @@ impl Queue {
 
     pub(crate) fn is_closed(&self) -> bool {
         lock(&self.state).closed
+    }
+
+    /// Refuses new jobs; those queued still run.
+    pub(crate) fn seal(&self) {
+        let mut state = lock(&self.state);
+        state.sealed = true;
+        self.ready.notify_all();
+    }
+
+    pub(crate) fn is_sealed(&self) -> bool {
+        lock(&self.state).sealed
     }
 }
 

@@ -245,10 +245,11 @@ pub(super) fn die(shared: &Shared, link: &Link, end: io::Result<()>) {
     }
     let status = {
         let mut child = lock(&link.child);
-        let grace = if end.is_ok() {
-            Duration::from_millis(100)
-        } else {
-            Duration::ZERO
+        // Closed cleanly with nothing owed (recycled, joined): it is exiting.
+        let grace = match end {
+            Ok(()) if in_flight.is_empty() => Duration::from_secs(5),
+            Ok(()) => Duration::from_millis(100),
+            Err(_) => Duration::ZERO,
         };
         process::reap(&mut child, grace)
     };

@@ -192,7 +192,11 @@ where
     /// [`next_chunk_size`](Self::next_chunk_size), made small enough for
     /// the chunk's answer to stay well within the limits.
     fn fitting_chunk_size(&self, function: &FnEntry) -> usize {
-        let size = self.next_chunk_size(function);
+        let mut size = self.next_chunk_size(function);
+        // A chunk larger than a worker's share would never be sent.
+        if let Some(max) = self.pool.shared.config.max_tasks {
+            size = size.min(usize::try_from(max).unwrap_or(usize::MAX));
+        }
         let limit = self.pool.shared.config.limits.get_max_bytes() as u64;
         match function.answer_bytes() {
             0 => size,

@@ -1,0 +1,227 @@
+//! The pool features Python's pools have (multiprocessing, loky, joblib),
+//! against real worker processes: an initializer per worker, recycling
+//! after N items, cancelling a task, per-call timeouts, close and join,
+//! and maps over borrowed items.
+
+serfn::test_support!();
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serfn::{Error, Pool, SerFn, SerFnOnce};
+
+/// What the initializer set up in this worker process.
+static LOADED: OnceLock<f64> = OnceLock::new();
+/// How many times the initializer ran in this process.
+static INIT_RUNS: AtomicU32 = AtomicU32::new(0);
+
+fn load(scale: f64) -> SerFnOnce<(), ()> {
+    serfn::closure!(once "features::load", [scale: f64], move || -> () {
+        INIT_RUNS.fetch_add(1, Ordering::SeqCst);
+        LOADED.get_or_init(|| scale);
+    })
+}
+
+/// `x` times the scale the initializer loaded, with the worker's pid and
+/// how many times the initializer ran there.
+fn scaled() -> SerFn<u64, (f64, u32, u32)> {
+    serfn::closure!("features::scaled", [], move |x: u64| -> (f64, u32, u32) {
+        let scale = LOADED.get().copied().unwrap_or(f64::NAN);
+        (
+            x as f64 * scale,
+            std::process::id(),
+            INIT_RUNS.load(Ordering::SeqCst),
+        )
+    })
+}
+
+fn square() -> SerFn<u64, (u64, u32)> {
+    serfn::closure!("features::square", [], move |x: u64| -> (u64, u32) {
+        (x * x, std::process::id())
+    })
+}
+
+/// Sleeps `ms` milliseconds and says which process it ran in.
+fn nap() -> SerFn<u64, u32> {
+    serfn::closure!("features::nap", [], move |ms: u64| -> u32 {
+        std::thread::sleep(Duration::from_millis(ms));
+        std::process::id()
+    })
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie is dead too: only a running process counts.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+/// Polls until `done()` holds; a bounded wait, not a timing assertion.
+fn eventually(done: impl Fn() -> bool) -> bool {
+    let until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < until {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn the_initializer_runs_once_in_each_worker_before_its_tasks() {
+    let pool = Pool::builder()
+        .workers(2)
+        .initializer(load(2.5))
+        .build()
+        .unwrap();
+    let results: Vec<(f64, u32, u32)> = pool
+        .map(&scaled(), 0..200u64)
+        .chunk_size(1)
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    for (x, (value, _, runs)) in results.iter().enumerate() {
+        assert_eq!(*value, x as f64 * 2.5);
+        assert_eq!(*runs, 1, "the initializer ran once per process");
+    }
+    // And not in this process, which only started the pool.
+    assert!(LOADED.get().is_none());
+    assert_eq!(INIT_RUNS.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_replacement_worker_runs_the_initializer_too() {
+    let pool = Pool::builder()
+        .workers(1)
+        .initializer(load(4.0))
+        .build()
+        .unwrap();
+    let (_, first, _) = pool.call(&scaled(), 1).unwrap();
+    let exit: SerFn<u64, u64> = serfn::closure!("features::exit", [], move |code: u64| -> u64 {
+        std::process::exit(code as i32)
+    });
+    assert!(matches!(pool.call(&exit, 7), Err(Error::WorkerDied { .. })));
+    let (value, second, runs) = pool.call(&scaled(), 3).unwrap();
+    assert_ne!(first, second, "a new worker");
+    assert_eq!((value, runs), (12.0, 1));
+}
+
+#[test]
+fn an_initializer_that_panics_fails_build_with_its_message() {
+    let broken: SerFnOnce<(), ()> = serfn::closure!(once "features::broken", [], move || -> () {
+        panic!("no model at /nowhere");
+    });
+    let error = Pool::builder()
+        .workers(2)
+        .initializer(broken)
+        .build()
+        .unwrap_err();
+    let Error::WorkerStart { reason } = &error else {
+        panic!("{error:?}")
+    };
+    assert!(reason.contains("features::broken"), "{reason}");
+    assert!(reason.contains("no model at /nowhere"), "{reason}");
+}
+
+#[test]
+fn a_worker_is_recycled_after_max_tasks_and_no_item_is_lost() {
+    let pool = Pool::builder()
+        .workers(2)
+        .max_tasks_per_worker(10)
+        .initializer(load(1.0))
+        .build()
+        .unwrap();
+    let first = pool.worker_pids();
+    let results: Vec<(u64, u32)> = pool
+        .map(&square(), 0..200u64)
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    let mut per_pid: HashMap<u32, usize> = HashMap::new();
+    for (x, (value, pid)) in results.iter().enumerate() {
+        assert_eq!(*value, (x * x) as u64);
+        *per_pid.entry(*pid).or_default() += 1;
+    }
+    assert!(per_pid.values().all(|&n| n <= 10), "{per_pid:?}");
+    assert!(per_pid.len() >= 20, "{per_pid:?}");
+    // Each new worker ran the initializer before its first item.
+    let (value, _, runs) = pool.call(&scaled(), 5).unwrap();
+    assert_eq!((value, runs), (5.0, 1));
+    let stats = pool.stats();
+    assert!(stats.recycled >= 19, "{stats:?}");
+    assert_eq!(stats.restarts, 0, "{stats:?}");
+    // The first workers exited by themselves.
+    assert!(eventually(|| first.iter().all(|&pid| !alive(pid))));
+}
+
+#[test]
+fn recycling_waits_for_a_folds_state_and_single_tasks_count_too() {
+    let pool = Pool::builder()
+        .workers(2)
+        .max_tasks_per_worker(3)
+        .build()
+        .unwrap();
+    let sum = serfn::closure!(mut "features::sum", [total: u64 = 0], move |x: u64| -> u64 {
+        *total += x;
+        *total
+    });
+    let mut states = pool.fold(&sum, 1..=100u64).unwrap();
+    let total: u64 = states.iter_mut().map(|state| state.call_mut(0)).sum();
+    assert_eq!(total, 5050);
+    let pids: Vec<u32> = (0..12)
+        .map(|x| pool.submit(&square(), x))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|task| task.wait().unwrap().1)
+        .collect();
+    let mut per_pid: HashMap<u32, usize> = HashMap::new();
+    pids.iter()
+        .for_each(|pid| *per_pid.entry(*pid).or_default() += 1);
+    assert!(per_pid.values().all(|&n| n <= 3), "{per_pid:?}");
+}
+
+#[test]
+fn join_runs_what_was_submitted_then_reports_clean_exits() {
+    let pool = Pool::builder().workers(2).build().unwrap();
+    let pids = pool.worker_pids();
+    let tasks: Vec<_> = (0..10).map(|_| pool.submit(&nap(), 50)).collect();
+    pool.close();
+    assert!(matches!(pool.call(&nap(), 0), Err(Error::PoolClosed)));
+    assert!(matches!(
+        pool.map(&nap(), [0]).next(),
+        Some(Err(Error::PoolClosed))
+    ));
+    let exits = pool.join();
+    assert_eq!(exits.len(), 2, "{exits:?}");
+    for exit in &exits {
+        assert!(exit.is_clean(), "{exit:?}");
+        assert!(pids.contains(&exit.pid), "{exit:?}");
+        assert!(!alive(exit.pid));
+    }
+    for task in tasks {
+        assert!(pids.contains(&task.wait().unwrap()));
+    }
+}
+
+#[test]
+fn terminate_kills_a_busy_worker_and_fails_its_task() {
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let task = pool.submit(&nap(), 60_000);
+    let queued = pool.submit(&nap(), 0);
+    assert!(eventually(|| pool.stats().bytes_sent > 0));
+    std::thread::sleep(Duration::from_millis(100));
+    let exits = pool.terminate();
+    assert_eq!(exits.len(), 1);
+    assert!(!exits[0].is_clean(), "{exits:?}");
+    assert!(!alive(exits[0].pid));
+    assert!(matches!(task.wait(), Err(Error::PoolClosed)));
+    assert!(matches!(queued.wait(), Err(Error::PoolClosed)));
+}
