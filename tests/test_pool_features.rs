@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use std::path::{Path, PathBuf};
+
+use serfn::pool::Cancelled;
 use serfn::{Error, Pool, SerFn, SerFnOnce};
 
 /// What the initializer set up in this worker process.
@@ -224,4 +227,126 @@ fn terminate_kills_a_busy_worker_and_fails_its_task() {
     assert!(!alive(exits[0].pid));
     assert!(matches!(task.wait(), Err(Error::PoolClosed)));
     assert!(matches!(queued.wait(), Err(Error::PoolClosed)));
+}
+
+/// Sleeps `ms`, then creates the file at `path`: proof that it ran to the end.
+fn touch() -> SerFn<(String, u64), u32> {
+    serfn::closure!("features::touch", [], move |path: String, ms: u64| -> u32 {
+        std::thread::sleep(Duration::from_millis(ms));
+        std::fs::write(&path, b"ran").unwrap();
+        std::process::id()
+    })
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("serfn-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn at(dir: &Path, name: &str) -> String {
+    dir.join(name).to_string_lossy().into_owned()
+}
+
+#[test]
+fn a_cancelled_task_that_waits_never_runs_and_a_running_one_is_killed() {
+    let dir = scratch("cancel");
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let first = pool.worker_pids();
+    let long = pool.submit(&touch(), (at(&dir, "long"), 60_000));
+    let mut short: Vec<_> = (0..5)
+        .map(|i| pool.submit(&touch(), (at(&dir, &format!("short{i}")), 1)))
+        .collect();
+    // The long task reaches the worker; the last short one waits in the queue.
+    assert!(eventually(|| pool.stats().bytes_sent > 0));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(short.pop().unwrap().cancel(), Cancelled::NotStarted);
+    assert_eq!(long.cancel(), Cancelled::Stopped);
+    for task in short {
+        assert_ne!(task.wait().unwrap(), first[0], "ran on the new worker");
+    }
+    assert!(eventually(|| pool.stats().restarts == 1));
+    assert!(
+        eventually(|| !alive(first[0])),
+        "the running task's worker was killed"
+    );
+    assert_eq!(pool.join().len(), 1);
+    assert!(!dir.join("long").exists());
+    assert!(!dir.join("short4").exists(), "the cancelled task never ran");
+    assert!((0..4).all(|i| dir.join(format!("short{i}")).exists()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_task_cancelled_behind_a_running_one_never_runs() {
+    let dir = scratch("cancel-behind");
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let first = pool.submit(&touch(), (at(&dir, "first"), 1_000));
+    let behind = pool.submit(&touch(), (at(&dir, "behind"), 1));
+    assert!(eventually(|| pool.stats().bytes_sent > 0));
+    std::thread::sleep(Duration::from_millis(300));
+    // Sent to the worker behind the first: it is stopped before it starts.
+    let cancelled = behind.cancel();
+    assert_ne!(cancelled, Cancelled::Finished);
+    let pid = first.wait().unwrap();
+    let after = pool.call(&touch(), (at(&dir, "after"), 1)).unwrap();
+    if cancelled == Cancelled::Stopped {
+        assert_ne!(
+            after, pid,
+            "its worker was killed before the cancelled task"
+        );
+    }
+    assert!(!dir.join("behind").exists());
+    assert!(dir.join("after").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cancelling_a_finished_task_changes_nothing() {
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let task = pool.submit(&square(), 3);
+    assert!(eventually(|| task.is_finished()));
+    assert_eq!(task.cancel(), Cancelled::Finished);
+    assert_eq!(pool.call(&square(), 4).unwrap().0, 16);
+    assert_eq!(pool.stats().restarts, 0);
+}
+
+#[test]
+fn a_per_call_timeout_kills_its_worker_and_overrides_the_pools() {
+    let pool = Pool::builder()
+        .workers(1)
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let late = pool.call_timeout(&nap(), 60_000, Duration::from_millis(300));
+    assert!(
+        matches!(late, Err(Error::Timeout { timeout, .. }) if timeout == Duration::from_millis(300)),
+        "{late:?}"
+    );
+    assert!(eventually(|| pool.stats().restarts == 1));
+    // Longer than the pool's own timeout, within its own.
+    let task = pool.submit_timeout(&nap(), 1_500, Duration::from_secs(60));
+    assert!(task.wait().is_ok());
+    assert!(
+        matches!(pool.call(&nap(), 60_000), Err(Error::Timeout { timeout, .. }) if timeout == Duration::from_secs(1))
+    );
+}
+
+#[test]
+fn a_maps_timeout_fails_only_the_late_item() {
+    let pool = Pool::builder().workers(2).build().unwrap();
+    let results: Vec<serfn::Result<u32>> = pool
+        .map(&nap(), [1, 60_000, 2, 3])
+        .timeout(Duration::from_millis(500))
+        .collect();
+    assert!(
+        matches!(results[1], Err(Error::Timeout { .. })),
+        "{results:?}"
+    );
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        3,
+        "{results:?}"
+    );
 }

@@ -76,7 +76,7 @@ pub use self::exit::WorkerExit;
 use self::job::{lock, FnEntry, Job, Queue, Reply, TaskCell, Work};
 pub use self::map::{Map, MapUnordered, Progress};
 pub use self::stats::Stats;
-pub use self::task::Task;
+pub use self::task::{Cancelled, Task};
 use crate::error::{Error, Result};
 use crate::handle::{SerFn, SerFnMut, SerFnOnce};
 
@@ -231,8 +231,69 @@ impl Pool {
         self.submit(f, args).wait()
     }
 
+    /// As [`call`](Self::call), with a timeout of its own instead of the
+    /// pool's [`timeout`](PoolBuilder::timeout): past it, the worker is
+    /// killed and replaced, and the call fails with [`Error::Timeout`].
+    ///
+    /// # Errors
+    /// As [`call`](Self::call).
+    ///
+    /// # Example
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// serfn::worker::init();
+    /// let pool = serfn::Pool::new()?;
+    /// let nap = serfn::closure!("nap", [], move |ms: u64| -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// });
+    /// let late = pool.call_timeout(&nap, 60_000, Duration::from_millis(500));
+    /// assert!(matches!(late, Err(serfn::Error::Timeout { .. })));
+    /// assert_eq!(pool.call_timeout(&nap, 1, Duration::from_secs(30))?, 1);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn call_timeout<A, R>(&self, f: &SerFn<A, R>, args: A, timeout: Duration) -> Result<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.submit_timeout(f, args, timeout).wait()
+    }
+
+    /// As [`submit`](Self::submit), with a timeout of its own: see
+    /// [`call_timeout`](Self::call_timeout). It counts from when a worker
+    /// starts the task, not from now.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// serfn::worker::init();
+    /// let pool = serfn::Pool::new()?;
+    /// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
+    /// let task = pool.submit_timeout(&square, 3, Duration::from_secs(5));
+    /// assert_eq!(task.wait()?, 9);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn submit_timeout<A, R>(&self, f: &SerFn<A, R>, args: A, timeout: Duration) -> Task<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.submit_with(f, args, Some(timeout))
+    }
+
     /// Sends `f(args)` to a worker; the [`Task`] gives the result.
     pub fn submit<A, R>(&self, f: &SerFn<A, R>, args: A) -> Task<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.submit_with(f, args, None)
+    }
+
+    fn submit_with<A, R>(&self, f: &SerFn<A, R>, args: A, timeout: Option<Duration>) -> Task<R>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -256,7 +317,7 @@ impl Pool {
             };
             Ok((work, decode))
         });
-        self.submit_work(sent)
+        self.submit_work(sent, timeout)
     }
 
     /// Calls a [`SerFnOnce`] in a worker, consuming it, and waits for the result.
@@ -299,19 +360,23 @@ impl Pool {
             };
             Ok((work, answer::decode_one::<R> as answer::Decode<R>))
         });
-        self.submit_work(sent)
+        self.submit_work(sent, None)
     }
 
-    fn submit_work<R>(&self, work: Result<(Work, answer::Decode<R>)>) -> Task<R>
+    fn submit_work<R>(
+        &self,
+        work: Result<(Work, answer::Decode<R>)>,
+        timeout: Option<Duration>,
+    ) -> Task<R>
     where
         R: DeserializeOwned,
     {
         match work {
             Ok((work, decode)) => {
                 let cell = TaskCell::new();
-                self.shared
-                    .queue
-                    .push([Job::new(work, Reply::Task(Arc::clone(&cell)))]);
+                let mut job = Job::new(work, Reply::Task(Arc::clone(&cell)));
+                job.timeout = timeout;
+                self.shared.queue.push([job]);
                 Task::new(cell, decode, self.shared.config.limits)
             }
             Err(error) => Task::failed(error),

@@ -6,11 +6,11 @@ use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use super::exit::WorkerExit;
-use super::job::{lock, FnEntry, Work};
+use super::job::{lock, FnEntry, Runner, Work};
 use super::link::{self, Link, LinkState, Sent};
 use super::process::{self, StartFailure, Worker};
 use super::protocol as proto;
@@ -230,7 +230,7 @@ fn drain(shared: &Shared, link: &Link) -> bool {
 fn write(
     shared: &Shared,
     index: usize,
-    link: &Link,
+    link: &Arc<Link>,
     stream: &UnixStream,
     loaded: &mut Vec<Arc<FnEntry>>,
     sending: &mut Sending,
@@ -286,6 +286,9 @@ fn write(
             job.fail(error);
             continue;
         }
+        if job.is_cancelled() {
+            continue; // its `Task` is gone
+        }
         let count = u64::from(job.work.count());
         if job.pin.is_none() && spent(shared, sending, loaded, count) {
             // Recycled: the job waits for another worker, this one finishes.
@@ -295,7 +298,6 @@ fn write(
             }
             return shared.queue.is_closed();
         }
-        sending.items += count;
         let mut frame_start = out.len();
         if let Some(function) = job.work.needs() {
             match ensure_loaded(shared, function, loaded, &mut out, &mut writer) {
@@ -313,6 +315,7 @@ fn write(
             loaded.retain(|f| !Arc::ptr_eq(f, function));
         }
         let task = shared.next_task.fetch_add(1, Ordering::Relaxed);
+        let job_frame = out.len();
         encode(&job.work, task, &mut out);
         shared
             .stats
@@ -329,6 +332,19 @@ fn write(
             shared.queue.push_front(vec![job]);
             return shared.queue.is_closed();
         }
+        if let Some(cell) = job.cell() {
+            // Cancelled since it was taken: unsent, it never runs. Else a
+            // cancel from now on finds it in this worker.
+            let mut cell = lock(&cell.state);
+            if cell.cancelled {
+                drop(cell);
+                out.truncate(job_frame);
+                continue;
+            }
+            let runner: Weak<dyn Runner> = Arc::downgrade(link) as Weak<Link>;
+            cell.running = Some((runner, task));
+        }
+        sending.items += count;
         let started = state.in_flight.is_empty().then(Instant::now);
         state.estimate_ns += estimate_ns;
         state.in_flight.push_back(Sent {
@@ -337,6 +353,7 @@ fn write(
             estimate_ns,
             started,
             killed: None,
+            cancelled: false,
         });
         drop(state);
         if out.len() >= 256 << 10 && proto::flush(&mut writer, &mut out).is_err() {
