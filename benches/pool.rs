@@ -268,6 +268,9 @@ fn collect_map(map: impl Iterator<Item = serfn::Result<f64>>) -> Vec<f64> {
         .expect("a map failed")
 }
 
+/// A library in a same-run comparison: its name, the items it maps, and one run.
+type Contender<'a> = (&'static str, usize, Box<dyn FnMut() -> Vec<f64> + 'a>);
+
 /// The CPU task as a procspawn fn pointer: everything it needs is its argument.
 fn descend_fn((x0, lr, iters): (f64, f64, u32)) -> f64 {
     let mut x = x0;
@@ -331,30 +334,6 @@ fn main() {
         .build()
         .expect("cannot start the pool");
     let chunked = (args.items / 8).max(1);
-    for (workload, chunk) in [
-        ("tiny_chunk1", Some(1)),
-        ("tiny_chunked", Some(chunked)),
-        ("tiny_auto", None),
-    ] {
-        if !args.wants(workload) {
-            continue;
-        }
-        let run = || {
-            let map = pool.map(&scale, items.iter().copied());
-            match chunk {
-                Some(size) => collect_map(map.chunk_size(size)),
-                None => collect_map(map),
-            }
-        };
-        // Untimed, checked warm-up: ships the function, times the items for auto chunking.
-        check_same(workload, &run(), &want);
-        let time = median_time(args.runs, run, |got| check_same(workload, &got, &want));
-        let extra = match chunk {
-            Some(size) => vec![("chunk_size", size.to_string())],
-            None => vec![("chunk_size", "\"auto\"".to_string())],
-        };
-        report.record(workload, n / time.as_secs_f64(), "tasks/s", extra);
-    }
     let spawn_pool = procspawn::Pool::new(args.workers).expect("cannot start procspawn's pool");
     let rayon_pool = peers::rayon_pool(args.workers);
     for (workload, chunk) in [("tiny_chunk1", 1), ("tiny_chunked", chunked)] {
@@ -368,25 +347,56 @@ fn main() {
         } else {
             items.len()
         };
-        let run = || peers::procspawn_map(&spawn_pool, &items[..some], FACTOR, chunk);
-        check_same(workload, &run(), &want[..some]);
-        let time = median_time(args.runs, run, |got| {
-            check_same(workload, &got, &want[..some])
-        });
-        let extra = vec![
-            ("chunk_size", chunk.to_string()),
-            ("items", some.to_string()),
+        let mut runs: [Contender<'_>; 3] = [
+            (
+                "serfn",
+                items.len(),
+                Box::new(|| collect_map(pool.map(&scale, items.iter().copied()).chunk_size(chunk))),
+            ),
+            (
+                "procspawn",
+                some,
+                Box::new(|| peers::procspawn_map(&spawn_pool, &items[..some], FACTOR, chunk)),
+            ),
+            (
+                "rayon",
+                items.len(),
+                Box::new(|| peers::rayon_map(&rayon_pool, &items, |x| scale.call(x))),
+            ),
         ];
-        report.record_for(
-            workload,
-            "procspawn",
-            some as f64 / time.as_secs_f64(),
-            "tasks/s",
-            extra,
-        );
-        let run = || peers::rayon_map(&rayon_pool, &items, |x| scale.call(x));
-        let time = median_time(args.runs, run, |got| check_same(workload, &got, &want));
-        report.record_for(workload, "rayon", n / time.as_secs_f64(), "tasks/s", vec![]);
+        // Untimed, checked warm-up (ships the function); then the libraries take
+        // turns, each run in a rotated order, so that a change in the machine's
+        // load falls on all of them alike.
+        for (_, len, run) in &mut runs {
+            check_same(workload, &run(), &want[..*len]);
+        }
+        let mut times = vec![Vec::new(); runs.len()];
+        for round in 0..args.runs {
+            for k in 0..runs.len() {
+                let at = (round + k) % runs.len();
+                let (_, len, run) = &mut runs[at];
+                let start = Instant::now();
+                let got = run();
+                times[at].push(start.elapsed());
+                check_same(workload, &got, &want[..*len]);
+            }
+        }
+        for ((library, len, _), times) in runs.iter().zip(times) {
+            let mut extra = vec![("chunk_size", chunk.to_string())];
+            if *len != items.len() {
+                extra.push(("items", len.to_string()));
+            }
+            let rate = *len as f64 / median(times).as_secs_f64();
+            report.record_for(workload, library, rate, "tasks/s", extra);
+        }
+    }
+    if args.wants("tiny_auto") {
+        let run = || collect_map(pool.map(&scale, items.iter().copied()));
+        // Untimed, checked warm-up: times the items for automatic chunking.
+        check_same("tiny_auto", &run(), &want);
+        let time = median_time(args.runs, run, |got| check_same("tiny_auto", &got, &want));
+        let extra = vec![("chunk_size", "\"auto\"".to_string())];
+        report.record("tiny_auto", n / time.as_secs_f64(), "tasks/s", extra);
     }
 
     // -- CPU-bound: sequential in-process vs the pool -------------------------

@@ -83,9 +83,13 @@ pub(crate) fn items_block<A: Serialize>(
         };
         let item_bytes = codec::encode_value(&first)?.len().max(1);
         let max_items = max_items.min(target / item_bytes).max(1);
-        let mut chunk: Vec<A> = std::iter::once(first)
-            .chain(std::iter::from_fn(&mut next).take(max_items - 1))
-            .collect();
+        // Held items first, then the input in one `extend`: no per-item
+        // check of `held` on the hot path.
+        let mut chunk: Vec<A> = Vec::with_capacity(max_items.min(MAX_CHUNK));
+        chunk.push(first);
+        let from_held = held.len().min(max_items - 1);
+        chunk.extend(held.drain(..from_held));
+        chunk.extend(items.by_ref().take(max_items - chunk.len()));
         loop {
             block.clear();
             let encoded = codec::encode_value_into(&chunk, &mut block);
