@@ -350,3 +350,45 @@ fn a_maps_timeout_fails_only_the_late_item() {
         "{results:?}"
     );
 }
+
+#[test]
+fn maps_and_folds_take_borrowed_items() {
+    let pool = Pool::builder().workers(2).build().unwrap();
+    let len: SerFn<String, usize> =
+        serfn::closure!("features::len", [], move |s: String| -> usize { s.len() });
+    let words: Vec<String> = (0..100).map(|n| "x".repeat(n)).collect();
+    let expected: Vec<usize> = (0..100).collect();
+    let by_ref: Vec<usize> = pool
+        .map(&len, &words)
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    let by_iter: Vec<usize> = pool
+        .map(&len, words.iter())
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    let by_slice: Vec<usize> = pool
+        .map(&len, &words[..10])
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    assert_eq!(by_ref, expected);
+    assert_eq!(by_iter, expected);
+    assert_eq!(by_slice, expected[..10]);
+    let mut unordered: Vec<(usize, usize)> = pool
+        .map_unordered(&len, &words)
+        .map(|(i, r)| (i, r.unwrap()))
+        .collect();
+    unordered.sort_unstable();
+    assert!(unordered.iter().all(|&(i, n)| i == n));
+    let count = serfn::closure!(mut "features::count", [chars: usize = 0], move |s: String| -> usize {
+        *chars += s.len();
+        *chars
+    });
+    let mut states = pool.fold(&count, &words).unwrap();
+    let total: usize = states
+        .iter_mut()
+        .map(|state| state.call_mut(String::new()))
+        .sum();
+    assert_eq!(total, (0..100).sum::<usize>());
+    // The words are still here, never cloned by hand.
+    assert_eq!(words.len(), 100);
+}

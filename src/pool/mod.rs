@@ -52,6 +52,7 @@
 pub(crate) mod answer;
 mod builder;
 mod exit;
+mod input;
 pub(crate) mod job;
 pub(crate) mod link;
 pub(crate) mod map;
@@ -73,6 +74,7 @@ use serde::Serialize;
 pub(crate) use self::builder::Config;
 pub use self::builder::PoolBuilder;
 pub use self::exit::WorkerExit;
+pub use self::input::{MapFn, MapItem};
 use self::job::{lock, FnEntry, Job, Queue, Reply, TaskCell, Work};
 pub use self::map::{Map, MapUnordered, Progress};
 pub use self::stats::Stats;
@@ -389,7 +391,12 @@ impl Pool {
     /// consumed, with a bounded number of chunks in flight, so memory stays
     /// bounded whatever the input's length. `f` is shipped to each worker
     /// once. Each item's result is its own: a panic fails that item only.
-    /// Set the chunk size with [`Map::chunk_size`] or [`PoolBuilder::chunk_size`].
+    /// Set the chunk size with [`Map::chunk_size`] or [`PoolBuilder::chunk_size`],
+    /// a timeout per item with [`Map::timeout`].
+    ///
+    /// Items may be borrowed: `pool.map(&f, &items)` or `items.iter()`
+    /// encodes each `&A` as it is, with no clone (see [`MapItem`]). `f` is a
+    /// [`SerFn`]: a [`SerFnMut`] goes to [`fold`](Self::fold) instead.
     ///
     /// # Example
     /// ```no_run
@@ -400,29 +407,29 @@ impl Pool {
     /// assert_eq!(squares[3], 9);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    pub fn map<A, R, I>(&self, f: &SerFn<A, R>, items: I) -> Map<'_, A, R, I::IntoIter>
+    pub fn map<F, I>(&self, f: &F, items: I) -> Map<'_, I::Item, F::Output, I::IntoIter>
     where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-        I: IntoIterator<Item = A>,
+        F: MapFn,
+        I: IntoIterator,
+        I::Item: MapItem<F::Arg>,
     {
-        let function = self.function(f);
+        let function = self.function(f.ser_fn());
         Map::new(map::Feed::new(self, function, items.into_iter()))
     }
 
     /// As [`map`](Self::map), but yields `(index, result)` as soon as each
     /// chunk is done, in any order.
-    pub fn map_unordered<A, R, I>(
+    pub fn map_unordered<F, I>(
         &self,
-        f: &SerFn<A, R>,
+        f: &F,
         items: I,
-    ) -> MapUnordered<'_, A, R, I::IntoIter>
+    ) -> MapUnordered<'_, I::Item, F::Output, I::IntoIter>
     where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-        I: IntoIterator<Item = A>,
+        F: MapFn,
+        I: IntoIterator,
+        I::Item: MapItem<F::Arg>,
     {
-        let function = self.function(f);
+        let function = self.function(f.ser_fn());
         MapUnordered::new(map::Feed::new(self, function, items.into_iter()))
     }
 
@@ -451,10 +458,11 @@ impl Pool {
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
-        I: IntoIterator<Item = A>,
+        I: IntoIterator,
+        I::Item: MapItem<A>,
     {
         let function = self.intern(f.to_bytes()?, f.name(), true, false)?;
-        let mut calls = MapUnordered::new(map::Feed::<A, R, _>::new(
+        let mut calls = MapUnordered::new(map::Feed::<_, R, _>::new(
             self,
             Ok(Arc::clone(&function)),
             items.into_iter(),
@@ -539,100 +547,6 @@ impl Pool {
             cache.remove(0);
         }
         Ok(entry)
-    }
-}
-
-impl Pool {
-    /// Refuses new work: later calls, submits and maps fail with
-    /// [`Error::PoolClosed`]. What was submitted before still runs; wait for
-    /// it with [`join`](Self::join). Python's `Pool.close()`.
-    ///
-    /// # Example
-    /// ```no_run
-    /// serfn::worker::init();
-    /// let pool = serfn::Pool::new()?;
-    /// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
-    /// let task = pool.submit(&square, 7);
-    /// pool.close();
-    /// assert!(matches!(pool.call(&square, 8), Err(serfn::Error::PoolClosed)));
-    /// assert_eq!(task.wait()?, 49); // submitted before: it still runs
-    /// # Ok::<(), serfn::Error>(())
-    /// ```
-    pub fn close(&self) {
-        self.shared.queue.seal();
-    }
-
-    /// Closes the pool to new work ([`close`](Self::close)), waits until
-    /// every task submitted before has finished, then lets the workers exit
-    /// and reports how each slot's last worker ended. Python's
-    /// `close(); join()`; dropping the pool instead stops it at once.
-    ///
-    /// A worker that dies meanwhile is replaced as usual, so that no
-    /// queued task is lost; a task still running past the pool's
-    /// [`timeout`](PoolBuilder::timeout) is killed as usual.
-    ///
-    /// # Example
-    /// ```no_run
-    /// serfn::worker::init();
-    /// let pool = serfn::Pool::builder().workers(2).build()?;
-    /// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
-    /// let tasks: Vec<_> = (0..10).map(|x| pool.submit(&square, x)).collect();
-    /// let exits = pool.join();
-    /// assert_eq!(exits.len(), 2);
-    /// assert!(exits.iter().all(|exit| exit.is_clean()));
-    /// assert!(tasks.into_iter().all(|task| task.is_finished()));
-    /// # Ok::<(), serfn::Error>(())
-    /// ```
-    pub fn join(mut self) -> Vec<WorkerExit> {
-        self.shared.queue.seal();
-        self.stop(true)
-    }
-
-    /// Stops the pool now, as dropping it does, and reports how the
-    /// workers ended: idle ones exit by themselves, busy ones are killed,
-    /// and every task not finished fails with [`Error::PoolClosed`].
-    /// Python's `Pool.terminate()`.
-    ///
-    /// # Example
-    /// ```no_run
-    /// serfn::worker::init();
-    /// let pool = serfn::Pool::builder().workers(1).build()?;
-    /// let nap = serfn::closure!("nap", [], move |ms: u64| -> u64 {
-    ///     std::thread::sleep(std::time::Duration::from_millis(ms));
-    ///     ms
-    /// });
-    /// let task = pool.submit(&nap, 60_000);
-    /// std::thread::sleep(std::time::Duration::from_millis(200));
-    /// let exits = pool.terminate();
-    /// assert!(!exits[0].is_clean()); // it was killed
-    /// assert!(matches!(task.wait(), Err(serfn::Error::PoolClosed)));
-    /// # Ok::<(), serfn::Error>(())
-    /// ```
-    pub fn terminate(mut self) -> Vec<WorkerExit> {
-        self.stop(false)
-    }
-
-    /// Joins the slot threads: at once with the queue closed, or with
-    /// `drain`, once each slot has run what was queued.
-    fn stop(&mut self, drain: bool) -> Vec<WorkerExit> {
-        if !drain {
-            self.shared.queue.close();
-        }
-        let exits: Vec<_> = self.slots.drain(..).map(JoinHandle::join).collect();
-        self.shared.queue.close();
-        exits
-            .into_iter()
-            .filter_map(|exit| exit.ok().flatten())
-            .collect()
-    }
-}
-
-impl Drop for Pool {
-    /// Stops the workers: each exits when its socket closes, and is killed
-    /// if it is still running a function. Jobs not finished fail with
-    /// [`Error::PoolClosed`].
-    fn drop(&mut self) {
-        self.stop(false);
     }
 }
 
