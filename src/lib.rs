@@ -201,7 +201,7 @@ pub use crate::error::{Error, Failure, Result};
 pub use crate::executor::Executor;
 pub use crate::function::{Call, CallMut, CallOnce};
 pub use crate::handle::{DynFn, SerFn, SerFnMut, SerFnOnce};
-pub use crate::pool::{Map, MapUnordered, Pool, PoolBuilder, Progress, Stats, Task};
+pub use crate::pool::{Map, MapUnordered, Pool, PoolBuilder, Progress, Stats, Task, WorkerExit};
 pub use crate::registry::SerializableFn;
 // At the root for code written before `plumbing`; documented there.
 #[doc(hidden)]

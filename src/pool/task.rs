@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 /// its result, or `.await` it on any executor (no runtime is required).
 ///
 /// Dropping a `Task` does not cancel it; its result is discarded.
+/// [`cancel`](Task::cancel) does.
 ///
 /// # Example
 /// ```no_run
@@ -55,6 +56,58 @@ impl<R> Task<R> {
         let cell = TaskCell::new();
         cell.complete(Err(error));
         Task::new(cell, decode_one, Limits::default())
+    }
+
+    /// Cancels the task: if no worker has started it, it never runs; if one
+    /// is running it, that worker is killed, as for a timeout, and replaced
+    /// (killing is the one way to stop a function mid-call), and the other
+    /// tasks it was sent go to other workers untouched. A task already
+    /// finished is left as it was. Says which of these happened.
+    ///
+    /// A task sent to a worker behind another one counts as started, and the
+    /// worker is killed before it can run it; with a pool
+    /// [`timeout`](crate::PoolBuilder::timeout) of its own for long tasks,
+    /// that is rarely the case.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::pool::Cancelled;
+    ///
+    /// serfn::worker::init();
+    /// let pool = serfn::Pool::builder().workers(1).build()?;
+    /// let nap = serfn::closure!("nap", [], move |ms: u64| -> u64 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms));
+    ///     ms
+    /// });
+    /// let long = pool.submit(&nap, 60_000);
+    /// let tasks: Vec<_> = (0..10).map(|_| pool.submit(&nap, 10)).collect();
+    /// std::thread::sleep(std::time::Duration::from_millis(100));
+    /// assert_eq!(long.cancel(), Cancelled::Stopped); // its worker was killed
+    /// assert_eq!(tasks.into_iter().last().unwrap().cancel(), Cancelled::NotStarted);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn cancel(self) -> Cancelled {
+        let running = {
+            let mut state = lock(&self.cell.state);
+            if state.result.is_some() {
+                return Cancelled::Finished;
+            }
+            state.cancelled = true;
+            state.running.take()
+        };
+        // Not yet in a worker: the slot that takes it drops it.
+        let Some((runner, task)) = running else {
+            return Cancelled::NotStarted;
+        };
+        if runner.upgrade().is_some_and(|runner| runner.cancel(task)) {
+            return Cancelled::Stopped;
+        }
+        // Answered, or its worker died, in the meantime.
+        if self.is_finished() {
+            Cancelled::Finished
+        } else {
+            Cancelled::Stopped
+        }
     }
 
     /// Whether the result is in.
@@ -103,6 +156,18 @@ impl<R> Task<R> {
         drop(state);
         Ok(self.wait())
     }
+}
+
+/// What [`Task::cancel`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cancelled {
+    /// No worker had started it: it never runs.
+    NotStarted,
+    /// A worker had it: the worker was killed (and is replaced).
+    Stopped,
+    /// Its result was already in, and is dropped.
+    Finished,
 }
 
 impl<R> Future for Task<R> {
