@@ -51,6 +51,7 @@
 
 pub(crate) mod answer;
 mod builder;
+mod call;
 mod exit;
 mod input;
 pub(crate) mod job;
@@ -62,7 +63,6 @@ mod slot;
 mod stats;
 pub(crate) mod task;
 
-use std::collections::VecDeque;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -80,7 +80,7 @@ pub use self::map::{Map, MapUnordered, Progress};
 pub use self::stats::Stats;
 pub use self::task::{Cancelled, Task};
 use crate::error::{Error, Result};
-use crate::handle::{SerFn, SerFnMut, SerFnOnce};
+use crate::handle::{SerFn, SerFnMut};
 
 /// Encoded functions a pool keeps for reuse across maps, at most.
 const CACHED_FUNCTIONS: usize = 32;
@@ -131,11 +131,27 @@ impl Pool {
     ///
     /// # Errors
     /// As [`PoolBuilder::build`].
+    ///
+    /// # Example
+    /// ```no_run
+    /// serfn::worker::init(); // first in `main`: the workers re-execute this program
+    /// let pool = serfn::Pool::new()?;
+    /// assert_eq!(pool.workers(), std::thread::available_parallelism()?.get());
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn new() -> Result<Pool> {
         PoolBuilder::default().build()
     }
 
     /// Settings for a pool.
+    ///
+    /// # Example
+    /// ```no_run
+    /// serfn::worker::init();
+    /// let pool = serfn::Pool::builder().workers(2).build()?;
+    /// assert_eq!(pool.workers(), 2);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn builder() -> PoolBuilder {
         PoolBuilder::default()
     }
@@ -204,185 +220,51 @@ impl Pool {
     }
 
     /// The number of worker slots.
+    ///
+    /// # Example
+    /// ```no_run
+    /// serfn::worker::init();
+    /// let pool = serfn::Pool::builder().workers(3).build()?;
+    /// assert_eq!(pool.workers(), 3);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn workers(&self) -> usize {
         self.shared.config.workers
     }
 
     /// The process ids of the workers running now (a slot restarting has none).
+    ///
+    /// # Example
+    /// ```no_run
+    /// # serfn::worker::init();
+    /// # let pool = serfn::Pool::new()?;
+    /// let pids = pool.worker_pids();
+    /// assert_eq!(pids.len(), pool.workers()); // all started, none restarting
+    /// assert!(!pids.contains(&std::process::id()));
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn worker_pids(&self) -> Vec<u32> {
         lock(&self.shared.pids).iter().flatten().copied().collect()
     }
 
     /// Counters since the pool started.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # serfn::worker::init();
+    /// # let pool = serfn::Pool::new()?;
+    /// let data = vec![1.0; 1000];
+    /// let dot = serfn::closure!("dot", [data: Vec<f64>], move |x: f64| -> f64 { data.iter().sum::<f64>() * x });
+    /// let results = pool.map(&dot, (0..100).map(f64::from)).collect::<serfn::Result<Vec<f64>>>()?;
+    /// assert_eq!(results[2], 2000.0);
+    /// let stats = pool.stats();
+    /// assert_eq!(stats.tasks, 100);
+    /// // The function and its 8 kB capture go to each worker once, not once per item.
+    /// assert!(stats.functions_shipped <= pool.workers() as u64);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn stats(&self) -> Stats {
         self.shared.stats.snapshot(self.workers())
-    }
-
-    /// Calls `f(args)` in a worker and waits for the result.
-    ///
-    /// # Errors
-    /// [`Error::Panicked`] if `f` panicked; [`Error::WorkerDied`] or
-    /// [`Error::Timeout`] if its worker died or was killed;
-    /// [`Error::UnknownFunction`] and other decoding errors if the worker
-    /// cannot decode `f`; [`Error::Encode`] if `f` or `args` cannot be encoded.
-    pub fn call<A, R>(&self, f: &SerFn<A, R>, args: A) -> Result<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
-        self.submit(f, args).wait()
-    }
-
-    /// As [`call`](Self::call), with a timeout of its own instead of the
-    /// pool's [`timeout`](PoolBuilder::timeout): past it, the worker is
-    /// killed and replaced, and the call fails with [`Error::Timeout`].
-    ///
-    /// # Errors
-    /// As [`call`](Self::call).
-    ///
-    /// # Example
-    /// ```no_run
-    /// use std::time::Duration;
-    ///
-    /// serfn::worker::init();
-    /// let pool = serfn::Pool::new()?;
-    /// let nap = serfn::closure!("nap", [], move |ms: u64| -> u64 {
-    ///     std::thread::sleep(Duration::from_millis(ms));
-    ///     ms
-    /// });
-    /// let late = pool.call_timeout(&nap, 60_000, Duration::from_millis(500));
-    /// assert!(matches!(late, Err(serfn::Error::Timeout { .. })));
-    /// assert_eq!(pool.call_timeout(&nap, 1, Duration::from_secs(30))?, 1);
-    /// # Ok::<(), serfn::Error>(())
-    /// ```
-    pub fn call_timeout<A, R>(&self, f: &SerFn<A, R>, args: A, timeout: Duration) -> Result<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
-        self.submit_timeout(f, args, timeout).wait()
-    }
-
-    /// As [`submit`](Self::submit), with a timeout of its own: see
-    /// [`call_timeout`](Self::call_timeout). It counts from when a worker
-    /// starts the task, not from now.
-    ///
-    /// # Example
-    /// ```no_run
-    /// use std::time::Duration;
-    ///
-    /// serfn::worker::init();
-    /// let pool = serfn::Pool::new()?;
-    /// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
-    /// let task = pool.submit_timeout(&square, 3, Duration::from_secs(5));
-    /// assert_eq!(task.wait()?, 9);
-    /// # Ok::<(), serfn::Error>(())
-    /// ```
-    pub fn submit_timeout<A, R>(&self, f: &SerFn<A, R>, args: A, timeout: Duration) -> Task<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
-        self.submit_with(f, args, Some(timeout))
-    }
-
-    /// Sends `f(args)` to a worker; the [`Task`] gives the result.
-    pub fn submit<A, R>(&self, f: &SerFn<A, R>, args: A) -> Task<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
-        self.submit_with(f, args, None)
-    }
-
-    fn submit_with<A, R>(&self, f: &SerFn<A, R>, args: A, timeout: Option<Duration>) -> Task<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
-        let sent = self.function(f).and_then(|function| {
-            let once = std::iter::once(args);
-            let batched = function.batches;
-            let limit = self.shared.config.limits.get_max_bytes();
-            let mut held = VecDeque::new();
-            let items =
-                map::items_block(&mut once.into_iter(), &mut held, 1, limit, limit, batched)?.0;
-            let decode = if batched {
-                answer::decode_one_batched::<R>
-            } else {
-                answer::decode_one::<R>
-            };
-            let work = Work::Batch {
-                function,
-                items,
-                count: 1,
-            };
-            Ok((work, decode))
-        });
-        self.submit_work(sent, timeout)
-    }
-
-    /// Calls a [`SerFnOnce`] in a worker, consuming it, and waits for the result.
-    ///
-    /// # Errors
-    /// As [`call`](Self::call).
-    pub fn call_once<A, R>(&self, f: SerFnOnce<A, R>, args: A) -> Result<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
-        self.submit_once(f, args).wait()
-    }
-
-    /// Sends a [`SerFnOnce`] and its arguments to a worker. Such a function
-    /// travels with its call, uncached: it is consumed there.
-    pub fn submit_once<A, R>(&self, f: SerFnOnce<A, R>, args: A) -> Task<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
-        let name = f.name();
-        let limit = self.shared.config.limits.get_max_bytes();
-        let sent = f.to_bytes().and_then(|function| {
-            let mut held = VecDeque::new();
-            let once = &mut std::iter::once(args);
-            let items = map::items_block(once, &mut held, 1, limit, limit, false)?.0;
-            // Both travel in one frame, which the worker reads whole.
-            let len = function.len() + items.len();
-            if len > limit {
-                return Err(Error::TooLarge {
-                    len: len as u64,
-                    limit,
-                });
-            }
-            let work = Work::Once {
-                name,
-                function,
-                items,
-            };
-            Ok((work, answer::decode_one::<R> as answer::Decode<R>))
-        });
-        self.submit_work(sent, None)
-    }
-
-    fn submit_work<R>(
-        &self,
-        work: Result<(Work, answer::Decode<R>)>,
-        timeout: Option<Duration>,
-    ) -> Task<R>
-    where
-        R: DeserializeOwned,
-    {
-        match work {
-            Ok((work, decode)) => {
-                let cell = TaskCell::new();
-                let mut job = Job::new(work, Reply::Task(Arc::clone(&cell)));
-                job.timeout = timeout;
-                self.shared.queue.push([job]);
-                Task::new(cell, decode, self.shared.config.limits)
-            }
-            Err(error) => Task::failed(error),
-        }
     }
 
     /// Applies `f` to every item in workers; yields the results in input order.
@@ -419,6 +301,22 @@ impl Pool {
 
     /// As [`map`](Self::map), but yields `(index, result)` as soon as each
     /// chunk is done, in any order.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # serfn::worker::init();
+    /// # let pool = serfn::Pool::new()?;
+    /// let nap = serfn::closure!("nap", [], move |ms: u64| -> u64 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms));
+    ///     ms
+    /// });
+    /// let mut done = vec![0; 4];
+    /// for (index, result) in pool.map_unordered(&nap, [300, 10, 20, 30]) {
+    ///     done[index] = result?; // the index puts each result back in its place
+    /// }
+    /// assert_eq!(done, [300, 10, 20, 30]);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn map_unordered<F, I>(
         &self,
         f: &F,
