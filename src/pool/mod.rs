@@ -136,7 +136,8 @@ impl Pool {
     /// ```no_run
     /// serfn::worker::init(); // first in `main`: the workers re-execute this program
     /// let pool = serfn::Pool::new()?;
-    /// assert_eq!(pool.workers(), std::thread::available_parallelism()?.get());
+    /// let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    /// assert_eq!(pool.workers(), cores);
     /// # Ok::<(), serfn::Error>(())
     /// ```
     pub fn new() -> Result<Pool> {
