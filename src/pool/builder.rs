@@ -78,6 +78,14 @@ impl Default for PoolBuilder {
 
 impl PoolBuilder {
     /// The number of worker processes; default: one per core.
+    ///
+    /// # Example
+    /// ```no_run
+    /// serfn::worker::init();
+    /// let pool = serfn::Pool::builder().workers(3).build()?;
+    /// assert_eq!(pool.worker_pids().len(), 3);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn workers(mut self, workers: usize) -> Self {
         self.config.workers = workers.max(1);
         self
@@ -87,6 +95,17 @@ impl PoolBuilder {
     /// one. Its `main` must call [`worker::init`](crate::worker::init) first,
     /// and it must register every function the pool is given: others fail
     /// with [`Error::UnknownFunction`](crate::Error::UnknownFunction). It gets no arguments unless [`args`](Self::args) sets them.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::{Error, Pool};
+    ///
+    /// serfn::worker::init();
+    /// // Typically a binary of your workspace: `target/release/my-worker`.
+    /// let missing = Pool::builder().program("/no/such/worker").build();
+    /// assert!(matches!(missing, Err(Error::WorkerStart { .. })));
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn program(mut self, program: impl Into<PathBuf>) -> Self {
         self.config.program = Some(program.into());
         self
@@ -95,6 +114,16 @@ impl PoolBuilder {
     /// The workers' command-line arguments. By default none for a
     /// [`program`](Self::program), and for the current program a test
     /// filter that [`test_support!`](crate::test_support) answers.
+    ///
+    /// # Example
+    /// ```no_run
+    /// serfn::worker::init(); // before the arguments are parsed: a worker never returns from it
+    /// let me = std::env::current_exe().expect("the path of this program");
+    /// let pool = serfn::Pool::builder().program(me).args(["--quiet"]).build()?;
+    /// let args = serfn::closure!("args", [], move || -> Vec<String> { std::env::args().skip(1).collect() });
+    /// assert_eq!(pool.call(&args, ())?, ["--quiet"]);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -105,6 +134,15 @@ impl PoolBuilder {
     }
 
     /// Sets an environment variable for the workers, on top of this process's environment.
+    ///
+    /// # Example
+    /// ```no_run
+    /// serfn::worker::init();
+    /// let pool = serfn::Pool::builder().env("MODEL_DIR", "/srv/models").build()?;
+    /// let dir = serfn::closure!("model_dir", [], move || -> Option<String> { std::env::var("MODEL_DIR").ok() });
+    /// assert_eq!(pool.call(&dir, ())?.as_deref(), Some("/srv/models"));
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
         self.config.env.push((key.into(), value.into()));
         self
@@ -117,6 +155,20 @@ impl PoolBuilder {
     /// smaller once its function's answers are seen to be large: a chunk
     /// whose answer exceeds the [`limits`](Self::limits) fails with
     /// [`Error::TooLarge`](crate::Error::TooLarge) as a whole.
+    ///
+    /// # Example
+    /// ```no_run
+    /// serfn::worker::init();
+    /// let pool = serfn::Pool::builder().chunk_size(100).build()?;
+    /// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
+    /// let mut chunks = 0;
+    /// let squares = pool
+    ///     .map(&square, 0..1_000)
+    ///     .on_progress(|_| chunks += 1) // once per chunk answered
+    ///     .collect::<serfn::Result<Vec<u64>>>()?;
+    /// assert_eq!((squares.len(), chunks), (1_000, 10));
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn chunk_size(mut self, items: usize) -> Self {
         self.config.chunk_size = Some(items.max(1));
         self
@@ -125,6 +177,21 @@ impl PoolBuilder {
     /// Kills a worker whose task runs longer than this, and fails the task
     /// with [`Error::Timeout`](crate::Error::Timeout). A task is one message: one item, unless a
     /// [`chunk_size`](Self::chunk_size) above 1 is set, when it is one chunk.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// serfn::worker::init();
+    /// let pool = serfn::Pool::builder().timeout(Duration::from_millis(500)).build()?;
+    /// let nap = serfn::closure!("nap", [], move |ms: u64| -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// });
+    /// assert!(matches!(pool.call(&nap, 60_000), Err(serfn::Error::Timeout { .. })));
+    /// assert_eq!(pool.call(&nap, 1)?, 1); // on a fresh worker
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.config.timeout = Some(timeout);
         self
@@ -133,12 +200,38 @@ impl PoolBuilder {
     /// How many times a task is sent again after its worker died while running
     /// it; default 0. See [the module docs](crate::pool#faults) for why.
     /// Fold tasks are never retried: the state they changed died with the worker.
+    ///
+    /// # Example
+    /// ```no_run
+    /// serfn::worker::init();
+    /// let pool = serfn::Pool::builder().workers(1).retries(1).build()?;
+    /// let crash = serfn::closure!("crash", [], move || -> () { std::process::abort() });
+    /// // Run twice, on two workers, and lost twice.
+    /// assert!(matches!(pool.call(&crash, ()), Err(serfn::Error::WorkerDied { .. })));
+    /// assert_eq!(pool.stats().retries, 1);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn retries(mut self, retries: u32) -> Self {
         self.config.retries = retries;
         self
     }
 
     /// How long a new worker may take to connect; default 10 s.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// serfn::worker::init();
+    /// // A program that never connects: `build` gives up after the start timeout.
+    /// let stuck = serfn::Pool::builder()
+    ///     .program("sleep")
+    ///     .args(["60"])
+    ///     .start_timeout(Duration::from_millis(300))
+    ///     .build();
+    /// assert!(matches!(stuck, Err(serfn::Error::WorkerStart { .. })));
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
         self.config.start_timeout = timeout;
         self
@@ -153,6 +246,21 @@ impl PoolBuilder {
     /// catches a process that is stopped (`SIGSTOP`), stalled as a whole, or
     /// that stopped in the middle of a frame. A function that deadlocks or
     /// loops keeps its process alive; bound it with [`timeout`](Self::timeout).
+    ///
+    /// # Example
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// serfn::worker::init();
+    /// let pool = serfn::Pool::builder().liveness_timeout(Duration::from_millis(500)).build()?;
+    /// let nap = serfn::closure!("nap", [], move |ms: u64| -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// });
+    /// // Slow is not silent: the worker's heartbeat keeps it alive.
+    /// assert_eq!(pool.call(&nap, 2_000)?, 2_000);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn liveness_timeout(mut self, timeout: Duration) -> Self {
         self.config.liveness = timeout;
         self
@@ -162,6 +270,19 @@ impl PoolBuilder {
     /// (a function, its capture or a chunk of items) that would exceed them
     /// fails with [`Error::TooLarge`](crate::Error::TooLarge) before it is sent, and so does an
     /// answer, in the worker, before it is sent back.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::{Error, Limits};
+    ///
+    /// serfn::worker::init();
+    /// let pool = serfn::Pool::builder().limits(Limits::default().max_bytes(64 << 10)).build()?;
+    /// let len = serfn::closure!("len", [], move |v: Vec<u8>| -> usize { v.len() });
+    /// assert_eq!(pool.call(&len, vec![0; 1_000])?, 1_000);
+    /// // Refused before it is sent.
+    /// assert!(matches!(pool.call(&len, vec![0; 1 << 20]), Err(Error::TooLarge { .. })));
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn limits(mut self, limits: Limits) -> Self {
         self.config.limits = limits;
         self
@@ -247,6 +368,15 @@ impl PoolBuilder {
     /// connect within the [`start_timeout`](Self::start_timeout); also when
     /// called in a process a pool started as a worker that did not call
     /// [`worker::init`](crate::worker::init), which would start workers without end.
+    ///
+    /// # Example
+    /// ```no_run
+    /// serfn::worker::init();
+    /// let pool = serfn::Pool::builder().workers(2).build()?;
+    /// // Every worker has started and connected.
+    /// assert_eq!(pool.worker_pids().len(), 2);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn build(self) -> Result<Pool> {
         if let Some(init) = &self.config.initializer {
             let bytes = init.bytes.as_ref().map_err(|error| error.duplicate())?;
