@@ -24,7 +24,7 @@ const MAX_CHUNK_BYTES: usize = 4 << 20;
 /// Items in flight per worker, below which more chunks are sent.
 const ITEMS_AHEAD: usize = 1024;
 
-/// How far a map has come, for [`Map::on_progress`].
+/// How far a map has come, for [`Map::on_progress`]: see its example.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Progress {
@@ -346,8 +346,21 @@ where
     }
 }
 
+/// The `# Example` of a setting both maps have: the lines given, after a
+/// `pool` and `square` (`x * x` on `u64`).
+macro_rules! map_example {
+    ($($line:expr),* $(,)?) => {
+        concat!(
+            "# Example\n```no_run\n# serfn::worker::init();\n# let pool = serfn::Pool::new()?;\n",
+            "let square = serfn::closure!(\"square\", [], move |x: u64| -> u64 { x * x });\n",
+            $($line, "\n",)*
+            "# Ok::<(), serfn::Error>(())\n```",
+        )
+    };
+}
+
 macro_rules! map_settings {
-    ($map:ident) => {
+    ($map:ident, $method:literal) => {
         impl<'p, A, R, I> $map<'p, A, R, I>
         where
             A: Serialize,
@@ -356,6 +369,15 @@ macro_rules! map_settings {
         {
             /// Sends this many items per message, instead of sizing chunks
             /// automatically. Takes effect for chunks not yet sent.
+            ///
+            #[doc = map_example!(
+                "let mut chunks = 0;",
+                concat!("let n = pool.", $method, "(&square, 0..1_000)"),
+                "    .chunk_size(250)",
+                "    .on_progress(|_| chunks += 1) // once per chunk answered",
+                "    .count();",
+                "assert_eq!((n, chunks), (1_000, 4));",
+            )]
             pub fn chunk_size(mut self, items: usize) -> Self {
                 self.feed.chunk_size = Some(items.max(1));
                 self
@@ -388,12 +410,26 @@ macro_rules! map_settings {
 
             /// Calls `report` each time a chunk's results are in, on the
             /// thread that iterates.
+            ///
+            #[doc = map_example!(
+                "let mut last = None;",
+                concat!("pool.", $method, "(&square, 0..1_000)"),
+                "    .on_progress(|progress| last = Some(progress))",
+                "    .for_each(drop);",
+                "let last = last.expect(\"at least one chunk\");",
+                "assert_eq!((last.done, last.total), (1_000, Some(1_000)));",
+            )]
             pub fn on_progress(mut self, report: impl FnMut(Progress) + 'p) -> Self {
                 self.feed.progress = Some(Box::new(report));
                 self
             }
 
             /// Shows an [`indicatif`] progress bar on stderr.
+            ///
+            #[doc = map_example!(
+                concat!("let n = pool.", $method, "(&square, 0..1_000_000).progress_bar().count();"),
+                "assert_eq!(n, 1_000_000);",
+            )]
             #[cfg(feature = "progress")]
             #[cfg_attr(docsrs, doc(cfg(feature = "progress")))]
             pub fn progress_bar(self) -> Self {
@@ -425,6 +461,17 @@ macro_rules! map_settings {
 /// The results of [`Pool::map`], in input order. Lazy: nothing is sent
 /// until the first call to `next`. Dropped early, it stops taking input;
 /// chunks already sent still run, and their results are discarded.
+///
+/// # Example
+/// ```no_run
+/// # serfn::worker::init();
+/// # let pool = serfn::Pool::new()?;
+/// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
+/// // Streaming: stops taking input at the first result over 100.
+/// let first_big = pool.map(&square, 0..).find(|r| r.as_ref().map_or(true, |&s| s > 100));
+/// assert_eq!(first_big.transpose()?, Some(121));
+/// # Ok::<(), serfn::Error>(())
+/// ```
 #[must_use = "a map does nothing until it is iterated"]
 pub struct Map<'p, A, R, I> {
     feed: Feed<'p, A, R, I>,
@@ -449,7 +496,7 @@ where
     }
 }
 
-map_settings!(Map);
+map_settings!(Map, "map");
 
 impl<A, R, I> Iterator for Map<'_, A, R, I>
 where
@@ -505,6 +552,19 @@ where
 
 /// The results of [`Pool::map_unordered`]: `(input index, result)` pairs,
 /// as chunks finish.
+///
+/// # Example
+/// ```no_run
+/// # serfn::worker::init();
+/// # let pool = serfn::Pool::new()?;
+/// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
+/// let mut squares = vec![0; 100];
+/// for (index, result) in pool.map_unordered(&square, 0..100) {
+///     squares[index] = result?;
+/// }
+/// assert_eq!(squares[7], 49);
+/// # Ok::<(), serfn::Error>(())
+/// ```
 #[must_use = "a map does nothing until it is iterated"]
 pub struct MapUnordered<'p, A, R, I> {
     feed: Feed<'p, A, R, I>,
@@ -525,7 +585,7 @@ where
     }
 }
 
-map_settings!(MapUnordered);
+map_settings!(MapUnordered, "map_unordered");
 
 impl<A, R, I> Iterator for MapUnordered<'_, A, R, I>
 where

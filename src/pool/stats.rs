@@ -6,6 +6,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 ///
 /// `functions_shipped` counts functions sent to workers: a map ships its
 /// function (with its capture) to each worker once, not once per item.
+///
+/// # Example
+/// ```no_run
+/// serfn::worker::init();
+/// let pool = serfn::Pool::builder().workers(2).build()?;
+/// let weights = vec![0.5; 10_000];
+/// let score = serfn::closure!("score", [weights: Vec<f64>], move |x: f64| -> f64 { weights[0] * x });
+/// let total: f64 = pool.map(&score, (0..1_000).map(f64::from)).sum::<serfn::Result<f64>>()?;
+/// assert_eq!(total, 249_750.0);
+/// let stats = pool.stats();
+/// assert_eq!((stats.workers, stats.tasks, stats.restarts), (2, 1_000, 0));
+/// assert!(stats.functions_shipped <= 2); // the 80 kB capture: once per worker
+/// # Ok::<(), serfn::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {

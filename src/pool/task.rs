@@ -110,7 +110,22 @@ impl<R> Task<R> {
         }
     }
 
-    /// Whether the result is in.
+    /// Whether the result is in: [`wait`](Self::wait) would not block.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # serfn::worker::init();
+    /// # let pool = serfn::Pool::new()?;
+    /// let nap = serfn::closure!("nap", [], move |ms: u64| -> u64 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms));
+    ///     ms
+    /// });
+    /// let task = pool.submit(&nap, 200);
+    /// assert!(!task.is_finished());
+    /// std::thread::sleep(std::time::Duration::from_secs(2));
+    /// assert!(task.is_finished());
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn is_finished(&self) -> bool {
         lock(&self.cell.state).result.is_some()
     }
@@ -121,6 +136,19 @@ impl<R> Task<R> {
     /// [`Error::Panicked`] if the function panicked; [`Error::WorkerDied`],
     /// [`Error::Timeout`], [`Error::UnknownFunction`] and the other errors
     /// of [`Pool::call`](crate::Pool::call).
+    ///
+    /// # Example
+    /// ```no_run
+    /// # serfn::worker::init();
+    /// # let pool = serfn::Pool::new()?;
+    /// let nap = serfn::closure!("nap", [], move |ms: u64| -> u64 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms));
+    ///     ms
+    /// });
+    /// let (a, b) = (pool.submit(&nap, 100), pool.submit(&nap, 100)); // both run at once
+    /// assert_eq!(a.wait()? + b.wait()?, 200);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn wait(self) -> Result<R> {
         let mut state = lock(&self.cell.state);
         loop {
@@ -142,6 +170,23 @@ impl<R> Task<R> {
     ///
     /// # Errors
     /// As [`wait`](Self::wait), inside the `Ok`.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// # serfn::worker::init();
+    /// # let pool = serfn::Pool::new()?;
+    /// let nap = serfn::closure!("nap", [], move |ms: u64| -> u64 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms));
+    ///     ms
+    /// });
+    /// let task = pool.submit(&nap, 1_000);
+    /// // Not yet: the task comes back, still running.
+    /// let task = task.wait_timeout(Duration::from_millis(10)).unwrap_err();
+    /// assert!(matches!(task.wait_timeout(Duration::from_secs(30)), Ok(Ok(1_000))));
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn wait_timeout(self, timeout: Duration) -> std::result::Result<Result<R>, Self> {
         let state = lock(&self.cell.state);
         let (state, _) = self
