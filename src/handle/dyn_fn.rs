@@ -43,11 +43,27 @@ impl DynFn {
     }
 
     /// The registered name.
+    ///
+    /// # Example
+    /// ```
+    /// let f = serfn::closure!("neg", [], move |x: i8| -> i8 { -x }, name = "examples::neg");
+    /// assert_eq!(f.into_dyn().name(), "examples::neg");
+    /// ```
     pub fn name(&self) -> &'static str {
         self.inner.name()
     }
 
-    /// The function's signature.
+    /// The function's signature: what a caller must encode, and what it gets back.
+    ///
+    /// # Example
+    /// ```
+    /// use serfn::plumbing::Kind;
+    ///
+    /// let f = serfn::closure!(mut "count", [n: u32 = 0], move |(): ()| -> u32 { *n += 1; *n });
+    /// let sig = f.into_dyn().signature();
+    /// assert_eq!(sig.kind(), Kind::FnMut);
+    /// assert_eq!((sig.args().name(), sig.output().name()), ("()", "u32"));
+    /// ```
     pub fn signature(&self) -> Signature {
         self.inner.signature()
     }
@@ -56,6 +72,20 @@ impl DynFn {
     ///
     /// # Errors
     /// [`Error::Encode`] if the capture's `Serialize` impl fails.
+    ///
+    /// # Example
+    /// ```
+    /// use serfn::{codec, DynFn, Limits};
+    ///
+    /// let mut count = DynFn::from_bytes(
+    ///     &serfn::closure!(mut "count", [n: u32 = 0], move |(): ()| -> u32 { *n += 1; *n }).to_bytes()?,
+    /// )?;
+    /// count.call_bytes_mut(&codec::encode_value(&())?)?;
+    /// // The state travels: decoded again, the count goes on from 1.
+    /// let out = DynFn::from_bytes(&count.to_bytes()?)?.call_bytes_mut(&codec::encode_value(&())?)?;
+    /// assert_eq!(codec::decode_result::<u32>(&out, &Limits::default())?, 2);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         codec::to_bytes(self)
     }
@@ -64,6 +94,19 @@ impl DynFn {
     ///
     /// # Errors
     /// As [`from_bytes`](crate::from_bytes).
+    ///
+    /// # Example
+    /// ```
+    /// use serfn::DynFn;
+    ///
+    /// let bytes = serfn::closure!("neg", [], move |x: i8| -> i8 { -x }).to_bytes()?;
+    /// // Any registered function, whatever its types.
+    /// assert_eq!(DynFn::from_bytes(&bytes)?.signature().to_string(), "Fn(i8) -> i8");
+    /// let mut damaged = bytes.clone();
+    /// damaged[10] ^= 1;
+    /// assert!(matches!(DynFn::from_bytes(&damaged), Err(serfn::Error::Checksum { .. })));
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         codec::from_bytes(bytes)
     }
@@ -77,6 +120,23 @@ impl DynFn {
     /// [`Error::SignatureMismatch`] if the function is not `Fn`; as
     /// [`codec::decode_value`](crate::codec::decode_value) if `args` is bad.
     /// A panic is not an error here: it is in the output.
+    ///
+    /// # Example
+    /// ```
+    /// use serfn::{codec, DynFn, Limits};
+    ///
+    /// let root = serfn::closure!("root", [], move |x: f64| -> f64 {
+    ///     assert!(x >= 0.0, "no root of {x}");
+    ///     x.sqrt()
+    /// });
+    /// let root = DynFn::from_bytes(&root.to_bytes()?)?;
+    /// let limits = Limits::default();
+    /// let out = root.call_bytes(&codec::encode_value(&9.0f64)?)?;
+    /// assert_eq!(codec::decode_result::<f64>(&out, &limits)?, 3.0);
+    /// let out = root.call_bytes(&codec::encode_value(&-1.0f64)?)?;
+    /// assert!(matches!(codec::decode_result::<f64>(&out, &limits), Err(serfn::Error::Panicked { .. })));
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn call_bytes(&self, args: &[u8]) -> Result<Vec<u8>> {
         self.require(Kind::Fn)?;
         let mut out = Vec::new();
@@ -97,6 +157,22 @@ impl DynFn {
     ///
     /// # Errors
     /// As [`call_bytes`](Self::call_bytes), for a function that is not `Fn` or `FnMut`.
+    ///
+    /// # Example
+    /// ```
+    /// use serfn::{codec, DynFn, Limits};
+    ///
+    /// let total = serfn::closure!(mut "total", [sum: i64 = 0], move |x: i64| -> i64 { *sum += x; *sum });
+    /// let mut total = total.into_dyn();
+    /// for x in [40, 2] {
+    ///     total.call_bytes_mut(&codec::encode_value(&x)?)?;
+    /// }
+    /// let out = total.call_bytes_mut(&codec::encode_value(&0i64)?)?;
+    /// assert_eq!(codec::decode_result::<i64>(&out, &Limits::default())?, 42);
+    /// // `call_bytes` refuses it: an `FnMut` needs `&mut`.
+    /// assert!(matches!(total.call_bytes(&[0]), Err(serfn::Error::SignatureMismatch { .. })));
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn call_bytes_mut(&mut self, args: &[u8]) -> Result<Vec<u8>> {
         self.require(Kind::FnMut)?;
         let (name, limits, mut out) = (self.name(), Limits::default(), Vec::new());
@@ -121,6 +197,17 @@ impl DynFn {
     ///
     /// # Errors
     /// As [`call_bytes`](Self::call_bytes).
+    ///
+    /// # Example
+    /// ```
+    /// use serfn::{codec, DynFn, Limits};
+    ///
+    /// let text = String::from("moved, not copied");
+    /// let take = serfn::closure!(once "take", [text: String], move |(): ()| -> String { text });
+    /// let out = take.into_dyn().call_bytes_once(&codec::encode_value(&())?)?;
+    /// assert_eq!(codec::decode_result::<String>(&out, &Limits::default())?, "moved, not copied");
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn call_bytes_once(self, args: &[u8]) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         self.call_once_into(args, &Limits::default(), &mut out)?;
