@@ -39,6 +39,20 @@ pub trait Executor {
     /// # Errors
     /// [`Error::Panicked`](crate::Error::Panicked) if `f` panicked, and the
     /// executor's own faults (a dead worker, a timeout, a lost broker).
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::Executor;
+    ///
+    /// fn norm(on: &impl Executor, v: Vec<f64>) -> serfn::Result<f64> {
+    ///     let norm = serfn::closure!("norm", [], move |v: Vec<f64>| -> f64 { v.iter().map(|x| x * x).sum::<f64>().sqrt() });
+    ///     on.call(&norm, v)
+    /// }
+    ///
+    /// serfn::worker::init();
+    /// assert_eq!(norm(&serfn::Pool::new()?, vec![3.0, 4.0])?, 5.0);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     fn call<A, R>(&self, f: &SerFn<A, R>, args: A) -> Result<R>
     where
         A: Serialize + DeserializeOwned + 'static,
@@ -48,12 +62,40 @@ pub trait Executor {
     }
 
     /// Sends `f(args)` to a worker; the [`Task`] gives the result.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::{Executor, SerFn};
+    ///
+    /// /// Starts every call before waiting for any.
+    /// fn all<E: Executor>(on: &E, f: &SerFn<u64, u64>, xs: &[u64]) -> serfn::Result<Vec<u64>> {
+    ///     let tasks: Vec<_> = xs.iter().map(|&x| on.submit(f, x)).collect();
+    ///     tasks.into_iter().map(|task| task.wait()).collect()
+    /// }
+    ///
+    /// serfn::worker::init();
+    /// let double = serfn::closure!("double", [], move |x: u64| -> u64 { 2 * x });
+    /// assert_eq!(all(&serfn::Pool::new()?, &double, &[1, 2, 3])?, [2, 4, 6]);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     fn submit<A, R>(&self, f: &SerFn<A, R>, args: A) -> Task<R>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static;
 
     /// Applies `f` to every item on workers; yields the results in input order.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::Executor;
+    ///
+    /// serfn::worker::init();
+    /// let executor = serfn::Pool::new()?; // or a `serfn::redis::RedisExecutor`
+    /// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
+    /// let sum: u64 = Executor::map(&executor, &square, 1..=10).sum::<serfn::Result<u64>>()?;
+    /// assert_eq!(sum, 385);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     fn map<'a, A, R, I>(
         &'a self,
         f: &SerFn<A, R>,
@@ -67,6 +109,21 @@ pub trait Executor {
 
     /// As [`map`](Self::map), but yields `(index, result)` in the order
     /// results come in.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::Executor;
+    ///
+    /// serfn::worker::init();
+    /// let executor = serfn::Pool::new()?;
+    /// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
+    /// let mut squares = vec![0; 10];
+    /// for (index, result) in Executor::map_unordered(&executor, &square, 0..10) {
+    ///     squares[index] = result?;
+    /// }
+    /// assert_eq!(squares[9], 81);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     fn map_unordered<'a, A, R, I>(
         &'a self,
         f: &SerFn<A, R>,
