@@ -29,6 +29,16 @@ impl Limits {
 
     /// The defaults: [`DEFAULT_MAX_BYTES`](Self::DEFAULT_MAX_BYTES) and
     /// [`DEFAULT_MAX_DEPTH`](Self::DEFAULT_MAX_DEPTH).
+    ///
+    /// # Example
+    /// ```
+    /// use serfn::Limits;
+    ///
+    /// // `const`, for a `static` shared by a program's readers.
+    /// static NETWORK: Limits = Limits::new().max_bytes(1 << 20);
+    /// assert_eq!(Limits::new(), Limits::default());
+    /// assert_eq!(NETWORK.get_max_depth(), Limits::DEFAULT_MAX_DEPTH);
+    /// ```
     pub const fn new() -> Self {
         Limits {
             max_bytes: Self::DEFAULT_MAX_BYTES,
@@ -67,6 +77,16 @@ impl Limits {
     ///
     /// A value in memory larger than its encoding (small integers, zero-sized
     /// or skipped fields) may need a budget above its encoded size.
+    ///
+    /// # Example
+    /// ```
+    /// use serfn::{codec, Error, Limits};
+    ///
+    /// let bytes = codec::encode_value(&vec![7u8; 10_000])?;
+    /// let tight = Limits::default().max_bytes(1_000);
+    /// assert!(matches!(codec::decode_value::<Vec<u8>>(&bytes, &tight), Err(Error::TooLarge { .. })));
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub const fn max_bytes(mut self, max_bytes: usize) -> Self {
         self.max_bytes = max_bytes;
         self
@@ -75,17 +95,38 @@ impl Limits {
     /// Sets how deeply the input may nest (structs in structs, sequences in
     /// sequences, functions in captures) before decoding stops with
     /// [`Error::TooDeep`](crate::Error::TooDeep) instead of overflowing the stack.
+    ///
+    /// # Example
+    /// ```
+    /// use serfn::{codec, Error, Limits};
+    ///
+    /// let nested = codec::encode_value(&vec![vec![vec![1u8]]])?; // 3 levels
+    /// let shallow = Limits::default().max_depth(2);
+    /// assert!(matches!(codec::decode_value::<Vec<Vec<Vec<u8>>>>(&nested, &shallow), Err(Error::TooDeep { .. })));
+    /// assert!(codec::decode_value::<Vec<Vec<Vec<u8>>>>(&nested, &Limits::default()).is_ok());
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub const fn max_depth(mut self, max_depth: usize) -> Self {
         self.max_depth = max_depth;
         self
     }
 
     /// The size limit in bytes.
+    ///
+    /// # Example
+    /// ```
+    /// assert_eq!(serfn::Limits::default().get_max_bytes(), 64 << 20);
+    /// ```
     pub const fn get_max_bytes(&self) -> usize {
         self.max_bytes
     }
 
     /// The nesting limit.
+    ///
+    /// # Example
+    /// ```
+    /// assert_eq!(serfn::Limits::default().max_depth(16).get_max_depth(), 16);
+    /// ```
     pub const fn get_max_depth(&self) -> usize {
         self.max_depth
     }

@@ -197,6 +197,21 @@ pub fn to_bytes_signed<T: Serialize + ?Sized>(
 /// [`Error::SignatureMismatch`], [`Error::TooDeep`], [`Error::Decode`];
 /// [`Error::Unauthenticated`] for a signed envelope, which only
 /// [`from_bytes_signed`] reads.
+///
+/// # Example
+/// ```
+/// use serfn::{Error, SerFn};
+///
+/// let f = serfn::closure!("double", [], move |x: i32| -> i32 { 2 * x });
+/// let bytes = serfn::to_bytes(&vec![f.clone(), f])?; // any serde value holding functions
+/// let fs: Vec<SerFn<i32, i32>> = serfn::from_bytes(&bytes)?;
+/// assert_eq!(fs[1].call(21), 42);
+///
+/// // Every kind of bad input is a typed error, never a panic.
+/// assert!(matches!(serfn::from_bytes::<Vec<SerFn<i32, i32>>>(&bytes[..3]), Err(Error::Truncated { .. })));
+/// assert!(matches!(serfn::from_bytes::<Vec<SerFn<u8, u8>>>(&bytes), Err(Error::SignatureMismatch { .. })));
+/// # Ok::<(), serfn::Error>(())
+/// ```
 pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     Limits::default().from_bytes(bytes)
 }
@@ -239,6 +254,23 @@ pub fn from_bytes_signed<T: DeserializeOwned>(
 /// # Errors
 /// [`Error::Encode`] if a `Serialize` impl fails, [`Error::TooLarge`] past
 /// 4 GiB, [`Error::Io`] if writing fails.
+///
+/// # Example
+/// ```
+/// use serfn::SerFn;
+///
+/// let inc = serfn::closure!("inc", [], move |x: u8| -> u8 { x + 1 });
+/// let dec = serfn::closure!("dec", [], move |x: u8| -> u8 { x - 1 });
+/// // Several envelopes in one stream (a file, a pipe, a socket).
+/// let mut stream = Vec::new();
+/// serfn::to_writer(&mut stream, &inc)?;
+/// serfn::to_writer(&mut stream, &dec)?;
+/// let mut reader = stream.as_slice();
+/// let first: SerFn<u8, u8> = serfn::from_reader(&mut reader)?;
+/// let second: SerFn<u8, u8> = serfn::from_reader(&mut reader)?;
+/// assert_eq!((first.call(1), second.call(1)), (2, 0));
+/// # Ok::<(), serfn::Error>(())
+/// ```
 pub fn to_writer<W: Write, T: Serialize + ?Sized>(mut writer: W, value: &T) -> Result<()> {
     let bytes = to_bytes(value)?;
     let len = u32::try_from(bytes.len()).map_err(|_| Error::TooLarge {
@@ -253,6 +285,18 @@ pub fn to_writer<W: Write, T: Serialize + ?Sized>(mut writer: W, value: &T) -> R
 ///
 /// # Errors
 /// As [`from_bytes`], and [`Error::Io`] if reading fails or the stream ends early.
+///
+/// # Example
+/// ```
+/// let mut file = Vec::new(); // or a `std::fs::File`
+/// serfn::to_writer(&mut file, &serfn::closure!("neg", [], move |x: i64| -> i64 { -x }))?;
+/// let neg: serfn::SerFn<i64, i64> = serfn::from_reader(file.as_slice())?;
+/// assert_eq!(neg.call(5), -5);
+/// // A stream that ends early is an I/O error.
+/// let cut = serfn::from_reader::<_, serfn::SerFn<i64, i64>>(&file[..file.len() - 1]);
+/// assert!(matches!(cut, Err(serfn::Error::Io { .. })));
+/// # Ok::<(), serfn::Error>(())
+/// ```
 pub fn from_reader<R: Read, T: DeserializeOwned>(reader: R) -> Result<T> {
     Limits::default().from_reader(reader)
 }
@@ -317,6 +361,14 @@ impl Limits {
     ///
     /// # Errors
     /// As [`from_reader`].
+    ///
+    /// # Example
+    /// ```
+    /// // A length prefix of 4 GiB - 1: refused before anything is allocated.
+    /// let hostile = [0xff, 0xff, 0xff, 0xff, 0];
+    /// let read = serfn::Limits::default().from_reader::<_, Vec<u8>>(&hostile[..]);
+    /// assert!(matches!(read, Err(serfn::Error::TooLarge { .. })));
+    /// ```
     pub fn from_reader<R: Read, T: DeserializeOwned>(&self, mut reader: R) -> Result<T> {
         let mut len = [0; 4];
         reader.read_exact(&mut len).map_err(Error::io)?;
@@ -405,6 +457,19 @@ pub(crate) fn encode_value_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<
 ///
 /// # Errors
 /// [`Error::TooLarge`], [`Error::TooDeep`] or [`Error::Decode`] for bad input.
+///
+/// # Example
+/// ```
+/// use serfn::{codec, Limits};
+///
+/// let bytes = codec::encode_value(&vec![1u32, 2, 3])?;
+/// assert_eq!(codec::decode_value::<Vec<u32>>(&bytes, &Limits::default())?, [1, 2, 3]);
+/// // All of the bytes, or an error.
+/// let mut longer = bytes.clone();
+/// longer.push(0);
+/// assert!(matches!(codec::decode_value::<Vec<u32>>(&longer, &Limits::default()), Err(serfn::Error::Decode { .. })));
+/// # Ok::<(), serfn::Error>(())
+/// ```
 pub fn decode_value<T: DeserializeOwned>(bytes: &[u8], limits: &Limits) -> Result<T> {
     limits.check_len(bytes.len() as u64)?;
     let (value, used) = format::decode_seed(bytes, limits, std::marker::PhantomData::<T>)?;
@@ -447,6 +512,25 @@ pub(crate) fn encode_panic(panic: &Panic) -> Result<Vec<u8>> {
 ///
 /// # Errors
 /// [`Error::Panicked`] if the function panicked; as [`decode_value`] for bad input.
+///
+/// # Example
+/// ```
+/// use serfn::{codec, Error, Limits};
+///
+/// let half = serfn::closure!("half", [], move |x: u32| -> u32 {
+///     assert!(x % 2 == 0, "{x} is odd");
+///     x / 2
+/// });
+/// let half = half.into_dyn(); // a worker's view: bytes in, bytes out
+/// let out = half.call_bytes(&codec::encode_value(&8u32)?)?;
+/// assert_eq!(codec::decode_result::<u32>(&out, &Limits::default())?, 4);
+/// let out = half.call_bytes(&codec::encode_value(&7u32)?)?;
+/// match codec::decode_result::<u32>(&out, &Limits::default()) {
+///     Err(Error::Panicked { message, .. }) => assert_eq!(message, "7 is odd"),
+///     other => panic!("expected a panic, got {other:?}"),
+/// }
+/// # Ok::<(), serfn::Error>(())
+/// ```
 pub fn decode_result<R: DeserializeOwned>(bytes: &[u8], limits: &Limits) -> Result<R> {
     decode_value::<std::result::Result<R, Panic>>(bytes, limits)?.map_err(Error::from)
 }
