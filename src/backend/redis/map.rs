@@ -200,8 +200,25 @@ impl OwnedFeed {
     }
 }
 
+/// The `# Example` of a method both maps have: the lines given, after a
+/// `fleet` (with a worker) and `square` (`x * x` on `u64`).
+macro_rules! redis_map_example {
+    ($($line:expr),* $(,)?) => {
+        concat!(
+            "# Example\n```no_run\n",
+            "# let url = \"redis://127.0.0.1:6379\";\n",
+            "# let worker = serfn::redis::RedisWorker::new(url);\n",
+            "# std::thread::spawn(move || worker.run());\n",
+            "let fleet = serfn::redis::RedisExecutor::new(url)?;\n",
+            "let square = serfn::closure!(\"square\", [], move |x: u64| -> u64 { x * x });\n",
+            $($line, "\n",)*
+            "# Ok::<(), serfn::Error>(())\n```",
+        )
+    };
+}
+
 macro_rules! map_type {
-    ($(#[$doc:meta])* $map:ident) => {
+    ($(#[$doc:meta])* $map:ident, $method:literal) => {
         $(#[$doc])*
         pub struct $map<'e, A, R, I> {
             feed: Feed<'e, A, R, I>,
@@ -226,12 +243,27 @@ macro_rules! map_type {
 
             /// Names the job, so that a driver that restarts can
             /// [`reattach`](RedisExecutor::reattach) to it; before the first item only.
+            ///
+            #[doc = redis_map_example!(
+                concat!("let map = fleet.", $method, "(&square, 0..100).job(\"squares-2\");"),
+                "assert_eq!(map.job_name(), Some(\"squares-2\"));",
+                "assert_eq!(map.count(), 100);",
+                "assert_eq!(fleet.reattach::<u64>(\"squares-2\")?.count(), 100);",
+            )]
             pub fn job(mut self, name: &str) -> Self {
                 self.feed.rename(name);
                 self
             }
 
-            /// The job's name: random unless [`job`](Self::job) set it.
+            /// The job's name: random unless [`job`](Self::job) set it; `None`
+            /// if the job could not be started.
+            ///
+            #[doc = redis_map_example!(
+                concat!("let mut map = fleet.", $method, "(&square, 0..100);"),
+                "let job = map.job_name().expect(\"started\").to_owned();",
+                "map.next(); // the driver stops here, then reads on elsewhere:",
+                "assert_eq!(fleet.reattach::<u64>(&job)?.count(), 100);",
+            )]
             pub fn job_name(&self) -> Option<&str> {
                 self.feed.job_name()
             }
@@ -251,12 +283,26 @@ macro_rules! map_type {
 
 map_type! {
     /// The results of [`RedisExecutor::map`], in input order.
-    RedisMap
+    ///
+    #[doc = redis_map_example!(
+        "let squares: Vec<u64> = fleet.map(&square, 0..100).collect::<serfn::Result<_>>()?;",
+        "assert_eq!(squares[9], 81);",
+    )]
+    RedisMap, "map"
 }
 
 map_type! {
     /// The `(index, result)`s of [`RedisExecutor::map_unordered`], as they come.
-    RedisMapUnordered
+    ///
+    #[doc = redis_map_example!(
+        "let mut seen = vec![false; 100];",
+        "for (index, result) in fleet.map_unordered(&square, 0..100) {",
+        "    assert_eq!(result?, (index * index) as u64);",
+        "    seen[index] = true;",
+        "}",
+        "assert!(seen.iter().all(|&s| s));",
+    )]
+    RedisMapUnordered, "map_unordered"
 }
 
 impl<A, R, I> Iterator for RedisMap<'_, A, R, I>

@@ -58,9 +58,11 @@
 //! another job. Without a key, a writer to Redis can make workers call any
 //! registered function with arguments of their choosing, and forge results.
 
+mod builder;
 mod entry;
 mod job;
 mod map;
+mod outbox;
 mod reattach;
 mod worker;
 
@@ -71,6 +73,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use self::builder::RedisExecutorBuilder;
 use self::entry::Keys;
 pub use self::map::{RedisMap, RedisMapUnordered};
 pub use self::worker::{RedisWorker, TIMEOUT_EXIT_CODE};
@@ -87,6 +90,23 @@ pub const DEFAULT_PREFIX: &str = "serfn";
 /// Runs maps, calls and submits on workers behind a Redis server.
 ///
 /// Cheap to share by reference; each map opens its own connection.
+///
+/// # Example
+/// ```no_run
+/// use serfn::redis::{RedisExecutor, RedisWorker};
+///
+/// let url = "redis://127.0.0.1:6379";
+/// // A worker in this process, for the example; usually many, on other machines.
+/// let worker = RedisWorker::new(url);
+/// std::thread::spawn(move || worker.run());
+///
+/// let fleet = RedisExecutor::new(url)?;
+/// let offset = 10;
+/// let add = serfn::closure!("add_offset", [offset: i64], move |x: i64| -> i64 { x + offset });
+/// let results = fleet.map(&add, 0..100).collect::<serfn::Result<Vec<i64>>>()?;
+/// assert_eq!(results[5], 15);
+/// # Ok::<(), serfn::Error>(())
+/// ```
 pub struct RedisExecutor {
     shared: Arc<Shared>,
 }
@@ -110,92 +130,6 @@ pub(crate) struct Config {
     pub(crate) reconnect: Duration,
 }
 
-/// Builds a [`RedisExecutor`].
-#[derive(Debug)]
-pub struct RedisExecutorBuilder {
-    url: String,
-    prefix: String,
-    config: Config,
-}
-
-impl RedisExecutorBuilder {
-    /// The prefix of every key (`serfn` by default): executors and workers
-    /// with the same prefix share tasks.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// Signs tasks and functions, and accepts only signed results: set the
-    /// same key on every worker ([`RedisWorker::key`]).
-    pub fn key(mut self, key: Key) -> Self {
-        self.config.key = Some(key);
-        self
-    }
-
-    /// Items per task. By default it is adapted so that a task takes a few
-    /// milliseconds of a worker's time, from the times workers report.
-    pub fn chunk_size(mut self, items: usize) -> Self {
-        self.config.chunk_size = Some(items.max(1));
-        self
-    }
-
-    /// Tasks of one map waiting or running at once (64 by default): more
-    /// than the workers of the fleet, so that none waits.
-    pub fn in_flight(mut self, tasks: usize) -> Self {
-        self.config.in_flight = tasks.max(1);
-        self
-    }
-
-    /// How long a task may run on its worker: past it, the task fails with
-    /// [`Error::Timeout`] and its worker process exits (as the pool kills
-    /// its worker), to be restarted by whatever runs it.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.config.timeout = Some(timeout);
-        self
-    }
-
-    /// How long a job's results are kept after its last one (1 day by
-    /// default), for [`RedisExecutor::reattach`].
-    pub fn result_ttl(mut self, ttl: Duration) -> Self {
-        self.config.result_ttl = ttl.max(Duration::from_secs(1));
-        self
-    }
-
-    /// Limits for decoding what comes back from Redis.
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.config.limits = limits;
-        self
-    }
-
-    /// How long to keep trying to reach Redis when a connection fails (10 s
-    /// by default) before the items waiting get [`Error::Broker`].
-    pub fn reconnect(mut self, window: Duration) -> Self {
-        self.config.reconnect = window;
-        self
-    }
-
-    /// Connects and checks that the server answers.
-    ///
-    /// # Errors
-    /// [`Error::Broker`] if the URL is invalid or the server does not answer.
-    pub fn build(self) -> Result<RedisExecutor> {
-        let client = redis::Client::open(self.url.as_str()).map_err(broker("connect"))?;
-        let mut connection = client.get_connection().map_err(broker("connect"))?;
-        redis::cmd("PING")
-            .query::<String>(&mut connection)
-            .map_err(broker("ping"))?;
-        Ok(RedisExecutor {
-            shared: Arc::new(Shared {
-                client,
-                keys: Keys::new(&self.prefix),
-                config: self.config,
-                stats: Counters::default(),
-            }),
-        })
-    }
-}
-
 /// A Redis failure as [`Error::Broker`], saying what was being done.
 pub(crate) fn broker(doing: &'static str) -> impl Fn(redis::RedisError) -> Error {
     move |error| Error::Broker {
@@ -209,11 +143,33 @@ impl RedisExecutor {
     ///
     /// # Errors
     /// [`Error::Broker`] if the server does not answer.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # let url = "redis://127.0.0.1:6379";
+    /// # let worker = serfn::redis::RedisWorker::new(url);
+    /// # std::thread::spawn(move || worker.run());
+    /// let fleet = serfn::redis::RedisExecutor::new(url)?;
+    /// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
+    /// assert_eq!(serfn::Executor::call(&fleet, &square, 12)?, 144);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn new(url: &str) -> Result<Self> {
         Self::builder(url).build()
     }
 
     /// Configures an executor.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # let url = "redis://127.0.0.1:6379";
+    /// # let worker = serfn::redis::RedisWorker::new(url);
+    /// # std::thread::spawn(move || worker.run());
+    /// let fleet = serfn::redis::RedisExecutor::builder(url).chunk_size(10).in_flight(16).build()?;
+    /// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
+    /// assert_eq!(fleet.map(&square, 0..100).count(), 100);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn builder(url: &str) -> RedisExecutorBuilder {
         RedisExecutorBuilder {
             url: url.to_owned(),
@@ -231,6 +187,20 @@ impl RedisExecutor {
     }
 
     /// Counters since the executor was built.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # let url = "redis://127.0.0.1:6379";
+    /// # let worker = serfn::redis::RedisWorker::new(url);
+    /// # std::thread::spawn(move || worker.run());
+    /// let fleet = serfn::redis::RedisExecutor::new(url)?;
+    /// let data = vec![1.0f64; 10_000];
+    /// let dot = serfn::closure!("dot", [data: Vec<f64>], move |x: f64| -> f64 { data.iter().sum::<f64>() * x });
+    /// fleet.map(&dot, (0..100).map(f64::from)).for_each(drop);
+    /// let stats = fleet.stats();
+    /// assert_eq!((stats.items, stats.functions_stored), (100, 1)); // the 80 kB capture: stored once
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn stats(&self) -> RedisStats {
         self.shared.stats.snapshot()
     }
@@ -239,6 +209,23 @@ impl RedisExecutor {
     /// order. Lazy: at most [`in_flight`](RedisExecutorBuilder::in_flight)
     /// tasks wait at once. The job gets a random name unless
     /// [`RedisMap::job`] names it.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # let url = "redis://127.0.0.1:6379";
+    /// # let worker = serfn::redis::RedisWorker::new(url);
+    /// # std::thread::spawn(move || worker.run());
+    /// let fleet = serfn::redis::RedisExecutor::new(url)?;
+    /// let root = serfn::closure!("root", [], move |x: f64| -> f64 {
+    ///     assert!(x >= 0.0, "no root of {x}");
+    ///     x.sqrt()
+    /// });
+    /// let roots: Vec<_> = fleet.map(&root, [4.0, -1.0, 9.0]).collect();
+    /// // Each item's result is its own: a panic fails that item only.
+    /// assert!(matches!(roots[1], Err(serfn::Error::Panicked { .. })));
+    /// assert_eq!(roots[2].as_ref().ok(), Some(&3.0));
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn map<A, R, I>(&self, f: &SerFn<A, R>, items: I) -> RedisMap<'_, A, R, I::IntoIter>
     where
         A: Serialize + DeserializeOwned + 'static,
@@ -249,6 +236,21 @@ impl RedisExecutor {
     }
 
     /// As [`map`](Self::map), yielding `(index, result)` as results come in.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # let url = "redis://127.0.0.1:6379";
+    /// # let worker = serfn::redis::RedisWorker::new(url);
+    /// # std::thread::spawn(move || worker.run());
+    /// let fleet = serfn::redis::RedisExecutor::new(url)?;
+    /// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
+    /// let mut squares = vec![0; 100];
+    /// for (index, result) in fleet.map_unordered(&square, 0..100) {
+    ///     squares[index] = result?;
+    /// }
+    /// assert_eq!(squares[9], 81);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn map_unordered<A, R, I>(
         &self,
         f: &SerFn<A, R>,
@@ -268,6 +270,26 @@ impl RedisExecutor {
     /// # Errors
     /// [`Error::Broker`] if the job is unknown (never started, or its
     /// results expired) or Redis cannot be reached.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # let url = "redis://127.0.0.1:6379";
+    /// # let worker = serfn::redis::RedisWorker::new(url);
+    /// # std::thread::spawn(move || worker.run());
+    /// let fleet = serfn::redis::RedisExecutor::new(url)?;
+    /// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
+    /// // The driver stops reading after 3 results (as if it had crashed)...
+    /// let first: Vec<_> = fleet.map(&square, 0..50).job("squares-1").take(3).collect();
+    /// assert_eq!(first.len(), 3);
+    /// // ...and a new one gets every result, sent once.
+    /// let mut squares = vec![0; 50];
+    /// for (index, result) in fleet.reattach::<u64>("squares-1")? {
+    ///     squares[index] = result?;
+    /// }
+    /// assert_eq!(squares[49], 49 * 49);
+    /// assert!(fleet.reattach::<u64>("no-such-job").is_err());
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn reattach<R>(&self, job: &str) -> Result<impl Iterator<Item = (usize, Result<R>)> + '_>
     where
         R: DeserializeOwned + 'static,
@@ -329,7 +351,8 @@ impl std::fmt::Debug for RedisExecutor {
     }
 }
 
-/// What an executor has sent and received through Redis.
+/// What an executor has sent and received through Redis: see
+/// [`RedisExecutor::stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RedisStats {

@@ -7,12 +7,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use redis::streams::{
-    StreamAutoClaimOptions, StreamAutoClaimReply, StreamClaimOptions, StreamId,
-    StreamPendingCountReply, StreamReadOptions, StreamReadReply,
+    StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamPendingCountReply,
+    StreamReadOptions, StreamReadReply,
 };
 use redis::Commands;
 
-use super::entry::{self, Context, Keys, ResultEntry, TaskEntry, TaskHeader, FIELD};
+use super::entry::{self, Context, Keys, TaskEntry, TaskHeader, FIELD};
+use super::outbox::{acknowledge, append_result, Heartbeat, Outbox};
 use super::{broker, DEFAULT_PREFIX};
 use crate::codec::{Key, Limits, TAG_LEN};
 use crate::error::{Error, Result, WireError};
@@ -51,6 +52,18 @@ pub struct RedisWorker {
 
 impl RedisWorker {
     /// A worker for the Redis server at `url`, with the defaults.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::redis::{RedisExecutor, RedisWorker};
+    /// # let url = "redis://127.0.0.1:6379";
+    ///
+    /// let worker = RedisWorker::new(url);
+    /// std::thread::spawn(move || worker.run()); // usually a process of its own
+    /// let neg = serfn::closure!("neg", [], move |x: i32| -> i32 { -x });
+    /// assert_eq!(serfn::Executor::call(&RedisExecutor::new(url)?, &neg, 1)?, -1);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn new(url: &str) -> Self {
         RedisWorker {
             url: url.to_owned(),
@@ -65,18 +78,55 @@ impl RedisWorker {
     }
 
     /// The prefix of every key, as the drivers': `serfn` by default.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::redis::{RedisExecutor, RedisWorker};
+    /// # let url = "redis://127.0.0.1:6379";
+    ///
+    /// let worker = RedisWorker::new(url).prefix("staging");
+    /// std::thread::spawn(move || worker.run());
+    /// let staging = RedisExecutor::builder(url).prefix("staging").build()?;
+    /// let neg = serfn::closure!("neg", [], move |x: i32| -> i32 { -x });
+    /// assert_eq!(serfn::Executor::call(&staging, &neg, 2)?, -2);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
     }
 
     /// Runs only tasks signed with `key`, and signs results with it.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::redis::{RedisExecutor, RedisWorker};
+    /// # let url = "redis://127.0.0.1:6379";
+    ///
+    /// let key = serfn::codec::Key::new(std::fs::read("/run/secrets/serfn-key").expect("the fleet's key"));
+    /// let worker = RedisWorker::new(url).key(key.clone());
+    /// std::thread::spawn(move || worker.run());
+    /// let fleet = RedisExecutor::builder(url).key(key).build()?;
+    /// let neg = serfn::closure!("neg", [], move |x: i32| -> i32 { -x });
+    /// assert_eq!(serfn::Executor::call(&fleet, &neg, 3)?, -3);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn key(mut self, key: Key) -> Self {
         self.key = Some(key);
         self
     }
 
     /// This worker's name in the consumer group: `host-pid` by default.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::redis::{RedisExecutor, RedisWorker};
+    /// # let url = "redis://127.0.0.1:6379";
+    ///
+    /// let worker = RedisWorker::new(url).consumer("gpu-box-1");
+    /// assert!(format!("{worker:?}").contains("gpu-box-1")); // in its logs, and Redis's `XINFO`
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn consumer(mut self, name: impl Into<String>) -> Self {
         self.consumer = name.into();
         self
@@ -85,6 +135,19 @@ impl RedisWorker {
     /// How long a task may sit unacknowledged with a worker before another
     /// takes it over (30 s by default). A running task's worker renews its
     /// claim three times in that time, so only dead workers lose tasks.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::redis::{RedisExecutor, RedisWorker};
+    /// # let url = "redis://127.0.0.1:6379";
+    ///
+    /// use std::time::Duration;
+    ///
+    /// // Short tasks: take over a dead worker's after 5 s rather than 30.
+    /// let worker = RedisWorker::new(url).claim_idle(Duration::from_secs(5));
+    /// assert!(format!("{worker:?}").contains("claim_idle: 5s"));
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn claim_idle(mut self, idle: Duration) -> Self {
         self.claim_idle = idle.max(Duration::from_millis(30));
         self
@@ -92,18 +155,59 @@ impl RedisWorker {
 
     /// Deliveries of one task after which it goes to the dead-letter
     /// stream instead of running again (5 by default).
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::redis::{RedisExecutor, RedisWorker};
+    /// # let url = "redis://127.0.0.1:6379";
+    ///
+    /// // A task that killed two workers is not given to a third.
+    /// let worker = RedisWorker::new(url).max_deliveries(2);
+    /// assert!(format!("{worker:?}").contains("max_deliveries: 2"));
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn max_deliveries(mut self, deliveries: u32) -> Self {
         self.max_deliveries = deliveries.max(1);
         self
     }
 
     /// Limits for decoding tasks and functions read from Redis.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::redis::{RedisExecutor, RedisWorker};
+    /// # let url = "redis://127.0.0.1:6379";
+    ///
+    /// use serfn::Limits;
+    ///
+    /// // A shared Redis: bytes from it are bounded as any untrusted input.
+    /// let worker = RedisWorker::new(url).limits(Limits::default().max_bytes(1 << 20).max_depth(32));
+    /// std::thread::spawn(move || worker.run());
+    /// let neg = serfn::closure!("neg", [], move |x: i32| -> i32 { -x });
+    /// assert_eq!(serfn::Executor::call(&RedisExecutor::new(url)?, &neg, 4)?, -4);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
     }
 
     /// A flag that stops [`run`](Self::run) when set (checked between tasks).
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::redis::{RedisExecutor, RedisWorker};
+    /// # let url = "redis://127.0.0.1:6379";
+    ///
+    /// use std::sync::atomic::Ordering;
+    ///
+    /// let worker = RedisWorker::new(url);
+    /// let stop = worker.stop_flag();
+    /// let serving = std::thread::spawn(move || worker.run());
+    /// stop.store(true, Ordering::SeqCst); // on SIGTERM, say
+    /// serving.join().expect("the worker did not panic")?;
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.stop)
     }
@@ -113,6 +217,12 @@ impl RedisWorker {
     ///
     /// # Errors
     /// [`Error::Broker`] if the URL is invalid.
+    ///
+    /// # Example
+    /// ```
+    /// let bad = serfn::redis::RedisWorker::new("not a url").run();
+    /// assert!(matches!(bad, Err(serfn::Error::Broker { .. })));
+    /// ```
     pub fn run(self) -> Result<()> {
         // Panics then carry their location (and backtrace) to the driver.
         crate::error::install_hook();
@@ -166,148 +276,15 @@ fn default_consumer() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The task a worker is running, for its heartbeat.
-struct Running {
-    id: String,
-    task: TaskHeader,
-    deadline: Option<Instant>,
-}
-
-/// Adds a result to its job's stream, which lives as long as the job says.
-fn append_result(pipe: &mut redis::Pipeline, keys: &Keys, task: &TaskHeader, sealed: &[u8]) {
-    let results = keys.results(&task.job);
-    pipe.xadd(&results, "*", &[(FIELD, sealed)])
-        .ignore()
-        .expire(&results, task.ttl_s.max(1) as i64)
-        .ignore();
-}
-
-/// Acknowledges a task and removes it from the stream.
-fn acknowledge(pipe: &mut redis::Pipeline, keys: &Keys, id: &str) {
-    pipe.xack(keys.tasks(), keys.group(), &[id])
-        .ignore()
-        .xdel(keys.tasks(), &[id])
-        .ignore();
-}
-
-/// Where a worker's answers go, and how they are signed.
-#[derive(Clone)]
-struct Outbox {
-    keys: Keys,
-    key: Option<Key>,
-    consumer: String,
-}
-
-impl Outbox {
-    /// Publishes a task's result and acknowledges the task, in one
-    /// transaction: a task is acknowledged only with its result published.
-    fn publish(
-        &self,
-        connection: &mut redis::Connection,
-        id: &str,
-        task: &TaskHeader,
-        output: std::result::Result<Vec<u8>, WireError>,
-        elapsed: Duration,
-    ) -> Result<()> {
-        let sealed = self.seal(task, output, elapsed)?;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        append_result(&mut pipe, &self.keys, task, &sealed);
-        acknowledge(&mut pipe, &self.keys, id);
-        let _: () = pipe.query(connection).map_err(broker("publish a result"))?;
-        Ok(())
-    }
-
-    /// A result entry for `task`, signed with the key.
-    fn seal(
-        &self,
-        task: &TaskHeader,
-        output: std::result::Result<Vec<u8>, WireError>,
-        elapsed: Duration,
-    ) -> Result<Vec<u8>> {
-        let result = ResultEntry {
-            job: task.job.clone(),
-            task: task.task,
-            first: task.first,
-            count: task.count,
-            seq: task.seq,
-            elapsed_ns: elapsed.as_nanos() as u64,
-            worker: self.consumer.clone(),
-            output,
-        };
-        entry::seal(&result, self.key.as_ref(), Context::Result)
-    }
-}
-
-struct Heartbeat {
-    client: redis::Client,
-    outbox: Outbox,
-    running: Arc<Mutex<Option<Running>>>,
-    every: Duration,
-    stop: Arc<AtomicBool>,
-}
-
-impl Heartbeat {
-    /// Renews the running task's claim; past its timeout, answers
-    /// [`Error::Timeout`] for it and ends the process, as the pool kills a
-    /// worker whose task runs too long.
-    fn run(self) {
-        let mut connection = None;
-        let tick = self.every.min(Duration::from_millis(100));
-        let mut last_renewal = Instant::now();
-        while !self.stop.load(Ordering::SeqCst) {
-            std::thread::sleep(tick);
-            let running = lock(&self.running);
-            let Some(current) = running.as_ref() else {
-                continue;
-            };
-            if connection.is_none() {
-                connection = self.client.get_connection().ok();
-            }
-            let Some(conn) = connection.as_mut() else {
-                continue;
-            };
-            if current
-                .deadline
-                .is_some_and(|deadline| Instant::now() >= deadline)
-            {
-                let timeout = Duration::from_millis(current.task.timeout_ms.unwrap_or(0));
-                let error = Error::Timeout {
-                    name: current.task.name.clone(),
-                    timeout,
-                };
-                tracing::warn!(task = %current.id, ?timeout, "task ran past its timeout; this worker exits");
-                let output = Err(WireError::from(&error));
-                let published =
-                    self.outbox
-                        .publish(conn, &current.id, &current.task, output, timeout);
-                if let Err(error) = published {
-                    tracing::error!(%error, "cannot publish the timeout");
-                }
-                std::process::exit(TIMEOUT_EXIT_CODE);
-            }
-            if last_renewal.elapsed() >= self.every {
-                last_renewal = Instant::now();
-                let options = StreamClaimOptions::default().with_justid();
-                let keys = &self.outbox.keys;
-                let renewed: redis::RedisResult<Vec<String>> = conn.xclaim_options(
-                    keys.tasks(),
-                    keys.group(),
-                    &self.outbox.consumer,
-                    0,
-                    &[&current.id],
-                    options,
-                );
-                if renewed.is_err() {
-                    connection = None;
-                }
-            }
-        }
-    }
+pub(super) struct Running {
+    pub(super) id: String,
+    pub(super) task: TaskHeader,
+    pub(super) deadline: Option<Instant>,
 }
 
 /// Decoded functions by hash, the most recent [`CACHED_FUNCTIONS`].
