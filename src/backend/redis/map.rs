@@ -245,10 +245,11 @@ macro_rules! map_type {
             /// [`reattach`](RedisExecutor::reattach) to it; before the first item only.
             ///
             #[doc = redis_map_example!(
-                concat!("let map = fleet.", $method, "(&square, 0..100).job(\"squares-2\");"),
-                "assert_eq!(map.job_name(), Some(\"squares-2\"));",
+                "let job = format!(\"squares-{}\", std::process::id()); // unique: a job's results outlive it",
+                concat!("let map = fleet.", $method, "(&square, 0..100).job(&job);"),
+                "assert_eq!(map.job_name(), Some(job.as_str()));",
                 "assert_eq!(map.count(), 100);",
-                "assert_eq!(fleet.reattach::<u64>(\"squares-2\")?.count(), 100);",
+                "assert_eq!(fleet.reattach::<u64>(&job)?.count(), 100);",
             )]
             pub fn job(mut self, name: &str) -> Self {
                 self.feed.rename(name);
@@ -259,10 +260,11 @@ macro_rules! map_type {
             /// if the job could not be started.
             ///
             #[doc = redis_map_example!(
-                concat!("let mut map = fleet.", $method, "(&square, 0..100);"),
+                concat!("let map = fleet.", $method, "(&square, 0..10);"),
                 "let job = map.job_name().expect(\"started\").to_owned();",
-                "map.next(); // the driver stops here, then reads on elsewhere:",
-                "assert_eq!(fleet.reattach::<u64>(&job)?.count(), 100);",
+                "assert_eq!(map.count(), 10);",
+                "// Later, from this driver or another: the results again, none run twice.",
+                "assert_eq!(fleet.reattach::<u64>(&job)?.count(), 10);",
             )]
             pub fn job_name(&self) -> Option<&str> {
                 self.feed.job_name()

@@ -279,11 +279,12 @@ impl RedisExecutor {
     /// let fleet = serfn::redis::RedisExecutor::new(url)?;
     /// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
     /// // The driver stops reading after 3 results (as if it had crashed)...
-    /// let first: Vec<_> = fleet.map(&square, 0..50).job("squares-1").take(3).collect();
+    /// let job = format!("squares-{}", std::process::id()); // unique: a job's results outlive it
+    /// let first: Vec<_> = fleet.map(&square, 0..50).job(&job).take(3).collect();
     /// assert_eq!(first.len(), 3);
     /// // ...and a new one gets every result, sent once.
     /// let mut squares = vec![0; 50];
-    /// for (index, result) in fleet.reattach::<u64>("squares-1")? {
+    /// for (index, result) in fleet.reattach::<u64>(&job)? {
     ///     squares[index] = result?;
     /// }
     /// assert_eq!(squares[49], 49 * 49);

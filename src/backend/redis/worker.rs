@@ -103,7 +103,7 @@ impl RedisWorker {
     /// use serfn::redis::{RedisExecutor, RedisWorker};
     /// # let url = "redis://127.0.0.1:6379";
     ///
-    /// let key = serfn::codec::Key::new(std::fs::read("/run/secrets/serfn-key").expect("the fleet's key"));
+    /// let key = serfn::codec::Key::new([7u8; 32]); // 32 random bytes from a secrets manager, in production
     /// let worker = RedisWorker::new(url).key(key.clone());
     /// std::thread::spawn(move || worker.run());
     /// let fleet = RedisExecutor::builder(url).key(key).build()?;
