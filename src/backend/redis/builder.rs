@@ -48,8 +48,8 @@ impl RedisExecutorBuilder {
     /// let worker = RedisWorker::new(url).key(key.clone());
     /// std::thread::spawn(move || worker.run());
     /// let fleet = RedisExecutor::builder(url).key(key).build()?;
-    /// let neg = serfn::closure!("neg", [], move |x: i32| -> i32 { -x });
-    /// assert_eq!(serfn::Executor::call(&fleet, &neg, 7)?, -7);
+    /// let abs = serfn::closure!("abs", [], move |x: i32| -> i32 { x.abs() });
+    /// assert_eq!(serfn::Executor::call(&fleet, &abs, -7)?, 7);
     /// assert_eq!(fleet.stats().forged, 0);
     /// # Ok::<(), serfn::Error>(())
     /// ```

@@ -107,8 +107,8 @@ impl RedisWorker {
     /// let worker = RedisWorker::new(url).key(key.clone());
     /// std::thread::spawn(move || worker.run());
     /// let fleet = RedisExecutor::builder(url).key(key).build()?;
-    /// let neg = serfn::closure!("neg", [], move |x: i32| -> i32 { -x });
-    /// assert_eq!(serfn::Executor::call(&fleet, &neg, 3)?, -3);
+    /// let abs = serfn::closure!("abs", [], move |x: i32| -> i32 { x.abs() });
+    /// assert_eq!(serfn::Executor::call(&fleet, &abs, -3)?, 3);
     /// # Ok::<(), serfn::Error>(())
     /// ```
     pub fn key(mut self, key: Key) -> Self {
