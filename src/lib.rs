@@ -173,12 +173,12 @@ pub use crate::codec::{
     from_bytes, from_bytes_signed, from_reader, to_bytes, to_bytes_signed, to_writer, Limits,
 };
 pub use crate::compose::{ArgTuple, SplitFirst};
-pub use crate::erased::SerializableFn;
 pub use crate::error::{Error, Failure, Result};
 pub use crate::executor::Executor;
 pub use crate::function::{Call, CallMut, CallOnce};
 pub use crate::handle::{DynFn, SerFn, SerFnMut, SerFnOnce};
 pub use crate::pool::{Map, MapUnordered, Pool, PoolBuilder, Progress, Stats, Task};
+pub use crate::registry::SerializableFn;
 pub use crate::schema::Layout;
 pub use crate::signature::{Kind, Signature, TypeInfo};
 pub use serfn_macros::{closure, function, main, register};
