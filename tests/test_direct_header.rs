@@ -54,7 +54,7 @@ fn a_bound_function_writes_and_reads_alike() {
         serfn::closure!("direct::add", [], move |(a, b): (f64, f64)| -> f64 {
             a + b
         });
-    let bound = pair.bind(1.5).unwrap();
+    let bound = pair.bind(1.5);
     let bytes = bound.to_bytes().unwrap();
     assert_eq!(bytes, serfn::to_bytes(&bound).unwrap());
     let back = SerFn::<(f64,), f64>::from_bytes(&bytes).unwrap();
