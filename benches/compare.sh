@@ -4,8 +4,11 @@
 #
 #   bash benches/compare.sh [--quick] [--runs N] [--workers N] [--items N]
 #
-# The arguments go to both benches. Ratio column: serfn / other for tasks/s and
-# speed-ups (x), other / serfn for start-up times (ms): above 1 means serfn is ahead.
+# The arguments go to both benches. The Rust bench also runs procspawn (a Rust process
+# pool: fn pointers, hand-made Vec chunks) and rayon (threads in-process: the limit
+# without serialization) in the same run, so their rows sit beside serfn's and
+# Python's. Ratio column: serfn / other for tasks/s and speed-ups (x), other / serfn
+# for times (ms, ns/stage): above 1 means serfn is ahead.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -24,16 +27,19 @@ rust = json.load(open(rust_path))
 py = json.load(open(py_path))
 rows = rust["results"] + py["results"]
 
-ORDER = ["tiny_chunk1", "tiny_chunked", "tiny_auto", "cpu_speedup", "startup", "direct_call"]
+ORDER = ["tiny_chunk1", "tiny_chunked", "tiny_auto", "cpu_speedup", "startup", "capture_100m",
+         "pipeline", "direct_call"]
 TITLES = {
     "tiny_chunk1": "`x * f` over {items:,} floats, one item per message",
     "tiny_chunked": "`x * f` over {items:,} floats, chunks of items / 8",
     "tiny_auto": "`x * f` over {items:,} floats, automatic chunking (serfn only)",
     "cpu_speedup": "CPU-bound descent: sequential in-process time / pool time",
     "startup": "new pool of {workers} workers to the first result",
+    "capture_100m": "a closure over 100 MiB of f64, to its first result from a started pool",
+    "pipeline": "cost of one `then` stage, pool chunked path (workers' time) and in process",
     "direct_call": "the same `x * f` closure called in-process (reference)",
 }
-HIGHER_IS_BETTER = {"tasks/s": True, "x": True, "ms": False}
+HIGHER_IS_BETTER = {"tasks/s": True, "x": True, "ms": False, "ns/stage": False}
 EXTRA_SKIP = {"workload", "library", "value", "unit"}
 
 

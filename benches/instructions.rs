@@ -88,6 +88,11 @@ const OPS: &[(&str, &str, usize)] = &[
         "the parent's cost per item of Pool::map, 2 workers, chunks of 1000",
         1,
     ),
+    (
+        "pool_map_single",
+        "the parent's cost per item of Pool::map, 2 workers, one item per message",
+        1,
+    ),
 ];
 
 fn serfn_round_trip(f: &SerFn<f64, f64>) -> SerFn<f64, f64> {
@@ -174,7 +179,8 @@ fn run(op: &str, iters: usize) {
                 black_box(bincode_round_trip(black_box(&capture)));
             });
         }
-        "pool_map" => pool_map(iters),
+        "pool_map" => pool_map(iters, POOL_CHUNK),
+        "pool_map_single" => pool_map(iters, 1),
         _ => {
             eprintln!("unknown op {op:?}; --list prints the ops");
             std::process::exit(2);
@@ -188,10 +194,10 @@ fn elements_of(op: &str) -> usize {
 
 /// One warm-up map (starts the workers, sends them the function), then one
 /// map of `iters` items; only the parent is counted (`--trace-children=no`).
-fn pool_map(iters: usize) {
+fn pool_map(iters: usize, chunk: usize) {
     let pool = Pool::builder()
         .workers(2)
-        .chunk_size(POOL_CHUNK)
+        .chunk_size(chunk)
         .build()
         .unwrap();
     let f = SerFn::new(Scale { factor: 1.5 });

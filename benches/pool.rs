@@ -17,6 +17,16 @@
 //!   [`QUICK_CPU_ITERS`], as the Python script does.
 //! - `startup`: `Pool::builder().workers(w).build()` through the result of one
 //!   trivial `pool.call`; ms. Dropping the pool is not timed.
+//! - `pipeline`: `x + d` as one stage and as 8 stages joined by `then`, mapped
+//!   in chunks of `items / 8` and called in process; the extra time per item
+//!   and stage, times the workers for the pool (their time); ns/stage.
+//! - `capture_100m`: a closure over 100 MiB of `f64`, to its first result from
+//!   a started pool (limits raised to 256 MiB); ms.
+//!
+//! Peers, in the same run (`benches/common/peers.rs`): procspawn (fn pointers;
+//! `tiny_chunk1` one call per item on a fifth of the items, `tiny_chunked`
+//! with hand-made `Vec` chunks, `cpu_speedup`, `capture_100m` sending the same
+//! `Vec`) and rayon (`tiny_*` and `cpu_speedup` on threads: the in-process limit).
 //!
 //! Each number is the median of `--runs` runs (default 5). Every result the
 //! pool returns is compared with the sequential, in-process answer, so no
@@ -27,10 +37,14 @@
 //! `target/rustbench.json`), `--only w1,w2` (just these workloads, e.g. to
 //! profile one under callgrind). Other arguments (cargo's `--bench`) are ignored.
 //! The JSON has the Python script's flat schema:
-//! `{"workers", "runs", "items", "results": [{"workload", "library": "serfn", "value", "unit", ...}]}`.
+//! `{"workers", "runs", "items", "results": [{"workload", "library", "value", "unit", ...}]}`.
 
 #[path = "common/args.rs"]
 mod args;
+#[path = "common/peers.rs"]
+mod peers;
+#[path = "common/pool_modes.rs"]
+mod pool_modes;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -111,6 +125,7 @@ fn parse_args() -> Args {
 /// One row of the output: a number plus extra `key: value` fields (already JSON).
 struct Record {
     workload: &'static str,
+    library: &'static str,
     value: f64,
     unit: &'static str,
     extra: Vec<(&'static str, String)>,
@@ -128,18 +143,29 @@ impl Report {
         unit: &'static str,
         extra: Vec<(&'static str, String)>,
     ) {
+        self.record_for(workload, "serfn", value, unit, extra);
+    }
+
+    fn record_for(
+        &mut self,
+        workload: &'static str,
+        library: &'static str,
+        value: f64,
+        unit: &'static str,
+        extra: Vec<(&'static str, String)>,
+    ) {
         let shown = extra
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(" ");
         println!(
-            "{workload:<13} {:<8} {:>16} {unit:<8} {shown}",
-            "serfn",
+            "{workload:<13} {library:<9} {:>16} {unit:<8} {shown}",
             grouped(value)
         );
         self.results.push(Record {
             workload,
+            library,
             value,
             unit,
             extra,
@@ -153,7 +179,7 @@ impl Report {
             .map(|r| {
                 let mut fields = vec![
                     format!("\"workload\": \"{}\"", r.workload),
-                    "\"library\": \"serfn\"".to_string(),
+                    format!("\"library\": \"{}\"", r.library),
                     format!("\"value\": {}", json_number(r.value)),
                     format!("\"unit\": \"{}\"", r.unit),
                 ];
@@ -244,8 +270,21 @@ fn collect_map(map: impl Iterator<Item = serfn::Result<f64>>) -> Vec<f64> {
         .expect("a map failed")
 }
 
+/// A library in a same-run comparison: its name, the items it maps, and one run.
+type Contender<'a> = (&'static str, usize, Box<dyn FnMut() -> Vec<f64> + 'a>);
+
+/// The CPU task as a procspawn fn pointer: everything it needs is its argument.
+fn descend_fn((x0, lr, iters): (f64, f64, u32)) -> f64 {
+    let mut x = x0;
+    for _ in 0..iters {
+        x -= lr * (4.0 * x * x * x - 6.0 * x + 1.0);
+    }
+    x
+}
+
 fn main() {
     serfn::worker::init();
+    procspawn::init();
     let args = parse_args();
     let mut report = Report {
         results: Vec::new(),
@@ -297,29 +336,69 @@ fn main() {
         .build()
         .expect("cannot start the pool");
     let chunked = (args.items / 8).max(1);
-    for (workload, chunk) in [
-        ("tiny_chunk1", Some(1)),
-        ("tiny_chunked", Some(chunked)),
-        ("tiny_auto", None),
-    ] {
+    let spawn_pool = procspawn::Pool::new(args.workers).expect("cannot start procspawn's pool");
+    let rayon_pool = peers::rayon_pool(args.workers);
+    for (workload, chunk) in [("tiny_chunk1", 1), ("tiny_chunked", chunked)] {
         if !args.wants(workload) {
             continue;
         }
-        let run = || {
-            let map = pool.map(&scale, items.iter().copied());
-            match chunk {
-                Some(size) => collect_map(map.chunk_size(size)),
-                None => collect_map(map),
+        // procspawn makes two IPC channels per call: a fifth of the items keeps its
+        // one-item-per-message row within seconds.
+        let some = if chunk == 1 {
+            (items.len() / 5).max(1)
+        } else {
+            items.len()
+        };
+        let mut runs: [Contender<'_>; 3] = [
+            (
+                "serfn",
+                items.len(),
+                Box::new(|| collect_map(pool.map(&scale, items.iter().copied()).chunk_size(chunk))),
+            ),
+            (
+                "procspawn",
+                some,
+                Box::new(|| peers::procspawn_map(&spawn_pool, &items[..some], FACTOR, chunk)),
+            ),
+            (
+                "rayon",
+                items.len(),
+                Box::new(|| peers::rayon_map(&rayon_pool, &items, |x| scale.call(x))),
+            ),
+        ];
+        // Untimed, checked warm-up (ships the function); then the libraries take
+        // turns, each run in a rotated order, so that a change in the machine's
+        // load falls on all of them alike.
+        for (_, len, run) in &mut runs {
+            check_same(workload, &run(), &want[..*len]);
+        }
+        let mut times = vec![Vec::new(); runs.len()];
+        for round in 0..args.runs {
+            for k in 0..runs.len() {
+                let at = (round + k) % runs.len();
+                let (_, len, run) = &mut runs[at];
+                let start = Instant::now();
+                let got = run();
+                times[at].push(start.elapsed());
+                check_same(workload, &got, &want[..*len]);
             }
-        };
-        // Untimed, checked warm-up: ships the function, times the items for auto chunking.
-        check_same(workload, &run(), &want);
-        let time = median_time(args.runs, run, |got| check_same(workload, &got, &want));
-        let extra = match chunk {
-            Some(size) => vec![("chunk_size", size.to_string())],
-            None => vec![("chunk_size", "\"auto\"".to_string())],
-        };
-        report.record(workload, n / time.as_secs_f64(), "tasks/s", extra);
+        }
+        for ((library, len, _), times) in runs.iter().zip(times) {
+            let mut extra = vec![("chunk_size", chunk.to_string())];
+            if *len != items.len() {
+                extra.push(("items", len.to_string()));
+            }
+            let rate = *len as f64 / median(times).as_secs_f64();
+            report.record_for(workload, library, rate, "tasks/s", extra);
+        }
+    }
+    if args.wants("tiny_auto") {
+        let run = || collect_map(pool.map(&scale, items.iter().copied()));
+        // Untimed, checked warm-up: times the items for automatic chunking.
+        check_same("tiny_auto", &run(), &want);
+        let time = median_time(args.runs, run, |got| check_same("tiny_auto", &got, &want));
+        let extra = vec![("chunk_size", "\"auto\"".to_string())];
+        report.record("tiny_auto", n / time.as_secs_f64(), "tasks/s", extra);
     }
 
     // -- CPU-bound: sequential in-process vs the pool -------------------------
@@ -368,9 +447,35 @@ fn main() {
                 ("iters", args.cpu_iters.to_string()),
             ],
         );
+        for library in ["procspawn", "rayon"] {
+            let parallel = median_time(
+                args.runs,
+                || match library {
+                    "procspawn" => {
+                        peers::procspawn_cpu(&spawn_pool, &starts, lr, iters, descend_fn)
+                    }
+                    _ => peers::rayon_map(&rayon_pool, &starts, |x| descend.call(x)),
+                },
+                |got| check_same("cpu_speedup", &got, &cpu_want),
+            );
+            report.record_for(
+                "cpu_speedup",
+                library,
+                sequential.as_secs_f64() / parallel.as_secs_f64(),
+                "x",
+                vec![("parallel_s", format!("{:.6}", parallel.as_secs_f64()))],
+            );
+        }
+    }
+    if args.wants("pipeline") {
+        pool_modes::pipeline(&args, &pool, &items, &mut report);
     }
     let stats = pool.stats();
     drop(pool);
+    if args.wants("capture_100m") {
+        pool_modes::capture(&args, &spawn_pool, &mut report);
+    }
+    drop(spawn_pool);
 
     // -- start-up: a fresh pool per run; its drop is not timed ----------------
     let trivial: SerFn<i64, i64> =

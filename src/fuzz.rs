@@ -11,7 +11,7 @@ use crate::codec::Limits;
 use crate::error::{Error, Result};
 use crate::handle::DynFn;
 use crate::pool::protocol::{self as proto, Fields, FrameReader, Next};
-use crate::pool::{link, map, task};
+use crate::pool::{answer, link};
 use crate::worker::{frame_limit, Worker};
 
 /// Frame tags, for building seeds.
@@ -153,13 +153,13 @@ pub fn parent_answers<R: DeserializeOwned>(input: &[u8], count: u32) -> Vec<Resu
             _ => break,
         };
         if let Ok(payload) = &answer {
-            outcomes.push(task::decode_one(payload.clone(), &limits));
-            outcomes.push(task::decode_one_batched(payload.clone(), &limits));
+            outcomes.push(answer::decode_one(payload.clone(), &limits));
+            outcomes.push(answer::decode_one_batched(payload.clone(), &limits));
         }
         for batched in [false, true] {
             let answer = answer.as_ref().map(Clone::clone).map_err(Error::duplicate);
             let results: Vec<Result<R>> =
-                map::decode_chunk(count, answer, &limits, batched).collect();
+                answer::decode_chunk(count, answer, &limits, batched).collect();
             assert_eq!(results.len(), count as usize, "batched: {batched}");
             outcomes.extend(results);
         }

@@ -72,7 +72,7 @@ where
     guard::deserialize_seed(deserializer, limits, seed)
 }
 
-pub(crate) use self::guard::{refund_borrowed, within_level};
+pub(crate) use self::guard::{in_decode, refund_borrowed, within_level};
 
 /// Takes back the typed error [`stash`] kept, if any.
 pub(crate) fn take_stashed() -> Option<Error> {

@@ -135,10 +135,15 @@ fn decode_capture(
     registration: &'static Registration,
     capture: &[u8],
 ) -> Result<Arc<dyn SerializableFn>, Error> {
-    // Inside a guarded decode, the tighter of these defaults and what is
-    // left of the outer limits applies.
+    // Inside a guarded decode, what is left of the outer limits applies (a
+    // pool's may exceed the defaults); outside one, the defaults.
+    let limits = if crate::codec::in_decode() {
+        Limits::unlimited()
+    } else {
+        Limits::default()
+    };
     registration
-        .decode(capture, &Limits::default())
+        .decode(capture, &limits)
         .map_err(|error| match error {
             Error::Decode { source } => Error::decode(format!(
                 "the capture of `{}`: {source}",
@@ -359,8 +364,8 @@ impl Visitor<'_> for CaptureSeed {
 
     fn visit_bytes<E: de::Error>(self, capture: &[u8]) -> Result<Self::Value, E> {
         // Decoded in place, not copied: only what its content allocates
-        // counts. Inside a guarded decode, the tighter of these defaults and
-        // what is left of the outer limits applies.
+        // counts. Inside a guarded decode, what is left of the outer limits
+        // applies (a pool's may exceed the defaults); outside one, the defaults.
         crate::codec::refund_borrowed(capture.len());
         decode_capture(self.0, capture).map_err(stash)
     }

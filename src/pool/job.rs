@@ -5,8 +5,8 @@ use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
 
-use super::task::TaskCell;
 use crate::error::{Error, Result};
 
 /// A function as the workers receive it: encoded once, shipped to each
@@ -193,6 +193,40 @@ impl Job {
 
     pub(crate) fn fail(self, error: Error) {
         self.reply.send(Err(error));
+    }
+}
+
+/// Where a worker's answer to one task lands.
+pub(crate) struct TaskCell {
+    pub(crate) state: Mutex<CellState>,
+    pub(crate) done: Condvar,
+}
+
+pub(crate) struct CellState {
+    pub(crate) result: Option<Result<Vec<u8>>>,
+    pub(crate) waker: Option<Waker>,
+}
+
+impl TaskCell {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(TaskCell {
+            state: Mutex::new(CellState {
+                result: None,
+                waker: None,
+            }),
+            done: Condvar::new(),
+        })
+    }
+
+    pub(crate) fn complete(&self, result: Result<Vec<u8>>) {
+        let mut state = lock(&self.state);
+        state.result = Some(result);
+        let waker = state.waker.take();
+        drop(state);
+        self.done.notify_all();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }
 

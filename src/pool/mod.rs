@@ -28,11 +28,28 @@
 //! the death, its answer unwritten, may thus run twice: rare, but there is
 //! no exactly-once promise.
 //!
+//! # Where a map goes
+//! The hot path, parent → socket → worker → socket → parent, in five files:
+//! 1. `map.rs`: `Feed::fill` encodes items into chunks (`items_block`) and
+//!    queues them as jobs (`job.rs`: what is queued and where answers go);
+//! 2. `slot.rs`: one thread per worker writes the jobs as frames
+//!    (`protocol.rs`) on the worker's socket;
+//! 3. `worker.rs` (crate root): the worker reads a frame, runs the batch,
+//!    writes one `DONE` frame per chunk;
+//! 4. `link.rs`: the slot's reader takes that answer, matches it to the
+//!    oldest job in flight and hands its bytes to the job's reply;
+//! 5. `answer.rs`: the iterating thread decodes the chunk (one typed `Vec`
+//!    for a batched function) and `map.rs` yields it in input order.
+//!
+//! Modules depend one way: `map` and `task` on `job` and `answer`; `job` and
+//! `answer` on nothing else in the pool.
+//!
 //! Retrying what a dead worker was running is off by default
 //! ([`PoolBuilder::retries`]): the function may have had effects outside
 //! the worker before it died, and a function that kills its worker (an
 //! abort, an out-of-memory kill) would kill each worker it is retried on.
 
+pub(crate) mod answer;
 mod builder;
 pub(crate) mod job;
 pub(crate) mod link;
@@ -54,7 +71,7 @@ use serde::Serialize;
 
 pub(crate) use self::builder::Config;
 pub use self::builder::PoolBuilder;
-use self::job::{lock, FnEntry, Job, Queue, Reply, Work};
+use self::job::{lock, FnEntry, Job, Queue, Reply, TaskCell, Work};
 pub use self::map::{Map, MapUnordered, Progress};
 pub use self::stats::Stats;
 pub use self::task::Task;
@@ -226,9 +243,9 @@ impl Pool {
             let items =
                 map::items_block(&mut once.into_iter(), &mut held, 1, limit, limit, batched)?.0;
             let decode = if batched {
-                task::decode_one_batched::<R>
+                answer::decode_one_batched::<R>
             } else {
-                task::decode_one::<R>
+                answer::decode_one::<R>
             };
             let work = Work::Batch {
                 function,
@@ -278,18 +295,18 @@ impl Pool {
                 function,
                 items,
             };
-            Ok((work, task::decode_one::<R> as task::Decode<R>))
+            Ok((work, answer::decode_one::<R> as answer::Decode<R>))
         });
         self.submit_work(sent)
     }
 
-    fn submit_work<R>(&self, work: Result<(Work, task::Decode<R>)>) -> Task<R>
+    fn submit_work<R>(&self, work: Result<(Work, answer::Decode<R>)>) -> Task<R>
     where
         R: DeserializeOwned,
     {
         match work {
             Ok((work, decode)) => {
-                let cell = task::TaskCell::new();
+                let cell = TaskCell::new();
                 self.shared
                     .queue
                     .push([Job::new(work, Reply::Task(Arc::clone(&cell)))]);
@@ -382,7 +399,7 @@ impl Pool {
         }
         let tasks: Vec<Task<Vec<u8>>> = (0..self.workers())
             .map(|slot| {
-                let cell = task::TaskCell::new();
+                let cell = TaskCell::new();
                 let mut job = Job::new(
                     Work::Take {
                         function: Arc::clone(&function),

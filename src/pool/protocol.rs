@@ -11,6 +11,18 @@
 //! the one place that knows the format. A worker runs frames strictly in
 //! order, which is what lets the pool know that, when a worker dies, only
 //! the oldest unanswered frame can have been running.
+//!
+//! # The CRC
+//! Frames carry no checksum of their own, and arguments and results travel
+//! as plain codec values, without the envelope's CRC-32: the socket is a
+//! private, same-host Unix socket (in a 0700 directory), a kernel memory
+//! copy that does not corrupt bytes the way disks and networks do, and a
+//! per-item checksum would cost more than the rest of a small item's trip.
+//! Bad bytes are still caught: every field and value is decoded under the
+//! limits and checked against the task it answers. A function's envelope
+//! (`LOAD`, `ONCE`) keeps its CRC: it is the same bytes that may be stored
+//! or sent over a network, it is checked once per worker, not per item, and
+//! at crc32fast's speed it is a small part of decoding even a large capture.
 
 use std::io::{self, Read, Write};
 

@@ -3,7 +3,7 @@
 //! thread are a [`Link`](super::link::Link).
 
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -20,6 +20,8 @@ use crate::error::Error;
 const MAX_LOADED: usize = 64;
 /// Bytes of loaded functions a worker keeps, at most (fold states aside).
 const MAX_LOADED_BYTES: usize = 256 << 20;
+/// Function bytes past which a `LOAD` frame is written from them, not copied.
+const WRITE_DIRECT: usize = 1 << 20;
 /// The estimate for a function not yet measured.
 const UNKNOWN_NS: u64 = 1_000_000;
 /// Failed starts in a row, with no worker of the pool running, after which
@@ -209,9 +211,17 @@ fn write(
             job.fail(error);
             continue;
         }
-        let frame_start = out.len();
+        let mut frame_start = out.len();
         if let Some(function) = job.work.needs() {
-            ensure_loaded(shared, function, loaded, &mut out);
+            match ensure_loaded(shared, function, loaded, &mut out, &mut writer) {
+                // `out` was flushed, the LOAD frame counted.
+                Ok(true) => frame_start = 0,
+                Ok(false) => {}
+                Err(_) => {
+                    shared.queue.push_front(vec![job]);
+                    return shared.queue.is_closed();
+                }
+            }
         }
         if let Work::Take { function } = &job.work {
             // The worker forgets a fold's state once it sends it back.
@@ -251,22 +261,40 @@ fn write(
 }
 
 /// Appends a `LOAD` frame unless the worker has `function`; evicts the least
-/// recently used functions past the limits.
+/// recently used functions past the limits. A large function is written
+/// straight from its bytes, after what `out` holds: copying a 100 MiB
+/// capture into `out` cost a copy, page faults, and a buffer kept that large.
+/// Returns whether it did so (`out` is then flushed and the frame counted).
 fn ensure_loaded(
     shared: &Shared,
     function: &Arc<FnEntry>,
     loaded: &mut Vec<Arc<FnEntry>>,
     out: &mut Vec<u8>,
-) {
+    writer: &mut impl Write,
+) -> io::Result<bool> {
     if let Some(at) = loaded.iter().position(|f| Arc::ptr_eq(f, function)) {
         let recent = loaded.remove(at);
         loaded.push(recent);
-        return;
+        return Ok(false);
     }
     let frame = proto::start_frame(out, proto::LOAD);
     out.extend_from_slice(&function.id.to_le_bytes());
-    out.extend_from_slice(&function.bytes);
-    proto::finish_frame(out, frame);
+    if function.bytes.len() < WRITE_DIRECT {
+        out.extend_from_slice(&function.bytes);
+        proto::finish_frame(out, frame);
+    } else {
+        let len = out.len() - frame - proto::LEN_BYTES + function.bytes.len();
+        let len = u32::try_from(len).map_err(io::Error::other)?;
+        out[frame..frame + proto::LEN_BYTES].copy_from_slice(&len.to_le_bytes());
+        let sent = out.len() - frame + function.bytes.len();
+        proto::flush(writer, out)?;
+        writer.write_all(&function.bytes)?;
+        shared
+            .stats
+            .bytes_sent
+            .fetch_add(sent as u64, Ordering::Relaxed);
+    }
+    let direct = function.bytes.len() >= WRITE_DIRECT;
     shared
         .stats
         .functions_shipped
@@ -289,6 +317,7 @@ fn ensure_loaded(
         out.extend_from_slice(&evicted.id.to_le_bytes());
         proto::finish_frame(out, frame);
     }
+    Ok(direct)
 }
 
 fn encode(work: &Work, task: u64, out: &mut Vec<u8>) {

@@ -3,53 +3,16 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::sync::{Arc, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use super::job::lock;
-use super::map;
+use super::answer::{decode_one, Decode};
+use super::job::{lock, TaskCell};
 use crate::codec::Limits;
 use crate::error::{Error, Result};
-
-/// How a task's payload becomes its result.
-pub(crate) type Decode<R> = fn(Vec<u8>, &Limits) -> Result<R>;
-
-/// Where a worker's answer to one task lands.
-pub(crate) struct TaskCell {
-    state: Mutex<CellState>,
-    done: Condvar,
-}
-
-struct CellState {
-    result: Option<Result<Vec<u8>>>,
-    waker: Option<Waker>,
-}
-
-impl TaskCell {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(TaskCell {
-            state: Mutex::new(CellState {
-                result: None,
-                waker: None,
-            }),
-            done: Condvar::new(),
-        })
-    }
-
-    pub(crate) fn complete(&self, result: Result<Vec<u8>>) {
-        let mut state = lock(&self.state);
-        state.result = Some(result);
-        let waker = state.waker.take();
-        drop(state);
-        self.done.notify_all();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-}
 
 /// A call submitted to a [`Pool`](crate::Pool): [`wait`](Task::wait) for
 /// its result, or `.await` it on any executor (no runtime is required).
@@ -166,24 +129,4 @@ impl<R> std::fmt::Debug for Task<R> {
             .field("finished", &self.is_finished())
             .finish()
     }
-}
-
-/// Decodes a one-item payload into the function's result.
-pub(crate) fn decode_one<R: DeserializeOwned>(payload: Vec<u8>, limits: &Limits) -> Result<R> {
-    first(map::decode_chunk(1, Ok(payload), limits, false))
-}
-
-/// [`decode_one`] for a function that runs batches in one typed pass.
-pub(crate) fn decode_one_batched<R: DeserializeOwned>(
-    payload: Vec<u8>,
-    limits: &Limits,
-) -> Result<R> {
-    first(map::decode_chunk(1, Ok(payload), limits, true))
-}
-
-fn first<R>(mut results: impl Iterator<Item = Result<R>>) -> Result<R> {
-    // `decode_chunk` checks the count: one item, one result.
-    results
-        .next()
-        .unwrap_or_else(|| Err(Error::decode("a worker answered a call with no result")))
 }

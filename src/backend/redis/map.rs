@@ -12,8 +12,8 @@ use super::RedisExecutor;
 use crate::codec::Limits;
 use crate::error::{Error, Result};
 use crate::handle::SerFn;
-use crate::pool::map::{decode_chunk, items_block, ChunkResults};
-use crate::pool::task;
+use crate::pool::answer::{self, decode_chunk, ChunkResults};
+use crate::pool::map::items_block;
 
 /// The typed side of a map: items become tasks, answers become results.
 pub(crate) struct Feed<'e, A, R, I> {
@@ -155,9 +155,9 @@ pub(crate) fn decode_owned<R: DeserializeOwned>(payload: Vec<u8>, limits: &Limit
         .split_first()
         .map_or((false, &[][..]), |(s, o)| (*s == 1, o));
     if seq {
-        task::decode_one_batched(output.to_vec(), limits)
+        answer::decode_one_batched(output.to_vec(), limits)
     } else {
-        task::decode_one(output.to_vec(), limits)
+        answer::decode_one(output.to_vec(), limits)
     }
 }
 

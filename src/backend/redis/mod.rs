@@ -78,7 +78,8 @@ use crate::codec::{Key, Limits};
 use crate::error::{Error, Result};
 use crate::executor::Executor;
 use crate::handle::SerFn;
-use crate::pool::task::{Task, TaskCell};
+use crate::pool::job::TaskCell;
+use crate::pool::task::Task;
 
 /// The prefix of every key serfn uses, unless set otherwise.
 pub const DEFAULT_PREFIX: &str = "serfn";

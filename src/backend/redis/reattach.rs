@@ -11,7 +11,7 @@ use super::entry::{self, Context, ResultEntry, FIELD};
 use super::job::READ_BLOCK;
 use super::{broker, RedisExecutor, Shared};
 use crate::error::{Error, Result};
-use crate::pool::map::{decode_chunk, ChunkResults};
+use crate::pool::answer::{decode_chunk, ChunkResults};
 
 /// The results of a job read again by a driver that restarted.
 pub(crate) struct Reattached<'e, R> {

@@ -89,6 +89,12 @@ pub(crate) fn refund_borrowed(len: usize) {
     });
 }
 
+/// Whether a guarded decode is running on this thread: a nested decode is
+/// then bounded by what is left of the outer one's limits.
+pub(crate) fn in_decode() -> bool {
+    STATE.with(|state| state.active.get())
+}
+
 /// Runs `f` one level deep in a decode under `limits`, after charging
 /// `bytes`: for a value whose outer layer was parsed by hand (an envelope's
 /// function header) and whose content `f` decodes with [`deserialize_seed`],
