@@ -7,7 +7,7 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use rustc_hash::FxHashMap;
+use fnv::FnvHashMap;
 
 use crate::codec::Limits;
 use crate::erased::SerializableFn;
@@ -176,11 +176,11 @@ enum Entry {
     Duplicate(Vec<&'static Registration>),
 }
 
-fn table() -> &'static FxHashMap<&'static str, Entry> {
+fn table() -> &'static FnvHashMap<&'static str, Entry> {
     // Names are this binary's own, not attacker-chosen keys: a fast hash is safe.
-    static TABLE: OnceLock<FxHashMap<&'static str, Entry>> = OnceLock::new();
+    static TABLE: OnceLock<FnvHashMap<&'static str, Entry>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut table = FxHashMap::default();
+        let mut table = FnvHashMap::default();
         for Registered(registration) in inventory::iter::<Registered> {
             table
                 .entry(registration.name)

@@ -1,28 +1,42 @@
-//! The wire format: bincode 2 with its `serde` support.
+//! The wire format: bincode 2 (the default `bincode` feature) or postcard 1
+//! (the `postcard` feature; it wins when both are enabled, so that a
+//! dependency's default features cannot override an explicit choice).
 //!
-//! Everything format-specific lives in this file. serfn relies on two
-//! properties any compact serde format has (bincode and postcard both do):
-//! a tuple encodes as the concatenation of its elements, a sequence as its
-//! length (as [`encode_len_into`] writes it) followed by its elements, and a
-//! value's encoding does not depend on the type parameters of the enum around it.
+//! Everything format-specific lives in this module: one file per format
+//! beside it, each with `VERSION` (the envelope's version byte, distinct per
+//! format), `encode_into` and `decode_seed`. serfn relies on properties any
+//! compact serde format has (bincode and postcard both do): a tuple encodes
+//! as the concatenation of its elements, a sequence as its length (as
+//! [`encode_len_into`] writes it) followed by its elements, and a value's
+//! encoding does not depend on the type parameters of the enum around it.
+//! For the guard's memory bound, `deserialize_str` and `deserialize_bytes`
+//! must check a length against the input left before allocating.
 
 use serde::de::DeserializeSeed;
 use serde::Serialize;
 
-use super::{guard, take_stashed, Limits};
-use crate::error::{Error, Result};
+use super::{guard, Limits};
+use crate::error::Result;
 
-fn config() -> bincode::config::Configuration {
-    // Varint integers, little endian. No bincode limit: `guard` enforces ours,
-    // which unlike bincode's can be set at run time.
-    bincode::config::standard()
-}
+#[cfg(not(any(feature = "bincode", feature = "postcard")))]
+compile_error!("serfn needs a wire format: enable the `bincode` (default) or `postcard` feature");
+
+#[cfg(all(feature = "bincode", not(feature = "postcard")))]
+mod bincode;
+#[cfg(all(feature = "bincode", not(feature = "postcard")))]
+use self::bincode as imp;
+
+#[cfg(feature = "postcard")]
+mod postcard;
+#[cfg(feature = "postcard")]
+use self::postcard as imp;
+
+pub(super) use self::imp::VERSION;
 
 /// Appends the encoding of `value` to `buf`.
+#[inline]
 pub(super) fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Result<()> {
-    bincode::serde::encode_into_std_write(value, buf, config())
-        .map(drop)
-        .map_err(Error::encode)
+    imp::encode_into(value, buf)
 }
 
 /// Appends the length prefix of a sequence of `len` elements: a worker
@@ -33,6 +47,7 @@ pub(super) fn encode_len_into(len: usize, buf: &mut Vec<u8>) -> Result<()> {
 
 /// Decodes with `seed` from the start of `bytes` under `limits`; returns the
 /// value and how many bytes it used.
+#[inline]
 pub(super) fn decode_seed<'de, S>(
     bytes: &'de [u8],
     limits: &Limits,
@@ -41,37 +56,19 @@ pub(super) fn decode_seed<'de, S>(
 where
     S: DeserializeSeed<'de>,
 {
-    take_stashed();
-    bincode::serde::seed_decode_from_slice(Guarded { limits, seed }, bytes, config())
-        .map_err(|error| take_stashed().unwrap_or_else(|| Error::decode(describe(&error))))
+    imp::decode_seed(bytes, limits, seed)
 }
 
-/// What went wrong, in words: bincode's own `Display` is its `Debug`.
-fn describe(error: &bincode::error::DecodeError) -> String {
-    use bincode::error::DecodeError as E;
-    match error {
-        E::UnexpectedEnd { additional } => {
-            format!("the input ends early ({additional} more bytes needed)")
-        }
-        E::InvalidBooleanValue(value) => format!("{value} is not a boolean (0 or 1)"),
-        E::InvalidCharEncoding(bytes) => format!("{bytes:?} is not a char"),
-        E::UnexpectedVariant {
-            type_name, found, ..
-        } => format!("variant index {found} does not exist in `{type_name}`"),
-        E::OutsideUsizeRange(value) => format!("{value} does not fit in a usize"),
-        E::InvalidIntegerType { expected, found } => {
-            format!("expected an integer of type {expected:?}, found {found:?}")
-        }
-        E::Utf8 { inner } => format!("a string is not UTF-8: {inner}"),
-        E::OtherString(message) => message.clone(),
-        E::Other(message) => (*message).to_owned(),
-        other => format!("{other:?}"),
-    }
-}
-
+/// `seed` behind the guard: what each format's `decode_seed` deserializes.
 struct Guarded<'l, S> {
     limits: &'l Limits,
     seed: S,
+}
+
+impl<'l, S> Guarded<'l, S> {
+    fn new(limits: &'l Limits, seed: S) -> Self {
+        Guarded { limits, seed }
+    }
 }
 
 impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Guarded<'_, S> {
