@@ -6,6 +6,8 @@
 
 serfn::test_support!();
 
+mod support;
+
 #[path = "../examples/shared/functions.rs"]
 mod functions;
 
@@ -178,6 +180,7 @@ fn worker_program() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "--example", "worker"])
+        .args(support::format_flags())
         .status()
         .unwrap();
     assert!(status.success());
