@@ -26,8 +26,9 @@ cd "$copy"
 export CARGO_TARGET_DIR="$repo/target/minimal-versions/target"
 
 cargo +nightly update -Z direct-minimal-versions
+# Builds in both formats (postcard wins under --all-features), and the unit
+# tests: the full suites run on the committed lock in .ci/run, and twice more
+# here would take CI past its time budget on two cores.
 cargo check --workspace --all-targets --all-features
-# Not the trybuild test `ui`: its .stderr files are rustc's exact output for
-# the locked versions (paths such as serde_core's), not a property to keep.
-cargo test --workspace --lib --tests -- --exact --skip ui
-cargo test --no-default-features --features postcard --lib --tests -- --exact --skip ui
+cargo check --workspace --all-targets
+cargo test --workspace --lib
