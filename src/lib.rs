@@ -168,6 +168,26 @@
 //! assert_eq!(serfn::SerFn::<i32, i32>::from_bytes(&f.to_bytes()?)?.call(3), 6);
 //! # Ok::<(), serfn::Error>(())
 //! ```
+//!
+//! # Features and platforms
+//!
+//! - `bincode` (default): the wire format is bincode 2.
+//! - `postcard`: the wire format is postcard 1 instead, for builds that must
+//!   not contain bincode (flagged unmaintained, RUSTSEC-2025-0141): use
+//!   `default-features = false, features = ["postcard"]`. With both enabled,
+//!   postcard is used (a dependency's default features cannot override the
+//!   choice); with neither, the build fails. Its envelopes carry another
+//!   version byte ([`codec::FORMAT_VERSION`]), so a build of the other
+//!   format refuses them with [`Error::Version`]: all processes of a job
+//!   need the same format.
+//! - `progress`: an indicatif bar for long maps. `redis`: `serfn::redis`, a fleet
+//!   over Redis Streams. `tracing`: events for restarts and timeouts.
+//!
+//! The codec, the handles and the registry build on every platform std
+//! supports. The process pool ([`Pool`], [`worker`], [`Executor`]) and the
+//! Redis backend need Unix (workers talk over Unix sockets and are
+//! re-executions of the current program) and are absent from other
+//! targets' builds.
 
 #![deny(missing_docs)]
 // docs.rs builds with `--cfg docsrs`: feature-gated items show their feature.
@@ -175,32 +195,44 @@
 // The workspace denies unsafe code (a test's counting allocator needs it);
 // the library forbids it.
 #![forbid(unsafe_code)]
+// Without Unix there is no pool, so the codec's, errors' and handles' support
+// for it goes unused there; Unix builds keep the lint.
+#![cfg_attr(not(unix), allow(dead_code, unused_imports))]
 
 pub mod codec;
 mod compose;
 mod erased;
 mod error;
+#[cfg(unix)]
 mod executor;
 mod function;
 mod handle;
 pub mod plumbing;
+#[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 pub mod pool;
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+#[cfg(all(unix, feature = "redis"))]
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "redis"))))]
 #[path = "backend/redis/mod.rs"]
 pub mod redis;
 pub mod registry;
 mod schema;
 mod signature;
+#[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 pub mod worker;
 
 pub use crate::codec::{
     from_bytes, from_bytes_signed, from_reader, to_bytes, to_bytes_signed, to_writer, Limits,
 };
 pub use crate::error::{Error, Failure, Result};
+#[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 pub use crate::executor::Executor;
 pub use crate::function::{Call, CallMut, CallOnce};
 pub use crate::handle::{DynFn, SerFn, SerFnMut, SerFnOnce};
+#[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 pub use crate::pool::{Map, MapUnordered, Pool, PoolBuilder, Progress, Stats, Task, WorkerExit};
 pub use crate::registry::SerializableFn;
 // At the root for code written before `plumbing`; documented there.
@@ -234,6 +266,8 @@ macro_rules! register_instance {
 /// that calls [`worker::init`](crate::worker::init); a pool started from the
 /// test binary runs the binary filtered to that test. Run normally, the test
 /// passes at once.
+#[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
 #[macro_export]
 macro_rules! test_support {
     () => {

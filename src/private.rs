@@ -23,6 +23,7 @@ pub use {erased_serde, inventory, serde, typetag};
 use crate::codec::{self, Limits};
 use crate::error::{Error, Result as SerfnResult};
 
+#[cfg(unix)]
 #[path = "fuzz.rs"]
 pub mod fuzz;
 

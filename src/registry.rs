@@ -12,7 +12,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use rustc_hash::FxHashMap;
+use fnv::FnvHashMap;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -294,12 +294,12 @@ enum Entry {
 }
 
 /// Keyed by the names' bytes, so that a decoder looks a name up as it reads it.
-fn table() -> &'static FxHashMap<&'static [u8], Entry> {
+fn table() -> &'static FnvHashMap<&'static [u8], Entry> {
     // Names are this binary's own, not attacker-chosen keys: a fast hash is
     // safe (an input's name is hashed once, whatever it is).
-    static TABLE: OnceLock<FxHashMap<&'static [u8], Entry>> = OnceLock::new();
+    static TABLE: OnceLock<FnvHashMap<&'static [u8], Entry>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut table = FxHashMap::default();
+        let mut table = FnvHashMap::default();
         for Registered(registration) in inventory::iter::<Registered> {
             table
                 .entry(registration.name.as_bytes())

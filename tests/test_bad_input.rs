@@ -302,8 +302,7 @@ fn trailing_bytes() {
 fn forged_lengths_of_two_to_the_sixty_allocate_nothing() {
     let good = Wire::parse(&scale().to_bytes().unwrap());
     // The label "double" is its length (6) then its bytes.
-    let mut forged_len = vec![0xfd];
-    forged_len.extend_from_slice(&(1u64 << 60).to_le_bytes());
+    let forged_len = serfn::codec::encode_value(&(1u64 << 60)).unwrap();
     let forged = replace(&good.capture, b"\x06double", &forged_len);
     assert!(matches!(
         SerFn::<f64, f64>::from_bytes(&seal(&good.with_capture(&forged))),

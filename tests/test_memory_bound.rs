@@ -154,10 +154,10 @@ fn too_large(err: Option<Error>, name: &str) -> u64 {
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap()
+    serfn::codec::encode_value(value).unwrap()
 }
 
-/// A length prefix, as bincode writes it.
+/// A length prefix, in the build's wire format.
 fn len(n: u64) -> Vec<u8> {
     encode(&n)
 }

@@ -30,13 +30,9 @@ fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// bincode's varint, as the results' length prefix.
+/// The results' length prefix, in the build's wire format.
 fn varint(n: u64) -> Vec<u8> {
-    match n {
-        0..=250 => vec![n as u8],
-        251..=0xffff => [&[251u8][..], &(n as u16).to_le_bytes()].concat(),
-        _ => [&[252u8][..], &(n as u32).to_le_bytes()].concat(),
-    }
+    serfn::codec::encode_value(&n).unwrap()
 }
 
 fn serve_badly(mode: &str) -> ! {

@@ -4,6 +4,7 @@
 
 #[path = "../examples/shared/functions.rs"]
 mod functions;
+mod support;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -24,7 +25,8 @@ impl serfn::Call<f64> for OnlyHere {
     }
 }
 
-/// The example binary, built by `cargo test` beside this test (or built now).
+/// The example binary, brought up to date with this test's wire format (one
+/// left by a run with other features would refuse these bytes).
 fn example() -> PathBuf {
     let dir = std::env::current_exe()
         .unwrap()
@@ -36,14 +38,13 @@ fn example() -> PathBuf {
     let path = dir
         .join("examples")
         .join(format!("roundtrip{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--example", "roundtrip"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--example", "roundtrip"])
+        .args(support::format_flags())
+        .status()
+        .unwrap();
+    assert!(status.success());
     path
 }
 

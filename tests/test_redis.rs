@@ -5,6 +5,7 @@
 
 #[path = "support/redis.rs"]
 mod redis_support;
+mod support;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

@@ -1,28 +1,42 @@
-//! The wire format: bincode 2 with its `serde` support.
+//! The wire format: bincode 2 (the default `bincode` feature) or postcard 1
+//! (the `postcard` feature; it wins when both are enabled, so that a
+//! dependency's default features cannot override an explicit choice).
 //!
-//! Everything format-specific lives in this file. serfn relies on two
-//! properties any compact serde format has (bincode and postcard both do):
-//! a tuple encodes as the concatenation of its elements, a sequence as its
-//! length (as [`encode_len_into`] writes it) followed by its elements, and a
-//! value's encoding does not depend on the type parameters of the enum around it.
+//! Everything format-specific lives in this module: one file per format
+//! beside it, each with `VERSION` (the envelope's version byte, distinct per
+//! format), `encode_into` and `decode_seed`. serfn relies on properties any
+//! compact serde format has (bincode and postcard both do): a tuple encodes
+//! as the concatenation of its elements, a sequence as its length (as
+//! [`encode_len_into`] writes it) followed by its elements, and a value's
+//! encoding does not depend on the type parameters of the enum around it.
+//! For the guard's memory bound, `deserialize_str` and `deserialize_bytes`
+//! must check a length against the input left before allocating.
 
 use serde::de::DeserializeSeed;
 use serde::Serialize;
 
-use super::{guard, take_stashed, Limits};
-use crate::error::{Error, Result};
+use super::{guard, Limits};
+use crate::error::Result;
 
-fn config() -> bincode::config::Configuration {
-    // Varint integers, little endian. No bincode limit: `guard` enforces ours,
-    // which unlike bincode's can be set at run time.
-    bincode::config::standard()
-}
+#[cfg(not(any(feature = "bincode", feature = "postcard")))]
+compile_error!("serfn needs a wire format: enable the `bincode` (default) or `postcard` feature");
+
+#[cfg(all(feature = "bincode", not(feature = "postcard")))]
+mod bincode;
+#[cfg(all(feature = "bincode", not(feature = "postcard")))]
+use self::bincode as imp;
+
+#[cfg(feature = "postcard")]
+mod postcard;
+#[cfg(feature = "postcard")]
+use self::postcard as imp;
+
+pub(super) use self::imp::VERSION;
 
 /// Appends the encoding of `value` to `buf`.
+#[inline]
 pub(super) fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Result<()> {
-    bincode::serde::encode_into_std_write(value, buf, config())
-        .map(drop)
-        .map_err(Error::encode)
+    imp::encode_into(value, buf)
 }
 
 /// Appends the length prefix of a sequence of `len` elements: a worker
@@ -31,26 +45,20 @@ pub(super) fn encode_len_into(len: usize, buf: &mut Vec<u8>) -> Result<()> {
     encode_into(&(len as u64), buf)
 }
 
-/// `value` as a varint, as bincode writes an integer of up to 64 bits, and
-/// its length.
-fn varint(value: u64) -> ([u8; 9], usize) {
-    let mut buf = [0u8; 9];
-    // A varint of a u64 takes 9 bytes at most: the slice always fits.
-    let len = bincode::encode_into_slice(value, &mut buf, config()).unwrap_or(0);
-    (buf, len)
-}
+/// The largest integer the format writes as one byte.
+const ONE_BYTE_MAX: u64 = imp::ONE_BYTE_MAX;
 
-/// The largest value bincode writes as one byte.
-const ONE_BYTE_MAX: u64 = 250;
-
+/// Appends `value` as serde's `serialize_u64` writes it: for an integer of
+/// up to 64 bits, the same bytes as `serialize_u32` and a `usize` length.
 #[inline]
 fn write_varint(value: u64, out: &mut Vec<u8>) {
     if value <= ONE_BYTE_MAX {
         out.push(value as u8);
         return;
     }
-    let (buf, len) = varint(value);
-    out.extend_from_slice(&buf[..len]);
+    // Encoding a `u64` into a `Vec` cannot fail in either format.
+    let encoded = imp::encode_into(&value, out);
+    debug_assert!(encoded.is_ok());
 }
 
 /// Appends a `u32` as serde's `serialize_u32` writes it.
@@ -68,7 +76,7 @@ pub(crate) fn write_bytes(bytes: &[u8], out: &mut Vec<u8>) {
 /// Starts a byte string whose content the caller appends to `out` next;
 /// [`end_bytes`] writes its length in front. Returns where the content starts.
 pub(crate) fn begin_bytes(out: &mut Vec<u8>) -> usize {
-    // One byte, the length of any content under 251 bytes.
+    // One byte, the length of any content up to `ONE_BYTE_MAX` bytes.
     out.push(0);
     out.len()
 }
@@ -80,8 +88,9 @@ pub(crate) fn end_bytes(start: usize, out: &mut Vec<u8>) {
         out[start - 1] = len as u8;
         return;
     }
-    let (prefix, prefix_len) = varint(len as u64);
-    out.splice(start - 1..start, prefix[..prefix_len].iter().copied());
+    let mut prefix = Vec::with_capacity(10);
+    write_varint(len as u64, &mut prefix);
+    out.splice(start - 1..start, prefix);
 }
 
 /// Reads header fields written by [`write_u32`] and [`write_bytes`].
@@ -98,7 +107,7 @@ impl<'a> Reader<'a> {
     #[inline]
     pub(crate) fn bytes(&mut self) -> Result<&'a [u8]> {
         match self.rest.split_first() {
-            // The common case, a length under 251: one byte.
+            // The common case, a short length: one byte.
             Some((&len, rest))
                 if u64::from(len) <= ONE_BYTE_MAX && usize::from(len) <= rest.len() =>
             {
@@ -122,11 +131,10 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Any other case, and every error, as bincode reads and words it.
+    /// Any other case, and every error, as the format reads and words it.
     #[cold]
-    fn decode<T: bincode::BorrowDecode<'a, ()>>(&mut self) -> Result<T> {
-        let (value, used) = bincode::borrow_decode_from_slice::<T, _>(self.rest, config())
-            .map_err(|error| Error::decode(describe(&error)))?;
+    fn decode<T: serde::Deserialize<'a>>(&mut self) -> Result<T> {
+        let (value, used) = imp::decode_plain::<T>(self.rest)?;
         self.rest = &self.rest[used..];
         Ok(value)
     }
@@ -139,6 +147,7 @@ impl<'a> Reader<'a> {
 
 /// Decodes with `seed` from the start of `bytes` under `limits`; returns the
 /// value and how many bytes it used.
+#[inline]
 pub(super) fn decode_seed<'de, S>(
     bytes: &'de [u8],
     limits: &Limits,
@@ -147,37 +156,19 @@ pub(super) fn decode_seed<'de, S>(
 where
     S: DeserializeSeed<'de>,
 {
-    take_stashed();
-    bincode::serde::seed_decode_from_slice(Guarded { limits, seed }, bytes, config())
-        .map_err(|error| take_stashed().unwrap_or_else(|| Error::decode(describe(&error))))
+    imp::decode_seed(bytes, limits, seed)
 }
 
-/// What went wrong, in words: bincode's own `Display` is its `Debug`.
-fn describe(error: &bincode::error::DecodeError) -> String {
-    use bincode::error::DecodeError as E;
-    match error {
-        E::UnexpectedEnd { additional } => {
-            format!("the input ends early ({additional} more bytes needed)")
-        }
-        E::InvalidBooleanValue(value) => format!("{value} is not a boolean (0 or 1)"),
-        E::InvalidCharEncoding(bytes) => format!("{bytes:?} is not a char"),
-        E::UnexpectedVariant {
-            type_name, found, ..
-        } => format!("variant index {found} does not exist in `{type_name}`"),
-        E::OutsideUsizeRange(value) => format!("{value} does not fit in a usize"),
-        E::InvalidIntegerType { expected, found } => {
-            format!("expected an integer of type {expected:?}, found {found:?}")
-        }
-        E::Utf8 { inner } => format!("a string is not UTF-8: {inner}"),
-        E::OtherString(message) => message.clone(),
-        E::Other(message) => (*message).to_owned(),
-        other => format!("{other:?}"),
-    }
-}
-
+/// `seed` behind the guard: what each format's `decode_seed` deserializes.
 struct Guarded<'l, S> {
     limits: &'l Limits,
     seed: S,
+}
+
+impl<'l, S> Guarded<'l, S> {
+    fn new(limits: &'l Limits, seed: S) -> Self {
+        Guarded { limits, seed }
+    }
 }
 
 impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Guarded<'_, S> {

@@ -96,6 +96,11 @@ impl Limits {
     /// sequences, functions in captures) before decoding stops with
     /// [`Error::TooDeep`](crate::Error::TooDeep) instead of overflowing the stack.
     ///
+    /// Decoding recurses once per level on the calling thread: the default
+    /// fits a 256 KiB stack optimized, 1 MiB in a debug build
+    /// (`tests/test_stack.rs`). A higher limit needs a thread with a
+    /// proportionally larger stack (about 4 KiB a level, in debug).
+    ///
     /// # Example
     /// ```
     /// use serfn::{codec, Error, Limits};

@@ -38,8 +38,9 @@ use crate::error::{Error, Result};
 ///
 /// 2: fingerprints of the signature's and the capture's serde layouts
 /// (8 bytes each) instead of a hash of Rust type names, and the capture as
-/// a length-prefixed byte string.
-pub const FORMAT_VERSION: u8 = 2;
+/// a length-prefixed byte string. With the `postcard` feature, 66 (`0x40 | 2`):
+/// the same envelope, postcard inside.
+pub const FORMAT_VERSION: u8 = format::VERSION;
 
 /// The first byte of a signed envelope: the format version, flagged.
 const SIGNED_VERSION: u8 = FORMAT_VERSION | 0x80;

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, SeqAccess, Visitor};
 
-use super::{format, Limits, Panic};
+use super::{format, stash, Limits, Panic};
 use crate::error::{Error, Result};
 
 /// Decodes a sequence of outputs of [`DynFn::call_bytes`](crate::DynFn::call_bytes)
@@ -119,19 +119,19 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for Counted<T> {
         let mut out = Vec::with_capacity(cap);
         while let Some(element) = seq.next_element()? {
             if out.len() == self.max {
-                return Err(de::Error::custom(format!(
+                return Err(stash(Error::decode(format!(
                     "a worker answered {} items with more results",
                     self.max
-                )));
+                ))));
             }
             out.push(element);
         }
         if self.exact && out.len() != self.max {
-            return Err(de::Error::custom(format!(
+            return Err(stash(Error::decode(format!(
                 "a worker answered {} items with {} results",
                 self.max,
                 out.len()
-            )));
+            ))));
         }
         Ok(out)
     }
@@ -158,7 +158,8 @@ impl<'de, R: DeserializeOwned> Visitor<'de> for Batch<R> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawBatch<R>, A::Error> {
-        let missing = || de::Error::custom("a batch answer ends early");
+        // Stashed: postcard drops a custom error's message.
+        let missing = || stash(Error::decode("a batch answer ends early"));
         let results = seq
             .next_element_seed(Counted::<R>::new(self.0, false))?
             .ok_or_else(missing)?;

@@ -94,7 +94,7 @@ fn average(estimate: &AtomicU64, total: u64, items: u32) {
 }
 
 pub(crate) fn content_hash(bytes: &[u8]) -> u64 {
-    let mut hasher = rustc_hash::FxHasher::default();
+    let mut hasher = fnv::FnvHasher::default();
     bytes.hash(&mut hasher);
     hasher.finish()
 }

@@ -8,9 +8,8 @@
 //! code prints shows up and cannot touch the frames.
 
 use std::ffi::OsString;
-use std::hash::{BuildHasher, Hasher};
 use std::io::{self, ErrorKind};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -46,49 +45,36 @@ pub(crate) struct Starting {
     limits: Limits,
 }
 
-/// The private directory of a pool's sockets, removed with the pool.
+/// The private directory of a pool's sockets (mode 0700, a random name),
+/// removed with the pool.
 pub(crate) struct SocketDir {
-    path: PathBuf,
+    dir: tempfile::TempDir,
     next: AtomicU64,
 }
 
 impl SocketDir {
     pub(crate) fn create() -> Result<Self> {
-        static POOLS: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "serfn-{}-{}-{:08x}",
-            std::process::id(),
-            POOLS.fetch_add(1, Ordering::Relaxed),
-            random() as u32
-        );
-        let path = std::env::temp_dir().join(name);
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .map_err(|error| start_error(format!("cannot create {}: {error}", path.display())))?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("serfn-{}-", std::process::id()))
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir()
+            .map_err(|error| start_error(format!("cannot create a socket directory: {error}")))?;
         Ok(SocketDir {
-            path,
+            dir,
             next: AtomicU64::new(0),
         })
     }
 
     fn socket_path(&self) -> PathBuf {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        self.path.join(format!("w{n}.sock"))
+        self.dir.path().join(format!("w{n}.sock"))
     }
 }
 
-impl Drop for SocketDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
-/// Random bits from the standard library's per-process hash keys.
-fn random() -> u64 {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(Instant::now().elapsed().as_nanos());
-    hasher.finish()
+/// A worker's token: from the OS's random source, as it is all that stops
+/// another local process from posing as the worker.
+fn random_token() -> Result<u64> {
+    getrandom::u64().map_err(|error| start_error(format!("no random token: {error}")))
 }
 
 fn start_error(reason: impl Into<String>) -> Error {
@@ -103,7 +89,7 @@ pub(crate) fn spawn(config: &Config, dir: &SocketDir) -> Result<Starting> {
     let listener = UnixListener::bind(&path)
         .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
         .map_err(|error| start_error(format!("cannot listen on {}: {error}", path.display())))?;
-    let token = random();
+    let token = random_token()?;
     let (program, args) = command_line(config)?;
     // Maybe a test binary, whose libtest header `forward_stdout` drops.
     let test_binary =

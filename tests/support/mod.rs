@@ -65,3 +65,16 @@ impl Wire {
         seal(&self.encode())
     }
 }
+
+/// The cargo flags that build an example program with this test's wire
+/// format (a worker of another format refuses the pool's bytes).
+pub fn format_flags() -> Vec<&'static str> {
+    let mut flags = Vec::new();
+    if !cfg!(feature = "bincode") {
+        flags.push("--no-default-features");
+    }
+    if cfg!(feature = "postcard") {
+        flags.extend(["--features", "postcard"]);
+    }
+    flags
+}

@@ -231,6 +231,7 @@ pub fn example(name: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "--features", "redis", "--example", name])
+        .args(crate::support::format_flags())
         .status()
         .unwrap();
     assert!(status.success(), "cannot build the example {name}");

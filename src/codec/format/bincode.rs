@@ -1,0 +1,77 @@
+//! bincode 2 with its `serde` support: the default format.
+
+use serde::de::DeserializeSeed;
+use serde::Serialize;
+
+use super::Guarded;
+use crate::codec::{take_stashed, Limits};
+use crate::error::{Error, Result};
+
+/// The envelope's version byte in a bincode build.
+pub(in crate::codec) const VERSION: u8 = 2;
+
+fn config() -> bincode::config::Configuration {
+    // Varint integers, little endian. No bincode limit: `guard` enforces ours,
+    // which unlike bincode's can be set at run time.
+    bincode::config::standard()
+}
+
+/// The largest integer a varint writes as one byte.
+pub(in crate::codec) const ONE_BYTE_MAX: u64 = 250;
+
+/// Appends the encoding of `value` to `buf`.
+pub(in crate::codec) fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
+    bincode::serde::encode_into_std_write(value, buf, config())
+        .map(drop)
+        .map_err(Error::encode)
+}
+
+/// Decodes with `seed` from the start of `bytes` under `limits`; returns the
+/// value and how many bytes it used.
+pub(in crate::codec) fn decode_seed<'de, S>(
+    bytes: &'de [u8],
+    limits: &Limits,
+    seed: S,
+) -> Result<(S::Value, usize)>
+where
+    S: DeserializeSeed<'de>,
+{
+    take_stashed();
+    bincode::serde::seed_decode_from_slice(Guarded::new(limits, seed), bytes, config())
+        .map_err(|error| take_stashed().unwrap_or_else(|| Error::decode(describe(&error))))
+}
+
+/// Decodes a `T` from the start of `bytes`, unguarded: for the envelope's
+/// header fields, whose lengths are checked against the input left.
+pub(in crate::codec) fn decode_plain<'de, T: serde::Deserialize<'de>>(
+    bytes: &'de [u8],
+) -> Result<(T, usize)> {
+    bincode::serde::borrow_decode_from_slice(bytes, config())
+        .map_err(|error| Error::decode(describe(&error)))
+}
+
+/// What went wrong, in words: bincode's own `Display` is its `Debug`.
+fn describe(error: &bincode::error::DecodeError) -> String {
+    use bincode::error::DecodeError as E;
+    match error {
+        E::UnexpectedEnd { additional } => {
+            format!("the input ends early ({additional} more bytes needed)")
+        }
+        E::InvalidBooleanValue(value) => format!("{value} is not a boolean (0 or 1)"),
+        E::InvalidCharEncoding(bytes) => format!("{bytes:?} is not a char"),
+        E::UnexpectedVariant {
+            type_name, found, ..
+        } => format!("variant index {found} does not exist in `{type_name}`"),
+        E::OutsideUsizeRange(value) => format!("{value} does not fit in a usize"),
+        E::InvalidIntegerType { expected, found } => {
+            format!("expected an integer of type {expected:?}, found {found:?}")
+        }
+        E::Utf8 { inner } => format!("a string is not UTF-8: {inner}"),
+        E::OtherString(message) => message.clone(),
+        E::Other(message) => (*message).to_owned(),
+        other => format!("{other:?}"),
+    }
+}
