@@ -157,6 +157,7 @@ pub mod codec;
 mod compose;
 mod erased;
 mod error;
+mod event;
 mod executor;
 mod function;
 mod handle;

@@ -392,3 +392,60 @@ fn maps_and_folds_take_borrowed_items() {
     // The words are still here, never cloned by hand.
     assert_eq!(words.len(), 100);
 }
+
+/// Everything the `serfn` target logs, captured for the tracing test.
+#[cfg(feature = "tracing")]
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(feature = "tracing")]
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(feature = "tracing")]
+#[test]
+fn restarts_recycling_timeouts_and_shipping_are_tracing_events() {
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter("serfn=debug")
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish()
+        .try_init()
+        .unwrap();
+    let pool = Pool::builder()
+        .workers(1)
+        .max_tasks_per_worker(2)
+        .build()
+        .unwrap();
+    let results: Vec<serfn::Result<u32>> = pool
+        .map(&nap(), [1, 2, 60_000, 3])
+        .timeout(Duration::from_millis(300))
+        .collect();
+    assert!(
+        matches!(results[2], Err(Error::Timeout { .. })),
+        "{results:?}"
+    );
+    drop(pool);
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for expected in [
+        "function shipped",
+        "worker recycled",
+        "task past its timeout",
+        "worker died",
+        "worker started",
+    ] {
+        assert!(log.contains(expected), "no `{expected}` in:\n{log}");
+    }
+}

@@ -21,6 +21,7 @@ use super::protocol::{self as proto, Fields, FrameReader, Next};
 use super::Shared;
 use crate::codec;
 use crate::error::{Error, WireError};
+use crate::event::event;
 
 /// Estimated work a worker is given ahead: enough to hide a round trip.
 const WINDOW_NS: u64 = 2_000_000;
@@ -88,6 +89,12 @@ impl Runner for Link {
             return true;
         }
         sent.killed.get_or_insert(Killed::Cancelled);
+        event!(
+            info,
+            pid = self.pid,
+            task,
+            "task cancelled while running: killing its worker"
+        );
         drop(state);
         let _ = lock(&self.child).kill();
         true
@@ -169,8 +176,19 @@ fn check(link: &Link, timeout: Option<Duration>, liveness: Duration, heard: Inst
     let timeout = head.job.timeout.or(timeout);
     if timeout.is_some_and(|timeout| started.elapsed() >= timeout) {
         head.killed = Some(Killed::Timeout);
+        event!(
+            warn,
+            pid = link.pid,
+            function = head.job.work.name(),
+            "task past its timeout: killing its worker"
+        );
     } else if heard.max(started).elapsed() >= liveness {
         head.killed = Some(Killed::Silent);
+        event!(
+            warn,
+            pid = link.pid,
+            "worker silent past the liveness timeout: killing it"
+        );
     } else {
         return;
     }
@@ -224,6 +242,11 @@ fn answer(shared: &Shared, link: &Link, tag: u8, body: &[u8]) -> io::Result<()> 
     let wake = state.writer_waiting;
     drop(state);
     if cancel {
+        event!(
+            info,
+            pid = link.pid,
+            "a cancelled task is next: killing its worker"
+        );
         let _ = lock(&link.child).kill();
     }
     if wake {
