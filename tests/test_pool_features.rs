@@ -135,6 +135,47 @@ fn an_initializer_that_panics_fails_build_with_its_message() {
     assert!(reason.contains("no model at /nowhere"), "{reason}");
 }
 
+fn slow_init(ms: u64) -> SerFnOnce<(), ()> {
+    serfn::closure!(once "features::slow_init", [ms: u64], move || -> () {
+        std::thread::sleep(Duration::from_millis(ms));
+        INIT_RUNS.fetch_add(1, Ordering::SeqCst);
+    })
+}
+
+#[test]
+fn slow_initializers_run_side_by_side_within_the_start_timeout() {
+    // One after another, four would take 8 s, past the start timeout.
+    let pool = Pool::builder()
+        .workers(4)
+        .initializer(slow_init(2_000))
+        .start_timeout(Duration::from_secs(6))
+        .build()
+        .unwrap();
+    let (_, _, runs) = pool.call(&scaled(), 1).unwrap();
+    assert_eq!(runs, 1);
+}
+
+#[test]
+fn an_initializer_that_never_returns_is_a_start_error_and_leaves_no_process() {
+    let error = Pool::builder()
+        .workers(1)
+        .initializer(slow_init(600_000))
+        .start_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap_err();
+    let Error::WorkerStart { reason } = &error else {
+        panic!("{error:?}")
+    };
+    assert!(reason.contains("start timeout"), "{reason}");
+    let pid: u32 = reason
+        .split("worker process ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap();
+    assert!(eventually(|| !alive(pid)));
+}
+
 #[test]
 fn a_worker_is_recycled_after_max_tasks_and_no_item_is_lost() {
     let pool = Pool::builder()
@@ -279,26 +320,28 @@ fn a_cancelled_task_that_waits_never_runs_and_a_running_one_is_killed() {
 }
 
 #[test]
-fn a_task_cancelled_behind_a_running_one_never_runs() {
+fn a_task_cancelled_behind_a_running_one_is_stopped_with_its_worker() {
     let dir = scratch("cancel-behind");
     let pool = Pool::builder().workers(1).build().unwrap();
     let first = pool.submit(&touch(), (at(&dir, "first"), 1_000));
-    let behind = pool.submit(&touch(), (at(&dir, "behind"), 1));
+    // Sent to the worker behind the first: stopped when the worker gets to it.
+    let behind = pool.submit(&nap(), 600_000);
     assert!(eventually(|| pool.stats().bytes_sent > 0));
     std::thread::sleep(Duration::from_millis(300));
-    // Sent to the worker behind the first: it is stopped before it starts.
     let cancelled = behind.cancel();
     assert_ne!(cancelled, Cancelled::Finished);
+    // The task before it is not touched.
     let pid = first.wait().unwrap();
-    let after = pool.call(&touch(), (at(&dir, "after"), 1)).unwrap();
+    assert!(dir.join("first").exists());
+    // Else this would wait behind a ten-minute nap.
+    let next = pool.submit(&nap(), 1);
+    let after = next
+        .wait_timeout(Duration::from_secs(60))
+        .expect("not stuck behind the nap");
     if cancelled == Cancelled::Stopped {
-        assert_ne!(
-            after, pid,
-            "its worker was killed before the cancelled task"
-        );
+        assert_ne!(after.unwrap(), pid, "its worker was killed");
+        assert!(eventually(|| pool.stats().restarts == 1));
     }
-    assert!(!dir.join("behind").exists());
-    assert!(dir.join("after").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

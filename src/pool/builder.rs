@@ -197,7 +197,7 @@ impl PoolBuilder {
     /// serfn::worker::init();
     /// // Runs in each worker: say, a model read from disk, once per process.
     /// let load = serfn::closure!("load_scale", [scale: f64 = 2.5], move || -> () {
-    ///     SCALE.get_or_init(|| scale);
+    ///     SCALE.get_or_init(|| *scale);
     /// });
     /// let pool = serfn::Pool::builder().workers(2).initializer(load).build()?;
     /// let scaled = serfn::closure!("scaled", [], move |x: f64| -> f64 { x * SCALE.get().copied().unwrap_or(0.0) });

@@ -77,7 +77,8 @@ impl LinkState {
 
 impl Runner for Link {
     /// The oldest job is running: the worker is killed. A later one is
-    /// marked, and the worker killed when that one would start.
+    /// marked, and the worker killed when the pool sees it start (it may
+    /// have started, or even finished, just before).
     fn cancel(&self, task: u64) -> bool {
         let mut state = lock(&self.state);
         let Some(at) = state.in_flight.iter().position(|sent| sent.task == task) else {

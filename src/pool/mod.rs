@@ -11,8 +11,11 @@
 //! - a panic fails that item with [`Error::Panicked`]; the worker lives on;
 //! - a worker that dies fails what it was running with [`Error::WorkerDied`]
 //!   and is replaced; jobs it had received but not started are sent again;
-//! - a task past [`PoolBuilder::timeout`] fails with [`Error::Timeout`], and
-//!   its worker is killed and replaced;
+//! - a task past [`PoolBuilder::timeout`], or its own ([`Pool::call_timeout`],
+//!   [`Map::timeout`]), fails with [`Error::Timeout`], and its worker is
+//!   killed and replaced;
+//! - an [initializer](PoolBuilder::initializer) that panics or fails makes
+//!   [`PoolBuilder::build`] fail with [`Error::WorkerStart`], which says why;
 //! - a function the worker binary does not register fails with
 //!   [`Error::UnknownFunction`];
 //! - work over the [`Limits`](crate::Limits) fails with [`Error::TooLarge`]
@@ -43,6 +46,21 @@
 //!
 //! Modules depend one way: `map` and `task` on `job` and `answer`; `job` and
 //! `answer` on nothing else in the pool.
+//!
+//! # What Python's pools have
+//! - an initializer per worker: [`PoolBuilder::initializer`];
+//! - recycling after N items: [`PoolBuilder::max_tasks_per_worker`];
+//! - cancelling: [`Task::cancel`];
+//! - timeouts per call: [`Pool::call_timeout`], [`Pool::submit_timeout`],
+//!   [`Map::timeout`], beside the pool's [`PoolBuilder::timeout`];
+//! - `close` and `join`, with how each worker ended: [`Pool::close`],
+//!   [`Pool::join`], [`Pool::terminate`], [`WorkerExit`];
+//! - borrowed items: `pool.map(&f, &items)`, see [`MapItem`];
+//! - a [`SerFnMut`] given to `map` is refused at compile time, pointing to
+//!   [`Pool::fold`] (see [`MapFn`]);
+//! - with the `tracing` feature, events (target `serfn`) for workers
+//!   started, dead, recycled or killed, and for functions shipped; nothing
+//!   is printed otherwise.
 //!
 //! Retrying what a dead worker was running is off by default
 //! ([`PoolBuilder::retries`]): the function may have had effects outside
@@ -154,10 +172,34 @@ impl Pool {
         let starting = (0..config.workers)
             .map(|_| process::spawn(&config, &dir))
             .collect::<Vec<_>>();
-        let mut workers = Vec::with_capacity(starting.len());
+        let connect = |starting: Result<process::Starting>| {
+            starting.and_then(|s| s.connect(deadline).map_err(|failure| failure.error))
+        };
+        // Initializers may be slow (a model to load): they run side by side.
+        let connected: Vec<_> = if config.initializer.is_some() {
+            std::thread::scope(|scope| {
+                let threads: Vec<_> = starting
+                    .into_iter()
+                    .map(|starting| scope.spawn(move || connect(starting)))
+                    .collect();
+                threads
+                    .into_iter()
+                    .map(|thread| {
+                        thread.join().unwrap_or_else(|_| {
+                            Err(Error::WorkerStart {
+                                reason: "a thread connecting a worker panicked".into(),
+                            })
+                        })
+                    })
+                    .collect()
+            })
+        } else {
+            starting.into_iter().map(connect).collect()
+        };
+        let mut workers = Vec::with_capacity(connected.len());
         let mut first_error = None;
-        for starting in starting {
-            match starting.and_then(|s| s.connect(deadline).map_err(|failure| failure.error)) {
+        for connected in connected {
+            match connected {
                 Ok(worker) => workers.push(worker),
                 Err(error) => {
                     first_error.get_or_insert(error);

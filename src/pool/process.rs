@@ -301,7 +301,15 @@ impl Starting {
                 .get_ref()
                 .set_read_timeout(Some(left))
                 .map_err(Error::io)?;
-            let (tag, body) = match reader.next_frame().map_err(Error::io)? {
+            let next = match reader.next_frame() {
+                Err(error)
+                    if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                {
+                    continue; // the deadline, checked above
+                }
+                next => next.map_err(Error::io)?,
+            };
+            let (tag, body) = match next {
                 Next::Frame(proto::HEARTBEAT, _) => continue,
                 Next::Frame(tag, body) => (tag, reader.body(body)),
                 Next::Closed => {

@@ -75,6 +75,10 @@ pub(crate) fn run(
                     let stranded =
                         failures >= limit && lock(&shared.pids).iter().all(Option::is_none);
                     shared.queue.fail_waiting(index, stranded, &error);
+                    // Joined, with nothing left to run: no worker is needed.
+                    if stranded && shared.queue.is_sealed() {
+                        return last;
+                    }
                     if !transient || failures >= 3 {
                         event!(warn, slot = index, failures, "{error}");
                     }
