@@ -31,29 +31,40 @@ where
 
 /// `x * factor` for each item, `chunk` items per message; `chunk == 1` sends
 /// each item as its own call.
+///
+/// Calls in flight are bounded, as a user must bound them: each holds two IPC
+/// channels (file descriptors) until joined, and with more chunks queued than
+/// workers, a chunk of about 1 MiB deadlocks (the parent blocks sending the
+/// arguments of a queued call while the workers block sending their results).
+/// Single items: [`WINDOW`] calls; chunks: one per worker.
 pub fn procspawn_map(pool: &procspawn::Pool, items: &[f64], factor: f64, chunk: usize) -> Vec<f64> {
     if chunk == 1 {
-        // Each call holds two IPC channels (file descriptors) until joined:
-        // at most WINDOW calls in flight, as a user would have to do.
-        let mut out = Vec::with_capacity(items.len());
-        let mut in_flight = std::collections::VecDeque::new();
-        for &x in items {
-            if in_flight.len() == WINDOW {
-                out.push(join(in_flight.pop_front()));
-            }
-            in_flight.push_back(pool.spawn((x, factor), scale_one as fn(_) -> _));
-        }
-        out.extend(in_flight.into_iter().map(|h| join(Some(h))));
-        return out;
+        let calls = items
+            .iter()
+            .map(|&x| pool.spawn((x, factor), scale_one as fn(_) -> _));
+        return windowed(calls, WINDOW);
     }
-    let handles: Vec<_> = items
+    let calls = items
         .chunks(chunk)
-        .map(|c| pool.spawn((c.to_vec(), factor), scale_chunk as fn(_) -> _))
-        .collect();
-    handles
-        .into_iter()
-        .flat_map(|h| h.join().expect("a procspawn chunk failed"))
-        .collect()
+        .map(|c| pool.spawn((c.to_vec(), factor), scale_chunk as fn(_) -> _));
+    windowed(calls, pool.size()).into_iter().flatten().collect()
+}
+
+/// The results of `calls`, started at most `window` ahead of the one joined.
+fn windowed<T>(calls: impl Iterator<Item = procspawn::JoinHandle<T>>, window: usize) -> Vec<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let mut out = Vec::new();
+    let mut in_flight = std::collections::VecDeque::new();
+    for call in calls {
+        if in_flight.len() == window {
+            out.push(join(in_flight.pop_front()));
+        }
+        in_flight.push_back(call);
+    }
+    out.extend(in_flight.into_iter().map(|call| join(Some(call))));
+    out
 }
 
 /// Each start point through `descend`, one call per item (the CPU workload).
