@@ -54,6 +54,13 @@ fn nap() -> SerFn<u64, u32> {
     })
 }
 
+/// Ends its worker process with the given exit code.
+fn exits_with() -> SerFn<u64, u64> {
+    serfn::closure!("features::exit", [], move |code: u64| -> u64 {
+        std::process::exit(code as i32)
+    })
+}
+
 fn alive(pid: u32) -> bool {
     // A zombie is dead too: only a running process counts.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -109,9 +116,7 @@ fn a_replacement_worker_runs_the_initializer_too() {
         .build()
         .unwrap();
     let (_, first, _) = pool.call(&scaled(), 1).unwrap();
-    let exit: SerFn<u64, u64> = serfn::closure!("features::exit", [], move |code: u64| -> u64 {
-        std::process::exit(code as i32)
-    });
+    let exit = exits_with();
     assert!(matches!(pool.call(&exit, 7), Err(Error::WorkerDied { .. })));
     let (value, second, runs) = pool.call(&scaled(), 3).unwrap();
     assert_ne!(first, second, "a new worker");
@@ -133,6 +138,37 @@ fn an_initializer_that_panics_fails_build_with_its_message() {
     };
     assert!(reason.contains("features::broken"), "{reason}");
     assert!(reason.contains("no model at /nowhere"), "{reason}");
+}
+
+#[test]
+fn an_initializer_failing_in_a_replacement_fails_the_waiting_call_then_recovers() {
+    let dir = scratch("init-flag");
+    let flag = at(&dir, "gone");
+    let path = flag.clone();
+    let picky = serfn::closure!(once "features::picky", [flag: String = path], move || -> () {
+        if Path::new(&flag).exists() {
+            panic!("the model file is gone");
+        }
+    });
+    let pool = Pool::builder()
+        .workers(1)
+        .initializer(picky)
+        .build()
+        .unwrap();
+    std::fs::write(&flag, b"").unwrap();
+    let exit = exits_with();
+    assert!(matches!(pool.call(&exit, 7), Err(Error::WorkerDied { .. })));
+    // Its replacements cannot start: the waiting call gets why, no hang.
+    let error = pool.call(&square(), 2).unwrap_err();
+    let Error::WorkerStart { reason } = &error else {
+        panic!("{error:?}")
+    };
+    assert!(reason.contains("the model file is gone"), "{reason}");
+    std::fs::remove_file(&flag).unwrap();
+    assert!(eventually(|| pool
+        .call(&square(), 3)
+        .is_ok_and(|(n, _)| n == 9)));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn slow_init(ms: u64) -> SerFnOnce<(), ()> {

@@ -140,7 +140,9 @@ impl<R> Task<R> {
     /// Blocks until the result is in or `timeout` passes; gives the task back then.
     ///
     /// The task keeps running after a timeout here: for a deadline that
-    /// kills the worker, build the pool with [`timeout`](crate::PoolBuilder::timeout).
+    /// kills the worker, build the pool with [`timeout`](crate::PoolBuilder::timeout)
+    /// or submit with [`submit_timeout`](crate::Pool::submit_timeout); to
+    /// stop it now, [`cancel`](Self::cancel) it.
     ///
     /// # Errors
     /// As [`wait`](Self::wait), inside the `Ok`.
