@@ -527,4 +527,10 @@ fn restarts_recycling_timeouts_and_shipping_are_tracing_events() {
     ] {
         assert!(log.contains(expected), "no `{expected}` in:\n{log}");
     }
+    // A recycled worker exits by itself, cleanly.
+    let recycled = log.lines().find(|line| line.contains("worker recycled"));
+    assert!(
+        recycled.is_some_and(|line| line.contains("status=exit status 0")),
+        "{log}"
+    );
 }

@@ -197,6 +197,7 @@ fn serve(shared: &Arc<Shared>, index: usize, worker: Worker) -> Ended {
             slot = index,
             pid,
             items = sending.items,
+            status = %status,
             "worker recycled"
         );
     } else if !closing {
