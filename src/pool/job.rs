@@ -4,8 +4,9 @@
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::Waker;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 
@@ -179,6 +180,8 @@ pub(crate) struct Job {
     pub(crate) attempts: u32,
     /// The worker slot that must run it (a fold's `Take`).
     pub(crate) pin: Option<usize>,
+    /// Its own timeout, instead of the pool's.
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl Job {
@@ -188,7 +191,32 @@ impl Job {
             reply,
             attempts: 0,
             pin: None,
+            timeout: None,
         }
+    }
+
+    /// The cell of a submitted task, which may be cancelled.
+    pub(crate) fn cell(&self) -> Option<&Arc<TaskCell>> {
+        match &self.reply {
+            Reply::Task(cell) => Some(cell),
+            Reply::Chunk { .. } => None,
+        }
+    }
+
+    /// Forgets the worker it was sent to, which died; `false` if its task
+    /// was cancelled (then it is dropped, not sent again).
+    pub(crate) fn detach(&self) -> bool {
+        let Some(cell) = self.cell() else {
+            return true;
+        };
+        let mut state = lock(&cell.state);
+        state.running = None;
+        !state.cancelled
+    }
+
+    /// Whether its task was cancelled: then it is dropped, never run.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cell().is_some_and(|cell| lock(&cell.state).cancelled)
     }
 
     pub(crate) fn fail(self, error: Error) {
@@ -205,6 +233,16 @@ pub(crate) struct TaskCell {
 pub(crate) struct CellState {
     pub(crate) result: Option<Result<Vec<u8>>>,
     pub(crate) waker: Option<Waker>,
+    /// [`Task::cancel`](super::Task::cancel) was called.
+    pub(crate) cancelled: bool,
+    /// The worker it was sent to, and its task id there.
+    pub(crate) running: Option<(Weak<dyn Runner>, u64)>,
+}
+
+/// A worker that can stop a task it was sent: the link, seen from a task.
+pub(crate) trait Runner: Send + Sync {
+    /// Stops task `task` if this worker has it; returns whether it had.
+    fn cancel(&self, task: u64) -> bool;
 }
 
 impl TaskCell {
@@ -213,6 +251,8 @@ impl TaskCell {
             state: Mutex::new(CellState {
                 result: None,
                 waker: None,
+                cancelled: false,
+                running: None,
             }),
             done: Condvar::new(),
         })
@@ -240,6 +280,8 @@ struct QueueState {
     shared: VecDeque<Job>,
     pinned: Vec<VecDeque<Job>>,
     closed: bool,
+    /// Closed to new jobs; those queued still run ([`Pool::close`](super::Pool::close)).
+    sealed: bool,
     sleepers: usize,
 }
 
@@ -259,6 +301,7 @@ impl Queue {
                 shared: VecDeque::new(),
                 pinned: (0..slots).map(|_| VecDeque::new()).collect(),
                 closed: false,
+                sealed: false,
                 sleepers: 0,
             }),
             ready: Condvar::new(),
@@ -278,7 +321,8 @@ impl Queue {
 
     fn insert(&self, jobs: impl IntoIterator<Item = Job>, front: bool) {
         let mut state = lock(&self.state);
-        if state.closed {
+        // Sealed, it still takes back jobs a dead worker never started.
+        if state.closed || (state.sealed && !front) {
             drop(state);
             jobs.into_iter().for_each(|job| job.fail(Error::PoolClosed));
             return;
@@ -305,7 +349,7 @@ impl Queue {
     }
 
     /// The next job for `slot`, waiting for one; `None` once the pool is
-    /// closed or `stop()` holds.
+    /// closed, or sealed with nothing left for `slot`, or `stop()` holds.
     pub(crate) fn pop(&self, slot: usize, stop: impl Fn() -> bool) -> Option<Job> {
         let mut state = lock(&self.state);
         loop {
@@ -314,6 +358,9 @@ impl Queue {
             }
             if let Some(job) = state.next_for(slot) {
                 return Some(job);
+            }
+            if state.sealed {
+                return None;
             }
             state.sleepers += 1;
             state = self
@@ -361,6 +408,17 @@ impl Queue {
 
     pub(crate) fn is_closed(&self) -> bool {
         lock(&self.state).closed
+    }
+
+    /// Refuses new jobs; those queued still run.
+    pub(crate) fn seal(&self) {
+        let mut state = lock(&self.state);
+        state.sealed = true;
+        self.ready.notify_all();
+    }
+
+    pub(crate) fn is_sealed(&self) -> bool {
+        lock(&self.state).sealed
     }
 }
 

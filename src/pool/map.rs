@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::marker::PhantomData;
 use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -178,6 +179,8 @@ pub(crate) struct Feed<'p, A, R, I> {
     next_seq: u64,
     next_index: usize,
     chunk_size: Option<usize>,
+    /// Each chunk's own timeout, instead of the pool's.
+    timeout: Option<Duration>,
     total: Option<usize>,
     done: usize,
     progress: Option<Box<dyn FnMut(Progress) + 'p>>,
@@ -214,6 +217,7 @@ where
             next_seq: 0,
             next_index: 0,
             chunk_size: pool.shared.config.chunk_size,
+            timeout: None,
             total,
             done: 0,
             progress: None,
@@ -226,7 +230,7 @@ where
         if let Some(size) = self.chunk_size {
             return size;
         }
-        if config.timeout.is_some() {
+        if config.timeout.is_some() || self.timeout.is_some() {
             return 1;
         }
         let by_time = match function.ns_per_item() {
@@ -244,7 +248,11 @@ where
     /// [`next_chunk_size`](Self::next_chunk_size), made small enough for
     /// the chunk's answer to stay well within the limits.
     fn fitting_chunk_size(&self, function: &FnEntry) -> usize {
-        let size = self.next_chunk_size(function);
+        let mut size = self.next_chunk_size(function);
+        // A chunk larger than a worker's share would never be sent.
+        if let Some(max) = self.pool.shared.config.max_tasks {
+            size = size.min(usize::try_from(max).unwrap_or(usize::MAX));
+        }
         let limit = self.pool.shared.config.limits.get_max_bytes() as u64;
         match function.answer_bytes() {
             0 => size,
@@ -290,17 +298,21 @@ where
             self.next_index += count as usize;
             self.in_flight_items += count as usize;
             match encoded {
-                Ok((items, count)) => jobs.push(Job::new(
-                    Work::Batch {
-                        function: Arc::clone(&function),
-                        items,
-                        count,
-                    },
-                    Reply::Chunk {
-                        sender: self.sender.clone(),
-                        seq,
-                    },
-                )),
+                Ok((items, count)) => {
+                    let mut job = Job::new(
+                        Work::Batch {
+                            function: Arc::clone(&function),
+                            items,
+                            count,
+                        },
+                        Reply::Chunk {
+                            sender: self.sender.clone(),
+                            seq,
+                        },
+                    );
+                    job.timeout = self.timeout;
+                    jobs.push(job);
+                }
                 Err(error) => {
                     let _ = self.sender.send((seq, Err(error)));
                     break;
@@ -346,6 +358,31 @@ macro_rules! map_settings {
             /// automatically. Takes effect for chunks not yet sent.
             pub fn chunk_size(mut self, items: usize) -> Self {
                 self.feed.chunk_size = Some(items.max(1));
+                self
+            }
+
+            /// Kills a worker whose chunk runs longer than this, instead of
+            /// the pool's [`timeout`](crate::PoolBuilder::timeout), and fails
+            /// that chunk's items with [`Error::Timeout`]. Chunks are then
+            /// one item each, unless a [`chunk_size`](Self::chunk_size) is set.
+            ///
+            /// # Example
+            /// ```no_run
+            /// use std::time::Duration;
+            ///
+            /// serfn::worker::init();
+            /// let pool = serfn::Pool::new()?;
+            /// let nap = serfn::closure!("nap", [], move |ms: u64| -> u64 {
+            ///     std::thread::sleep(Duration::from_millis(ms));
+            ///     ms
+            /// });
+            /// let results: Vec<_> = pool.map(&nap, [1, 60_000, 2]).timeout(Duration::from_secs(1)).collect();
+            /// assert!(matches!(results[1], Err(serfn::Error::Timeout { .. })));
+            /// assert_eq!(results[2].as_ref().ok(), Some(&2));
+            /// # Ok::<(), serfn::Error>(())
+            /// ```
+            pub fn timeout(mut self, timeout: Duration) -> Self {
+                self.feed.timeout = Some(timeout);
                 self
             }
 

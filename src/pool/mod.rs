@@ -11,8 +11,11 @@
 //! - a panic fails that item with [`Error::Panicked`]; the worker lives on;
 //! - a worker that dies fails what it was running with [`Error::WorkerDied`]
 //!   and is replaced; jobs it had received but not started are sent again;
-//! - a task past [`PoolBuilder::timeout`] fails with [`Error::Timeout`], and
-//!   its worker is killed and replaced;
+//! - a task past [`PoolBuilder::timeout`], or its own ([`Pool::call_timeout`],
+//!   [`Map::timeout`]), fails with [`Error::Timeout`], and its worker is
+//!   killed and replaced;
+//! - an [initializer](PoolBuilder::initializer) that panics or fails makes
+//!   [`PoolBuilder::build`] fail with [`Error::WorkerStart`], which says why;
 //! - a function the worker binary does not register fails with
 //!   [`Error::UnknownFunction`];
 //! - work over the [`Limits`](crate::Limits) fails with [`Error::TooLarge`]
@@ -44,6 +47,21 @@
 //! Modules depend one way: `map` and `task` on `job` and `answer`; `job` and
 //! `answer` on nothing else in the pool.
 //!
+//! # What Python's pools have
+//! - an initializer per worker: [`PoolBuilder::initializer`];
+//! - recycling after N items: [`PoolBuilder::max_tasks_per_worker`];
+//! - cancelling: [`Task::cancel`];
+//! - timeouts per call: [`Pool::call_timeout`], [`Pool::submit_timeout`],
+//!   [`Map::timeout`], beside the pool's [`PoolBuilder::timeout`];
+//! - `close` and `join`, with how each worker ended: [`Pool::close`],
+//!   [`Pool::join`], [`Pool::terminate`], [`WorkerExit`];
+//! - borrowed items: `pool.map(&f, &items)`, see [`MapItem`];
+//! - a [`SerFnMut`] given to `map` is refused at compile time, pointing to
+//!   [`Pool::fold`] (see [`MapFn`]);
+//! - with the `tracing` feature, events (target `serfn`) for workers
+//!   started, dead, recycled or killed, and for functions shipped; nothing
+//!   is printed otherwise.
+//!
 //! Retrying what a dead worker was running is off by default
 //! ([`PoolBuilder::retries`]): the function may have had effects outside
 //! the worker before it died, and a function that kills its worker (an
@@ -51,6 +69,8 @@
 
 pub(crate) mod answer;
 mod builder;
+mod exit;
+mod input;
 pub(crate) mod job;
 pub(crate) mod link;
 pub(crate) mod map;
@@ -71,10 +91,12 @@ use serde::Serialize;
 
 pub(crate) use self::builder::Config;
 pub use self::builder::PoolBuilder;
+pub use self::exit::WorkerExit;
+pub use self::input::{MapFn, MapItem};
 use self::job::{lock, FnEntry, Job, Queue, Reply, TaskCell, Work};
 pub use self::map::{Map, MapUnordered, Progress};
 pub use self::stats::Stats;
-pub use self::task::Task;
+pub use self::task::{Cancelled, Task};
 use crate::error::{Error, Result};
 use crate::handle::{SerFn, SerFnMut, SerFnOnce};
 
@@ -107,7 +129,7 @@ const CACHED_FUNCTIONS: usize = 32;
 /// ```
 pub struct Pool {
     shared: Arc<Shared>,
-    slots: Vec<JoinHandle<()>>,
+    slots: Vec<JoinHandle<Option<WorkerExit>>>,
 }
 
 /// What the pool's threads share.
@@ -150,10 +172,34 @@ impl Pool {
         let starting = (0..config.workers)
             .map(|_| process::spawn(&config, &dir))
             .collect::<Vec<_>>();
-        let mut workers = Vec::with_capacity(starting.len());
+        let connect = |starting: Result<process::Starting>| {
+            starting.and_then(|s| s.connect(deadline).map_err(|failure| failure.error))
+        };
+        // Initializers may be slow (a model to load): they run side by side.
+        let connected: Vec<_> = if config.initializer.is_some() {
+            std::thread::scope(|scope| {
+                let threads: Vec<_> = starting
+                    .into_iter()
+                    .map(|starting| scope.spawn(move || connect(starting)))
+                    .collect();
+                threads
+                    .into_iter()
+                    .map(|thread| {
+                        thread.join().unwrap_or_else(|_| {
+                            Err(Error::WorkerStart {
+                                reason: "a thread connecting a worker panicked".into(),
+                            })
+                        })
+                    })
+                    .collect()
+            })
+        } else {
+            starting.into_iter().map(connect).collect()
+        };
+        let mut workers = Vec::with_capacity(connected.len());
         let mut first_error = None;
-        for starting in starting {
-            match starting.and_then(|s| s.connect(deadline).map_err(|failure| failure.error)) {
+        for connected in connected {
+            match connected {
                 Ok(worker) => workers.push(worker),
                 Err(error) => {
                     first_error.get_or_insert(error);
@@ -229,8 +275,69 @@ impl Pool {
         self.submit(f, args).wait()
     }
 
+    /// As [`call`](Self::call), with a timeout of its own instead of the
+    /// pool's [`timeout`](PoolBuilder::timeout): past it, the worker is
+    /// killed and replaced, and the call fails with [`Error::Timeout`].
+    ///
+    /// # Errors
+    /// As [`call`](Self::call).
+    ///
+    /// # Example
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// serfn::worker::init();
+    /// let pool = serfn::Pool::new()?;
+    /// let nap = serfn::closure!("nap", [], move |ms: u64| -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// });
+    /// let late = pool.call_timeout(&nap, 60_000, Duration::from_millis(500));
+    /// assert!(matches!(late, Err(serfn::Error::Timeout { .. })));
+    /// assert_eq!(pool.call_timeout(&nap, 1, Duration::from_secs(30))?, 1);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn call_timeout<A, R>(&self, f: &SerFn<A, R>, args: A, timeout: Duration) -> Result<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.submit_timeout(f, args, timeout).wait()
+    }
+
+    /// As [`submit`](Self::submit), with a timeout of its own: see
+    /// [`call_timeout`](Self::call_timeout). It counts from when a worker
+    /// starts the task, not from now.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// serfn::worker::init();
+    /// let pool = serfn::Pool::new()?;
+    /// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
+    /// let task = pool.submit_timeout(&square, 3, Duration::from_secs(5));
+    /// assert_eq!(task.wait()?, 9);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn submit_timeout<A, R>(&self, f: &SerFn<A, R>, args: A, timeout: Duration) -> Task<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.submit_with(f, args, Some(timeout))
+    }
+
     /// Sends `f(args)` to a worker; the [`Task`] gives the result.
     pub fn submit<A, R>(&self, f: &SerFn<A, R>, args: A) -> Task<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.submit_with(f, args, None)
+    }
+
+    fn submit_with<A, R>(&self, f: &SerFn<A, R>, args: A, timeout: Option<Duration>) -> Task<R>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -254,7 +361,7 @@ impl Pool {
             };
             Ok((work, decode))
         });
-        self.submit_work(sent)
+        self.submit_work(sent, timeout)
     }
 
     /// Calls a [`SerFnOnce`] in a worker, consuming it, and waits for the result.
@@ -297,19 +404,23 @@ impl Pool {
             };
             Ok((work, answer::decode_one::<R> as answer::Decode<R>))
         });
-        self.submit_work(sent)
+        self.submit_work(sent, None)
     }
 
-    fn submit_work<R>(&self, work: Result<(Work, answer::Decode<R>)>) -> Task<R>
+    fn submit_work<R>(
+        &self,
+        work: Result<(Work, answer::Decode<R>)>,
+        timeout: Option<Duration>,
+    ) -> Task<R>
     where
         R: DeserializeOwned,
     {
         match work {
             Ok((work, decode)) => {
                 let cell = TaskCell::new();
-                self.shared
-                    .queue
-                    .push([Job::new(work, Reply::Task(Arc::clone(&cell)))]);
+                let mut job = Job::new(work, Reply::Task(Arc::clone(&cell)));
+                job.timeout = timeout;
+                self.shared.queue.push([job]);
                 Task::new(cell, decode, self.shared.config.limits)
             }
             Err(error) => Task::failed(error),
@@ -322,7 +433,12 @@ impl Pool {
     /// consumed, with a bounded number of chunks in flight, so memory stays
     /// bounded whatever the input's length. `f` is shipped to each worker
     /// once. Each item's result is its own: a panic fails that item only.
-    /// Set the chunk size with [`Map::chunk_size`] or [`PoolBuilder::chunk_size`].
+    /// Set the chunk size with [`Map::chunk_size`] or [`PoolBuilder::chunk_size`],
+    /// a timeout per item with [`Map::timeout`].
+    ///
+    /// Items may be borrowed: `pool.map(&f, &items)` or `items.iter()`
+    /// encodes each `&A` as it is, with no clone (see [`MapItem`]). `f` is a
+    /// [`SerFn`]: a [`SerFnMut`] goes to [`fold`](Self::fold) instead.
     ///
     /// # Example
     /// ```no_run
@@ -333,29 +449,29 @@ impl Pool {
     /// assert_eq!(squares[3], 9);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    pub fn map<A, R, I>(&self, f: &SerFn<A, R>, items: I) -> Map<'_, A, R, I::IntoIter>
+    pub fn map<F, I>(&self, f: &F, items: I) -> Map<'_, I::Item, F::Output, I::IntoIter>
     where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-        I: IntoIterator<Item = A>,
+        F: MapFn,
+        I: IntoIterator,
+        I::Item: MapItem<F::Arg>,
     {
-        let function = self.function(f);
+        let function = self.function(f.ser_fn());
         Map::new(map::Feed::new(self, function, items.into_iter()))
     }
 
     /// As [`map`](Self::map), but yields `(index, result)` as soon as each
     /// chunk is done, in any order.
-    pub fn map_unordered<A, R, I>(
+    pub fn map_unordered<F, I>(
         &self,
-        f: &SerFn<A, R>,
+        f: &F,
         items: I,
-    ) -> MapUnordered<'_, A, R, I::IntoIter>
+    ) -> MapUnordered<'_, I::Item, F::Output, I::IntoIter>
     where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-        I: IntoIterator<Item = A>,
+        F: MapFn,
+        I: IntoIterator,
+        I::Item: MapItem<F::Arg>,
     {
-        let function = self.function(f);
+        let function = self.function(f.ser_fn());
         MapUnordered::new(map::Feed::new(self, function, items.into_iter()))
     }
 
@@ -384,10 +500,11 @@ impl Pool {
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
-        I: IntoIterator<Item = A>,
+        I: IntoIterator,
+        I::Item: MapItem<A>,
     {
         let function = self.intern(f.to_bytes()?, f.name(), true, false)?;
-        let mut calls = MapUnordered::new(map::Feed::<A, R, _>::new(
+        let mut calls = MapUnordered::new(map::Feed::<_, R, _>::new(
             self,
             Ok(Arc::clone(&function)),
             items.into_iter(),
@@ -472,18 +589,6 @@ impl Pool {
             cache.remove(0);
         }
         Ok(entry)
-    }
-}
-
-impl Drop for Pool {
-    /// Stops the workers: each exits when its socket closes, and is killed
-    /// if it is still running a function. Jobs not finished fail with
-    /// [`Error::PoolClosed`].
-    fn drop(&mut self) {
-        self.shared.queue.close();
-        for slot in self.slots.drain(..) {
-            let _ = slot.join();
-        }
     }
 }
 

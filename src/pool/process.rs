@@ -16,12 +16,18 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::answer;
 use super::protocol::{self as proto, Fields, FrameReader, Next};
 use super::Config;
-use crate::error::{Error, Result};
+use crate::codec::{self, Limits};
+use crate::error::{Error, Result, WireError};
 use crate::worker;
+
+/// The task id of an initializer's call, which no pool task uses.
+const INIT_TASK: u64 = u64::MAX;
 
 /// A running worker with its socket.
 pub(crate) struct Worker {
@@ -36,6 +42,8 @@ pub(crate) struct Starting {
     path: PathBuf,
     child: Child,
     token: u64,
+    init: Option<(&'static str, Arc<[u8]>)>,
+    limits: Limits,
 }
 
 /// The private directory of a pool's sockets, removed with the pool.
@@ -122,11 +130,18 @@ pub(crate) fn spawn(config: &Config, dir: &SocketDir) -> Result<Starting> {
     if let Some(stdout) = child.stdout.take() {
         worker::forward_stdout(stdout);
     }
+    // `build` refused an initializer that could not be encoded.
+    let init = config
+        .initializer
+        .as_ref()
+        .and_then(|init| Some((init.name, init.bytes.clone().ok()?)));
     Ok(Starting {
         listener,
         path,
         child,
         token,
+        init,
+        limits: config.limits,
     })
 }
 
@@ -246,7 +261,7 @@ impl Starting {
         stream
             .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
             .map_err(io_error)?;
-        let mut reader = FrameReader::new(stream, 64);
+        let mut reader = FrameReader::new(stream, worker::frame_limit(&self.limits));
         match reader.next_frame().map_err(io_error)? {
             Next::Frame(proto::HELLO, body) => {
                 let mut fields = Fields(reader.body(body));
@@ -256,8 +271,81 @@ impl Starting {
             }
             _ => return Err(start_error("the worker did not say hello")),
         }
+        if let Some((name, function)) = &self.init {
+            self.initialize(&mut reader, name, function, deadline)
+                .map_err(|error| {
+                    start_error(format!(
+                        "the initializer `{name}` failed in worker process {}: {error}",
+                        self.child.id()
+                    ))
+                })?;
+        }
         stream.set_read_timeout(None).map_err(io_error)?;
         Ok(())
+    }
+
+    /// Runs the pool's initializer as a call-once task, the worker's first,
+    /// and waits for its answer (heartbeats aside) within the start deadline.
+    fn initialize(
+        &self,
+        reader: &mut FrameReader<&UnixStream>,
+        name: &str,
+        function: &[u8],
+        deadline: Instant,
+    ) -> Result<()> {
+        let mut frame = Vec::with_capacity(function.len() + 32);
+        let start = proto::start_frame(&mut frame, proto::ONCE);
+        frame.extend_from_slice(&INIT_TASK.to_le_bytes());
+        frame.extend_from_slice(&(function.len() as u32).to_le_bytes());
+        frame.extend_from_slice(function);
+        frame.extend_from_slice(&1u32.to_le_bytes());
+        proto::put_item(&mut frame, |out| codec::encode_value_into(&(), out))?;
+        proto::finish_frame(&mut frame, start);
+        let mut writer = *reader.get_ref();
+        proto::flush(&mut writer, &mut frame).map_err(Error::io)?;
+        loop {
+            // Heartbeats come while it runs: the deadline is the whole wait's.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(start_error("it did not return within the start timeout"));
+            }
+            reader
+                .get_ref()
+                .set_read_timeout(Some(left))
+                .map_err(Error::io)?;
+            let next = match reader.next_frame() {
+                Err(error)
+                    if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                {
+                    continue; // the deadline, checked above
+                }
+                next => next.map_err(Error::io)?,
+            };
+            let (tag, body) = match next {
+                Next::Frame(proto::HEARTBEAT, _) => continue,
+                Next::Frame(tag, body) => (tag, reader.body(body)),
+                Next::Closed => {
+                    return Err(Error::io(std::io::ErrorKind::UnexpectedEof.into()));
+                }
+            };
+            let mut fields = Fields(body);
+            if fields.u64()? != INIT_TASK {
+                return Err(Error::decode(format!("{name}: an answer to another task")));
+            }
+            return match tag {
+                proto::DONE => {
+                    fields.u64()?; // the time it took
+                    answer::decode_one::<()>(fields.rest().to_vec(), &self.limits)
+                }
+                proto::FAILED => Err(
+                    match codec::decode_value::<WireError>(fields.rest(), &self.limits) {
+                        Ok(error) => error.into_error(None),
+                        Err(error) => error,
+                    },
+                ),
+                other => Err(Error::decode(format!("an answer of kind {other:#04x}"))),
+            };
+        }
     }
 }
 
@@ -272,19 +360,20 @@ pub(crate) fn describe(status: ExitStatus) -> String {
 
 /// Waits up to `grace` for `child` to exit by itself, then kills it; reaps it.
 pub(crate) fn reap(child: &mut Child, grace: Duration) -> String {
+    reap_status(child, grace).map_or_else(|error| error.to_string(), describe)
+}
+
+/// [`reap`], giving the status itself. Reaping twice gives the same status.
+pub(crate) fn reap_status(child: &mut Child, grace: Duration) -> io::Result<ExitStatus> {
     let until = Instant::now() + grace;
     loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return describe(status),
-            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(1)),
-            Ok(None) => {
+        match child.try_wait()? {
+            Some(status) => return Ok(status),
+            None if Instant::now() < until => std::thread::sleep(Duration::from_millis(1)),
+            None => {
                 let _ = child.kill();
-                return child
-                    .wait()
-                    .map(describe)
-                    .unwrap_or_else(|error| error.to_string());
+                return child.wait();
             }
-            Err(error) => return error.to_string(),
         }
     }
 }
