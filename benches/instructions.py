@@ -10,7 +10,9 @@ import sys
 # one not yet reached is printed as missed, it does not fail the check.
 COMPARISONS = [
     ("round trip, closure over one f64", "serfn_round_trip", "bincode_round_trip", 1.5),
-    ("in-process call vs Box<dyn Fn>", "serfn_call", "box_dyn_call", None),
+    ("round trip, handle methods, reused buffer", "serfn_round_trip_into", "bincode_round_trip", 2.0),
+    ("in-process call vs Box<dyn Fn>", "serfn_call", "box_dyn_call", 2.0),
+    ("then pipeline, per stage vs direct", "serfn_then_stage", "direct_call", None),
     ("in-process call vs direct", "serfn_call", "direct_call", None),
     ("Box<dyn Fn> vs direct (reference)", "box_dyn_call", "direct_call", None),
     ("large capture 64 KiB, per element", "serfn_large_64k", "bincode_large_64k", None),

@@ -34,6 +34,8 @@ const ELEMENTS_64K: usize = (64 << 10) / 8;
 const ELEMENTS_1M: usize = (1 << 20) / 8;
 /// Items per message in `pool_map`: fixed, since automatic chunking depends on time.
 const POOL_CHUNK: usize = 1000;
+/// Stages of the pipeline in `serfn_then_stage`.
+const THEN_STAGES: usize = 8;
 
 /// Name, what one iteration does, and what an iteration is divided into
 /// (elements of a large capture; 1 otherwise), as `instructions.sh` reads it.
@@ -44,6 +46,11 @@ const OPS: &[(&str, &str, usize)] = &[
         1,
     ),
     (
+        "serfn_round_trip_into",
+        "SerFn::to_bytes_into a reused buffer + SerFn::from_bytes + call: the handles' direct header",
+        1,
+    ),
+    (
         "bincode_round_trip",
         "raw bincode encode + decode of the same capture struct + direct call",
         1,
@@ -51,6 +58,11 @@ const OPS: &[(&str, &str, usize)] = &[
     ("serfn_call", "SerFn::call in process", 1),
     ("box_dyn_call", "Box<dyn Fn(f64) -> f64> call", 1),
     ("direct_call", "direct call of the impl", 1),
+    (
+        "serfn_then_stage",
+        "SerFn call of a `then` pipeline of 8 stages, per stage",
+        THEN_STAGES,
+    ),
     (
         "serfn_large_64k",
         "to_bytes + from_bytes of a Vec<f64> capture of 64 KiB, per element",
@@ -109,6 +121,23 @@ fn run(op: &str, iters: usize) {
             let f = SerFn::new(Scale { factor: 1.5 });
             repeat(iters, || {
                 black_box(serfn_round_trip(black_box(&f)).call(black_box(2.0)));
+            });
+        }
+        "serfn_round_trip_into" => {
+            let f = SerFn::new(Scale { factor: 1.5 });
+            let mut buf = Vec::new();
+            repeat(iters, || {
+                buf.clear();
+                black_box(&f).to_bytes_into(&mut buf).unwrap();
+                let g = SerFn::<f64, f64>::from_bytes(black_box(&buf)).unwrap();
+                black_box(g.call(black_box(2.0)));
+            });
+        }
+        "serfn_then_stage" => {
+            let stage = || SerFn::new(Scale { factor: 1.5 });
+            let f = (1..THEN_STAGES).fold(stage(), |f, _| f.then(stage()));
+            repeat(iters, || {
+                black_box(black_box(&f).call(black_box(2.0)));
             });
         }
         "bincode_round_trip" => {

@@ -47,7 +47,8 @@ for line in sys.stdin:
 iters() {
     case "$1" in
         *_call) echo $((quick ? 20000 : 200000)) ;;
-        *_round_trip) echo $((quick ? 500 : 5000)) ;;
+        *_stage) echo $((quick ? 5000 : 50000)) ;;
+        *_round_trip | *_round_trip_into) echo $((quick ? 500 : 5000)) ;;
         *_large_64k) echo $((quick ? 4 : 20)) ;;
         *_large_1m) echo $((quick ? 1 : 4)) ;;
         pool_map) echo $((quick ? 20000 : 100000)) ;;

@@ -174,15 +174,15 @@ pub use crate::codec::{
     from_bytes, from_bytes_signed, from_reader, to_bytes, to_bytes_signed, to_writer, Limits,
 };
 pub use crate::compose::{ArgTuple, SplitFirst};
-pub use crate::erased::SerializableFn;
 pub use crate::error::{Error, Failure, Result};
 pub use crate::executor::Executor;
 pub use crate::function::{Call, CallMut, CallOnce};
 pub use crate::handle::{DynFn, SerFn, SerFnMut, SerFnOnce};
 pub use crate::pool::{Map, MapUnordered, Pool, PoolBuilder, Progress, Stats, Task, WorkerExit};
+pub use crate::registry::SerializableFn;
 pub use crate::schema::Layout;
 pub use crate::signature::{Kind, Signature, TypeInfo};
-pub use serfn_macros::{closure, function, register};
+pub use serfn_macros::{closure, function, main, register};
 
 /// Registers one concrete instance of a generic capture struct.
 ///
@@ -215,7 +215,7 @@ macro_rules! test_support {
     () => {
         #[test]
         fn __serfn_worker_entry() {
-            $crate::worker::init();
+            $crate::worker::init_test_entry();
         }
     };
 }

@@ -4,7 +4,7 @@
 //! impl and the registry entry of one capture type. Its bodies call the
 //! generic helpers below, so that the macros stay thin.
 
-use std::any::type_name;
+use std::any::{type_name, Any};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -13,8 +13,9 @@ use serde::Serialize;
 
 pub use crate::__serfn_register_erased as register_erased;
 pub use crate::compose::ArgTuple;
-pub use crate::erased::{ArgSlot, Input, Output, SerializableFn, Slot};
+pub use crate::erased::{ArgSlot, Input, Output, Slot};
 pub use crate::registry::{Registered, Registration};
+pub use crate::registry::{SerializableFn, TypedFn};
 pub use crate::signature::{Kind, Signature, TypeInfo};
 pub use ::core::{concat, file, line, module_path, option::Option, result::Result};
 pub use {erased_serde, inventory, serde, typetag};
@@ -128,6 +129,13 @@ macro_rules! __serfn_register_erased {
                 fn __serfn_into_stages(self: ::std::sync::Arc<Self>) -> ::std::vec::Vec<::std::sync::Arc<dyn $crate::SerializableFn>> {
                     ::std::vec![self]
                 }
+
+                fn __serfn_into_typed(
+                    self: ::std::sync::Arc<Self>,
+                    target: &mut dyn ::std::any::Any,
+                ) -> $crate::__private::Option<::std::sync::Arc<dyn $crate::SerializableFn>> {
+                    <$crate::__private::kind::$kind as $crate::__private::Invoke<$ty, $args>>::into_typed(self, target)
+                }
             }
         };
     };
@@ -155,6 +163,15 @@ pub trait Invoke<T, A> {
     fn call_mut(f: &mut T, input: Input<'_>, output: Output<'_>) -> SerfnResult<()>;
     /// Calls, consuming `T` if it is not shared (cloning it if it is).
     fn call_once(f: Arc<T>, input: Input<'_>, output: Output<'_>) -> SerfnResult<()>;
+    /// Moves `f` into `target` if it is its typed call target (`Fn` only);
+    /// otherwise gives it back.
+    fn into_typed(f: Arc<T>, target: &mut dyn Any) -> Option<Arc<dyn SerializableFn>>
+    where
+        T: SerializableFn,
+    {
+        let _ = target;
+        Some(f)
+    }
     /// Whether [`call_batch`](Self::call_batch) is implemented: for `Fn` only.
     const BATCHES: bool = false;
     /// Calls once per element of the encoded sequence `args`, appending the
@@ -264,6 +281,16 @@ where
 
     fn call_once(f: Arc<T>, input: Input<'_>, output: Output<'_>) -> SerfnResult<()> {
         Self::call(&*f, input, output)
+    }
+
+    fn into_typed(f: Arc<T>, target: &mut dyn Any) -> Option<Arc<dyn SerializableFn>> {
+        match target.downcast_mut::<Option<Arc<dyn TypedFn<A, T::Output>>>>() {
+            Some(slot) => {
+                *slot = Some(f);
+                None
+            }
+            None => Some(f),
+        }
     }
 
     const BATCHES: bool = true;

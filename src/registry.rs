@@ -1,19 +1,136 @@
-//! Every function this binary registers, by name.
+//! Every function this binary registers, by name, and [`SerializableFn`],
+//! the type-erased trait each implements.
 //!
 //! The macros submit one [`Registration`] per function through `inventory`,
 //! at link time: there is no set-up call. Decoding looks names up here, so
-//! only functions compiled into this binary can ever be called.
+//! only functions compiled into this binary can ever be called. The trait
+//! and the registration name each other, so they live here together; the
+//! calling convention they use is `erased`, which depends on neither.
 
+use std::any::Any;
+use std::cell::Cell;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use rustc_hash::FxHashMap;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::codec::Limits;
-use crate::erased::SerializableFn;
+use crate::erased::{ArgSlot, Input, Output};
 use crate::error::{Error, Result};
+use crate::function::Call;
 use crate::schema::Layout;
-use crate::signature::Signature;
+use crate::signature::{Signature, TypeInfo};
+
+/// A registered function with its captured state, type-erased.
+///
+/// Implemented by [`#[serfn::register]`](crate::register) and the other
+/// macros, never by hand. `Box<dyn SerializableFn>` implements serde's
+/// `Serialize` and `Deserialize` through typetag, tagged with the registered
+/// name; the handles ([`SerFn`](crate::SerFn), [`DynFn`](crate::DynFn), ...)
+/// add the version and signature checks and are what most code should use.
+///
+/// The `__serfn_` methods are the calling convention of the handles and may
+/// change in any release.
+#[typetag::serde]
+pub trait SerializableFn: Send + Sync + 'static {
+    /// The registered name.
+    fn name(&self) -> &'static str {
+        self.__serfn_registration().name()
+    }
+
+    /// The function's signature.
+    fn signature(&self) -> Signature;
+
+    #[doc(hidden)]
+    fn __serfn_registration(&self) -> &'static Registration;
+
+    /// Appends the encoding of the capture: what the registration's
+    /// decoder reads back.
+    #[doc(hidden)]
+    fn __serfn_encode_capture(&self, out: &mut Vec<u8>) -> Result<()>;
+
+    #[doc(hidden)]
+    fn __serfn_call(&self, input: Input<'_>, output: Output<'_>) -> Result<()>;
+
+    #[doc(hidden)]
+    fn __serfn_call_mut(&mut self, input: Input<'_>, output: Output<'_>) -> Result<()>;
+
+    #[doc(hidden)]
+    fn __serfn_call_once(self: Arc<Self>, input: Input<'_>, output: Output<'_>) -> Result<()>;
+
+    /// A deep copy: through the capture's `Clone` when it has one, otherwise
+    /// through the codec.
+    #[doc(hidden)]
+    fn __serfn_clone(&self) -> Result<Arc<dyn SerializableFn>>;
+
+    /// An empty slot for this function's output, for pipelines.
+    #[doc(hidden)]
+    fn __serfn_output_slot(&self) -> Box<dyn ArgSlot>;
+
+    /// The argument type left after binding the first `bound` elements of
+    /// the argument tuple, if the argument is a tuple that long.
+    #[doc(hidden)]
+    fn __serfn_args_after(&self, bound: usize) -> Option<TypeInfo>;
+
+    /// Checks that `prefix` is the encoding of the first `bound` elements
+    /// of the argument tuple, as their declared types, and nothing more:
+    /// how a decoded `bind` is refused before it can be called.
+    #[doc(hidden)]
+    fn __serfn_check_bound(&self, bound: usize, prefix: &[u8]) -> Result<()>;
+
+    /// Whether [`__serfn_call_batch`](Self::__serfn_call_batch) is implemented.
+    #[doc(hidden)]
+    fn __serfn_batches(&self) -> bool {
+        false
+    }
+
+    /// Calls an `Fn` once per element of `args` (the encoding of a sequence
+    /// of arguments) in one typed pass, appending the results and the panics
+    /// (as `codec::decode_batch_results` reads them) to `out`: how a pool's
+    /// worker runs a chunk.
+    #[doc(hidden)]
+    fn __serfn_call_batch(&self, args: &[u8], limits: &Limits, out: &mut Vec<u8>) -> Result<()> {
+        let _ = (args, limits, out);
+        Err(Error::SignatureMismatch {
+            name: self.name().into(),
+            expected: "a function that runs batches".into(),
+            found: self.signature().to_string(),
+        })
+    }
+
+    /// The stages this function runs, in order: itself, unless it is a pipeline.
+    #[doc(hidden)]
+    fn __serfn_into_stages(self: Arc<Self>) -> Vec<Arc<dyn SerializableFn>>;
+
+    /// Moves `self` into `target` if `target` is an
+    /// `Option<Arc<dyn TypedFn<A, R>>>` of this function's own types, and
+    /// returns `None`; otherwise returns `self`. How a handle resolves its
+    /// typed call target once, when it is built or decoded.
+    #[doc(hidden)]
+    fn __serfn_into_typed(self: Arc<Self>, target: &mut dyn Any)
+        -> Option<Arc<dyn SerializableFn>>;
+}
+
+/// A registered `Fn` function called with its own types: what a
+/// [`SerFn`](crate::SerFn) calls, one virtual call and no slots.
+#[doc(hidden)]
+pub trait TypedFn<A, R>: SerializableFn {
+    /// Calls the function.
+    fn __serfn_typed_call(&self, args: A) -> R;
+}
+
+impl<T, A> TypedFn<A, T::Output> for T
+where
+    T: Call<A> + SerializableFn,
+    A: Serialize + DeserializeOwned + 'static,
+{
+    #[inline]
+    fn __serfn_typed_call(&self, args: A) -> T::Output {
+        self.call(args)
+    }
+}
 
 /// Decodes a capture's bytes into its function.
 #[doc(hidden)]
@@ -176,14 +293,16 @@ enum Entry {
     Duplicate(Vec<&'static Registration>),
 }
 
-fn table() -> &'static FxHashMap<&'static str, Entry> {
-    // Names are this binary's own, not attacker-chosen keys: a fast hash is safe.
-    static TABLE: OnceLock<FxHashMap<&'static str, Entry>> = OnceLock::new();
+/// Keyed by the names' bytes, so that a decoder looks a name up as it reads it.
+fn table() -> &'static FxHashMap<&'static [u8], Entry> {
+    // Names are this binary's own, not attacker-chosen keys: a fast hash is
+    // safe (an input's name is hashed once, whatever it is).
+    static TABLE: OnceLock<FxHashMap<&'static [u8], Entry>> = OnceLock::new();
     TABLE.get_or_init(|| {
         let mut table = FxHashMap::default();
         for Registered(registration) in inventory::iter::<Registered> {
             table
-                .entry(registration.name)
+                .entry(registration.name.as_bytes())
                 .and_modify(|entry| match entry {
                     Entry::Unique(first) => *entry = Entry::Duplicate(vec![first, registration]),
                     Entry::Duplicate(all) => all.push(registration),
@@ -194,12 +313,36 @@ fn table() -> &'static FxHashMap<&'static str, Entry> {
     })
 }
 
+thread_local! {
+    /// The registration this thread found last.
+    static LAST: Cell<Option<&'static Registration>> = const { Cell::new(None) };
+}
+
 /// Looks a name up, refusing unknown and ambiguous names.
 pub(crate) fn lookup(name: &str) -> Result<&'static Registration> {
+    lookup_bytes(name.as_bytes())
+}
+
+/// [`lookup`] of a name as it is encoded; a name that is not UTF-8 is the
+/// decode error reading it as a `str` would have been.
+pub(crate) fn lookup_bytes(name: &[u8]) -> Result<&'static Registration> {
+    // Decodes tend to repeat one name (a pool's tasks, a batch of
+    // envelopes): comparing it with the last found is a third of hashing it.
+    if let Some(last) = LAST.get() {
+        if last.name.as_bytes() == name {
+            return Ok(last);
+        }
+    }
     match table().get(name) {
-        Some(Entry::Unique(registration)) => Ok(registration),
+        Some(Entry::Unique(registration)) => {
+            LAST.set(Some(registration));
+            Ok(registration)
+        }
         Some(Entry::Duplicate(all)) => Err(duplicate_error(all)),
-        None => Err(Error::UnknownFunction { name: name.into() }),
+        None => match std::str::from_utf8(name) {
+            Ok(name) => Err(Error::UnknownFunction { name: name.into() }),
+            Err(error) => Err(Error::decode(format!("a string is not UTF-8: {error}"))),
+        },
     }
 }
 

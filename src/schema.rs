@@ -31,9 +31,9 @@ use serde_reflection::{
 };
 
 use crate::codec::{self, Limits};
-use crate::erased::{ArgSlot, Input, Output, SerializableFn};
+use crate::erased::{ArgSlot, Input, Output};
 use crate::error::{Error, Result};
-use crate::registry::Registration;
+use crate::registry::{Registration, SerializableFn};
 use crate::signature::{Kind, Signature, TypeInfo};
 
 /// The traced layout of one type.
@@ -539,5 +539,13 @@ impl SerializableFn for Placeholder {
 
     fn __serfn_into_stages(self: Arc<Self>) -> Vec<Arc<dyn SerializableFn>> {
         vec![self]
+    }
+
+    fn __serfn_into_typed(
+        self: Arc<Self>,
+        _: &mut dyn std::any::Any,
+    ) -> Option<Arc<dyn SerializableFn>> {
+        // Never called: it only stands in while a layout is traced.
+        Some(self)
     }
 }

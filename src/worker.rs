@@ -11,6 +11,10 @@
 //! // ... the program itself, which may start a `serfn::Pool`
 //! ```
 //!
+//! **Everything before `init()` runs again in every worker.**
+//! [`#[serfn::main]`](crate::main) on `fn main` puts the call first, and
+//! `init()` warns once when it sees that other threads run already.
+//!
 //! In `cargo test` binaries, where libtest owns `main`, put
 //! [`serfn::test_support!()`](crate::test_support) at the top level of the
 //! test crate instead: the pool then starts the test binary filtered to the
@@ -21,8 +25,9 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::io;
+use std::io::{self, BufRead, Write};
 use std::os::unix::net::UnixStream;
+use std::process::ChildStdout;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -51,10 +56,37 @@ static SERVING: AtomicBool = AtomicBool::new(false);
 /// Failures are printed to stderr (which the pool's process shares) and end
 /// the process with exit code 101, which the pool reports as
 /// [`Error::WorkerDied`] or [`Error::WorkerStart`].
+///
+/// # Warning
+/// Everything before `init()` runs again in every worker. Where that is
+/// cheap and reliable to see, `init()` says so once on stderr when it
+/// returns (in the program, not in its workers): on Linux, when other
+/// threads are already running (counted in `/proc/self/task`), since a
+/// thread started before `init()` is started again by every worker. Time
+/// since the process started and output already written were considered and
+/// left out: a slow start on a loaded machine is not a mistake, and what was
+/// written to a terminal or a pipe cannot be seen from inside the process.
+/// [`#[serfn::main]`](crate::main) puts `init()` first, and a test binary's
+/// [`test_support!`](crate::test_support) entry, which libtest runs on a
+/// thread of its own, does not warn.
 pub fn init() {
     let Some(socket) = std::env::var_os(ENV_SOCKET) else {
+        warn_if_late();
         return;
     };
+    serve_and_exit(socket);
+}
+
+/// [`init`] for the entry that [`test_support!`](crate::test_support)
+/// defines: libtest has started its threads by then, so no warning.
+#[doc(hidden)]
+pub fn init_test_entry() {
+    if let Some(socket) = std::env::var_os(ENV_SOCKET) {
+        serve_and_exit(socket);
+    }
+}
+
+fn serve_and_exit(socket: OsString) -> ! {
     SERVING.store(true, Ordering::SeqCst);
     // Panics then carry their location (and backtrace) to the pool.
     crate::error::install_hook();
@@ -66,6 +98,76 @@ pub fn init() {
         }
     };
     std::process::exit(code);
+}
+
+/// The warning of [`init`] when other threads run already; once.
+fn warn_if_late() {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if let Some(threads) = other_threads() {
+        if threads > 0 && !WARNED.swap(true, Ordering::SeqCst) {
+            eprintln!("{}", late_warning(threads));
+        }
+    }
+}
+
+fn late_warning(threads: usize) -> String {
+    format!(
+        "serfn: worker::init() was called while {threads} other thread(s) were running. \
+         Everything before worker::init() runs again in every worker: call it first in main, \
+         or put #[serfn::main] on main"
+    )
+}
+
+/// The threads of this process besides the caller's, where that can be
+/// counted reliably.
+fn other_threads() -> Option<usize> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    Some(tasks.count().saturating_sub(1))
+}
+
+/// Copies a worker's stdout to this process's on a thread of its own,
+/// without the header libtest prints before it runs the entry of
+/// [`test_support!`](crate::test_support) (`"\nrunning 1 test\n"`): that
+/// would show up in the user's `cargo test` output once per worker. The
+/// bytes go to the same stdout as before, unbuffered and uncaptured.
+pub(crate) fn forward_stdout(stdout: ChildStdout) {
+    let forward = move || {
+        let mut reader = io::BufReader::new(stdout);
+        let mut out = io::stdout();
+        let mut head = Vec::new();
+        // The header is the first two lines, if they are exactly these.
+        for expected in [&b"\n"[..], b"running 1 test\n"] {
+            let start = head.len();
+            if !matches!(reader.read_until(b'\n', &mut head), Ok(n) if n > 0)
+                || head[start..] != *expected
+            {
+                let _ = out.write_all(&head).and_then(|()| out.flush());
+                head.clear();
+                break;
+            }
+        }
+        let _ = io::copy(&mut reader, &mut out);
+    };
+    // Without the thread the pipe closes and the worker's prints fail; the
+    // pool still works.
+    let _ = std::thread::Builder::new()
+        .name("serfn-worker-stdout".into())
+        .spawn(forward);
+}
+
+/// Whether `program` may be a `cargo test` binary, whose workers print
+/// libtest's header: cargo puts those in `target/<profile>/deps/`, where no
+/// program a user runs lives. Only their stdout goes through
+/// [`forward_stdout`], so that other programs keep the worker's stdout as
+/// it is, with nothing in flight when the program exits.
+pub(crate) fn may_be_test_binary(program: &std::path::Path) -> bool {
+    program
+        .parent()
+        .and_then(std::path::Path::file_name)
+        .is_some_and(|dir| dir == "deps")
 }
 
 /// Whether this process is a worker serving a pool (inside [`init`]).

@@ -293,6 +293,44 @@ fn closure_sees_local_items() -> Result {
     Ok(())
 }
 
+/// The body's names resolve at the macro's mixed site (so that a missing
+/// capture is "cannot find value"): everything a closure body may name must
+/// still resolve, and resolve to the same thing.
+#[test]
+fn closure_body_names_resolve_as_in_a_closure() -> Result {
+    const OFFSET: i32 = 100;
+    macro_rules! twice {
+        ($e:expr) => {
+            2 * $e
+        };
+    }
+    let base = 1;
+    let text = String::from("t");
+    let f = serfn::closure!("body_names", [base: i32, text: String], move |(a, b): (i32, i32)| -> String {
+        // The body's own bindings, a label, a local closure and a macro.
+        let sum = a + b + base;
+        let mut steps = 0;
+        'outer: loop {
+            steps += 1;
+            if steps != 1 && !(steps < 2) {
+                break 'outer;
+            }
+        }
+        let add = |x: i32| x + OFFSET;
+        // `format!` captures `sum` and `text` through its literal.
+        format!("{text}:{sum}:{}:{steps}", twice!(add(sum)))
+    });
+    assert_eq!(round_trip(&f)?.call((2, 3)), "t:6:212:2");
+
+    // A closure inside a body captures the outer closure's capture.
+    let outer = serfn::closure!("outer", [base: i32], move |x: i32| -> i32 {
+        let inner: SerFn<i32, i32> = serfn::closure!("inner", [k: i32 = *base], move |y: i32| -> i32 { y * k });
+        inner.call(x)
+    });
+    assert_eq!(round_trip(&outer)?.call(7), 7);
+    Ok(())
+}
+
 #[test]
 fn closure_options() -> Result {
     let f: SerFn<u8, u8> = serfn::closure!(

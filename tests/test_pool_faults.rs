@@ -277,7 +277,8 @@ fn workers_exit_when_their_parent_is_killed() {
     let mut pids = Vec::new();
     for line in BufReader::new(parent.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
-        if let Some(list) = line.strip_prefix("PIDS ") {
+        // After libtest's "test parent_role ... " on the same line.
+        if let Some((_, list)) = line.split_once("PIDS ") {
             pids = list.split(' ').map(|p| p.parse::<u32>().unwrap()).collect();
             break;
         }

@@ -3,7 +3,7 @@
 //! struct.
 
 use proc_macro2::{Span, TokenStream};
-use quote::quote;
+use quote::{quote, ToTokens};
 use syn::parse::{ParseStream, Parser};
 use syn::spanned::Spanned;
 use syn::{
@@ -13,7 +13,7 @@ use syn::{
 
 use crate::ast::{self, Arg, By, CallImpl, Capture, Kind, Registration};
 use crate::parse::{Args, Errors};
-use crate::symbol;
+use crate::{hygiene, symbol, valid};
 
 const USAGE: &str =
     "serfn::closure!(\"label\", [capture: Type, ...], move |arg: Type, ...| -> Output { ... })";
@@ -26,10 +26,10 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
     );
     match parsed {
         Ok(closure) if errors.is_empty() => closure.expand(),
-        Ok(_) => errors.fallback(TokenStream::new()),
+        Ok(closure) => errors.fallback_expr(closure.stub()),
         Err(error) => {
             errors.push(error);
-            errors.fallback(TokenStream::new())
+            errors.fallback_expr(quote!(__serfn_stub()))
         }
     }
 }
@@ -49,8 +49,9 @@ struct Closure {
     /// The initializers of the captures: `None` moves the variable of the
     /// same name.
     inits: Vec<Option<Expr>>,
-    args: Vec<Arg>,
-    output: Type,
+    /// `None` where the closure left out a type, already reported.
+    args: Option<Vec<Arg>>,
+    output: Option<Type>,
     body: Block,
     options: Args,
 }
@@ -84,7 +85,9 @@ impl Closure {
         let brackets = bracketed!(content in input);
         let mut captures = Vec::new();
         while !content.is_empty() {
-            captures.push(CaptureSpec::parse(&content, By::of(kind))?);
+            let spec = CaptureSpec::parse(&content, By::of(kind))?;
+            valid::check_capture_type(&spec.capture, errors);
+            captures.push(spec);
             if content.is_empty() {
                 break;
             }
@@ -95,7 +98,7 @@ impl Closure {
         let closure: ExprClosure = input.parse().map_err(|error| {
             syn::Error::new(error.span(), format_args!("expected a closure: `{USAGE}`"))
         })?;
-        let (args, output) = check_closure(&closure, errors);
+        let (args, all_typed, output) = check_closure(&closure, errors);
         let options = if input.parse::<Option<Token![,]>>()?.is_some() {
             Args::parse(input, errors)?
         } else if input.is_empty() {
@@ -110,6 +113,7 @@ impl Closure {
             .map(|spec| (spec.capture, spec.init))
             .unzip();
         ast::check_shadowing(&captures, &args, errors);
+        let args = all_typed.then_some(args);
         Ok(Closure {
             kind,
             label,
@@ -123,18 +127,64 @@ impl Closure {
         })
     }
 
+    /// What the fallback returns after an error: a value of the handle's
+    /// type, so that the caller's code type-checks without errors of its own.
+    fn stub(&self) -> TokenStream {
+        let krate = ast::krate(&self.options);
+        let handle = self.kind.handle();
+        let args_ty = match &self.args {
+            Some(args) => ast::args_type(args),
+            None => quote!(_),
+        };
+        let output = match &self.output {
+            Some(output) => quote!(#output),
+            None => quote!(_),
+        };
+        quote!(__serfn_stub::<#krate::#handle<#args_ty, #output>>())
+    }
+
     fn expand(self) -> TokenStream {
+        let (Some(args), Some(output)) = (self.args, self.output) else {
+            unreachable!("a closure without its types is reported, not expanded")
+        };
         let krate = ast::krate(&self.options);
         let label = self.label.value();
         let ident = ast::generated_ident("closure", &label);
-        let captures = &self.captures;
-        let fields = captures.iter().zip(&self.inits).map(|(capture, init)| {
-            let ident = &capture.ident;
-            match init {
-                Some(init) => quote!(#ident: #init),
-                None => quote!(#ident),
-            }
-        });
+        // Not the shorthand `{ ys }`: for a variable moved into two closures
+        // rustc would suggest `ys: ys.clone(): Vec<f64>`. With `ys: ys` it
+        // suggests `ys.clone(): Vec<f64>`, which the capture list answers
+        // with the right form (`CaptureSpec::parse`).
+        let fields = self
+            .captures
+            .iter()
+            .zip(&self.inits)
+            .map(|(capture, init)| {
+                let ident = &capture.ident;
+                match init {
+                    Some(init) => quote!(#ident: #init),
+                    None => quote!(#ident: #ident),
+                }
+            });
+        let fields: Vec<TokenStream> = fields.collect();
+        // The body and the bindings it sees, at the mixed site: see
+        // `hygiene`.
+        let captures: Vec<Capture> = self
+            .captures
+            .into_iter()
+            .map(|capture| Capture {
+                ident: hygiene::ident_at_mixed_site(&capture.ident),
+                ..capture
+            })
+            .collect();
+        let captures = &captures[..];
+        let args: Vec<Arg> = args
+            .into_iter()
+            .map(|Arg { pat, ty }| Arg {
+                pat: respan_pat(&pat),
+                ty,
+            })
+            .collect();
+        let body = respan_block(&self.body);
 
         let vis = syn::Visibility::Inherited;
         let capture_struct = ast::capture_struct(
@@ -150,10 +200,10 @@ impl Closure {
             kind: self.kind,
             self_ty: &ident,
             captures,
-            args: &self.args,
-            output: &self.output,
+            args: &args,
+            output: &output,
             method_attrs: &[],
-            body: &self.body,
+            body: &body,
         }
         .to_tokens();
         let registration = Registration {
@@ -162,11 +212,10 @@ impl Closure {
             default_suffix: label,
             cfgs: Vec::new(),
         };
-        let args_ty = ast::args_type(&self.args);
+        let args_ty = ast::args_type(&args);
         let register = registration.register(self.kind, &ident, &args_ty);
 
         let handle = self.kind.handle();
-        let output = &self.output;
         quote! {
             {
                 #capture_struct
@@ -187,6 +236,9 @@ impl CaptureSpec {
                 "expected a capture: `name: Type` or `name: Type = value`",
             )
         })?;
+        if input.peek(Token![.]) {
+            return Err(expression_before_type(&ident, input));
+        }
         if !input.peek(Token![:]) {
             return Err(syn::Error::new(
                 ident.span(),
@@ -211,9 +263,52 @@ impl CaptureSpec {
     }
 }
 
-/// The arguments and the output type of a `move` closure with typed
-/// arguments and a return type.
-fn check_closure(closure: &ExprClosure, errors: &mut Errors) -> (Vec<Arg>, Type) {
+/// `ys.clone(): Vec<f64>`, which rustc suggests for a variable moved into
+/// two closures: the error says `ys: Vec<f64> = ys.clone()`.
+fn expression_before_type(ident: &Ident, input: ParseStream) -> syn::Error {
+    let start = ident.span();
+    let parsed = input.step(|cursor| {
+        // The tokens up to a `:` that is not part of a `::`.
+        let mut value = quote!(#ident);
+        let mut rest = *cursor;
+        while let Some((tree, next)) = rest.token_tree() {
+            if let proc_macro2::TokenTree::Punct(p) = &tree {
+                if p.as_char() == ':' && p.spacing() == proc_macro2::Spacing::Alone {
+                    let before_is_colon = value.clone().into_iter().last().is_some_and(
+                        |t| matches!(&t, proc_macro2::TokenTree::Punct(q) if q.as_char() == ':'),
+                    );
+                    if !before_is_colon {
+                        return Ok((value, rest));
+                    }
+                }
+            }
+            value.extend([tree]);
+            rest = next;
+        }
+        Err(cursor.error("expected `:`"))
+    });
+    let Ok(value) = parsed else {
+        return syn::Error::new(
+            start,
+            "expected a capture: `name: Type` or `name: Type = value`",
+        );
+    };
+    let ty = input
+        .parse::<Token![:]>()
+        .and_then(|_| input.parse::<Type>())
+        .map_or_else(|_| "Type".to_owned(), |ty| ast::compact(&ty));
+    syn::Error::new_spanned(
+        &value,
+        format_args!(
+            "a capture is `name: Type = value`: write `{ident}: {ty} = {}`",
+            ast::compact(&value)
+        ),
+    )
+}
+
+/// The arguments of a `move` closure, whether each has a type, and its
+/// return type.
+fn check_closure(closure: &ExprClosure, errors: &mut Errors) -> (Vec<Arg>, bool, Option<Type>) {
     let unsupported = [
         closure
             .attrs
@@ -228,10 +323,6 @@ fn check_closure(closure: &ExprClosure, errors: &mut Errors) -> (Vec<Arg>, Type)
             .as_ref()
             .map(|t| (t.span, "`const` closures")),
         closure
-            .movability
-            .as_ref()
-            .map(|t| (t.span, "`static` closures")),
-        closure
             .asyncness
             .as_ref()
             .map(|t| (t.span, "`async` closures")),
@@ -242,54 +333,95 @@ fn check_closure(closure: &ExprClosure, errors: &mut Errors) -> (Vec<Arg>, Type)
             format_args!("`serfn::closure!` does not support {what}"),
         );
     }
-    let (or1, inputs, or2) = (&closure.or1_token, &closure.inputs, &closure.or2_token);
+    let (or1, inputs, or2) = (&closure.inputs_begin, &closure.inputs, &closure.inputs_end);
     let params = quote!(#or1 #inputs #or2);
+
+    // What the closure should read, for the messages: the user's own
+    // arguments, with `Type` where a type is missing.
+    let typed_params = closure
+        .inputs
+        .iter()
+        .map(|input| match input {
+            Pat::Type(typed) => {
+                format!("{}: {}", ast::compact(&typed.pat), ast::compact(&typed.ty))
+            }
+            pat => format!("{}: Type", ast::compact(pat)),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let output_text = match &closure.output {
+        ReturnType::Type(_, ty) => ast::compact(ty),
+        ReturnType::Default => "Output".to_owned(),
+    };
     if closure.capture.is_none() {
         errors.error(
             &params,
-            "`serfn::closure!` needs a `move` closure: the captures are moved into a serializable struct. \
-             Write `move |arg: Type| -> Output { ... }`",
+            format_args!(
+                "`serfn::closure!` needs a `move` closure, since its captures move into a serializable struct: \
+                 write `move |{typed_params}| -> {output_text} {{ ... }}`"
+            ),
         );
     }
 
     let mut args = Vec::new();
+    let mut all_typed = true;
     for input in &closure.inputs {
         match input {
             Pat::Type(typed) => {
                 if let Some(attr) = typed.attrs.first() {
-                    errors.error(attr, "`serfn::closure!` does not support attributes on arguments");
+                    errors.error(
+                        attr,
+                        "`serfn::closure!` does not support attributes on arguments",
+                    );
                 }
                 ast::check_concrete(&typed.ty, "the arguments of `serfn::closure!`", errors);
+                valid::check_generic_in(&typed.ty, "an argument", errors);
                 args.push(Arg {
                     pat: (*typed.pat).clone(),
                     ty: (*typed.ty).clone(),
                 });
             }
-            pat => errors.error(
-                pat,
-                format_args!(
-                    "give the argument a type: `{}: Type`; the argument types are part of the registered signature",
-                    ast::compact(pat)
-                ),
-            ),
+            pat => {
+                all_typed = false;
+                errors.error(
+                    pat,
+                    format_args!(
+                        "give the argument a type, `{}: Type`: the argument types are part of the registered signature",
+                        ast::compact(pat)
+                    ),
+                );
+            }
         }
     }
 
     let output = match &closure.output {
         ReturnType::Type(_, ty) => {
             ast::check_concrete(ty, "the return type of `serfn::closure!`", errors);
-            (**ty).clone()
+            valid::check_generic_in(ty, "the return type", errors);
+            Some((**ty).clone())
         }
         ReturnType::Default => {
             errors.error(
                 &params,
-                "give the closure a return type, `|...| -> Output { ... }` (`-> ()` for none): \
-                 it is part of the registered signature",
+                format_args!(
+                    "give the closure a return type, `|{typed_params}| -> Output {{ ... }}` (`-> ()` for none): \
+                     it is part of the registered signature"
+                ),
             );
-            syn::parse_quote!(())
+            None
         }
     };
-    (args, output)
+    (args, all_typed, output)
+}
+
+fn respan_pat(pat: &Pat) -> Pat {
+    let tokens = hygiene::mixed_site(pat.to_token_stream());
+    Parser::parse2(Pat::parse_single, tokens).expect("a respanned pattern parses as before")
+}
+
+fn respan_block(block: &Block) -> Block {
+    syn::parse2(hygiene::mixed_site(block.to_token_stream()))
+        .expect("a respanned block parses as before")
 }
 
 /// The closure's body as a block: with a return type, it is one already.

@@ -62,7 +62,10 @@ impl<'a> Function<'a> {
         let unsupported = [
             sig.constness.as_ref().map(|t| (t.span, "`const fn`")),
             sig.asyncness.as_ref().map(|t| (t.span, "`async fn`")),
-            sig.unsafety.as_ref().map(|t| (t.span, "`unsafe fn`")),
+            match &sig.safety {
+                syn::Safety::Unsafe(t) => Some((t.span, "`unsafe fn`")),
+                _ => None,
+            },
             sig.abi
                 .as_ref()
                 .map(|abi| (abi.extern_token.span, "`extern fn`")),
@@ -197,6 +200,7 @@ impl<'a> Function<'a> {
             vis,
             sig,
             block,
+            ..
         } = self.item;
         let ident = &sig.ident;
         let kind = self.kind;

@@ -1,6 +1,6 @@
 //! The procedural macros of [serfn](https://docs.rs/serfn): use them through
-//! serfn, as `#[serfn::register]`, `#[serfn::function]` and
-//! `serfn::closure!`.
+//! serfn, as `#[serfn::register]`, `#[serfn::function]`,
+//! `serfn::closure!` and `#[serfn::main]`.
 //!
 //! The code they generate names serfn's hidden `__private` module, which is
 //! not public API: serfn pins this crate with `=` so that both always change
@@ -9,9 +9,12 @@
 mod ast;
 mod closure;
 mod function;
+mod hygiene;
+mod main_attr;
 mod parse;
 mod register;
 mod symbol;
+mod valid;
 
 use proc_macro::TokenStream;
 
@@ -175,11 +178,22 @@ pub fn function(args: TokenStream, input: TokenStream) -> TokenStream {
 /// - `options` are `name = "..."`, `version = N` and `crate = path`, as for
 ///   [`#[serfn::register]`](macro@register).
 ///
-/// The body can use only its captures, its arguments and items: a local
-/// variable missing from the capture list is refused by the compiler with
-/// "can't capture dynamic environment in a fn item" (E0434), because the
-/// body becomes a method of the capture struct. Add the variable to the
-/// capture list.
+/// The body can use only its captures, its arguments, its own bindings and
+/// items: a local variable missing from the capture list is refused with
+/// "cannot find value `offset` in this scope" (E0425) at the variable, as
+/// rustc says of any name the body cannot see (with a note that a variable
+/// of that name exists but is out of reach "due to macro hygiene"). Add it
+/// to the capture list.
+///
+/// A capture is owned and concrete: its struct is an item of its own,
+/// serialized and rebuilt in other processes. A reference or a lifetime in a
+/// capture type is refused with the owned form to write (`ys: &[f64]`:
+/// "write `ys: Vec<f64> = ys.to_vec()`"), and so is a generic parameter of
+/// the enclosing fn, recognized by its conventional name (one capital letter,
+/// optionally followed by digits: `T`, `U2`). A variable used by two
+/// closures is captured by each as a copy: `ys: Vec<f64> = ys.clone()` (to
+/// rustc's suggestion `ys.clone(): Vec<f64>` the macro answers with that
+/// form).
 ///
 /// # Names
 /// The registered name is the module path and the label:
@@ -196,4 +210,34 @@ pub fn function(args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn closure(input: TokenStream) -> TokenStream {
     closure::expand(input.into()).into()
+}
+
+/// Makes a program's `main` ready to be a pool's worker: calls
+/// `serfn::worker::init()` before anything else in it.
+///
+/// A pool starts its workers by running the program again; in a worker,
+/// `init()` serves the pool and never returns. **Everything before
+/// `worker::init()` runs again in every worker**, so it must come first:
+/// with this attribute there is nothing to remember.
+///
+/// ```no_run
+/// #[serfn::main]
+/// fn main() -> Result<(), serfn::Error> {
+///     println!("printed once, by the program: never by its workers");
+///     let pool = serfn::Pool::new()?;
+///     let double = serfn::closure!("double", [], move |x: u64| -> u64 { 2 * x });
+///     let doubled: Vec<u64> = pool.map(&double, 1..=3).collect::<serfn::Result<_>>()?;
+///     assert_eq!(doubled, [2, 4, 6]);
+///     Ok(())
+/// }
+/// ```
+///
+/// `fn main() -> Result<..>` works the same way. The attribute goes on
+/// `fn main` only, and not on an `async fn main`: an async runtime starts
+/// threads that each worker would start again; call `init()` first in a
+/// plain `main` and build the runtime after it. `crate = path` names serfn
+/// for crates that re-export it.
+#[proc_macro_attribute]
+pub fn main(args: TokenStream, input: TokenStream) -> TokenStream {
+    main_attr::expand(args.into(), input.into()).into()
 }

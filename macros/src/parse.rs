@@ -52,6 +52,28 @@ impl Errors {
     }
 }
 
+impl Errors {
+    /// An expression for a function-like macro: a block with every error,
+    /// then `stub`, an expression that may name the generic fn
+    /// `__serfn_stub`, which returns any type without diverging. Errors in
+    /// expression position must be statements of a block: one after another
+    /// they would parse as one path (`compile_error!{..}::core::...`) and
+    /// rustc would report that syntax error before serfn's.
+    pub(crate) fn fallback_expr(self, stub: TokenStream) -> TokenStream {
+        let errors = self.0.map(|errors| errors.to_compile_error());
+        quote::quote! {
+            {
+                #errors
+                #[allow(dead_code)]
+                fn __serfn_stub<T>() -> T {
+                    ::core::unreachable!()
+                }
+                #stub
+            }
+        }
+    }
+}
+
 /// `name = "..."`, `version = N`, `crate = path`, each optional; only
 /// valid values are kept.
 #[derive(Default)]

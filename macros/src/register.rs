@@ -53,14 +53,14 @@ fn check<'a>(item: &'a ItemImpl, errors: &mut Errors) -> Option<(Kind, &'a Type)
              and register each concrete type with `serfn::register_instance!(Type<Concrete> as Call<A>)`",
         );
     }
-    let Some((negative, path, _)) = &item.trait_ else {
+    let Some((path, _)) = &item.trait_ else {
         errors.error(
             &item.self_ty,
             format_args!("{USAGE}, not on an inherent impl"),
         );
         return None;
     };
-    if let Some(bang) = negative {
+    if let Some(bang) = &item.modifiers.polarity {
         errors.error(bang, format_args!("{USAGE}, not on a negative impl"));
         return None;
     }

@@ -16,7 +16,7 @@
 //! the envelope to the key and to a context, and [`from_bytes_signed`]
 //! checks it before decoding anything; see [`Key`] for the format.
 
-mod format;
+pub(crate) mod format;
 mod guard;
 mod limits;
 mod results;
@@ -24,6 +24,7 @@ mod sign;
 
 use std::cell::RefCell;
 use std::io::{Read, Write};
+use std::sync::LazyLock;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -71,7 +72,7 @@ where
     guard::deserialize_seed(deserializer, limits, seed)
 }
 
-pub(crate) use self::guard::{in_decode, refund_borrowed};
+pub(crate) use self::guard::{in_decode, refund_borrowed, within_level};
 
 /// Takes back the typed error [`stash`] kept, if any.
 pub(crate) fn take_stashed() -> Option<Error> {
@@ -96,13 +97,68 @@ pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     envelope(value, FORMAT_VERSION)
 }
 
+/// [`to_bytes`], appended to `out`: a buffer reused across encodings saves
+/// an allocation each. The handles' own
+/// [`SerFn::to_bytes_into`](crate::SerFn::to_bytes_into) writes the same
+/// bytes faster, without serde around the header.
+///
+/// # Errors
+/// [`Error::Encode`] if a `Serialize` impl fails; `out` is then as it was.
+///
+/// # Example
+/// ```
+/// let mut buf = b"kept".to_vec();
+/// serfn::codec::to_bytes_into(&(1u8, "x"), &mut buf)?;
+/// assert_eq!(&buf[4..], serfn::to_bytes(&(1u8, "x"))?);
+/// # Ok::<(), serfn::Error>(())
+/// ```
+pub fn to_bytes_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
+    envelope_into(out, |out| format::encode_into(value, out))
+}
+
 fn envelope<T: Serialize + ?Sized>(value: &T, version: u8) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(64);
-    out.push(version);
-    format::encode_into(value, &mut out)?;
-    let checksum = crc32fast::hash(&out);
-    out.extend_from_slice(&checksum.to_le_bytes());
+    sealed_into(&mut out, version, |out| format::encode_into(value, out))?;
     Ok(out)
+}
+
+/// Appends an unsigned envelope whose body `body` writes.
+pub(crate) fn envelope_into(
+    out: &mut Vec<u8>,
+    body: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+) -> Result<()> {
+    sealed_into(out, FORMAT_VERSION, body)
+}
+
+fn sealed_into(
+    out: &mut Vec<u8>,
+    version: u8,
+    body: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+) -> Result<()> {
+    let start = out.len();
+    out.push(version);
+    if let Err(error) = body(out) {
+        out.truncate(start);
+        return Err(error);
+    }
+    let checksum = crc32(&out[start..]);
+    out.extend_from_slice(&checksum.to_le_bytes());
+    Ok(())
+}
+
+/// The CRC-32 of `bytes`, as `crc32fast::hash` computes it, from a hasher
+/// whose CPU feature detection ran once: per call it cost more than the
+/// CRC of a small envelope.
+fn crc32(bytes: &[u8]) -> u32 {
+    static FRESH: LazyLock<crc32fast::Hasher> = LazyLock::new(crc32fast::Hasher::new);
+    let mut hasher = FRESH.clone();
+    hasher.update(bytes);
+    hasher.finalize()
+}
+
+/// Checks an unsigned envelope under the default limits; returns its body.
+pub(crate) fn open(bytes: &[u8]) -> Result<&[u8]> {
+    Limits::default().open_envelope(bytes)
 }
 
 /// [`to_bytes`], signed: the envelope with a tag that binds it to `key` and
@@ -316,7 +372,7 @@ fn open_content(bytes: &[u8], version: u8) -> Result<&[u8]> {
     }
     let (content, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
     let stored = u32::from_le_bytes(checksum.try_into().expect("split at 4 bytes from the end"));
-    let computed = crc32fast::hash(content);
+    let computed = crc32(content);
     if stored != computed {
         return Err(Error::Checksum { stored, computed });
     }

@@ -12,9 +12,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::Stage;
 use crate::codec::{self, stash};
-use crate::erased::{ArgSlot, Input, Output, SerializableFn};
+use crate::erased::{ArgSlot, Input, Output};
 use crate::error::{Error, Result};
-use crate::registry::{Registered, Registration};
+use crate::registry::{Registered, Registration, SerializableFn};
 use crate::signature::{Signature, TypeInfo};
 
 static REGISTRATION: Registration = Registration::new(
@@ -272,5 +272,13 @@ impl SerializableFn for Bind {
 
     fn __serfn_into_stages(self: Arc<Self>) -> Vec<Arc<dyn SerializableFn>> {
         vec![self]
+    }
+
+    fn __serfn_into_typed(
+        self: Arc<Self>,
+        _: &mut dyn std::any::Any,
+    ) -> Option<Arc<dyn SerializableFn>> {
+        // Its types depend on what it holds: called through slots.
+        Some(self)
     }
 }

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::erased::SerializableFn;
 use crate::handle::wire;
+use crate::registry::SerializableFn;
 
 /// A function held by a combinator, encoded with the usual checks.
 struct Stage(Arc<dyn SerializableFn>);

@@ -11,9 +11,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{Stage, StageRef};
 use crate::codec::{self, stash};
-use crate::erased::{ArgSlot, Input, Output, SerializableFn};
+use crate::erased::{ArgSlot, Input, Output};
 use crate::error::{Error, Result};
-use crate::registry::{Registered, Registration};
+use crate::registry::{Registered, Registration, SerializableFn};
 use crate::signature::{Kind, Signature, TypeInfo};
 
 static REGISTRATION: Registration = Registration::new(
@@ -215,5 +215,13 @@ impl SerializableFn for Then {
             Ok(then) => then.stages,
             Err(shared) => shared.stages.clone(),
         }
+    }
+
+    fn __serfn_into_typed(
+        self: Arc<Self>,
+        _: &mut dyn std::any::Any,
+    ) -> Option<Arc<dyn SerializableFn>> {
+        // Its types depend on what it holds: called through slots.
+        Some(self)
     }
 }

@@ -7,8 +7,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::wire;
 use crate::codec::{self, Limits};
-use crate::erased::{Input, Output, SerializableFn};
+use crate::erased::{Input, Output};
 use crate::error::{Error, Result};
+use crate::registry::SerializableFn;
 use crate::signature::{Kind, Signature};
 
 /// A serialized function whose argument and output types the holder does

@@ -6,6 +6,7 @@
 //! through typed slots on the stack, with no serialization and no allocation.
 
 mod dyn_fn;
+mod target;
 pub(crate) mod wire;
 
 use std::fmt;
@@ -16,10 +17,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use self::dyn_fn::DynFn;
+use self::target::{Inner, Target};
 use crate::compose::{self, SplitFirst};
-use crate::erased::{Input, Output, SerializableFn, Slot};
+use crate::erased::{Input, Output, Slot};
 use crate::error::{Error, Result};
 use crate::function::{Call, CallMut, CallOnce};
+use crate::registry::SerializableFn;
 use crate::signature::{Kind, Signature};
 
 fn slot_error(f: &dyn SerializableFn, expected: Signature) -> Error {
@@ -70,12 +73,37 @@ macro_rules! handle_common {
                 self.inner.signature()
             }
 
-            /// Encodes the function and its capture, as [`to_bytes`](crate::to_bytes).
+            /// Encodes the function and its capture: the same bytes as
+            /// [`to_bytes`](crate::to_bytes), its header written directly.
             ///
             /// # Errors
             /// [`Error::Encode`] if the capture's `Serialize` impl fails.
             pub fn to_bytes(&self) -> Result<Vec<u8>> {
-                crate::to_bytes(self)
+                let mut out = Vec::with_capacity(64);
+                self.to_bytes_into(&mut out)?;
+                Ok(out)
+            }
+
+            /// Appends the envelope [`to_bytes`](Self::to_bytes) returns to
+            /// `out`: reusing one buffer saves an allocation per encoding.
+            ///
+            /// # Errors
+            /// [`Error::Encode`] if the capture's `Serialize` impl fails;
+            /// `out` is then as it was.
+            ///
+            /// # Example
+            /// ```
+            /// let f = serfn::closure!("inc", [], move |x: u8| -> u8 { x + 1 });
+            /// let mut buf = Vec::new();
+            /// for _ in 0..3 {
+            ///     buf.clear();
+            ///     f.to_bytes_into(&mut buf)?;
+            ///     assert_eq!(buf, f.to_bytes()?);
+            /// }
+            /// # Ok::<(), serfn::Error>(())
+            /// ```
+            pub fn to_bytes_into(&self, out: &mut Vec<u8>) -> Result<()> {
+                crate::codec::envelope_into(out, |out| wire::write(&*self.inner, out))
             }
 
             #[doc = concat!("Decodes a `", stringify!($handle), "` from bytes made by [`to_bytes`](Self::to_bytes),")]
@@ -86,17 +114,20 @@ macro_rules! handle_common {
             /// [`Error::SignatureMismatch`] if the bytes hold a function of another
             /// signature, raised before its capture is decoded.
             pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-                crate::from_bytes(bytes)
+                // The header read directly: the same checks, in the same
+                // order, as `crate::from_bytes` makes through serde.
+                let body = crate::codec::open(bytes)?;
+                wire::read(body, &Self::expected_signature()).map(Self::from_arc)
             }
 
             /// Forgets the types: a [`DynFn`] that calls through bytes.
             pub fn into_dyn(self) -> DynFn {
-                DynFn::from_arc(self.inner)
+                DynFn::from_arc(self.inner.into_arc())
             }
 
             fn from_arc(inner: Arc<dyn SerializableFn>) -> Self {
                 $handle {
-                    inner,
+                    inner: Inner::from_arc(inner),
                     types: PhantomData,
                 }
             }
@@ -198,7 +229,7 @@ macro_rules! handle_common {
                 A::First: Serialize,
                 A::Rest: Serialize + DeserializeOwned,
             {
-                Ok($handle::from_arc(compose::bind(self.inner, &first)?))
+                Ok($handle::from_arc(compose::bind(self.inner.into_arc(), &first)?))
             }
         }
 
@@ -271,7 +302,7 @@ macro_rules! handle_common {
 /// # Ok::<(), serfn::Error>(())
 /// ```
 pub struct SerFn<A, R> {
-    inner: Arc<dyn SerializableFn>,
+    inner: Target<A, R>,
     types: PhantomData<fn(A) -> R>,
 }
 
@@ -284,7 +315,10 @@ where
 {
     /// Wraps a registered capture struct.
     pub fn new<F: Call<A, Output = R> + SerializableFn>(f: F) -> Self {
-        Self::from_arc(Arc::new(f))
+        SerFn {
+            inner: Target::Typed(Arc::new(f)),
+            types: PhantomData,
+        }
     }
 
     /// Calls the function in this process: no serialization, no allocation.
@@ -292,8 +326,13 @@ where
     /// # Panics
     /// If the function panics; and if a function made by [`bind`](Self::bind)
     /// cannot re-encode its arguments (see [`try_call`](Self::try_call)).
+    #[inline]
     pub fn call(&self, args: A) -> R {
-        unwrap_call(&*self.inner, self.try_call(args))
+        match &self.inner {
+            Target::Typed(f) => f.__serfn_typed_call(args),
+            Target::Composed(pipeline) => pipeline.call(args),
+            Target::Erased(_) => unwrap_call(&*self.inner, self.try_call(args)),
+        }
     }
 
     /// Calls the function, returning the errors [`call`](Self::call) panics on.
@@ -302,28 +341,54 @@ where
     /// Only functions made by [`bind`](Self::bind) can fail here: they pass
     /// their arguments through the codec, whose `Serialize` impls may fail.
     pub fn try_call(&self, args: A) -> Result<R> {
-        call_with(
-            &*self.inner,
-            Self::expected_signature(),
-            args,
-            |input, output| self.inner.__serfn_call(input, output),
-        )
+        match &self.inner {
+            Target::Typed(f) => Ok(f.__serfn_typed_call(args)),
+            Target::Composed(pipeline) => Ok(pipeline.call(args)),
+            Target::Erased(f) => {
+                call_with(&**f, Self::expected_signature(), args, |input, output| {
+                    f.__serfn_call(input, output)
+                })
+            }
+        }
     }
 
     /// Runs `self`, then `next` on its output: a serializable composition,
-    /// stored flat however long the chain.
+    /// stored flat however long the chain. Built in this process from typed
+    /// functions, its calls pass values from stage to stage with their types
+    /// (up to 64 stages; a longer chain, or one holding a decoded pipeline,
+    /// calls through its encoded form's slots).
+    ///
+    /// # Example
+    /// ```
+    /// let inc = serfn::closure!("then_inc", [], move |x: i32| -> i32 { x + 1 });
+    /// let show = serfn::closure!("then_show", [], move |x: i32| -> String { x.to_string() });
+    /// let both = inc.then(show);
+    /// assert_eq!(both.call(41), "42");
+    /// let back = serfn::SerFn::<i32, String>::from_bytes(&both.to_bytes()?)?;
+    /// assert_eq!(back.call(1), "2");
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn then<C>(self, next: SerFn<R, C>) -> SerFn<A, C>
     where
         C: Serialize + DeserializeOwned + 'static,
     {
-        SerFn::from_arc(compose::then(self.inner, next.inner))
+        let typed = Target::compose(&self.inner, &next.inner, || {
+            compose::then(self.inner.erased(), next.inner.erased())
+        });
+        match typed {
+            Some(inner) => SerFn {
+                inner,
+                types: PhantomData,
+            },
+            None => SerFn::from_arc(compose::then(self.inner.into_arc(), next.inner.into_arc())),
+        }
     }
 }
 
 impl<A, R> Clone for SerFn<A, R> {
     fn clone(&self) -> Self {
         SerFn {
-            inner: Arc::clone(&self.inner),
+            inner: self.inner.clone(),
             types: PhantomData,
         }
     }
@@ -497,19 +562,19 @@ macro_rules! clone_deep {
 clone_deep!(SerFnMut);
 clone_deep!(SerFnOnce);
 
-impl<A, R> From<SerFn<A, R>> for SerFnMut<A, R> {
+impl<A: 'static, R: 'static> From<SerFn<A, R>> for SerFnMut<A, R> {
     fn from(f: SerFn<A, R>) -> Self {
         SerFnMut {
-            inner: f.inner,
+            inner: f.inner.into_arc(),
             types: PhantomData,
         }
     }
 }
 
-impl<A, R> From<SerFn<A, R>> for SerFnOnce<A, R> {
+impl<A: 'static, R: 'static> From<SerFn<A, R>> for SerFnOnce<A, R> {
     fn from(f: SerFn<A, R>) -> Self {
         SerFnOnce {
-            inner: f.inner,
+            inner: f.inner.into_arc(),
             types: PhantomData,
         }
     }

@@ -8,16 +8,17 @@
 //! as the bytes around it. Fingerprints are byte strings of 8 (a length
 //! byte, then the `u64` little endian): fixed width, read in one piece.
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::ser::{self as ser_, SerializeTuple, Serializer};
 
-use crate::codec::{stash, Limits};
-use crate::erased::SerializableFn;
+use crate::codec::format::{self, Reader};
+use crate::codec::{stash, within_level, Limits};
 use crate::error::Error;
-use crate::registry::{self, Fingerprints, Registration};
+use crate::registry::{self, Fingerprints, Registration, SerializableFn};
 use crate::schema;
 use crate::signature::{Kind, Signature};
 
@@ -27,16 +28,129 @@ pub(crate) fn serialize<S: Serializer>(
 ) -> Result<S::Ok, S::Error> {
     let registration = f.__serfn_registration();
     let fingerprints = fingerprints_of(f, registration);
-    let mut capture = Vec::new();
-    f.__serfn_encode_capture(&mut capture)
-        .map_err(ser_::Error::custom)?;
-    let mut tuple = serializer.serialize_tuple(5)?;
-    tuple.serialize_element(registration.name())?;
-    tuple.serialize_element(&registration.version())?;
-    tuple.serialize_element(&Bytes(&fingerprints.signature.to_le_bytes()))?;
-    tuple.serialize_element(&Bytes(&fingerprints.layout.to_le_bytes()))?;
-    tuple.serialize_element(&Bytes(&capture))?;
-    tuple.end()
+    // serde needs the capture's length before its bytes: encoded aside, in
+    // a buffer this thread reuses (a function nested in the capture finds
+    // it taken and uses its own).
+    let mut capture = CAPTURE.take();
+    capture.clear();
+    let result = f
+        .__serfn_encode_capture(&mut capture)
+        .map_err(ser_::Error::custom)
+        .and_then(|()| {
+            let mut tuple = serializer.serialize_tuple(5)?;
+            tuple.serialize_element(registration.name())?;
+            tuple.serialize_element(&registration.version())?;
+            tuple.serialize_element(&Bytes(&fingerprints.signature.to_le_bytes()))?;
+            tuple.serialize_element(&Bytes(&fingerprints.layout.to_le_bytes()))?;
+            tuple.serialize_element(&Bytes(&capture))?;
+            tuple.end()
+        });
+    if capture.capacity() <= MAX_KEPT_CAPTURE {
+        CAPTURE.set(capture);
+    }
+    result
+}
+
+thread_local! {
+    static CAPTURE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// The largest capture buffer kept for the next encoding: larger ones
+/// would pin memory, and cost little to allocate next to their encoding.
+const MAX_KEPT_CAPTURE: usize = 64 << 10;
+
+/// Appends what [`serialize`] writes through bincode, written directly: no
+/// serde around the header, and the capture encoded in place.
+pub(crate) fn write(f: &dyn SerializableFn, out: &mut Vec<u8>) -> Result<(), Error> {
+    let registration = f.__serfn_registration();
+    let fingerprints = fingerprints_of(f, registration);
+    format::write_bytes(registration.name().as_bytes(), out);
+    format::write_u32(registration.version(), out);
+    format::write_bytes(&fingerprints.signature.to_le_bytes(), out);
+    format::write_bytes(&fingerprints.layout.to_le_bytes(), out);
+    let start = format::begin_bytes(out);
+    f.__serfn_encode_capture(out)?;
+    format::end_bytes(start, out);
+    Ok(())
+}
+
+/// Decodes the body of an envelope holding one function, as [`deserialize`]
+/// does through serde under the default limits: the same checks in the same
+/// order, the header read directly and the name looked up as bytes.
+pub(crate) fn read(body: &[u8], expected: &Signature) -> Result<Arc<dyn SerializableFn>, Error> {
+    let mut reader = Reader::new(body);
+    let name = reader.bytes()?;
+    let registration = registry::lookup_bytes(name)?;
+    let version = reader.u32()?;
+    let signature = fingerprint(reader.bytes()?)?;
+    let layout = fingerprint(reader.bytes()?)?;
+    let found = Fingerprints { signature, layout };
+    check_header(registration, version, found, Some(expected))?;
+    let capture = reader.bytes()?;
+    // What serde would have charged for the header it read.
+    let header = name.len() + 2 * 8;
+    let f = within_level(&Limits::default(), header, || {
+        decode_capture(registration, capture)
+    })?;
+    check_combinator(registration, &*f, found, Some(expected))?;
+    match reader.rest().len() {
+        0 => Ok(f),
+        left => Err(Error::decode(format!(
+            "{left} bytes left over after the value"
+        ))),
+    }
+}
+
+fn fingerprint(bytes: &[u8]) -> Result<u64, Error> {
+    let bytes: [u8; 8] = bytes.try_into().map_err(|_| {
+        Error::decode(format!(
+            "invalid length {}, expected an 8-byte fingerprint",
+            bytes.len()
+        ))
+    })?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+/// A combinator's signature is known once its parts are decoded: what they
+/// add up to must be what its header claimed.
+fn check_combinator(
+    registration: &Registration,
+    f: &dyn SerializableFn,
+    found: Fingerprints,
+    expected: Option<&Signature>,
+) -> Result<(), Error> {
+    if registration.fingerprints().is_some() {
+        return Ok(());
+    }
+    let name = registration.name();
+    let signature = f.signature();
+    if signature.fingerprint() != found.signature {
+        return Err(signature_mismatch(name, &signature, found.signature));
+    }
+    check_expected(expected, name, &signature)
+}
+
+/// Decodes a capture with its registration's own decoder.
+fn decode_capture(
+    registration: &'static Registration,
+    capture: &[u8],
+) -> Result<Arc<dyn SerializableFn>, Error> {
+    // Inside a guarded decode, what is left of the outer limits applies (a
+    // pool's may exceed the defaults); outside one, the defaults.
+    let limits = if crate::codec::in_decode() {
+        Limits::unlimited()
+    } else {
+        Limits::default()
+    };
+    registration
+        .decode(capture, &limits)
+        .map_err(|error| match error {
+            Error::Decode { source } => Error::decode(format!(
+                "the capture of `{}`: {source}",
+                registration.name()
+            )),
+            other => other,
+        })
 }
 
 /// What the encoding of `f` carries: the registration's own fingerprints, or
@@ -85,7 +199,7 @@ fn check_header(
     registration: &Registration,
     version: u32,
     found: Fingerprints,
-    expected: Option<Signature>,
+    expected: Option<&Signature>,
 ) -> Result<(), Error> {
     let name = registration.name();
     if version != registration.version() {
@@ -115,7 +229,7 @@ fn check_header(
                     .into_iter()
                     .any(|s| s.fingerprint() == found.signature)
                 {
-                    return Err(signature_mismatch(name, &expected, found.signature));
+                    return Err(signature_mismatch(name, expected, found.signature));
                 }
             }
         }
@@ -130,7 +244,11 @@ fn check_header(
     Ok(())
 }
 
-fn check_expected(expected: Option<Signature>, name: &str, found: &Signature) -> Result<(), Error> {
+fn check_expected(
+    expected: Option<&Signature>,
+    name: &str,
+    found: &Signature,
+) -> Result<(), Error> {
     match expected {
         Some(expected) if !expected.accepts(found) => Err(Error::SignatureMismatch {
             name: name.into(),
@@ -160,19 +278,11 @@ impl<'de> Visitor<'de> for FnSeed {
             .next_element_seed(FingerprintSeed)?
             .ok_or_else(|| missing(3))?;
         let found = Fingerprints { signature, layout };
-        check_header(registration, version, found, self.expected).map_err(stash)?;
+        check_header(registration, version, found, self.expected.as_ref()).map_err(stash)?;
         let f = seq
             .next_element_seed(CaptureSeed(registration))?
             .ok_or_else(|| missing(4))?;
-        if registration.fingerprints().is_none() {
-            // A combinator: what it holds must add up to what it claimed.
-            let name = registration.name();
-            let signature = f.signature();
-            if signature.fingerprint() != found.signature {
-                return Err(stash(signature_mismatch(name, &signature, found.signature)));
-            }
-            check_expected(self.expected, name, &signature).map_err(stash)?;
-        }
+        check_combinator(registration, &*f, found, self.expected.as_ref()).map_err(stash)?;
         Ok(f)
     }
 }
@@ -213,7 +323,9 @@ impl<'de> DeserializeSeed<'de> for NameSeed {
         self,
         deserializer: D,
     ) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(self)
+        // A `str` and a byte string encode alike: read as bytes, looked up
+        // as bytes, UTF-8 checked only for an unknown name's error.
+        deserializer.deserialize_bytes(self)
     }
 }
 
@@ -224,8 +336,8 @@ impl Visitor<'_> for NameSeed {
         f.write_str("a registered function name")
     }
 
-    fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
-        registry::lookup(name).map_err(stash)
+    fn visit_bytes<E: de::Error>(self, name: &[u8]) -> Result<Self::Value, E> {
+        registry::lookup_bytes(name).map_err(stash)
     }
 }
 
@@ -255,18 +367,6 @@ impl Visitor<'_> for CaptureSeed {
         // counts. Inside a guarded decode, what is left of the outer limits
         // applies (a pool's may exceed the defaults); outside one, the defaults.
         crate::codec::refund_borrowed(capture.len());
-        let limits = if crate::codec::in_decode() {
-            Limits::unlimited()
-        } else {
-            Limits::default()
-        };
-        self.0.decode(capture, &limits).map_err(|error| {
-            stash(match error {
-                Error::Decode { source } => {
-                    Error::decode(format!("the capture of `{}`: {source}", self.0.name()))
-                }
-                other => other,
-            })
-        })
+        decode_capture(self.0, capture).map_err(stash)
     }
 }

@@ -3,8 +3,9 @@
 //! Each worker gets a Unix socket of its own, listened on in a directory
 //! only this user can enter, and a random token it must send back: no other
 //! process can pose as a worker. The child's stdin is `/dev/null`; its
-//! stdout and stderr are the parent's, so what user code prints shows up
-//! and cannot touch the frames.
+//! stdout and stderr are the parent's (stdout through a copying thread when
+//! the child may be a test binary: `worker::forward_stdout`), so what user
+//! code prints shows up and cannot touch the frames.
 
 use std::ffi::OsString;
 use std::hash::{BuildHasher, Hasher};
@@ -104,20 +105,31 @@ pub(crate) fn spawn(config: &Config, dir: &SocketDir) -> Result<Starting> {
         .map_err(|error| start_error(format!("cannot listen on {}: {error}", path.display())))?;
     let token = random();
     let (program, args) = command_line(config)?;
+    // Maybe a test binary, whose libtest header `forward_stdout` drops.
+    let test_binary =
+        config.program.is_none() && config.args.is_none() && worker::may_be_test_binary(&program);
     let limits = format!(
         "{},{}",
         config.limits.get_max_bytes(),
         config.limits.get_max_depth()
     );
-    let child = Command::new(&program)
+    let mut child = Command::new(&program)
         .args(&args)
         .envs(config.env.iter().map(|(k, v)| (k, v)))
         .env(worker::ENV_SOCKET, &path)
         .env(worker::ENV_TOKEN, token.to_string())
         .env(worker::ENV_LIMITS, limits)
         .stdin(Stdio::null())
+        .stdout(if test_binary {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        })
         .spawn()
         .map_err(|error| start_error(format!("cannot run {}: {error}", program.display())))?;
+    if let Some(stdout) = child.stdout.take() {
+        worker::forward_stdout(stdout);
+    }
     // `build` refused an initializer that could not be encoded.
     let init = config
         .initializer

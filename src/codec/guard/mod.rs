@@ -65,7 +65,6 @@ use serde::de::{
 
 use self::state::{Credit, Session, State, STATE};
 use super::{stash, Limits};
-#[cfg(doc)]
 use crate::error::Error;
 
 mod state;
@@ -79,15 +78,6 @@ pub(crate) const ENTRY_OVERHEAD: usize = 16;
 /// and without this cost a chain of such levels would allocate for free.
 pub(crate) const LEVEL_COST: usize = 8;
 
-/// Deserializes `seed` from `inner` under `limits`.
-///
-/// Fails with [`Error::TooDeep`] or [`Error::TooLarge`] (stashed, see
-/// [`stash`]) when the input exceeds `limits`; any other error is `inner`'s.
-///
-/// Called while another call runs on this thread (from a `Deserialize` impl
-/// that decodes other bytes), it continues that call's depth and budget and
-/// applies whichever bound is tighter, its own or the outer one; what it
-/// consumes stays consumed for the outer call.
 /// Gives back what a string or byte buffer of `len` bytes was charged, for
 /// a visitor that only borrows it (a capture decoded in place): the decode
 /// of its content charges what that allocates.
@@ -105,6 +95,35 @@ pub(crate) fn in_decode() -> bool {
     STATE.with(|state| state.active.get())
 }
 
+/// Runs `f` one level deep in a decode under `limits`, after charging
+/// `bytes`: for a value whose outer layer was parsed by hand (an envelope's
+/// function header) and whose content `f` decodes with [`deserialize_seed`],
+/// so that depth and budget add up as if serde had read the outer layer.
+pub(crate) fn within_level<T>(
+    limits: &Limits,
+    bytes: usize,
+    f: impl FnOnce() -> Result<T, Error>,
+) -> Result<T, Error> {
+    // Any `de::Error` carries the typed error through `stash`.
+    type Carrier = serde::de::value::Error;
+    STATE
+        .with(|state| {
+            let _session = Session::begin(state, limits);
+            state.charge::<Carrier>(bytes)?;
+            state.level(|| f().map_err(stash::<Carrier>))
+        })
+        .map_err(|error| super::take_stashed().unwrap_or_else(|| Error::decode(error.to_string())))
+}
+
+/// Deserializes `seed` from `inner` under `limits`.
+///
+/// Fails with [`Error::TooDeep`] or [`Error::TooLarge`] (stashed, see
+/// [`stash`]) when the input exceeds `limits`; any other error is `inner`'s.
+///
+/// Called while another call runs on this thread (from a `Deserialize` impl
+/// that decodes other bytes), it continues that call's depth and budget and
+/// applies whichever bound is tighter, its own or the outer one; what it
+/// consumes stays consumed for the outer call.
 pub(crate) fn deserialize_seed<'de, D, S>(
     inner: D,
     limits: &Limits,

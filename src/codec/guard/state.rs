@@ -115,6 +115,19 @@ impl State {
     }
 
     /// Spends `bytes` of the budget.
+    /// [`nested`](Self::nested) for a level whose frame is small and not
+    /// recursive (an envelope's header): counted, without probing the stack.
+    pub(super) fn level<T, E: de::Error>(&self, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        let depth = self.depth.get();
+        let bound = self.depth_bound.get();
+        if depth >= bound.cap() {
+            return Err(stash(Error::TooDeep { limit: bound.limit }));
+        }
+        self.depth.set(depth + 1);
+        let _level = Level(self);
+        f()
+    }
+
     #[inline]
     pub(super) fn charge<E: de::Error>(&self, bytes: usize) -> Result<(), E> {
         self.charge_within(bytes, self.cap())

@@ -1,0 +1,2 @@
+#[serfn::main]
+async fn main() {}

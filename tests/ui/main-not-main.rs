@@ -1,0 +1,6 @@
+#[serfn::main]
+fn run() {}
+
+fn main() {
+    run();
+}

@@ -1,0 +1,4 @@
+#[serfn::main]
+struct App;
+
+fn main() {}
