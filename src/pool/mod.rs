@@ -59,8 +59,8 @@
 //! - a [`SerFnMut`] given to `map` is refused at compile time, pointing to
 //!   [`Pool::fold`] (see [`MapFn`]);
 //! - with the `tracing` feature, events (target `serfn`) for workers
-//!   started, dead, recycled or killed, and for functions shipped; nothing
-//!   is printed otherwise.
+//!   started, dead, recycled or killed, and for functions shipped; without
+//!   it the pool prints none of this.
 //!
 //! Retrying what a dead worker was running is off by default
 //! ([`PoolBuilder::retries`]): the function may have had effects outside
