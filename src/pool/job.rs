@@ -101,12 +101,67 @@ pub(crate) fn content_hash(bytes: &[u8]) -> u64 {
     hasher.finish()
 }
 
+/// Bytes kept inline when small: an item or an answer at one item per
+/// message, with no allocation (and no free on another thread, which cost
+/// glibc twice a malloc).
+pub(crate) enum Payload {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Vec<u8>),
+}
+
+/// The largest payload kept inline.
+const INLINE: usize = 46;
+
+impl Payload {
+    pub(crate) fn from_slice(bytes: &[u8]) -> Self {
+        if bytes.len() > INLINE {
+            return Payload::Heap(bytes.to_vec());
+        }
+        let mut inline = [0; INLINE];
+        inline[..bytes.len()].copy_from_slice(bytes);
+        Payload::Inline {
+            len: bytes.len() as u8,
+            bytes: inline,
+        }
+    }
+
+    /// Takes `buf`'s bytes: copied inline when small (`buf` kept for reuse), else moved.
+    pub(crate) fn take(buf: &mut Vec<u8>) -> Self {
+        if buf.len() > INLINE {
+            return Payload::Heap(std::mem::take(buf));
+        }
+        let payload = Payload::from_slice(buf);
+        buf.clear();
+        payload
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Payload::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Payload::Heap(bytes) => bytes,
+        }
+    }
+
+    pub(crate) fn into_vec(self) -> Vec<u8> {
+        match self {
+            Payload::Heap(bytes) => bytes,
+            inline => inline.as_slice().to_vec(),
+        }
+    }
+}
+
+impl From<Vec<u8>> for Payload {
+    fn from(bytes: Vec<u8>) -> Self {
+        Payload::Heap(bytes)
+    }
+}
+
 /// The frame a job becomes.
 pub(crate) enum Work {
     /// Call `function` once per item (an items block of `count` items).
     Batch {
         function: Arc<FnEntry>,
-        items: Vec<u8>,
+        items: Payload,
         count: u32,
     },
     /// Call a function once, consuming it; `items` holds one item.
@@ -162,17 +217,17 @@ pub(crate) enum Reply {
 }
 
 impl Reply {
-    pub(crate) fn send(self, result: Result<Vec<u8>>) {
+    pub(crate) fn send(self, result: Result<Payload>) {
         match self {
             // The receiver is gone when a map was dropped early: nothing waits.
             Reply::Chunk { inbox, seq } => inbox.send(seq, result),
-            Reply::Task(cell) => cell.complete(result),
+            Reply::Task(cell) => cell.complete(result.map(Payload::into_vec)),
         }
     }
 }
 
 /// A chunk's answer: its sequence number and payload.
-pub(crate) type ChunkAnswer = (u64, Result<Vec<u8>>);
+pub(crate) type ChunkAnswer = (u64, Result<Payload>);
 
 /// Where a map's answers land, for its iterating thread. Not an mpsc
 /// channel: at one item per message, it allocated and zeroed a block every
@@ -196,7 +251,7 @@ impl Inbox {
         })
     }
 
-    fn send(&self, seq: u64, result: Result<Vec<u8>>) {
+    fn send(&self, seq: u64, result: Result<Payload>) {
         let mut state = lock(&self.state);
         state.answers.push_back((seq, result));
         let wake = state.waiting;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::answer::{decode_chunk, ChunkResults};
-use super::job::{ChunkAnswer, FnEntry, Inbox, Job, Reply, Work};
+use super::answer::{decode_chunk_bytes, ChunkResults};
+use super::job::{ChunkAnswer, FnEntry, Inbox, Job, Payload, Reply, Work};
 use super::protocol as proto;
 use super::Pool;
 use crate::codec;
@@ -53,31 +53,45 @@ pub(crate) fn items_block<A: Serialize>(
     limit: usize,
     seq: bool,
 ) -> Result<(Vec<u8>, u32)> {
+    let mut block = Vec::new();
+    let count = items_block_into(items, held, max_items, target, limit, seq, &mut block)?;
+    Ok((block, count))
+}
+
+/// [`items_block`] into `block`, which must be empty: a map reuses one.
+fn items_block_into<A: Serialize>(
+    items: &mut impl Iterator<Item = A>,
+    held: &mut VecDeque<A>,
+    max_items: usize,
+    target: usize,
+    limit: usize,
+    seq: bool,
+    block: &mut Vec<u8>,
+) -> Result<u32> {
     let mut next = || held.pop_front().or_else(|| items.next());
     let too_large = |len: usize| Error::TooLarge {
         len: len as u64,
         limit,
     };
-    let mut block = Vec::new();
     if seq && max_items == 1 {
         // One item (`call`, `submit`, `chunk_size(1)`): a sequence of one,
         // encoded in place, without a probe encode or a `Vec` of the item.
         let Some(item) = next() else {
-            codec::encode_len_into(0, &mut block)?;
-            return Ok((block, 0));
+            codec::encode_len_into(0, block)?;
+            return Ok(0);
         };
         block.reserve(16);
-        codec::encode_value_into(std::slice::from_ref(&item), &mut block)?;
+        codec::encode_value_into(std::slice::from_ref(&item), block)?;
         if block.len() > limit {
             return Err(too_large(block.len()));
         }
-        return Ok((block, 1));
+        return Ok(1);
     }
     if seq {
         // One encode call for the chunk; the first item's size bounds its bytes.
         let Some(first) = next() else {
-            codec::encode_value_into(&Vec::<A>::new(), &mut block)?;
-            return Ok((block, 0));
+            codec::encode_value_into(&Vec::<A>::new(), block)?;
+            return Ok(0);
         };
         let item_bytes = codec::encode_value(&first)?.len().max(1);
         let max_items = max_items.min(target / item_bytes).max(1);
@@ -90,9 +104,9 @@ pub(crate) fn items_block<A: Serialize>(
         chunk.extend(items.by_ref().take(max_items - chunk.len()));
         loop {
             block.clear();
-            let encoded = codec::encode_value_into(&chunk, &mut block);
+            let encoded = codec::encode_value_into(&chunk, block);
             if encoded.is_ok() && block.len() <= limit {
-                return Ok((block, chunk.len() as u32));
+                return Ok(chunk.len() as u32);
             }
             if chunk.len() == 1 {
                 return Err(encoded.err().unwrap_or_else(|| too_large(block.len())));
@@ -108,7 +122,7 @@ pub(crate) fn items_block<A: Serialize>(
     while (count as usize) < max_items {
         let Some(item) = next() else { break };
         let start = block.len();
-        let put = proto::put_item(&mut block, |block| codec::encode_value_into(&item, block));
+        let put = proto::put_item(block, |block| codec::encode_value_into(&item, block));
         let len = block.len() - start - 4;
         if put.is_ok() && (block.len() <= limit || (count == 0 && len <= limit)) {
             count += 1;
@@ -125,7 +139,7 @@ pub(crate) fn items_block<A: Serialize>(
         break;
     }
     block[..4].copy_from_slice(&count.to_le_bytes());
-    Ok((block, count))
+    Ok(count)
 }
 
 /// Chunks sent and not yet answered (first item index and item count), by
@@ -174,6 +188,8 @@ pub(crate) struct Feed<'p, A, R, I> {
     in_flight: InFlight,
     /// Jobs being queued by `fill`: kept, so that its allocation is reused.
     jobs: Vec<Job>,
+    /// Where items are encoded: a small block is copied inline from it.
+    block: Vec<u8>,
     in_flight_items: usize,
     next_seq: u64,
     next_index: usize,
@@ -211,6 +227,7 @@ where
             arrived: VecDeque::new(),
             in_flight: InFlight::default(),
             jobs: Vec::new(),
+            block: Vec::new(),
             in_flight_items: 0,
             next_seq: 0,
             next_index: 0,
@@ -276,17 +293,19 @@ where
         while self.has_room() {
             let size = self.fitting_chunk_size(&function);
             let limit = self.pool.shared.config.limits.get_max_bytes();
-            let encoded = items_block(
+            self.block.clear();
+            let encoded = items_block_into(
                 &mut self.items,
                 &mut self.held,
                 size,
                 MAX_CHUNK_BYTES.min(limit),
                 limit,
                 function.batches,
+                &mut self.block,
             );
             let count = match &encoded {
-                Ok((_, 0)) => break,
-                Ok((_, count)) => *count,
+                Ok(0) => break,
+                Ok(count) => *count,
                 // The one item that could not be sent gets the error.
                 Err(_) => 1,
             };
@@ -296,11 +315,11 @@ where
             self.next_index += count as usize;
             self.in_flight_items += count as usize;
             match encoded {
-                Ok((items, count)) => {
+                Ok(count) => {
                     let mut job = Job::new(
                         Work::Batch {
                             function: Arc::clone(&function),
-                            items,
+                            items: Payload::take(&mut self.block),
                             count,
                         },
                         Reply::Chunk {
@@ -343,7 +362,11 @@ where
         }
         let limits = &self.pool.shared.config.limits;
         let batched = self.function.as_ref().is_some_and(|f| f.batches);
-        Some((seq, start, decode_chunk(count, answer, limits, batched)))
+        let results = match answer {
+            Ok(payload) => decode_chunk_bytes(count, payload.as_slice(), limits, batched),
+            Err(error) => ChunkResults::Failed { error, left: count },
+        };
+        Some((seq, start, results))
     }
 }
 
