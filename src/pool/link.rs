@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::job::{lock, Job, Runner, Work};
+use super::job::{lock, Job, Payload, Runner, Work};
 use super::process;
 use super::protocol::{self as proto, Fields, FrameReader, Next};
 use super::Shared;
@@ -266,9 +266,9 @@ fn answer(shared: &Shared, link: &Link, tag: u8, body: &[u8]) -> io::Result<()> 
                 .stats
                 .tasks
                 .fetch_add(u64::from(count), Ordering::Relaxed);
-            Ok(payload.to_vec())
+            Ok(Payload::from_slice(payload))
         }
-        None if tag == proto::STATE => Ok(payload.to_vec()),
+        None if tag == proto::STATE => Ok(Payload::from_slice(payload)),
         None => {
             let error = failed_error(payload, &shared.config.limits, link.pid);
             // An answer refused as too large: later chunks are made smaller.

@@ -356,7 +356,7 @@ impl Pool {
             };
             let work = Work::Batch {
                 function,
-                items,
+                items: items.into(),
                 count: 1,
             };
             Ok((work, decode))
@@ -545,7 +545,21 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'static,
     {
         let batches = f.clone().into_dyn().batches();
-        self.intern(f.to_bytes()?, f.name(), false, batches)
+        // Sized as its last encoding: growing from 64 bytes took a fifth of
+        // a 100 MiB capture's encoding.
+        let mut bytes = Vec::with_capacity(self.last_size(f.name()).max(64));
+        f.to_bytes_into(&mut bytes)?;
+        self.intern(bytes, f.name(), false, batches)
+    }
+
+    /// The size of the last cached encoding of function `name`, or 0.
+    fn last_size(&self, name: &str) -> usize {
+        let cache = lock(&self.shared.functions);
+        cache
+            .iter()
+            .rev()
+            .find(|f| f.name == name)
+            .map_or(0, |f| f.bytes.len())
     }
 
     fn intern(
@@ -555,12 +569,12 @@ impl Pool {
         mutable: bool,
         batches: bool,
     ) -> Result<Arc<FnEntry>> {
-        let fresh = |bytes| {
+        let fresh = |bytes, hash| {
             let id = self
                 .shared
                 .next_function
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Arc::new(FnEntry::new(id, name, bytes, mutable, batches))
+            Arc::new(FnEntry::new(id, name, (bytes, hash), mutable, batches))
         };
         // A function the workers could not read is refused here, not by them.
         let limit = self.shared.config.limits.get_max_bytes();
@@ -570,10 +584,10 @@ impl Pool {
                 limit,
             });
         }
-        if mutable {
-            return Ok(fresh(bytes));
-        }
         let hash = job::content_hash(&bytes);
+        if mutable {
+            return Ok(fresh(bytes, hash));
+        }
         let mut cache = lock(&self.shared.functions);
         if let Some(at) = cache
             .iter()
@@ -583,7 +597,7 @@ impl Pool {
             cache.push(Arc::clone(&entry));
             return Ok(entry);
         }
-        let entry = fresh(bytes);
+        let entry = fresh(bytes, hash);
         cache.push(Arc::clone(&entry));
         if cache.len() > CACHED_FUNCTIONS {
             cache.remove(0);

@@ -471,7 +471,7 @@ fn encode(work: &Work, task: u64, out: &mut Vec<u8>) {
     match work {
         Work::Batch { items, .. } => {
             out.extend_from_slice(&id.to_le_bytes());
-            out.extend_from_slice(items);
+            out.extend_from_slice(items.as_slice());
         }
         Work::Once {
             function, items, ..
