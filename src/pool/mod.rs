@@ -172,30 +172,8 @@ impl Pool {
         let starting = (0..config.workers)
             .map(|_| process::spawn(&config, &dir))
             .collect::<Vec<_>>();
-        let connect = |starting: Result<process::Starting>| {
-            starting.and_then(|s| s.connect(deadline).map_err(|failure| failure.error))
-        };
-        // Initializers may be slow (a model to load): they run side by side.
-        let connected: Vec<_> = if config.initializer.is_some() {
-            std::thread::scope(|scope| {
-                let threads: Vec<_> = starting
-                    .into_iter()
-                    .map(|starting| scope.spawn(move || connect(starting)))
-                    .collect();
-                threads
-                    .into_iter()
-                    .map(|thread| {
-                        thread.join().unwrap_or_else(|_| {
-                            Err(Error::WorkerStart {
-                                reason: "a thread connecting a worker panicked".into(),
-                            })
-                        })
-                    })
-                    .collect()
-            })
-        } else {
-            starting.into_iter().map(connect).collect()
-        };
+        let side_by_side = config.initializer.is_some();
+        let connected = process::connect_all(starting, deadline, side_by_side);
         let mut workers = Vec::with_capacity(connected.len());
         let mut first_error = None;
         for connected in connected {
