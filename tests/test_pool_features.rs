@@ -54,6 +54,13 @@ fn nap() -> SerFn<u64, u32> {
     })
 }
 
+/// Ends its worker process with the given exit code.
+fn exits_with() -> SerFn<u64, u64> {
+    serfn::closure!("features::exit", [], move |code: u64| -> u64 {
+        std::process::exit(code as i32)
+    })
+}
+
 fn alive(pid: u32) -> bool {
     // A zombie is dead too: only a running process counts.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -109,9 +116,7 @@ fn a_replacement_worker_runs_the_initializer_too() {
         .build()
         .unwrap();
     let (_, first, _) = pool.call(&scaled(), 1).unwrap();
-    let exit: SerFn<u64, u64> = serfn::closure!("features::exit", [], move |code: u64| -> u64 {
-        std::process::exit(code as i32)
-    });
+    let exit = exits_with();
     assert!(matches!(pool.call(&exit, 7), Err(Error::WorkerDied { .. })));
     let (value, second, runs) = pool.call(&scaled(), 3).unwrap();
     assert_ne!(first, second, "a new worker");
@@ -133,6 +138,78 @@ fn an_initializer_that_panics_fails_build_with_its_message() {
     };
     assert!(reason.contains("features::broken"), "{reason}");
     assert!(reason.contains("no model at /nowhere"), "{reason}");
+}
+
+#[test]
+fn an_initializer_failing_in_a_replacement_fails_the_waiting_call_then_recovers() {
+    let dir = scratch("init-flag");
+    let flag = at(&dir, "gone");
+    let path = flag.clone();
+    let picky = serfn::closure!(once "features::picky", [flag: String = path], move || -> () {
+        if Path::new(&flag).exists() {
+            panic!("the model file is gone");
+        }
+    });
+    let pool = Pool::builder()
+        .workers(1)
+        .initializer(picky)
+        .build()
+        .unwrap();
+    std::fs::write(&flag, b"").unwrap();
+    let exit = exits_with();
+    assert!(matches!(pool.call(&exit, 7), Err(Error::WorkerDied { .. })));
+    // Its replacements cannot start: the waiting call gets why, no hang.
+    let error = pool.call(&square(), 2).unwrap_err();
+    let Error::WorkerStart { reason } = &error else {
+        panic!("{error:?}")
+    };
+    assert!(reason.contains("the model file is gone"), "{reason}");
+    std::fs::remove_file(&flag).unwrap();
+    assert!(eventually(|| pool
+        .call(&square(), 3)
+        .is_ok_and(|(n, _)| n == 9)));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn slow_init(ms: u64) -> SerFnOnce<(), ()> {
+    serfn::closure!(once "features::slow_init", [ms: u64], move || -> () {
+        std::thread::sleep(Duration::from_millis(ms));
+        INIT_RUNS.fetch_add(1, Ordering::SeqCst);
+    })
+}
+
+#[test]
+fn slow_initializers_run_side_by_side_within_the_start_timeout() {
+    // One after another, four would take 8 s, past the start timeout.
+    let pool = Pool::builder()
+        .workers(4)
+        .initializer(slow_init(2_000))
+        .start_timeout(Duration::from_secs(6))
+        .build()
+        .unwrap();
+    let (_, _, runs) = pool.call(&scaled(), 1).unwrap();
+    assert_eq!(runs, 1);
+}
+
+#[test]
+fn an_initializer_that_never_returns_is_a_start_error_and_leaves_no_process() {
+    let error = Pool::builder()
+        .workers(1)
+        .initializer(slow_init(600_000))
+        .start_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap_err();
+    let Error::WorkerStart { reason } = &error else {
+        panic!("{error:?}")
+    };
+    assert!(reason.contains("start timeout"), "{reason}");
+    let pid: u32 = reason
+        .split("worker process ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap();
+    assert!(eventually(|| !alive(pid)));
 }
 
 #[test]
@@ -279,26 +356,28 @@ fn a_cancelled_task_that_waits_never_runs_and_a_running_one_is_killed() {
 }
 
 #[test]
-fn a_task_cancelled_behind_a_running_one_never_runs() {
+fn a_task_cancelled_behind_a_running_one_is_stopped_with_its_worker() {
     let dir = scratch("cancel-behind");
     let pool = Pool::builder().workers(1).build().unwrap();
     let first = pool.submit(&touch(), (at(&dir, "first"), 1_000));
-    let behind = pool.submit(&touch(), (at(&dir, "behind"), 1));
+    // Sent to the worker behind the first: stopped when the worker gets to it.
+    let behind = pool.submit(&nap(), 600_000);
     assert!(eventually(|| pool.stats().bytes_sent > 0));
     std::thread::sleep(Duration::from_millis(300));
-    // Sent to the worker behind the first: it is stopped before it starts.
     let cancelled = behind.cancel();
     assert_ne!(cancelled, Cancelled::Finished);
+    // The task before it is not touched.
     let pid = first.wait().unwrap();
-    let after = pool.call(&touch(), (at(&dir, "after"), 1)).unwrap();
+    assert!(dir.join("first").exists());
+    // Else this would wait behind a ten-minute nap.
+    let next = pool.submit(&nap(), 1);
+    let after = next
+        .wait_timeout(Duration::from_secs(60))
+        .expect("not stuck behind the nap");
     if cancelled == Cancelled::Stopped {
-        assert_ne!(
-            after, pid,
-            "its worker was killed before the cancelled task"
-        );
+        assert_ne!(after.unwrap(), pid, "its worker was killed");
+        assert!(eventually(|| pool.stats().restarts == 1));
     }
-    assert!(!dir.join("behind").exists());
-    assert!(dir.join("after").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -391,4 +470,67 @@ fn maps_and_folds_take_borrowed_items() {
     assert_eq!(total, (0..100).sum::<usize>());
     // The words are still here, never cloned by hand.
     assert_eq!(words.len(), 100);
+}
+
+/// Everything the `serfn` target logs, captured for the tracing test.
+#[cfg(feature = "tracing")]
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(feature = "tracing")]
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(feature = "tracing")]
+#[test]
+fn restarts_recycling_timeouts_and_shipping_are_tracing_events() {
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter("serfn=debug")
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish()
+        .try_init()
+        .unwrap();
+    let pool = Pool::builder()
+        .workers(1)
+        .max_tasks_per_worker(2)
+        .build()
+        .unwrap();
+    let results: Vec<serfn::Result<u32>> = pool
+        .map(&nap(), [1, 2, 60_000, 3])
+        .timeout(Duration::from_millis(300))
+        .collect();
+    assert!(
+        matches!(results[2], Err(Error::Timeout { .. })),
+        "{results:?}"
+    );
+    drop(pool);
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for expected in [
+        "function shipped",
+        "worker recycled",
+        "task past its timeout",
+        "worker died",
+        "worker started",
+    ] {
+        assert!(log.contains(expected), "no `{expected}` in:\n{log}");
+    }
+    // A recycled worker exits by itself, cleanly.
+    let recycled = log.lines().find(|line| line.contains("worker recycled"));
+    assert!(
+        recycled.is_some_and(|line| line.contains("status=exit status 0")),
+        "{log}"
+    );
 }

@@ -75,9 +75,22 @@ pub(crate) fn decode_chunk<R: DeserializeOwned>(
     limits: &codec::Limits,
     batched: bool,
 ) -> ChunkResults<R> {
-    let decoded = answer.and_then(|payload| {
+    match answer {
+        Ok(payload) => decode_chunk_bytes(count, &payload, limits, batched),
+        Err(error) => ChunkResults::Failed { error, left: count },
+    }
+}
+
+/// [`decode_chunk`] of a payload the caller keeps.
+pub(crate) fn decode_chunk_bytes<R: DeserializeOwned>(
+    count: u32,
+    payload: &[u8],
+    limits: &codec::Limits,
+    batched: bool,
+) -> ChunkResults<R> {
+    let decoded = (|| {
         if batched {
-            let (results, panics) = codec::decode_batch_results(&payload, limits, count as usize)?;
+            let (results, panics) = codec::decode_batch_results(payload, limits, count as usize)?;
             return Ok(ChunkResults::Batched {
                 at: 0,
                 results: results.into_iter(),
@@ -85,9 +98,9 @@ pub(crate) fn decode_chunk<R: DeserializeOwned>(
                 panics: panics.into_iter(),
             });
         }
-        let results = codec::decode_results(&payload, limits, count as usize)?;
+        let results = codec::decode_results(payload, limits, count as usize)?;
         Ok(ChunkResults::Each(results.into_iter()))
-    });
+    })();
     decoded.unwrap_or_else(|error| ChunkResults::Failed { error, left: count })
 }
 

@@ -177,6 +177,8 @@ impl PoolBuilder {
     /// Kills a worker whose task runs longer than this, and fails the task
     /// with [`Error::Timeout`](crate::Error::Timeout). A task is one message: one item, unless a
     /// [`chunk_size`](Self::chunk_size) above 1 is set, when it is one chunk.
+    /// A call or a map may set its own instead: [`Pool::call_timeout`],
+    /// [`Pool::submit_timeout`], [`Map::timeout`](crate::Map::timeout).
     ///
     /// # Example
     /// ```no_run

@@ -139,7 +139,7 @@ impl Pool {
             };
             let work = Work::Batch {
                 function,
-                items,
+                items: items.into(),
                 count: 1,
             };
             Ok((work, decode))

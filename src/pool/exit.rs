@@ -80,7 +80,9 @@ impl Pool {
     ///
     /// A worker that dies meanwhile is replaced as usual, so that no
     /// queued task is lost; a task still running past the pool's
-    /// [`timeout`](PoolBuilder::timeout) is killed as usual.
+    /// [`timeout`](PoolBuilder::timeout), or its own, is killed as usual. A
+    /// task that never returns and has no timeout keeps `join` waiting:
+    /// [`terminate`](Self::terminate) does not wait.
     ///
     /// # Example
     /// ```no_run

@@ -15,12 +15,13 @@ use std::sync::atomic::Ordering;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::job::{lock, Job, Runner, Work};
+use super::job::{lock, Job, Payload, Runner, Work};
 use super::process;
 use super::protocol::{self as proto, Fields, FrameReader, Next};
 use super::Shared;
 use crate::codec;
 use crate::error::{Error, WireError};
+use crate::event::event;
 
 /// Estimated work a worker is given ahead: enough to hide a round trip.
 const WINDOW_NS: u64 = 2_000_000;
@@ -76,7 +77,8 @@ impl LinkState {
 
 impl Runner for Link {
     /// The oldest job is running: the worker is killed. A later one is
-    /// marked, and the worker killed when that one would start.
+    /// marked, and the worker killed when the pool sees it start (it may
+    /// have started, or even finished, just before).
     fn cancel(&self, task: u64) -> bool {
         let mut state = lock(&self.state);
         let Some(at) = state.in_flight.iter().position(|sent| sent.task == task) else {
@@ -88,6 +90,12 @@ impl Runner for Link {
             return true;
         }
         sent.killed.get_or_insert(Killed::Cancelled);
+        event!(
+            info,
+            pid = self.pid,
+            task,
+            "task cancelled while running: killing its worker"
+        );
         drop(state);
         let _ = lock(&self.child).kill();
         true
@@ -169,8 +177,19 @@ fn check(link: &Link, timeout: Option<Duration>, liveness: Duration, heard: Inst
     let timeout = head.job.timeout.or(timeout);
     if timeout.is_some_and(|timeout| started.elapsed() >= timeout) {
         head.killed = Some(Killed::Timeout);
+        event!(
+            warn,
+            pid = link.pid,
+            function = head.job.work.name(),
+            "task past its timeout: killing its worker"
+        );
     } else if heard.max(started).elapsed() >= liveness {
         head.killed = Some(Killed::Silent);
+        event!(
+            warn,
+            pid = link.pid,
+            "worker silent past the liveness timeout: killing it"
+        );
     } else {
         return;
     }
@@ -224,6 +243,11 @@ fn answer(shared: &Shared, link: &Link, tag: u8, body: &[u8]) -> io::Result<()> 
     let wake = state.writer_waiting;
     drop(state);
     if cancel {
+        event!(
+            info,
+            pid = link.pid,
+            "a cancelled task is next: killing its worker"
+        );
         let _ = lock(&link.child).kill();
     }
     if wake {
@@ -242,9 +266,9 @@ fn answer(shared: &Shared, link: &Link, tag: u8, body: &[u8]) -> io::Result<()> 
                 .stats
                 .tasks
                 .fetch_add(u64::from(count), Ordering::Relaxed);
-            Ok(payload.to_vec())
+            Ok(Payload::from_slice(payload))
         }
-        None if tag == proto::STATE => Ok(payload.to_vec()),
+        None if tag == proto::STATE => Ok(Payload::from_slice(payload)),
         None => {
             let error = failed_error(payload, &shared.config.limits, link.pid);
             // An answer refused as too large: later chunks are made smaller.

@@ -147,6 +147,35 @@ fn command_line(config: &Config) -> Result<(PathBuf, Vec<OsString>)> {
     Ok((program, args))
 }
 
+/// Connects the workers started, in order. With `side_by_side`, each on a
+/// thread of its own: initializers may be slow (a model to load), and one
+/// after another they would add up past the start deadline.
+pub(crate) fn connect_all(
+    starting: Vec<Result<Starting>>,
+    deadline: Instant,
+    side_by_side: bool,
+) -> Vec<Result<Worker>> {
+    let connect = |starting: Result<Starting>| {
+        starting.and_then(|s| s.connect(deadline).map_err(|failure| failure.error))
+    };
+    if !side_by_side {
+        return starting.into_iter().map(connect).collect();
+    }
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = starting
+            .into_iter()
+            .map(|starting| scope.spawn(move || connect(starting)))
+            .collect();
+        threads
+            .into_iter()
+            .map(|thread| {
+                let panicked = || Err(start_error("a thread connecting a worker panicked"));
+                thread.join().unwrap_or_else(|_| panicked())
+            })
+            .collect()
+    })
+}
+
 /// Why a worker did not start, and whether trying again may help.
 pub(crate) struct StartFailure {
     pub(crate) error: Error,
@@ -299,7 +328,15 @@ impl Starting {
                 .get_ref()
                 .set_read_timeout(Some(left))
                 .map_err(Error::io)?;
-            let (tag, body) = match reader.next_frame().map_err(Error::io)? {
+            let next = match reader.next_frame() {
+                Err(error)
+                    if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                {
+                    continue; // the deadline, checked above
+                }
+                next => next.map_err(Error::io)?,
+            };
+            let (tag, body) = match next {
                 Next::Frame(proto::HEARTBEAT, _) => continue,
                 Next::Frame(tag, body) => (tag, reader.body(body)),
                 Next::Closed => {

@@ -16,6 +16,7 @@ use super::process::{self, StartFailure, Worker};
 use super::protocol as proto;
 use super::Shared;
 use crate::error::Error;
+use crate::event::event;
 
 /// Functions a worker keeps loaded, at most.
 const MAX_LOADED: usize = 64;
@@ -46,6 +47,13 @@ pub(crate) fn run(
             Some(worker) => worker,
             None => match start(&shared) {
                 Ok(worker) => {
+                    event!(
+                        info,
+                        slot = index,
+                        pid = worker.pid,
+                        recycled,
+                        "worker started"
+                    );
                     let counter = if recycled {
                         &shared.stats.recycled
                     } else {
@@ -67,8 +75,12 @@ pub(crate) fn run(
                     let stranded =
                         failures >= limit && lock(&shared.pids).iter().all(Option::is_none);
                     shared.queue.fail_waiting(index, stranded, &error);
+                    // Joined, with nothing left to run: no worker is needed.
+                    if stranded && shared.queue.is_sealed() {
+                        return last;
+                    }
                     if !transient || failures >= 3 {
-                        eprintln!("serfn: {error}");
+                        event!(warn, slot = index, failures, "{error}");
                     }
                     // A killed start is retried at once, then less and less often.
                     let backoff = Duration::from_millis(10 << (failures - 1).min(7));
@@ -179,6 +191,18 @@ fn serve(shared: &Arc<Shared>, index: usize, worker: Worker) -> Ended {
     let status = exit_status
         .as_ref()
         .map_or_else(ToString::to_string, |status| process::describe(*status));
+    if sending.retired {
+        event!(
+            info,
+            slot = index,
+            pid,
+            items = sending.items,
+            status = %status,
+            "worker recycled"
+        );
+    } else if !closing {
+        event!(warn, slot = index, pid, status = %status, "worker died; starting another");
+    }
     // Fold states on this worker are gone with it.
     for function in loaded.iter().filter(|f: &&Arc<FnEntry>| f.mutable) {
         function.mark_lost(Error::WorkerDied {
@@ -407,6 +431,12 @@ fn ensure_loaded(
         .stats
         .functions_shipped
         .fetch_add(1, Ordering::Relaxed);
+    event!(
+        debug,
+        function = function.name,
+        bytes = function.bytes.len(),
+        "function shipped"
+    );
     loaded.push(Arc::clone(function));
 
     let shareable = |f: &Arc<FnEntry>| !f.mutable;
@@ -441,7 +471,7 @@ fn encode(work: &Work, task: u64, out: &mut Vec<u8>) {
     match work {
         Work::Batch { items, .. } => {
             out.extend_from_slice(&id.to_le_bytes());
-            out.extend_from_slice(items);
+            out.extend_from_slice(items.as_slice());
         }
         Work::Once {
             function, items, ..

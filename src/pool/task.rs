@@ -64,10 +64,12 @@ impl<R> Task<R> {
     /// tasks it was sent go to other workers untouched. A task already
     /// finished is left as it was. Says which of these happened.
     ///
-    /// A task sent to a worker behind another one counts as started, and the
-    /// worker is killed before it can run it; with a pool
-    /// [`timeout`](crate::PoolBuilder::timeout) of its own for long tasks,
-    /// that is rarely the case.
+    /// A task already sent to a worker, behind the one it runs, counts as
+    /// started: the worker reads ahead, so it may start the task before the
+    /// pool hears it finished the one before. That worker is killed when it
+    /// gets there, which stops a long task but does not promise that a short
+    /// one never ran. A worker is sent at most a couple of tasks ahead, so
+    /// with more tasks than workers most of them wait in the pool's queue.
     ///
     /// # Example
     /// ```no_run
@@ -166,7 +168,9 @@ impl<R> Task<R> {
     /// Blocks until the result is in or `timeout` passes; gives the task back then.
     ///
     /// The task keeps running after a timeout here: for a deadline that
-    /// kills the worker, build the pool with [`timeout`](crate::PoolBuilder::timeout).
+    /// kills the worker, build the pool with [`timeout`](crate::PoolBuilder::timeout)
+    /// or submit with [`submit_timeout`](crate::Pool::submit_timeout); to
+    /// stop it now, [`cancel`](Self::cancel) it.
     ///
     /// # Errors
     /// As [`wait`](Self::wait), inside the `Ok`.
@@ -204,6 +208,23 @@ impl<R> Task<R> {
 }
 
 /// What [`Task::cancel`] did.
+///
+/// # Example
+/// ```no_run
+/// use serfn::pool::Cancelled;
+///
+/// serfn::worker::init();
+/// let pool = serfn::Pool::new()?;
+/// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
+/// let task = pool.submit(&square, 3);
+/// match task.cancel() {
+///     Cancelled::NotStarted => println!("it never runs"),
+///     Cancelled::Stopped => println!("its worker was killed"),
+///     Cancelled::Finished => println!("too late: it had run"),
+///     _ => {}
+/// }
+/// # Ok::<(), serfn::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Cancelled {
