@@ -166,6 +166,12 @@ impl Failure {
     }
 
     /// The outermost error's message, as `{}` shows it.
+    ///
+    /// # Example
+    /// ```
+    /// let failure = serfn::Failure::from("12x".parse::<u32>().unwrap_err());
+    /// assert_eq!(failure.message(), "invalid digit found in string");
+    /// ```
     pub fn message(&self) -> &str {
         &self.head.message
     }
@@ -203,6 +209,12 @@ impl Failure {
 
     /// [`std::any::type_name`] of the error that was converted, such as
     /// `std::io::error::Error`: for people, not for matching.
+    ///
+    /// # Example
+    /// ```
+    /// let failure = serfn::Failure::from("12x".parse::<u32>().unwrap_err());
+    /// assert!(failure.type_name().ends_with("ParseIntError"));
+    /// ```
     pub fn type_name(&self) -> &str {
         &self.type_name
     }

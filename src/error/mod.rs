@@ -32,6 +32,22 @@ pub type BoxedSource = Box<dyn StdError + Send + Sync + 'static>;
 /// arrives as its message, followed once by `(in worker process PID)`; an
 /// I/O error keeps its [`ErrorKind`](std::io::ErrorKind) when it is a common
 /// one, and is [`Other`](std::io::ErrorKind::Other) otherwise.
+///
+/// # Example
+/// ```
+/// use serfn::{Error, SerFn};
+///
+/// let f = serfn::closure!("inc", [], move |x: i32| -> i32 { x + 1 });
+/// let bytes = f.to_bytes()?;
+/// match SerFn::<String, String>::from_bytes(&bytes) {
+///     Err(Error::SignatureMismatch { name, expected, found }) => {
+///         assert!(name.ends_with("inc"));
+///         assert_eq!((expected.as_str(), found.as_str()), ("Fn(alloc::string::String) -> alloc::string::String", "Fn(i32) -> i32"));
+///     }
+///     other => panic!("expected a signature mismatch, got {other:?}"),
+/// }
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

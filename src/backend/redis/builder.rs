@@ -8,7 +8,28 @@ use super::{broker, Config, Counters, RedisExecutor, Shared};
 use crate::codec::{Key, Limits};
 use crate::error::Result;
 
-/// Builds a [`RedisExecutor`].
+/// Builds a [`RedisExecutor`]: `RedisExecutor::builder(url)`, its
+/// settings, then [`build`](Self::build).
+///
+/// # Example
+/// ```no_run
+/// use std::time::Duration;
+///
+/// use serfn::codec::Key;
+/// use serfn::redis::{RedisExecutor, RedisWorker};
+///
+/// let (url, key) = ("redis://127.0.0.1:6379", Key::new([7u8; 32]));
+/// let worker = RedisWorker::new(url).prefix("nightly").key(key.clone());
+/// std::thread::spawn(move || worker.run());
+/// let fleet = RedisExecutor::builder(url)
+///     .prefix("nightly")
+///     .key(key)
+///     .timeout(Duration::from_secs(600))
+///     .build()?;
+/// let cube = serfn::closure!("cube", [], move |x: i64| -> i64 { x * x * x });
+/// assert_eq!(serfn::Executor::call(&fleet, &cube, 3)?, 27);
+/// # Ok::<(), serfn::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct RedisExecutorBuilder {
     pub(super) url: String,

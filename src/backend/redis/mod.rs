@@ -352,8 +352,20 @@ impl std::fmt::Debug for RedisExecutor {
     }
 }
 
-/// What an executor has sent and received through Redis: see
-/// [`RedisExecutor::stats`].
+/// What an executor has sent and received through Redis.
+///
+/// # Example
+/// ```no_run
+/// # let url = "redis://127.0.0.1:6379";
+/// # let worker = serfn::redis::RedisWorker::new(url);
+/// # std::thread::spawn(move || worker.run());
+/// let fleet = serfn::redis::RedisExecutor::builder(url).chunk_size(10).build()?;
+/// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
+/// assert_eq!(fleet.map(&square, 0..100).count(), 100);
+/// let stats = fleet.stats();
+/// assert_eq!((stats.tasks, stats.items, stats.duplicates, stats.forged), (10, 100, 0, 0));
+/// # Ok::<(), serfn::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RedisStats {
