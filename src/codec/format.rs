@@ -6,7 +6,7 @@
 //! length (as [`encode_len_into`] writes it) followed by its elements, and a
 //! value's encoding does not depend on the type parameters of the enum around it.
 
-use serde::de::DeserializeSeed;
+use serde::de::{DeserializeOwned, DeserializeSeed};
 use serde::Serialize;
 
 use super::{guard, take_stashed, Limits};
@@ -150,6 +150,13 @@ where
     take_stashed();
     bincode::serde::seed_decode_from_slice(Guarded { limits, seed }, bytes, config())
         .map_err(|error| take_stashed().unwrap_or_else(|| Error::decode(describe(&error))))
+}
+
+/// Decodes a `T` from the start of `bytes` without the guard, for a type
+/// that cannot allocate or nest by what the input says.
+pub(super) fn decode_unguarded<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize)> {
+    bincode::serde::decode_from_slice(bytes, config())
+        .map_err(|error| Error::decode(describe(&error)))
 }
 
 /// What went wrong, in words: bincode's own `Display` is its `Debug`.

@@ -89,6 +89,12 @@ pub(crate) fn refund_borrowed(len: usize) {
     });
 }
 
+/// Whether a decode is running on this thread, whose depth and budget a
+/// decode started now would continue.
+pub(crate) fn active() -> bool {
+    STATE.with(|state| state.active.get())
+}
+
 /// Runs `f` one level deep in a decode under `limits`, after charging
 /// `bytes`: for a value whose outer layer was parsed by hand (an envelope's
 /// function header) and whose content `f` decodes with [`deserialize_seed`],
