@@ -9,7 +9,7 @@
 use serde::de::{DeserializeOwned, DeserializeSeed};
 use serde::Serialize;
 
-use super::{guard, take_stashed, Limits};
+use super::{clear_stashed, guard, take_stashed, Limits};
 use crate::error::{Error, Result};
 
 fn config() -> bincode::config::Configuration {
@@ -147,7 +147,7 @@ pub(super) fn decode_seed<'de, S>(
 where
     S: DeserializeSeed<'de>,
 {
-    take_stashed();
+    clear_stashed();
     bincode::serde::seed_decode_from_slice(Guarded { limits, seed }, bytes, config())
         .map_err(|error| take_stashed().unwrap_or_else(|| Error::decode(describe(&error))))
 }

@@ -74,6 +74,16 @@ where
 
 pub(crate) use self::guard::{active, refund_borrowed, within_level};
 
+/// Drops what a decode that failed without taking its stashed error left:
+/// on every decode's path, so only a check when there is none.
+pub(crate) fn clear_stashed() {
+    STASHED.with(|stashed| {
+        if stashed.borrow().is_some() {
+            stashed.borrow_mut().take();
+        }
+    });
+}
+
 /// Takes back the typed error [`stash`] kept, if any.
 pub(crate) fn take_stashed() -> Option<Error> {
     STASHED.with(|stashed| stashed.borrow_mut().take())
