@@ -115,20 +115,27 @@ pub(crate) fn read_envelope(
     bytes: &[u8],
     expected: &Signature,
 ) -> Result<Arc<dyn SerializableFn>, Error> {
-    match read_known(bytes, expected) {
-        Some(f) => f,
-        None => read(open(bytes)?, expected),
+    if let Some((direct, capture)) = known(bytes) {
+        if expected.accepts(&direct.signature) {
+            let registration = direct.registration;
+            if !direct.fixed || active() {
+                let name_len = registration.name().len();
+                return decode_direct(registration, direct.fixed, name_len, capture);
+            }
+            if let Ok(f) = registration.decode(capture, None) {
+                return Ok(f);
+            }
+        }
     }
+    // Any failure: the full path finds and reports it, in its order.
+    read(open(bytes)?, expected)
 }
 
 /// The common case: an envelope that starts with its registration's own
-/// header, whose checks then passed when the header was built. `None` when
-/// anything differs, for [`read`] to find and report in its order.
+/// header, whose checks passed when the header was built, and holds one
+/// capture after it. Returns the registration's direct path and the capture.
 #[inline]
-fn read_known(
-    bytes: &[u8],
-    expected: &Signature,
-) -> Option<Result<Arc<dyn SerializableFn>, Error>> {
+fn known(bytes: &[u8]) -> Option<(&'static Direct, &[u8])> {
     let (direct, rest) = match LAST
         .get()
         .and_then(|last| Some((last, last.prefix.open(bytes)?)))
@@ -144,26 +151,7 @@ fn read_known(
     };
     let mut reader = Reader::new(rest);
     let capture = reader.bytes().ok()?;
-    if !reader.rest().is_empty() {
-        return None;
-    }
-    let registration = direct.registration;
-    if !expected.accepts(&direct.signature) {
-        let name = registration.name();
-        return Some(Err(expected_mismatch(expected, name, &direct.signature)));
-    }
-    Some(if direct.fixed && !active() {
-        registration
-            .decode(capture, None)
-            .map_err(|error| capture_error(registration, error))
-    } else {
-        decode_direct(
-            registration,
-            direct.fixed,
-            registration.name().len(),
-            capture,
-        )
-    })
+    reader.rest().is_empty().then_some((direct, capture))
 }
 
 /// Decodes a capture after a header read by hand: unguarded if its layout
