@@ -189,6 +189,7 @@ impl Prefix {
 
     /// Appends an envelope of this prefix and what `rest` writes: the bytes
     /// [`envelope_into`] appends for the same body.
+    #[inline]
     pub(crate) fn seal_into(
         &self,
         out: &mut Vec<u8>,
@@ -209,6 +210,7 @@ impl Prefix {
     /// What follows this prefix in `bytes`, if `bytes` is an envelope that
     /// [`open`] accepts and starts with it; `None` otherwise, for the full
     /// path to find out why.
+    #[inline]
     pub(crate) fn open<'b>(&self, bytes: &'b [u8]) -> Option<&'b [u8]> {
         if bytes.len() > Limits::DEFAULT_MAX_BYTES {
             return None;

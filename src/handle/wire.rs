@@ -74,6 +74,7 @@ fn write_header(registration: &Registration, fingerprints: Fingerprints, out: &m
     format::write_bytes(&fingerprints.layout.to_le_bytes(), out);
 }
 
+#[inline]
 fn write_capture(f: &dyn SerializableFn, out: &mut Vec<u8>) -> Result<(), Error> {
     let start = format::begin_bytes(out);
     f.__serfn_encode_capture(out)?;
