@@ -7,6 +7,12 @@
 //! registration decodes with its own typed decoder, under the same limits
 //! as the bytes around it. Fingerprints are byte strings of 8 (a length
 //! byte, then the `u64` little endian): fixed width, read in one piece.
+//!
+//! The handles' own envelopes skip serde: a function's header is the same
+//! bytes every time, so it is built once per registration with the CRC
+//! state after it, copied when encoding and compared whole when decoding,
+//! and only the capture is hashed. An envelope that differs in any way
+//! takes the field-by-field path, which reports what is wrong.
 
 use std::cell::Cell;
 use std::fmt;
