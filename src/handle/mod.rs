@@ -103,7 +103,7 @@ macro_rules! handle_common {
             /// # Ok::<(), serfn::Error>(())
             /// ```
             pub fn to_bytes_into(&self, out: &mut Vec<u8>) -> Result<()> {
-                crate::codec::envelope_into(out, |out| wire::write(&*self.inner, out))
+                wire::write_envelope(&*self.inner, out)
             }
 
             #[doc = concat!("Decodes a `", stringify!($handle), "` from bytes made by [`to_bytes`](Self::to_bytes),")]
@@ -114,10 +114,7 @@ macro_rules! handle_common {
             /// [`Error::SignatureMismatch`] if the bytes hold a function of another
             /// signature, raised before its capture is decoded.
             pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-                // The header read directly: the same checks, in the same
-                // order, as `crate::from_bytes` makes through serde.
-                let body = crate::codec::open(bytes)?;
-                wire::read(body, &Self::expected_signature()).map(Self::from_arc)
+                wire::read_envelope(bytes, &Self::expected_signature()).map(Self::from_arc)
             }
 
             /// Forgets the types: a [`DynFn`] that calls through bytes.
