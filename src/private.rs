@@ -202,12 +202,16 @@ pub fn layout_of<T: DeserializeOwned + 'static>() -> &'static crate::schema::Lay
 }
 
 /// The registry's decoder for `T`: all of `capture`, typed, with no
-/// type-erased serde in between.
+/// type-erased serde in between; unguarded without `limits`.
 pub fn decode_as<T: SerializableFn + DeserializeOwned>(
     capture: &[u8],
-    limits: &Limits,
+    limits: Option<&Limits>,
 ) -> SerfnResult<Arc<dyn SerializableFn>> {
-    Ok(Arc::new(codec::decode_value::<T>(capture, limits)?))
+    let capture = match limits {
+        Some(limits) => codec::decode_value::<T>(capture, limits)?,
+        None => codec::decode_fixed::<T>(capture)?,
+    };
+    Ok(Arc::new(capture))
 }
 
 /// Appends the encoding of the capture `f`.

@@ -16,7 +16,7 @@ use fnv::FnvHashMap;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::codec::Limits;
+use crate::codec::{Limits, Prefix};
 use crate::erased::{ArgSlot, Input, Output};
 use crate::error::{Error, Result};
 use crate::function::Call;
@@ -132,9 +132,11 @@ where
     }
 }
 
-/// Decodes a capture's bytes into its function.
+/// Decodes a capture's bytes into its function, under the limits given;
+/// `None` when the capture's layout [is fixed](Layout::is_fixed) and no
+/// decode is running on the thread, so there is nothing to guard.
 #[doc(hidden)]
-pub type DecodeFn = fn(&[u8], &Limits) -> Result<Arc<dyn SerializableFn>>;
+pub type DecodeFn = fn(&[u8], Option<&Limits>) -> Result<Arc<dyn SerializableFn>>;
 
 /// One registered function: its name, version, signature, capture layout
 /// and decoder.
@@ -149,6 +151,17 @@ pub struct Registration {
     file: &'static str,
     line: u32,
     fingerprints: OnceLock<Fingerprints>,
+    direct: OnceLock<Option<Direct>>,
+}
+
+/// What the handles' direct path keeps of a function with static
+/// fingerprints, built once: its envelope's fixed start, its signature, and
+/// whether its capture can be decoded without the guard.
+pub(crate) struct Direct {
+    pub(crate) registration: &'static Registration,
+    pub(crate) prefix: Prefix,
+    pub(crate) signature: Signature,
+    pub(crate) fixed: bool,
 }
 
 /// What an encoding carries to identify a function's meaning: the
@@ -179,6 +192,7 @@ impl Registration {
             file,
             line,
             fingerprints: OnceLock::new(),
+            direct: OnceLock::new(),
         }
     }
 
@@ -263,9 +277,14 @@ impl Registration {
     pub(crate) fn decode(
         &self,
         capture: &[u8],
-        limits: &Limits,
+        limits: Option<&Limits>,
     ) -> Result<Arc<dyn SerializableFn>> {
         (self.decode)(capture, limits)
+    }
+
+    /// What the direct path keeps of this function, `init` building it once.
+    pub(crate) fn direct(&self, init: impl FnOnce(&Self) -> Option<Direct>) -> Option<&Direct> {
+        self.direct.get_or_init(|| init(self)).as_ref()
     }
 }
 

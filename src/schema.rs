@@ -44,6 +44,8 @@ pub struct Layout {
     /// Enums not fully traced, if any (their Rust names, for people).
     partial: Vec<String>,
     fingerprint: u64,
+    /// Whether a value of the type is small and fixed in shape (see [`is_fixed`]).
+    fixed: bool,
 }
 
 impl Layout {
@@ -63,6 +65,28 @@ impl Layout {
     pub fn fingerprint(&self) -> u64 {
         self.fingerprint
     }
+
+    /// Whether decoding a value of this type can neither allocate by what
+    /// the input says nor nest deeper than the default limits allow, so that
+    /// the decode guard has nothing to check.
+    pub(crate) fn is_fixed(&self) -> bool {
+        self.fixed
+    }
+}
+
+/// The longest description [`is_fixed`] accepts: it bounds the nesting (a
+/// level takes 2 characters at least, its opening and its closing) below
+/// [`Limits::DEFAULT_MAX_DEPTH`], and what boxed fields can allocate to a few KiB.
+const MAX_FIXED_DESCRIPTION: usize = 200;
+
+/// Whether a fully traced description has no sequence, map, string, byte
+/// string, array, recursion, function or untraced part. Conservative: a name
+/// that contains one of these words only makes a type look variable.
+fn is_fixed(description: &str, partial: &[String]) -> bool {
+    const VARIABLE: [&str; 8] = ["seq<", "map<", "str", "bytes", "[", "^", "?", MARKER_PREFIX];
+    partial.is_empty()
+        && description.len() <= MAX_FIXED_DESCRIPTION
+        && !VARIABLE.iter().any(|word| description.contains(word))
 }
 
 /// The layout of `T`, traced once per process.
@@ -109,6 +133,7 @@ fn trace<T: DeserializeOwned>() -> Layout {
     match describe::<T>() {
         Ok((description, partial)) => Layout {
             fingerprint: hash(&[b"layout", description.as_bytes()]),
+            fixed: is_fixed(&description, &partial),
             description: Ok(description),
             partial,
         },
@@ -122,6 +147,7 @@ fn untraced(reason: &str) -> Layout {
         fingerprint: hash(&[b"untraced"]),
         description: Err(reason.to_owned()),
         partial: Vec::new(),
+        fixed: false,
     }
 }
 
@@ -483,7 +509,7 @@ static PLACEHOLDER: Registration = Registration::new(
     line!(),
 );
 
-fn refuse_placeholder(_: &[u8], _: &Limits) -> Result<Arc<dyn SerializableFn>> {
+fn refuse_placeholder(_: &[u8], _: Option<&Limits>) -> Result<Arc<dyn SerializableFn>> {
     Err(never_called())
 }
 

@@ -12,7 +12,7 @@
 //! For the guard's memory bound, `deserialize_str` and `deserialize_bytes`
 //! must check a length against the input left before allocating.
 
-use serde::de::DeserializeSeed;
+use serde::de::{DeserializeOwned, DeserializeSeed};
 use serde::Serialize;
 
 use super::{guard, Limits};
@@ -157,6 +157,12 @@ where
     S: DeserializeSeed<'de>,
 {
     imp::decode_seed(bytes, limits, seed)
+}
+
+/// Decodes a `T` from the start of `bytes` without the guard, for a type
+/// that cannot allocate or nest by what the input says.
+pub(super) fn decode_unguarded<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize)> {
+    imp::decode_plain(bytes)
 }
 
 /// `seed` behind the guard: what each format's `decode_seed` deserializes.

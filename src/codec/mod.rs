@@ -73,7 +73,17 @@ where
     guard::deserialize_seed(deserializer, limits, seed)
 }
 
-pub(crate) use self::guard::{in_decode, refund_borrowed, within_level};
+pub(crate) use self::guard::{active, refund_borrowed, within_level};
+
+/// Drops what a decode that failed without taking its stashed error left:
+/// on every decode's path, so only a check when there is none.
+pub(crate) fn clear_stashed() {
+    STASHED.with(|stashed| {
+        if stashed.borrow().is_some() {
+            stashed.borrow_mut().take();
+        }
+    });
+}
 
 /// Takes back the typed error [`stash`] kept, if any.
 pub(crate) fn take_stashed() -> Option<Error> {
@@ -151,11 +161,71 @@ fn sealed_into(
 /// whose CPU feature detection ran once: per call it cost more than the
 /// CRC of a small envelope.
 fn crc32(bytes: &[u8]) -> u32 {
-    static FRESH: LazyLock<crc32fast::Hasher> = LazyLock::new(crc32fast::Hasher::new);
     let mut hasher = FRESH.clone();
     hasher.update(bytes);
     hasher.finalize()
 }
+
+/// The start of an unsigned envelope that many encodings share (a
+/// function's version byte and header), with the checksum's state after it:
+/// an envelope that starts with it is sealed and opened hashing only the
+/// rest, the same CRC-32 over the same bytes.
+pub(crate) struct Prefix {
+    bytes: Box<[u8]>,
+    crc: crc32fast::Hasher,
+}
+
+impl Prefix {
+    /// The format version, then what `header` writes.
+    pub(crate) fn new(header: impl FnOnce(&mut Vec<u8>)) -> Self {
+        let mut bytes = vec![FORMAT_VERSION];
+        header(&mut bytes);
+        let mut crc = FRESH.clone();
+        crc.update(&bytes);
+        Prefix {
+            bytes: bytes.into(),
+            crc,
+        }
+    }
+
+    /// Appends an envelope of this prefix and what `rest` writes: the bytes
+    /// [`envelope_into`] appends for the same body.
+    #[inline]
+    pub(crate) fn seal_into(
+        &self,
+        out: &mut Vec<u8>,
+        rest: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        let start = out.len();
+        out.extend_from_slice(&self.bytes);
+        if let Err(error) = rest(out) {
+            out.truncate(start);
+            return Err(error);
+        }
+        let mut crc = self.crc.clone();
+        crc.update(&out[start + self.bytes.len()..]);
+        out.extend_from_slice(&crc.finalize().to_le_bytes());
+        Ok(())
+    }
+
+    /// What follows this prefix in `bytes`, if `bytes` is an envelope that
+    /// [`open`] accepts and starts with it; `None` otherwise, for the full
+    /// path to find out why.
+    #[inline]
+    pub(crate) fn open<'b>(&self, bytes: &'b [u8]) -> Option<&'b [u8]> {
+        if bytes.len() > Limits::DEFAULT_MAX_BYTES {
+            return None;
+        }
+        let (content, checksum) = bytes.split_last_chunk::<CHECKSUM_LEN>()?;
+        let rest = content.strip_prefix(&*self.bytes)?;
+        let mut crc = self.crc.clone();
+        crc.update(rest);
+        (crc.finalize() == u32::from_le_bytes(*checksum)).then_some(rest)
+    }
+}
+
+/// A hasher whose CPU feature detection ran once.
+static FRESH: LazyLock<crc32fast::Hasher> = LazyLock::new(crc32fast::Hasher::new);
 
 /// Checks an unsigned envelope under the default limits; returns its body.
 pub(crate) fn open(bytes: &[u8]) -> Result<&[u8]> {
@@ -475,12 +545,25 @@ pub fn decode_value<T: DeserializeOwned>(bytes: &[u8], limits: &Limits) -> Resul
     limits.check_len(bytes.len() as u64)?;
     let (value, used) = format::decode_seed(bytes, limits, std::marker::PhantomData::<T>)?;
     if used != bytes.len() {
-        return Err(Error::decode(format!(
-            "{} bytes left over after the value",
-            bytes.len() - used
-        )));
+        return Err(left_over(bytes.len() - used));
     }
     Ok(value)
+}
+
+/// Decodes a value of a [fixed](crate::schema::Layout::is_fixed) layout,
+/// all of `bytes`, without the guard: it could not allocate or nest past
+/// the default limits.
+pub(crate) fn decode_fixed<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let (value, used) = format::decode_unguarded(bytes)?;
+    if used != bytes.len() {
+        return Err(left_over(bytes.len() - used));
+    }
+    Ok(value)
+}
+
+#[cold]
+fn left_over(bytes: usize) -> Error {
+    Error::decode(format!("{bytes} bytes left over after the value"))
 }
 
 /// Decodes a `T` from the start of `bytes` under the default limits (the

@@ -137,7 +137,7 @@ macro_rules! handle_common {
                 "}",
             )]
             pub fn to_bytes_into(&self, out: &mut Vec<u8>) -> Result<()> {
-                crate::codec::envelope_into(out, |out| wire::write(&*self.inner, out))
+                wire::write_envelope(&*self.inner, out)
             }
 
             #[doc = concat!("Decodes a `", stringify!($handle), "` from bytes made by [`to_bytes`](Self::to_bytes),")]
@@ -161,10 +161,7 @@ macro_rules! handle_common {
                 concat!("assert!(serfn::", stringify!($handle), "::<f64, f64>::from_bytes(&bytes[..bytes.len() - 1]).is_err());"),
             )]
             pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-                // The header read directly: the same checks, in the same
-                // order, as `crate::from_bytes` makes through serde.
-                let body = crate::codec::open(bytes)?;
-                wire::read(body, &Self::expected_signature()).map(Self::from_arc)
+                wire::read_envelope(bytes, &Self::expected_signature()).map(Self::from_arc)
             }
 
             /// Forgets the types: a [`DynFn`] that calls through bytes.

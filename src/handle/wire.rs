@@ -7,6 +7,12 @@
 //! registration decodes with its own typed decoder, under the same limits
 //! as the bytes around it. Fingerprints are byte strings of 8 (a length
 //! byte, then the `u64` little endian): fixed width, read in one piece.
+//!
+//! The handles' own envelopes skip serde: a function's header is the same
+//! bytes every time, so it is built once per registration with the CRC
+//! state after it, copied when encoding and compared whole when decoding,
+//! and only the capture is hashed. An envelope that differs in any way
+//! takes the field-by-field path, which reports what is wrong.
 
 use std::cell::Cell;
 use std::fmt;
@@ -16,10 +22,10 @@ use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::ser::{self as ser_, SerializeTuple, Serializer};
 
 use crate::codec::format::{self, Reader};
-use crate::codec::{stash, within_level, Limits};
+use crate::codec::{active, envelope_into, open, stash, within_level, Limits, Prefix};
 use crate::error::Error;
-use crate::registry::{self, Fingerprints, Registration, SerializableFn};
-use crate::schema;
+use crate::registry::{self, Direct, Fingerprints, Registration, SerializableFn};
+use crate::schema::{self, Layout};
 use crate::signature::{Kind, Signature};
 
 pub(crate) fn serialize<S: Serializer>(
@@ -63,15 +69,114 @@ const MAX_KEPT_CAPTURE: usize = 64 << 10;
 /// serde around the header, and the capture encoded in place.
 pub(crate) fn write(f: &dyn SerializableFn, out: &mut Vec<u8>) -> Result<(), Error> {
     let registration = f.__serfn_registration();
-    let fingerprints = fingerprints_of(f, registration);
+    write_header(registration, fingerprints_of(f, registration), out);
+    write_capture(f, out)
+}
+
+fn write_header(registration: &Registration, fingerprints: Fingerprints, out: &mut Vec<u8>) {
     format::write_bytes(registration.name().as_bytes(), out);
     format::write_u32(registration.version(), out);
     format::write_bytes(&fingerprints.signature.to_le_bytes(), out);
     format::write_bytes(&fingerprints.layout.to_le_bytes(), out);
+}
+
+#[inline]
+fn write_capture(f: &dyn SerializableFn, out: &mut Vec<u8>) -> Result<(), Error> {
     let start = format::begin_bytes(out);
     f.__serfn_encode_capture(out)?;
     format::end_bytes(start, out);
     Ok(())
+}
+
+/// What the direct path keeps of a function with static fingerprints.
+fn direct(registration: &'static Registration) -> Option<&'static Direct> {
+    registration.direct(|_| {
+        let fingerprints = registration.fingerprints()?;
+        Some(Direct {
+            registration,
+            prefix: Prefix::new(|out| write_header(registration, fingerprints, out)),
+            signature: registration.signature()?,
+            fixed: registration.layout().is_some_and(Layout::is_fixed),
+        })
+    })
+}
+
+thread_local! {
+    /// The function this thread read last: decodes tend to repeat one, and
+    /// its header is then found by comparing the envelope with it.
+    static LAST: Cell<Option<&'static Direct>> = const { Cell::new(None) };
+}
+
+/// Appends the envelope of `f`: its header copied from the registration,
+/// whose checksum state spares hashing it again.
+pub(crate) fn write_envelope(f: &dyn SerializableFn, out: &mut Vec<u8>) -> Result<(), Error> {
+    match direct(f.__serfn_registration()) {
+        Some(direct) => direct.prefix.seal_into(out, |out| write_capture(f, out)),
+        None => envelope_into(out, |out| write(f, out)),
+    }
+}
+
+/// Decodes an envelope holding one function, as `crate::from_bytes` does
+/// through serde: the same checks, the same errors.
+pub(crate) fn read_envelope(
+    bytes: &[u8],
+    expected: &Signature,
+) -> Result<Arc<dyn SerializableFn>, Error> {
+    if let Some((direct, capture)) = known(bytes) {
+        if expected.accepts(&direct.signature) {
+            let registration = direct.registration;
+            if !direct.fixed || active() {
+                let name_len = registration.name().len();
+                return decode_direct(registration, direct.fixed, name_len, capture);
+            }
+            if let Ok(f) = registration.decode(capture, None) {
+                return Ok(f);
+            }
+        }
+    }
+    // Any failure: the full path finds and reports it, in its order.
+    read(open(bytes)?, expected)
+}
+
+/// The common case: an envelope that starts with its registration's own
+/// header, whose checks passed when the header was built, and holds one
+/// capture after it. Returns the registration's direct path and the capture.
+#[inline]
+fn known(bytes: &[u8]) -> Option<(&'static Direct, &[u8])> {
+    let (direct, rest) = match LAST
+        .get()
+        .and_then(|last| Some((last, last.prefix.open(bytes)?)))
+    {
+        Some(found) => found,
+        None => {
+            let name = Reader::new(bytes.get(1..)?).bytes().ok()?;
+            let direct = direct(registry::lookup_bytes(name).ok()?)?;
+            let rest = direct.prefix.open(bytes)?;
+            LAST.set(Some(direct));
+            (direct, rest)
+        }
+    };
+    let mut reader = Reader::new(rest);
+    let capture = reader.bytes().ok()?;
+    reader.rest().is_empty().then_some((direct, capture))
+}
+
+/// Decodes a capture after a header read by hand: unguarded if its layout
+/// is fixed and no decode is running, else one level into a guarded decode.
+fn decode_direct(
+    registration: &'static Registration,
+    fixed: bool,
+    name_len: usize,
+    capture: &[u8],
+) -> Result<Arc<dyn SerializableFn>, Error> {
+    if fixed && !active() {
+        return decode_capture(registration, capture, None);
+    }
+    // What serde would have charged for the header it read.
+    let header = name_len + 2 * 8;
+    within_level(&Limits::default(), header, || {
+        decode_capture(registration, capture, Some(&Limits::unlimited()))
+    })
 }
 
 /// Decodes the body of an envelope holding one function, as [`deserialize`]
@@ -87,11 +192,8 @@ pub(crate) fn read(body: &[u8], expected: &Signature) -> Result<Arc<dyn Serializ
     let found = Fingerprints { signature, layout };
     check_header(registration, version, found, Some(expected))?;
     let capture = reader.bytes()?;
-    // What serde would have charged for the header it read.
-    let header = name.len() + 2 * 8;
-    let f = within_level(&Limits::default(), header, || {
-        decode_capture(registration, capture)
-    })?;
+    let fixed = direct(registration).is_some_and(|direct| direct.fixed);
+    let f = decode_direct(registration, fixed, name.len(), capture)?;
     check_combinator(registration, &*f, found, Some(expected))?;
     match reader.rest().len() {
         0 => Ok(f),
@@ -134,23 +236,25 @@ fn check_combinator(
 fn decode_capture(
     registration: &'static Registration,
     capture: &[u8],
+    limits: Option<&Limits>,
 ) -> Result<Arc<dyn SerializableFn>, Error> {
-    // Inside a guarded decode, what is left of the outer limits applies (a
-    // pool's may exceed the defaults); outside one, the defaults.
-    let limits = if crate::codec::in_decode() {
-        Limits::unlimited()
-    } else {
-        Limits::default()
-    };
+    // Inside a guarded decode, the tighter of `limits` and what is left of
+    // the outer ones applies.
     registration
-        .decode(capture, &limits)
-        .map_err(|error| match error {
-            Error::Decode { source } => Error::decode(format!(
-                "the capture of `{}`: {source}",
-                registration.name()
-            )),
-            other => other,
-        })
+        .decode(capture, limits)
+        .map_err(|error| capture_error(registration, error))
+}
+
+/// A capture's decode error, naming the function.
+#[cold]
+fn capture_error(registration: &Registration, error: Error) -> Error {
+    match error {
+        Error::Decode { source } => Error::decode(format!(
+            "the capture of `{}`: {source}",
+            registration.name()
+        )),
+        other => other,
+    }
 }
 
 /// What the encoding of `f` carries: the registration's own fingerprints, or
@@ -250,12 +354,17 @@ fn check_expected(
     found: &Signature,
 ) -> Result<(), Error> {
     match expected {
-        Some(expected) if !expected.accepts(found) => Err(Error::SignatureMismatch {
-            name: name.into(),
-            expected: expected.to_string(),
-            found: found.to_string(),
-        }),
+        Some(expected) if !expected.accepts(found) => Err(expected_mismatch(expected, name, found)),
         _ => Ok(()),
+    }
+}
+
+#[cold]
+fn expected_mismatch(expected: &Signature, name: &str, found: &Signature) -> Error {
+    Error::SignatureMismatch {
+        name: name.into(),
+        expected: expected.to_string(),
+        found: found.to_string(),
     }
 }
 
@@ -364,9 +473,15 @@ impl Visitor<'_> for CaptureSeed {
 
     fn visit_bytes<E: de::Error>(self, capture: &[u8]) -> Result<Self::Value, E> {
         // Decoded in place, not copied: only what its content allocates
-        // counts. Inside a guarded decode, what is left of the outer limits
-        // applies (a pool's may exceed the defaults); outside one, the defaults.
+        // counts.
         crate::codec::refund_borrowed(capture.len());
-        decode_capture(self.0, capture).map_err(stash)
+        // Inside a guarded decode, what is left of the outer limits applies (a
+        // pool's may exceed the defaults); outside one, the defaults.
+        let limits = if active() {
+            Limits::unlimited()
+        } else {
+            Limits::default()
+        };
+        decode_capture(self.0, capture, Some(&limits)).map_err(stash)
     }
 }

@@ -4,7 +4,7 @@ use serde::de::DeserializeSeed;
 use serde::Serialize;
 
 use super::Guarded;
-use crate::codec::{take_stashed, Limits};
+use crate::codec::{clear_stashed, take_stashed, Limits};
 use crate::error::{Error, Result};
 
 /// The envelope's version byte in a bincode build.
@@ -39,7 +39,7 @@ pub(in crate::codec) fn decode_seed<'de, S>(
 where
     S: DeserializeSeed<'de>,
 {
-    take_stashed();
+    clear_stashed();
     bincode::serde::seed_decode_from_slice(Guarded::new(limits, seed), bytes, config())
         .map_err(|error| take_stashed().unwrap_or_else(|| Error::decode(describe(&error))))
 }

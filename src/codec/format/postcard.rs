@@ -11,7 +11,7 @@ use serde::de::DeserializeSeed;
 use serde::Serialize;
 
 use super::Guarded;
-use crate::codec::{stash, take_stashed, Limits};
+use crate::codec::{clear_stashed, stash, take_stashed, Limits};
 use crate::error::{Error, Result};
 
 /// The envelope's version byte in a postcard build: bit 6 marks postcard, so
@@ -59,7 +59,7 @@ pub(in crate::codec) fn decode_seed<'de, S>(
 where
     S: DeserializeSeed<'de>,
 {
-    take_stashed();
+    clear_stashed();
     let mut deserializer = postcard::Deserializer::from_flavor(Input(bytes));
     match Guarded::new(limits, seed).deserialize(&mut deserializer) {
         Ok(value) => {

@@ -89,9 +89,9 @@ pub(crate) fn refund_borrowed(len: usize) {
     });
 }
 
-/// Whether a guarded decode is running on this thread: a nested decode is
-/// then bounded by what is left of the outer one's limits.
-pub(crate) fn in_decode() -> bool {
+/// Whether a decode is running on this thread, whose depth and budget a
+/// decode started now would continue.
+pub(crate) fn active() -> bool {
     STATE.with(|state| state.active.get())
 }
 
