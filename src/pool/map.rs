@@ -380,7 +380,7 @@ where
         let batched = self.function.as_ref().is_some_and(|f| f.batches);
         let results = match answer {
             Ok(payload) => decode_chunk_bytes(count, payload.as_slice(), limits, batched),
-            Err(error) => ChunkResults::Failed { error, left: count },
+            Err(error) => ChunkResults::failed(error, count),
         };
         Some((seq, start, results))
     }
