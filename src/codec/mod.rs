@@ -21,6 +21,7 @@ mod guard;
 mod limits;
 mod results;
 mod sign;
+mod value;
 
 use std::cell::RefCell;
 use std::io::{Read, Write};
@@ -32,6 +33,11 @@ use serde::Serialize;
 pub use self::limits::Limits;
 pub(crate) use self::results::{decode_batch_results, decode_results};
 pub use self::sign::{sign, verify, Key, TAG_LEN};
+pub(crate) use self::value::{
+    decode_fixed, decode_prefix, encode_len_into, encode_ok_into, encode_panic, encode_value_into,
+    Panic,
+};
+pub use self::value::{decode_result, decode_value, encode_value};
 use crate::error::{Error, Result};
 
 /// The envelope format this build writes and reads.
@@ -500,121 +506,4 @@ fn open_content(bytes: &[u8], version: u8) -> Result<&[u8]> {
         return Err(Error::Checksum { stored, computed });
     }
     Ok(&content[1..])
-}
-
-/// Encodes a plain value, without envelope: how arguments and results travel.
-///
-/// # Errors
-/// [`Error::Encode`] if the value's `Serialize` impl fails.
-///
-/// # Example
-/// ```
-/// let bytes = serfn::codec::encode_value(&(1.5f64, "x"))?;
-/// let back: (f64, String) = serfn::codec::decode_value(&bytes, &serfn::Limits::default())?;
-/// assert_eq!(back, (1.5, "x".to_string()));
-/// # Ok::<(), serfn::Error>(())
-/// ```
-pub fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    format::encode_into(value, &mut out)?;
-    Ok(out)
-}
-
-pub(crate) fn encode_value_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Result<()> {
-    format::encode_into(value, buf)
-}
-
-/// Decodes a plain value made by [`encode_value`], all of `bytes`, under `limits`.
-///
-/// # Errors
-/// [`Error::TooLarge`], [`Error::TooDeep`] or [`Error::Decode`] for bad input.
-///
-/// # Example
-/// ```
-/// use serfn::{codec, Limits};
-///
-/// let bytes = codec::encode_value(&vec![1u32, 2, 3])?;
-/// assert_eq!(codec::decode_value::<Vec<u32>>(&bytes, &Limits::default())?, [1, 2, 3]);
-/// // All of the bytes, or an error.
-/// let mut longer = bytes.clone();
-/// longer.push(0);
-/// assert!(matches!(codec::decode_value::<Vec<u32>>(&longer, &Limits::default()), Err(serfn::Error::Decode { .. })));
-/// # Ok::<(), serfn::Error>(())
-/// ```
-pub fn decode_value<T: DeserializeOwned>(bytes: &[u8], limits: &Limits) -> Result<T> {
-    limits.check_len(bytes.len() as u64)?;
-    let (value, used) = format::decode_seed(bytes, limits, std::marker::PhantomData::<T>)?;
-    if used != bytes.len() {
-        return Err(left_over(bytes.len() - used));
-    }
-    Ok(value)
-}
-
-/// Decodes a value of a [fixed](crate::schema::Layout::is_fixed) layout,
-/// all of `bytes`, without the guard: it could not allocate or nest past
-/// the default limits.
-pub(crate) fn decode_fixed<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    let (value, used) = format::decode_unguarded(bytes)?;
-    if used != bytes.len() {
-        return Err(left_over(bytes.len() - used));
-    }
-    Ok(value)
-}
-
-#[cold]
-fn left_over(bytes: usize) -> Error {
-    Error::decode(format!("{bytes} bytes left over after the value"))
-}
-
-/// Decodes a `T` from the start of `bytes` under the default limits (the
-/// tighter outer ones inside a decode); returns how many bytes it used.
-pub(crate) fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<usize> {
-    let (_, used) = format::decode_seed(bytes, &Limits::default(), std::marker::PhantomData::<T>)?;
-    Ok(used)
-}
-
-/// Appends a sequence's length prefix; the elements, encoded one by one
-/// with [`encode_value_into`], follow it.
-pub(crate) fn encode_len_into(len: usize, buf: &mut Vec<u8>) -> Result<()> {
-    format::encode_len_into(len, buf)
-}
-
-pub(crate) use crate::error::Panic;
-
-/// Appends the encoding of `Ok::<R, Panic>(result)`: what a bytes-out call returns.
-pub(crate) fn encode_ok_into<R: Serialize>(result: &R, buf: &mut Vec<u8>) -> Result<()> {
-    format::encode_into(&Ok::<&R, Panic>(result), buf)
-}
-
-/// The encoding of `Err::<R, Panic>(panic)`; the same for every `R`.
-pub(crate) fn encode_panic(panic: &Panic) -> Result<Vec<u8>> {
-    encode_value(&Err::<(), &Panic>(panic))
-}
-
-/// Decodes the output of [`DynFn::call_bytes`](crate::DynFn::call_bytes):
-/// the result, or the panic it carries as [`Error::Panicked`].
-///
-/// # Errors
-/// [`Error::Panicked`] if the function panicked; as [`decode_value`] for bad input.
-///
-/// # Example
-/// ```
-/// use serfn::{codec, Error, Limits};
-///
-/// let half = serfn::closure!("half", [], move |x: u32| -> u32 {
-///     assert!(x % 2 == 0, "{x} is odd");
-///     x / 2
-/// });
-/// let half = half.into_dyn(); // a worker's view: bytes in, bytes out
-/// let out = half.call_bytes(&codec::encode_value(&8u32)?)?;
-/// assert_eq!(codec::decode_result::<u32>(&out, &Limits::default())?, 4);
-/// let out = half.call_bytes(&codec::encode_value(&7u32)?)?;
-/// match codec::decode_result::<u32>(&out, &Limits::default()) {
-///     Err(Error::Panicked { message, .. }) => assert_eq!(message, "7 is odd"),
-///     other => panic!("expected a panic, got {other:?}"),
-/// }
-/// # Ok::<(), serfn::Error>(())
-/// ```
-pub fn decode_result<R: DeserializeOwned>(bytes: &[u8], limits: &Limits) -> Result<R> {
-    decode_value::<std::result::Result<R, Panic>>(bytes, limits)?.map_err(Error::from)
 }
