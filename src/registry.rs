@@ -197,17 +197,66 @@ impl Registration {
     }
 
     /// The registered name.
+    ///
+    /// # Example
+    /// ```
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Scale(f64);
+    ///
+    /// #[serfn::register(name = "docs::Scale", version = 2)]
+    /// impl serfn::Call<f64> for Scale {
+    ///     type Output = f64;
+    ///     fn call(&self, x: f64) -> f64 { x * self.0 }
+    /// }
+    ///
+    /// let scale = serfn::registry::get("docs::Scale")?;
+    /// assert_eq!(scale.name(), "docs::Scale");
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn name(&self) -> &'static str {
         self.name
     }
 
     /// The registered `version = N` of the capture's layout (1 by default).
+    ///
+    /// # Example
+    /// ```
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Scale(f64);
+    ///
+    /// #[serfn::register(name = "docs::Scale", version = 2)]
+    /// impl serfn::Call<f64> for Scale {
+    ///     type Output = f64;
+    ///     fn call(&self, x: f64) -> f64 { x * self.0 }
+    /// }
+    ///
+    /// let scale = serfn::registry::get("docs::Scale")?;
+    /// assert_eq!(scale.version(), 2);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn version(&self) -> u32 {
         self.version
     }
 
     /// The signature, or `None` for serfn's own combinators (`then`,
     /// `bind`), whose signature depends on the functions they hold.
+    ///
+    /// # Example
+    /// ```
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Scale(f64);
+    ///
+    /// #[serfn::register(name = "docs::Scale", version = 2)]
+    /// impl serfn::Call<f64> for Scale {
+    ///     type Output = f64;
+    ///     fn call(&self, x: f64) -> f64 { x * self.0 }
+    /// }
+    ///
+    /// let scale = serfn::registry::get("docs::Scale")?;
+    /// assert_eq!(scale.signature().map(|s| s.to_string()).as_deref(), Some("Fn(f64) -> f64"));
+    /// assert!(serfn::registry::get("serfn::then")?.signature().is_none());
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn signature(&self) -> Option<Signature> {
         self.signature.map(|signature| signature())
     }
@@ -251,7 +300,24 @@ impl Registration {
         self.layout.map(|layout| layout())
     }
 
-    /// Where the registration is in the source, as `file:line`.
+    /// Where the registration is in the source, as `file:line`: what
+    /// [`check`] names for a duplicate.
+    ///
+    /// # Example
+    /// ```
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Scale(f64);
+    ///
+    /// #[serfn::register(name = "docs::Scale", version = 2)]
+    /// impl serfn::Call<f64> for Scale {
+    ///     type Output = f64;
+    ///     fn call(&self, x: f64) -> f64 { x * self.0 }
+    /// }
+    ///
+    /// let scale = serfn::registry::get("docs::Scale")?;
+    /// assert!(scale.location().contains(".rs:"));
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
     pub fn location(&self) -> String {
         format!("{}:{}", self.file, self.line)
     }
@@ -395,6 +461,14 @@ pub fn functions() -> Vec<&'static Registration> {
 /// # Errors
 /// [`Error::UnknownFunction`] if no function has that name,
 /// [`Error::DuplicateFunction`] if several do.
+///
+/// # Example
+/// ```
+/// let double = serfn::closure!("double", [], move |x: i32| -> i32 { 2 * x }, name = "docs::double");
+/// assert_eq!(serfn::registry::get(double.name())?.name(), "docs::double");
+/// assert!(matches!(serfn::registry::get("docs::nothing"), Err(serfn::Error::UnknownFunction { .. })));
+/// # Ok::<(), serfn::Error>(())
+/// ```
 pub fn get(name: &str) -> Result<&'static Registration> {
     lookup(name)
 }
