@@ -36,7 +36,29 @@ use crate::error::{Error, Result};
 use crate::registry::{Registration, SerializableFn};
 use crate::signature::{Kind, Signature, TypeInfo};
 
-/// The traced layout of one type.
+/// The traced layout of one type: its serde data model, from
+/// [`Registration::layout`](crate::registry::Registration::layout).
+///
+/// # Example
+/// ```
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Point {
+///     x: f64,
+///     y: f64,
+/// }
+///
+/// #[serfn::register(name = "docs::Point")]
+/// impl serfn::Call<()> for Point {
+///     type Output = f64;
+///     fn call(&self, (): ()) -> f64 { self.x.hypot(self.y) }
+/// }
+///
+/// let layout = serfn::registry::get("docs::Point")?.layout().expect("a registered struct");
+/// // Field names and types, not the Rust type name: renaming `Point` keeps it.
+/// assert_eq!(layout.description(), Ok("{1:x:f64,1:y:f64}"));
+/// assert!(layout.partial_enums().is_empty());
+/// # Ok::<(), serfn::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Layout {
     /// The canonical description, or why the type could not be traced.

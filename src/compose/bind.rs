@@ -30,6 +30,15 @@ static REGISTRATION: Registration = Registration::new(
 inventory::submit! { Registered(&REGISTRATION) }
 
 /// An argument tuple (`()` to 8 elements), whose leading elements can be bound.
+///
+/// # Example
+/// ```
+/// use serfn::plumbing::ArgTuple;
+///
+/// fn takes_tuples<A: ArgTuple>() {}
+/// takes_tuples::<()>();
+/// takes_tuples::<(u8, String, Vec<f64>)>();
+/// ```
 pub trait ArgTuple: 'static {
     /// The type left after binding the first `bound` elements.
     #[doc(hidden)]
@@ -59,6 +68,15 @@ pub(crate) fn check_nothing_bound(bound: usize, prefix: &[u8]) -> Result<()> {
 }
 
 /// A tuple with a first element to bind: `(A, B, C)` splits into `A` and `(B, C)`.
+///
+/// # Example
+/// ```
+/// use serfn::plumbing::SplitFirst;
+///
+/// fn split<A: SplitFirst>(first: A::First) -> A::First { first }
+/// let first: u8 = split::<(u8, String)>(7);
+/// assert_eq!(first, 7);
+/// ```
 pub trait SplitFirst: ArgTuple {
     /// The first element.
     type First;
