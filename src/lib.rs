@@ -247,6 +247,28 @@ pub use serfn_macros::{closure, function, main, register};
 /// the trait is `Call`, `CallMut` or `CallOnce`, `name` defaults to the
 /// module path and the type as written, `version` to 1. See the
 /// [crate docs](crate#generic-capture-structs).
+///
+/// # Example
+/// ```
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Repeat<T> {
+///     item: T,
+/// }
+///
+/// impl<T: Clone + serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static> serfn::Call<usize> for Repeat<T> {
+///     type Output = Vec<T>;
+///     fn call(&self, n: usize) -> Vec<T> {
+///         vec![self.item.clone(); n]
+///     }
+/// }
+///
+/// serfn::register_instance!(Repeat<String> as Call<usize>, name = "repeat::string", version = 2);
+///
+/// let f = serfn::SerFn::new(Repeat { item: "ab".to_string() });
+/// assert_eq!((f.name(), f.call(2)), ("repeat::string", vec!["ab".to_string(); 2]));
+/// assert_eq!(serfn::registry::get("repeat::string")?.version(), 2);
+/// # Ok::<(), serfn::Error>(())
+/// ```
 #[macro_export]
 macro_rules! register_instance {
     ($ty:ty as $kind:ident<$args:ty> $(, name = $name:expr)? $(, version = $version:expr)? $(,)?) => {
@@ -267,6 +289,21 @@ macro_rules! register_instance {
 /// that calls [`worker::init`](crate::worker::init); a pool started from the
 /// test binary runs the binary filtered to that test. Run normally, the test
 /// passes at once.
+///
+/// # Example
+/// ```no_run
+/// // tests/test_squares.rs
+/// serfn::test_support!();
+///
+/// #[test]
+/// fn squares_in_workers() -> serfn::Result<()> {
+///     let pool = serfn::Pool::builder().workers(2).build()?;
+///     let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
+///     assert_eq!(pool.call(&square, 7)?, 49);
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
 #[cfg(unix)]
 #[cfg_attr(docsrs, doc(cfg(unix)))]
 #[macro_export]

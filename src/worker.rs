@@ -69,6 +69,17 @@ static SERVING: AtomicBool = AtomicBool::new(false);
 /// [`#[serfn::main]`](crate::main) puts `init()` first, and a test binary's
 /// [`test_support!`](crate::test_support) entry, which libtest runs on a
 /// thread of its own, does not warn.
+///
+/// # Example
+/// ```no_run
+/// fn main() -> serfn::Result<()> {
+///     serfn::worker::init(); // a worker serves here and exits; the program goes on
+///     let pool = serfn::Pool::builder().workers(1).build()?;
+///     let pid = serfn::closure!("pid", [], move || -> u32 { std::process::id() });
+///     assert_ne!(pool.call(&pid, ())?, std::process::id()); // it ran in the worker
+///     Ok(())
+/// }
+/// ```
 pub fn init() {
     let Some(socket) = std::env::var_os(ENV_SOCKET) else {
         warn_if_late();
