@@ -181,6 +181,8 @@ mod compose;
 mod erased;
 mod error;
 #[cfg(unix)]
+mod event;
+#[cfg(unix)]
 mod executor;
 mod function;
 mod handle;
@@ -205,7 +207,7 @@ pub use crate::executor::Executor;
 pub use crate::function::{Call, CallMut, CallOnce};
 pub use crate::handle::{DynFn, SerFn, SerFnMut, SerFnOnce};
 #[cfg(unix)]
-pub use crate::pool::{Map, MapUnordered, Pool, PoolBuilder, Progress, Stats, Task};
+pub use crate::pool::{Map, MapUnordered, Pool, PoolBuilder, Progress, Stats, Task, WorkerExit};
 pub use crate::registry::SerializableFn;
 pub use crate::schema::Layout;
 pub use crate::signature::{Kind, Signature, TypeInfo};

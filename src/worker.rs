@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use crate::codec::{self, Limits};
 use crate::error::{Error, WireError};
+use crate::event::event;
 use crate::handle::DynFn;
 use crate::pool::job::lock;
 use crate::pool::protocol::{self as proto, Fields, FrameReader, Next};
@@ -91,8 +92,8 @@ fn serve_and_exit(socket: OsString) -> ! {
     crate::error::install_hook();
     let code = match serve(socket) {
         Ok(()) => 0,
-        Err(error) => {
-            eprintln!("serfn worker {}: {error}", std::process::id());
+        Err(_error) => {
+            event!(error, pid = std::process::id(), "worker ends: {_error}");
             101
         }
     };
@@ -349,8 +350,8 @@ fn watch_parent() {
                 std::process::exit(0);
             }
         });
-    if let Err(error) = spawned {
-        eprintln!("serfn worker: cannot watch the parent process: {error}");
+    if let Err(_error) = spawned {
+        event!(error, "worker cannot watch its parent process: {_error}");
     }
 }
 

@@ -3,9 +3,10 @@
 //! A chain of 10,000 `then`s is one list, not 10,000 nested captures, so it
 //! encodes, decodes and runs without recursion.
 
-use std::sync::Arc;
-
+use std::cell::RefCell;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -37,6 +38,22 @@ pub(crate) struct Then {
     stages: Vec<Arc<dyn SerializableFn>>,
     /// The latest kind among the stages, kept so that the signature is O(1).
     kind: Kind,
+    /// Unique to this value: keys its stage slots kept in [`SLOTS`].
+    id: u64,
+}
+
+/// Ids for [`Then::id`]; never 0, the id of no pipeline.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+thread_local! {
+    /// The stage output slots of the pipeline last called on this thread,
+    /// by its id: a worker calls one pipeline for each item of a batch, and
+    /// a boxed slot per stage and item was most of a stage's cost there.
+    static SLOTS: RefCell<(u64, Vec<Box<dyn ArgSlot>>)> = const { RefCell::new((0, Vec::new())) };
 }
 
 /// `first` then `next`, flattening pipelines on either side.
@@ -47,7 +64,11 @@ pub(crate) fn then(
     let kind = first.signature().kind().max(next.signature().kind());
     let mut stages = first.__serfn_into_stages();
     stages.extend(next.__serfn_into_stages());
-    Arc::new(Then { stages, kind })
+    Arc::new(Then {
+        stages,
+        kind,
+        id: next_id(),
+    })
 }
 
 impl Serialize for Then {
@@ -68,7 +89,11 @@ impl<'de> Deserialize<'de> for Then {
             .map(|stage| stage.signature().kind())
             .max()
             .expect("checked: a pipeline has a stage");
-        Ok(Then { stages, kind })
+        Ok(Then {
+            stages,
+            kind,
+            id: next_id(),
+        })
     }
 }
 
@@ -134,6 +159,30 @@ fn run<F>(
     Ok(())
 }
 
+/// [`run`] for `Fn` stages, with `slots[i]` as stage `i`'s output.
+fn run_in(
+    stages: &[Arc<dyn SerializableFn>],
+    slots: &mut [Box<dyn ArgSlot>],
+    input: Input<'_>,
+    output: Output<'_>,
+) -> Result<()> {
+    let last = stages.len() - 1;
+    let (mut input, mut output) = (Some(input), Some(output));
+    for (index, stage) in stages.iter().enumerate() {
+        let (before, after) = slots.split_at_mut(index);
+        let stage_input = match before.last_mut() {
+            Some(slot) => Input::Slot(&mut **slot),
+            None => input.take().expect("the first stage runs once"),
+        };
+        let stage_output = match after.first_mut() {
+            Some(slot) if index < last => Output::Slot(slot.as_any()),
+            _ => output.take().expect("the last stage runs once"),
+        };
+        stage.__serfn_call(stage_input, stage_output)?;
+    }
+    Ok(())
+}
+
 #[typetag::serde(name = "serfn::then")]
 impl SerializableFn for Then {
     fn signature(&self) -> Signature {
@@ -149,13 +198,21 @@ impl SerializableFn for Then {
     }
 
     fn __serfn_call(&self, input: Input<'_>, output: Output<'_>) -> Result<()> {
-        run(
-            self.stages.iter(),
-            input,
-            output,
-            |stage, input, output| stage.__serfn_call(input, output),
-            |stage| stage.__serfn_output_slot(),
-        )
+        // Taken, key and all: a stage that panics leaves none behind.
+        let kept = SLOTS.with(|kept| {
+            let (id, slots) = std::mem::take(&mut *kept.borrow_mut());
+            (id == self.id).then_some(slots)
+        });
+        let mut slots = kept.unwrap_or_else(|| {
+            let inner = &self.stages[..self.stages.len() - 1];
+            inner
+                .iter()
+                .map(|stage| stage.__serfn_output_slot())
+                .collect()
+        });
+        let result = run_in(&self.stages, &mut slots, input, output);
+        SLOTS.with(|kept| *kept.borrow_mut() = (self.id, slots));
+        result
     }
 
     fn __serfn_call_mut(&mut self, input: Input<'_>, output: Output<'_>) -> Result<()> {
@@ -195,6 +252,7 @@ impl SerializableFn for Then {
         Ok(Arc::new(Then {
             stages,
             kind: self.kind,
+            id: next_id(),
         }))
     }
 

@@ -10,16 +10,24 @@ use crate::error::{Error, Result};
 pub(crate) type Decode<R> = fn(Vec<u8>, &codec::Limits) -> Result<R>;
 
 /// One chunk's results, yielded item by item without building a
-/// `Vec<Result<R>>` first.
-pub(crate) enum ChunkResults<R> {
-    /// A typed batch: the results of the calls that returned and the panics by index.
-    Batched {
+/// `Vec<Result<R>>` first. The results up to the next panic are a run that
+/// `next` yields with one compare an item (31 parent instructions an item
+/// went here when each item looked at its index and the enum's kind).
+pub(crate) struct ChunkResults<R> {
+    /// Results left in the current run: yielded as they are.
+    clean: usize,
+    results: std::vec::IntoIter<R>,
+    rest: Rest<R>,
+}
+
+/// What comes once the run is out.
+enum Rest<R> {
+    /// Nothing more than `results`.
+    Done,
+    /// The panics of a typed batch, by index; `at` is the index after the run.
+    Panics {
         at: u32,
-        results: std::vec::IntoIter<R>,
         panics: std::vec::IntoIter<(u32, Error)>,
-        /// The index of the next panic (`u32::MAX`: none left): one compare
-        /// an item, where a `Peekable` cost 34 instructions an item.
-        next_panic: u32,
     },
     /// An item-by-item batch.
     Each(std::vec::IntoIter<Result<R>>),
@@ -30,42 +38,76 @@ pub(crate) enum ChunkResults<R> {
 impl<R> Iterator for ChunkResults<R> {
     type Item = Result<R>;
 
+    #[inline]
     fn next(&mut self) -> Option<Result<R>> {
-        match self {
-            ChunkResults::Batched {
-                at,
-                results,
-                panics,
-                next_panic,
-            } => {
-                let index = *at;
-                *at += 1;
-                if index != *next_panic {
-                    return results.next().map(Ok);
-                }
-                let (_, error) = panics.next()?;
-                *next_panic = first_index(panics.as_slice());
-                Some(Err(error))
-            }
-            ChunkResults::Each(results) => results.next(),
-            ChunkResults::Failed { error, left } => {
-                *left = left.checked_sub(1)?;
-                Some(Err(error.duplicate()))
-            }
+        if self.clean > 0 {
+            self.clean -= 1;
+            return self.results.next().map(Ok);
         }
+        self.next_slow()
     }
 }
 
 impl<R> ChunkResults<R> {
     pub(crate) fn empty() -> Self {
-        ChunkResults::Each(Vec::new().into_iter())
+        Self::with(Vec::new(), Rest::Done)
     }
-}
 
-/// The index of the first of `panics`, or `u32::MAX` for none (no item has
-/// that index: a chunk's count is a `u32`, so its indexes stay below it).
-fn first_index(panics: &[(u32, Error)]) -> u32 {
-    panics.first().map_or(u32::MAX, |(at, _)| *at)
+    /// Each of `count` items fails with a copy of `error`.
+    pub(crate) fn failed(error: Error, count: u32) -> Self {
+        Self::with(Vec::new(), Rest::Failed { error, left: count })
+    }
+
+    fn with(results: Vec<R>, rest: Rest<R>) -> Self {
+        let mut chunk = ChunkResults {
+            clean: 0,
+            results: results.into_iter(),
+            rest,
+        };
+        chunk.start_run();
+        chunk
+    }
+
+    /// Sets the run: the results before the next panic, or all that are left.
+    fn start_run(&mut self) {
+        let left = self.results.len();
+        self.clean = match &mut self.rest {
+            Rest::Done => left,
+            Rest::Panics { at, panics } => {
+                let run = match panics.as_slice().first() {
+                    Some((index, _)) => index.saturating_sub(*at) as usize,
+                    None => left,
+                };
+                let run = run.min(left);
+                *at += run as u32;
+                run
+            }
+            Rest::Each(_) | Rest::Failed { .. } => 0,
+        };
+    }
+
+    #[inline(never)]
+    fn next_slow(&mut self) -> Option<Result<R>> {
+        let item = match &mut self.rest {
+            Rest::Done => return None,
+            Rest::Panics { at, panics } => {
+                let index = *at;
+                *at += 1;
+                match panics.as_slice().first() {
+                    Some((next, _)) if *next == index => panics.next().map(|(_, error)| Err(error)),
+                    // An index out of order: the result in its place.
+                    _ => self.results.next().map(Ok),
+                }
+            }
+            Rest::Each(results) => return results.next(),
+            Rest::Failed { error, left } => {
+                *left = left.checked_sub(1)?;
+                return Some(Err(error.duplicate()));
+            }
+        };
+        self.start_run();
+        item
+    }
 }
 
 /// Decodes a chunk's answer.
@@ -75,20 +117,35 @@ pub(crate) fn decode_chunk<R: DeserializeOwned>(
     limits: &codec::Limits,
     batched: bool,
 ) -> ChunkResults<R> {
-    let decoded = answer.and_then(|payload| {
+    match answer {
+        Ok(payload) => decode_chunk_bytes(count, &payload, limits, batched),
+        Err(error) => ChunkResults::failed(error, count),
+    }
+}
+
+/// [`decode_chunk`] of a payload the caller keeps.
+pub(crate) fn decode_chunk_bytes<R: DeserializeOwned>(
+    count: u32,
+    payload: &[u8],
+    limits: &codec::Limits,
+    batched: bool,
+) -> ChunkResults<R> {
+    let decoded = (|| {
         if batched {
-            let (results, panics) = codec::decode_batch_results(&payload, limits, count as usize)?;
-            return Ok(ChunkResults::Batched {
+            let (results, panics) = codec::decode_batch_results(payload, limits, count as usize)?;
+            let panics = Rest::Panics {
                 at: 0,
-                results: results.into_iter(),
-                next_panic: first_index(&panics),
                 panics: panics.into_iter(),
-            });
+            };
+            return Ok(ChunkResults::with(results, panics));
         }
-        let results = codec::decode_results(&payload, limits, count as usize)?;
-        Ok(ChunkResults::Each(results.into_iter()))
-    });
-    decoded.unwrap_or_else(|error| ChunkResults::Failed { error, left: count })
+        let results = codec::decode_results(payload, limits, count as usize)?;
+        Ok(ChunkResults::with(
+            Vec::new(),
+            Rest::Each(results.into_iter()),
+        ))
+    })();
+    decoded.unwrap_or_else(|error| ChunkResults::failed(error, count))
 }
 
 /// Decodes a one-item payload into the function's result.
@@ -112,4 +169,29 @@ fn first<R>(mut results: impl Iterator<Item = Result<R>>) -> Result<R> {
     results
         .next()
         .unwrap_or_else(|| Err(Error::decode("a worker answered a call with no result")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yielded(results: Vec<u32>, panic_at: &[u32]) -> Vec<Option<u32>> {
+        let panics: Vec<(u32, Error)> = panic_at.iter().map(|&i| (i, Error::decode("p"))).collect();
+        let rest = Rest::Panics {
+            at: 0,
+            panics: panics.into_iter(),
+        };
+        ChunkResults::with(results, rest).map(Result::ok).collect()
+    }
+
+    #[test]
+    fn panics_land_at_their_indexes_between_runs() {
+        assert_eq!(yielded(vec![1, 2], &[]), [Some(1), Some(2)]);
+        assert_eq!(yielded(vec![1, 2], &[0]), [None, Some(1), Some(2)]);
+        assert_eq!(yielded(vec![1, 2], &[1, 2]), [Some(1), None, None, Some(2)]);
+        assert_eq!(yielded(vec![1, 2], &[2]), [Some(1), Some(2), None]);
+        assert_eq!(yielded(vec![], &[0, 1]), [None, None]);
+        let failed = ChunkResults::<u32>::failed(Error::decode("f"), 3);
+        assert_eq!(failed.filter(Result::is_err).count(), 3);
+    }
 }

@@ -2,11 +2,21 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Pool;
 use crate::codec::Limits;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::handle::SerFnOnce;
+
+/// A function each worker runs once, before its first task: its name and
+/// its bytes, or why they could not be made (reported by `build`).
+#[derive(Clone, Debug)]
+pub(crate) struct Initializer {
+    pub(crate) name: &'static str,
+    pub(crate) bytes: std::result::Result<Arc<[u8]>, Arc<Error>>,
+}
 
 /// A pool's settings, from [`PoolBuilder`].
 #[derive(Clone, Debug)]
@@ -21,6 +31,8 @@ pub(crate) struct Config {
     pub(crate) start_timeout: Duration,
     pub(crate) liveness: Duration,
     pub(crate) limits: Limits,
+    pub(crate) initializer: Option<Initializer>,
+    pub(crate) max_tasks: Option<u64>,
 }
 
 /// Settings for a [`Pool`]: `Pool::builder().workers(4).build()?`.
@@ -57,6 +69,8 @@ impl Default for PoolBuilder {
                 start_timeout: Duration::from_secs(10),
                 liveness: Duration::from_secs(10),
                 limits: Limits::default(),
+                initializer: None,
+                max_tasks: None,
             },
         }
     }
@@ -111,6 +125,8 @@ impl PoolBuilder {
     /// Kills a worker whose task runs longer than this, and fails the task
     /// with [`Error::Timeout`](crate::Error::Timeout). A task is one message: one item, unless a
     /// [`chunk_size`](Self::chunk_size) above 1 is set, when it is one chunk.
+    /// A call or a map may set its own instead: [`Pool::call_timeout`],
+    /// [`Pool::submit_timeout`], [`Map::timeout`](crate::Map::timeout).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.config.timeout = Some(timeout);
         self
@@ -153,6 +169,79 @@ impl PoolBuilder {
         self
     }
 
+    /// Runs `init` once in each worker process, before its first task, and
+    /// again in each worker started later (to replace one that died, or
+    /// [recycled](Self::max_tasks_per_worker)): Python's
+    /// `Pool(initializer=...)`, to load a model or open a file once per process.
+    ///
+    /// What it sets up is the worker's own: keep it in a `static` (a
+    /// [`OnceLock`](std::sync::OnceLock), a `thread_local!`) that the
+    /// pool's functions read, as in the example. A worker counts as started
+    /// once its initializer returns, so the [`start_timeout`](Self::start_timeout)
+    /// bounds both: raise it for a slow initializer.
+    ///
+    /// # Errors
+    /// [`build`](Self::build) fails with [`Error::WorkerStart`] if `init`
+    /// panics or fails in any worker (its `reason` names the initializer and
+    /// carries the panic's message and location), or with [`Error::Encode`]
+    /// or [`Error::TooLarge`] if `init` cannot be encoded within the
+    /// [`limits`](Self::limits). Once the pool runs, a replacement worker
+    /// whose initializer fails is retried with back-off, as a worker that
+    /// fails to start is; the jobs waiting fail with that error once no
+    /// worker is left.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use std::sync::OnceLock;
+    ///
+    /// static SCALE: OnceLock<f64> = OnceLock::new();
+    ///
+    /// serfn::worker::init();
+    /// // Runs in each worker: say, a model read from disk, once per process.
+    /// let load = serfn::closure!("load_scale", [scale: f64 = 2.5], move || -> () {
+    ///     SCALE.get_or_init(|| *scale);
+    /// });
+    /// let pool = serfn::Pool::builder().workers(2).initializer(load).build()?;
+    /// let scaled = serfn::closure!("scaled", [], move |x: f64| -> f64 { x * SCALE.get().copied().unwrap_or(0.0) });
+    /// assert_eq!(pool.call(&scaled, 2.0)?, 5.0);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn initializer(mut self, init: impl Into<SerFnOnce<(), ()>>) -> Self {
+        let init = init.into();
+        self.config.initializer = Some(Initializer {
+            name: init.name(),
+            bytes: init.to_bytes().map(Arc::from).map_err(Arc::new),
+        });
+        self
+    }
+
+    /// Replaces each worker after it has run this many items (Python's
+    /// `maxtasksperchild`, loky's `max_tasks_per_child`): for functions that
+    /// leak memory or other resources. Default: never.
+    ///
+    /// The worker is sent no more items once it has `tasks` of them, finishes
+    /// those, and exits cleanly when the pool closes its socket; a new worker
+    /// (which runs the [`initializer`](Self::initializer) again) takes its
+    /// place. No item is lost or run twice. Maps send chunks of at most
+    /// `tasks` items, so that a worker never runs more. A worker that holds a
+    /// [`fold`](Pool::fold)'s state is recycled only once the fold has taken
+    /// it back. [`Stats::recycled`](crate::Stats::recycled) counts these.
+    ///
+    /// # Example
+    /// ```no_run
+    /// serfn::worker::init();
+    /// let pool = serfn::Pool::builder().workers(2).max_tasks_per_worker(100).build()?;
+    /// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
+    /// let squares: Vec<u64> = pool.map(&square, 0..1_000).collect::<serfn::Result<_>>()?;
+    /// assert_eq!(squares[9], 81);
+    /// assert!(pool.stats().recycled >= 8);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn max_tasks_per_worker(mut self, tasks: u64) -> Self {
+        self.config.max_tasks = Some(tasks.max(1));
+        self
+    }
+
     /// Starts the workers and waits until each has connected.
     ///
     /// # Errors
@@ -161,6 +250,16 @@ impl PoolBuilder {
     /// called in a process a pool started as a worker that did not call
     /// [`worker::init`](crate::worker::init), which would start workers without end.
     pub fn build(self) -> Result<Pool> {
+        if let Some(init) = &self.config.initializer {
+            let bytes = init.bytes.as_ref().map_err(|error| error.duplicate())?;
+            let limit = self.config.limits.get_max_bytes();
+            if bytes.len() > limit {
+                return Err(Error::TooLarge {
+                    len: bytes.len() as u64,
+                    limit,
+                });
+            }
+        }
         Pool::start(self.config)
     }
 }

@@ -15,12 +15,13 @@ use std::sync::atomic::Ordering;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::job::{lock, Job, Work};
+use super::job::{lock, Job, Payload, Runner, Work};
 use super::process;
 use super::protocol::{self as proto, Fields, FrameReader, Next};
 use super::Shared;
 use crate::codec;
 use crate::error::{Error, WireError};
+use crate::event::event;
 
 /// Estimated work a worker is given ahead: enough to hide a round trip.
 const WINDOW_NS: u64 = 2_000_000;
@@ -37,6 +38,8 @@ pub(super) struct Sent {
     /// When it became the oldest: when the worker started it, at the latest.
     pub(super) started: Option<Instant>,
     pub(super) killed: Option<Killed>,
+    /// Its task was cancelled before the worker started it.
+    pub(super) cancelled: bool,
 }
 
 /// Why the reader killed the worker while this job was the oldest.
@@ -46,6 +49,8 @@ pub(super) enum Killed {
     Timeout,
     /// The worker sent nothing, not even a heartbeat, for the liveness timeout.
     Silent,
+    /// Its task was cancelled.
+    Cancelled,
 }
 
 /// The state one worker process's writer and reader share.
@@ -67,6 +72,33 @@ impl LinkState {
     pub(super) fn has_space(&self) -> bool {
         self.in_flight.len() < 2
             || (self.in_flight.len() < MAX_IN_FLIGHT && self.estimate_ns < WINDOW_NS)
+    }
+}
+
+impl Runner for Link {
+    /// The oldest job is running: the worker is killed. A later one is
+    /// marked, and the worker killed when the pool sees it start (it may
+    /// have started, or even finished, just before).
+    fn cancel(&self, task: u64) -> bool {
+        let mut state = lock(&self.state);
+        let Some(at) = state.in_flight.iter().position(|sent| sent.task == task) else {
+            return false;
+        };
+        let sent = &mut state.in_flight[at];
+        if at > 0 || sent.started.is_none() {
+            sent.cancelled = true;
+            return true;
+        }
+        sent.killed.get_or_insert(Killed::Cancelled);
+        event!(
+            info,
+            pid = self.pid,
+            task,
+            "task cancelled while running: killing its worker"
+        );
+        drop(state);
+        let _ = lock(&self.child).kill();
+        true
     }
 }
 
@@ -118,7 +150,10 @@ fn next_check(
     heard: Instant,
 ) -> Duration {
     let state = lock(&link.state);
-    let Some(started) = state.in_flight.front().and_then(|sent| sent.started) else {
+    let Some(head) = state.in_flight.front() else {
+        return MAX_WAIT;
+    };
+    let (Some(started), timeout) = (head.started, head.job.timeout.or(timeout)) else {
         return MAX_WAIT;
     };
     let silent_since = heard.max(started);
@@ -139,10 +174,22 @@ fn check(link: &Link, timeout: Option<Duration>, liveness: Duration, heard: Inst
     let (Some(started), None) = (head.started, head.killed) else {
         return;
     };
+    let timeout = head.job.timeout.or(timeout);
     if timeout.is_some_and(|timeout| started.elapsed() >= timeout) {
         head.killed = Some(Killed::Timeout);
+        event!(
+            warn,
+            pid = link.pid,
+            function = head.job.work.name(),
+            "task past its timeout: killing its worker"
+        );
     } else if heard.max(started).elapsed() >= liveness {
         head.killed = Some(Killed::Silent);
+        event!(
+            warn,
+            pid = link.pid,
+            "worker silent past the liveness timeout: killing it"
+        );
     } else {
         return;
     }
@@ -184,11 +231,25 @@ fn answer(shared: &Shared, link: &Link, tag: u8, body: &[u8]) -> io::Result<()> 
     }
     let sent = state.in_flight.pop_front().expect("looked at above");
     state.estimate_ns -= sent.estimate_ns;
+    let mut cancel = false;
     if let Some(next) = state.in_flight.front_mut() {
         next.started.get_or_insert_with(Instant::now);
+        // A cancelled task the worker is about to start: stop the worker.
+        if next.cancelled && next.killed.is_none() {
+            next.killed = Some(Killed::Cancelled);
+            cancel = true;
+        }
     }
     let wake = state.writer_waiting;
     drop(state);
+    if cancel {
+        event!(
+            info,
+            pid = link.pid,
+            "a cancelled task is next: killing its worker"
+        );
+        let _ = lock(&link.child).kill();
+    }
     if wake {
         link.space.notify_one();
     }
@@ -205,9 +266,9 @@ fn answer(shared: &Shared, link: &Link, tag: u8, body: &[u8]) -> io::Result<()> 
                 .stats
                 .tasks
                 .fetch_add(u64::from(count), Ordering::Relaxed);
-            Ok(payload.to_vec())
+            Ok(Payload::from_slice(payload))
         }
-        None if tag == proto::STATE => Ok(payload.to_vec()),
+        None if tag == proto::STATE => Ok(Payload::from_slice(payload)),
         None => {
             let error = failed_error(payload, &shared.config.limits, link.pid);
             // An answer refused as too large: later chunks are made smaller.
@@ -245,10 +306,11 @@ pub(super) fn die(shared: &Shared, link: &Link, end: io::Result<()>) {
     }
     let status = {
         let mut child = lock(&link.child);
-        let grace = if end.is_ok() {
-            Duration::from_millis(100)
-        } else {
-            Duration::ZERO
+        // Closed cleanly with nothing owed (recycled, joined): it is exiting.
+        let grace = match end {
+            Ok(()) if in_flight.is_empty() => Duration::from_secs(5),
+            Ok(()) => Duration::from_millis(100),
+            Err(_) => Duration::ZERO,
         };
         process::reap(&mut child, grace)
     };
@@ -261,8 +323,15 @@ pub(super) fn die(shared: &Shared, link: &Link, end: io::Result<()>) {
     let mut requeue = Vec::new();
     for (position, sent) in in_flight.into_iter().enumerate() {
         let Sent {
-            mut job, killed, ..
+            mut job,
+            killed,
+            cancelled,
+            ..
         } = sent;
+        // Cancelled: its `Task` is gone, nothing waits for an answer.
+        if cancelled || matches!(killed, Some(Killed::Cancelled)) || !job.detach() {
+            continue;
+        }
         let name = job.work.name().to_owned();
         let status = match killed {
             Some(Killed::Silent) => format!(
@@ -275,10 +344,8 @@ pub(super) fn die(shared: &Shared, link: &Link, end: io::Result<()>) {
         if position > 0 && job.pin.is_none() {
             requeue.push(job); // never started
         } else if matches!(killed, Some(Killed::Timeout)) {
-            job.fail(Error::Timeout {
-                name,
-                timeout: shared.config.timeout.unwrap_or_default(),
-            });
+            let timeout = job.timeout.or(shared.config.timeout).unwrap_or_default();
+            job.fail(Error::Timeout { name, timeout });
         } else if job.pin.is_none() && job.work.retryable() && job.attempts < shared.config.retries
         {
             job.attempts += 1;

@@ -1,14 +1,15 @@
 //! [`Map`] and [`MapUnordered`]: streaming maps over a pool, in chunks.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::marker::PhantomData;
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::answer::{decode_chunk, ChunkResults};
-use super::job::{FnEntry, Job, Reply, Work};
+use super::answer::{decode_chunk_bytes, ChunkResults};
+use super::job::{ChunkAnswer, FnEntry, Inbox, Job, Payload, Reply, Work};
 use super::protocol as proto;
 use super::Pool;
 use crate::codec;
@@ -33,8 +34,6 @@ pub struct Progress {
     pub total: Option<usize>,
 }
 
-type ChunkResult = (u64, Result<Vec<u8>>);
-
 /// Encodes up to `max_items` items, from `held` first, then `items`; stops
 /// past `target` bytes. With `seq`, as one codec sequence (for functions that
 /// run batches in one typed pass), else as a protocol items block. Returns
@@ -54,31 +53,45 @@ pub(crate) fn items_block<A: Serialize>(
     limit: usize,
     seq: bool,
 ) -> Result<(Vec<u8>, u32)> {
+    let mut block = Vec::new();
+    let count = items_block_into(items, held, max_items, target, limit, seq, &mut block)?;
+    Ok((block, count))
+}
+
+/// [`items_block`] into `block`, which must be empty: a map reuses one.
+fn items_block_into<A: Serialize>(
+    items: &mut impl Iterator<Item = A>,
+    held: &mut VecDeque<A>,
+    max_items: usize,
+    target: usize,
+    limit: usize,
+    seq: bool,
+    block: &mut Vec<u8>,
+) -> Result<u32> {
     let mut next = || held.pop_front().or_else(|| items.next());
     let too_large = |len: usize| Error::TooLarge {
         len: len as u64,
         limit,
     };
-    let mut block = Vec::new();
     if seq && max_items == 1 {
         // One item (`call`, `submit`, `chunk_size(1)`): a sequence of one,
         // encoded in place, without a probe encode or a `Vec` of the item.
         let Some(item) = next() else {
-            codec::encode_len_into(0, &mut block)?;
-            return Ok((block, 0));
+            codec::encode_len_into(0, block)?;
+            return Ok(0);
         };
         block.reserve(16);
-        codec::encode_value_into(std::slice::from_ref(&item), &mut block)?;
+        codec::encode_value_into(std::slice::from_ref(&item), block)?;
         if block.len() > limit {
             return Err(too_large(block.len()));
         }
-        return Ok((block, 1));
+        return Ok(1);
     }
     if seq {
         // One encode call for the chunk; the first item's size bounds its bytes.
         let Some(first) = next() else {
-            codec::encode_value_into(&Vec::<A>::new(), &mut block)?;
-            return Ok((block, 0));
+            codec::encode_value_into(&Vec::<A>::new(), block)?;
+            return Ok(0);
         };
         let item_bytes = codec::encode_value(&first)?.len().max(1);
         let max_items = max_items.min(target / item_bytes).max(1);
@@ -91,9 +104,9 @@ pub(crate) fn items_block<A: Serialize>(
         chunk.extend(items.by_ref().take(max_items - chunk.len()));
         loop {
             block.clear();
-            let encoded = codec::encode_value_into(&chunk, &mut block);
+            let encoded = codec::encode_value_into(&chunk, block);
             if encoded.is_ok() && block.len() <= limit {
-                return Ok((block, chunk.len() as u32));
+                return Ok(chunk.len() as u32);
             }
             if chunk.len() == 1 {
                 return Err(encoded.err().unwrap_or_else(|| too_large(block.len())));
@@ -109,7 +122,7 @@ pub(crate) fn items_block<A: Serialize>(
     while (count as usize) < max_items {
         let Some(item) = next() else { break };
         let start = block.len();
-        let put = proto::put_item(&mut block, |block| codec::encode_value_into(&item, block));
+        let put = proto::put_item(block, |block| codec::encode_value_into(&item, block));
         let len = block.len() - start - 4;
         if put.is_ok() && (block.len() <= limit || (count == 0 && len <= limit)) {
             count += 1;
@@ -126,7 +139,7 @@ pub(crate) fn items_block<A: Serialize>(
         break;
     }
     block[..4].copy_from_slice(&count.to_le_bytes());
-    Ok((block, count))
+    Ok(count)
 }
 
 /// Chunks sent and not yet answered (first item index and item count), by
@@ -168,16 +181,21 @@ pub(crate) struct Feed<'p, A, R, I> {
     items: std::iter::Fuse<I>,
     /// Items taken but held back from a chunk they did not fit.
     held: VecDeque<A>,
-    sender: mpsc::Sender<ChunkResult>,
-    receiver: mpsc::Receiver<ChunkResult>,
+    inbox: Arc<Inbox>,
+    /// Answers taken from `inbox`, not yet decoded.
+    arrived: VecDeque<ChunkAnswer>,
     /// Chunks in flight: first item index and item count, by sequence number.
     in_flight: InFlight,
     /// Jobs being queued by `fill`: kept, so that its allocation is reused.
     jobs: Vec<Job>,
+    /// Where items are encoded: a small block is copied inline from it.
+    block: Vec<u8>,
     in_flight_items: usize,
     next_seq: u64,
     next_index: usize,
     chunk_size: Option<usize>,
+    /// Each chunk's own timeout, instead of the pool's.
+    timeout: Option<Duration>,
     total: Option<usize>,
     done: usize,
     progress: Option<Box<dyn FnMut(Progress) + 'p>>,
@@ -191,7 +209,6 @@ where
     I: Iterator<Item = A>,
 {
     pub(crate) fn new(pool: &'p Pool, function: Result<Arc<FnEntry>>, items: I) -> Self {
-        let (sender, receiver) = mpsc::channel();
         let total = match items.size_hint() {
             (low, Some(high)) if low == high => Some(low),
             _ => None,
@@ -206,14 +223,16 @@ where
             setup_error,
             items: items.fuse(),
             held: VecDeque::new(),
-            sender,
-            receiver,
+            inbox: Inbox::new(),
+            arrived: VecDeque::new(),
             in_flight: InFlight::default(),
             jobs: Vec::new(),
+            block: Vec::new(),
             in_flight_items: 0,
             next_seq: 0,
             next_index: 0,
             chunk_size: pool.shared.config.chunk_size,
+            timeout: None,
             total,
             done: 0,
             progress: None,
@@ -226,7 +245,7 @@ where
         if let Some(size) = self.chunk_size {
             return size;
         }
-        if config.timeout.is_some() {
+        if config.timeout.is_some() || self.timeout.is_some() {
             return 1;
         }
         let by_time = match function.ns_per_item() {
@@ -244,7 +263,11 @@ where
     /// [`next_chunk_size`](Self::next_chunk_size), made small enough for
     /// the chunk's answer to stay well within the limits.
     fn fitting_chunk_size(&self, function: &FnEntry) -> usize {
-        let size = self.next_chunk_size(function);
+        let mut size = self.next_chunk_size(function);
+        // A chunk larger than a worker's share would never be sent.
+        if let Some(max) = self.pool.shared.config.max_tasks {
+            size = size.min(usize::try_from(max).unwrap_or(usize::MAX));
+        }
         let limit = self.pool.shared.config.limits.get_max_bytes() as u64;
         match function.answer_bytes() {
             0 => size,
@@ -270,17 +293,19 @@ where
         while self.has_room() {
             let size = self.fitting_chunk_size(&function);
             let limit = self.pool.shared.config.limits.get_max_bytes();
-            let encoded = items_block(
+            self.block.clear();
+            let encoded = items_block_into(
                 &mut self.items,
                 &mut self.held,
                 size,
                 MAX_CHUNK_BYTES.min(limit),
                 limit,
                 function.batches,
+                &mut self.block,
             );
             let count = match &encoded {
-                Ok((_, 0)) => break,
-                Ok((_, count)) => *count,
+                Ok(0) => break,
+                Ok(count) => *count,
                 // The one item that could not be sent gets the error.
                 Err(_) => 1,
             };
@@ -290,19 +315,23 @@ where
             self.next_index += count as usize;
             self.in_flight_items += count as usize;
             match encoded {
-                Ok((items, count)) => jobs.push(Job::new(
-                    Work::Batch {
-                        function: Arc::clone(&function),
-                        items,
-                        count,
-                    },
-                    Reply::Chunk {
-                        sender: self.sender.clone(),
-                        seq,
-                    },
-                )),
+                Ok(count) => {
+                    let mut job = Job::new(
+                        Work::Batch {
+                            function: Arc::clone(&function),
+                            items: Payload::take(&mut self.block),
+                            count,
+                        },
+                        Reply::Chunk {
+                            inbox: Arc::clone(&self.inbox),
+                            seq,
+                        },
+                    );
+                    job.timeout = self.timeout;
+                    jobs.push(job);
+                }
                 Err(error) => {
-                    let _ = self.sender.send((seq, Err(error)));
+                    self.arrived.push_back((seq, Err(error)));
                     break;
                 }
             }
@@ -318,7 +347,10 @@ where
         if self.in_flight.len == 0 {
             return None;
         }
-        let (seq, answer) = self.receiver.recv().ok()?;
+        if self.arrived.is_empty() {
+            self.inbox.recv_all(&mut self.arrived);
+        }
+        let (seq, answer) = self.arrived.pop_front()?;
         let (start, count) = self.in_flight.remove(seq)?;
         self.in_flight_items -= count as usize;
         self.done += count as usize;
@@ -330,7 +362,11 @@ where
         }
         let limits = &self.pool.shared.config.limits;
         let batched = self.function.as_ref().is_some_and(|f| f.batches);
-        Some((seq, start, decode_chunk(count, answer, limits, batched)))
+        let results = match answer {
+            Ok(payload) => decode_chunk_bytes(count, payload.as_slice(), limits, batched),
+            Err(error) => ChunkResults::failed(error, count),
+        };
+        Some((seq, start, results))
     }
 }
 
@@ -346,6 +382,31 @@ macro_rules! map_settings {
             /// automatically. Takes effect for chunks not yet sent.
             pub fn chunk_size(mut self, items: usize) -> Self {
                 self.feed.chunk_size = Some(items.max(1));
+                self
+            }
+
+            /// Kills a worker whose chunk runs longer than this, instead of
+            /// the pool's [`timeout`](crate::PoolBuilder::timeout), and fails
+            /// that chunk's items with [`Error::Timeout`]. Chunks are then
+            /// one item each, unless a [`chunk_size`](Self::chunk_size) is set.
+            ///
+            /// # Example
+            /// ```no_run
+            /// use std::time::Duration;
+            ///
+            /// serfn::worker::init();
+            /// let pool = serfn::Pool::new()?;
+            /// let nap = serfn::closure!("nap", [], move |ms: u64| -> u64 {
+            ///     std::thread::sleep(Duration::from_millis(ms));
+            ///     ms
+            /// });
+            /// let results: Vec<_> = pool.map(&nap, [1, 60_000, 2]).timeout(Duration::from_secs(1)).collect();
+            /// assert!(matches!(results[1], Err(serfn::Error::Timeout { .. })));
+            /// assert_eq!(results[2].as_ref().ok(), Some(&2));
+            /// # Ok::<(), serfn::Error>(())
+            /// ```
+            pub fn timeout(mut self, timeout: Duration) -> Self {
+                self.feed.timeout = Some(timeout);
                 self
             }
 
@@ -391,7 +452,10 @@ macro_rules! map_settings {
 pub struct Map<'p, A, R, I> {
     feed: Feed<'p, A, R, I>,
     next_seq: u64,
-    parked: BTreeMap<u64, ChunkResults<R>>,
+    /// Chunks answered ahead of `next_seq`, by `seq - next_seq`: a
+    /// window, where a `BTreeMap` cost 200 instructions an item at one
+    /// item per message (two workers answer out of order half the time).
+    parked: VecDeque<Option<ChunkResults<R>>>,
     ready: ChunkResults<R>,
 }
 
@@ -405,7 +469,7 @@ where
         Map {
             feed,
             next_seq: 0,
-            parked: BTreeMap::new(),
+            parked: VecDeque::new(),
             ready: ChunkResults::empty(),
         }
     }
@@ -448,19 +512,25 @@ where
                 return Some(Err(error));
             }
             self.feed.fill();
-            if let Some(results) = self.parked.remove(&self.next_seq) {
+            if let Some(Some(_)) = self.parked.front() {
                 self.next_seq += 1;
-                self.ready = results;
+                self.ready = self.parked.pop_front().flatten()?;
                 continue;
             }
             let (seq, _, results) = self.feed.recv()?;
             if seq == self.next_seq {
                 // In order, as most are: no trip through `parked`.
                 self.next_seq += 1;
+                self.parked.pop_front();
                 self.ready = results;
                 continue;
             }
-            self.parked.insert(seq, results);
+            // Sequence numbers in flight are below `next_seq` plus the window.
+            let at = usize::try_from(seq.checked_sub(self.next_seq)?).ok()?;
+            if self.parked.len() <= at {
+                self.parked.resize_with(at + 1, || None);
+            }
+            self.parked[at] = Some(results);
         }
     }
 }

@@ -15,12 +15,18 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::answer;
 use super::protocol::{self as proto, Fields, FrameReader, Next};
 use super::Config;
-use crate::error::{Error, Result};
+use crate::codec::{self, Limits};
+use crate::error::{Error, Result, WireError};
 use crate::worker;
+
+/// The task id of an initializer's call, which no pool task uses.
+const INIT_TASK: u64 = u64::MAX;
 
 /// A running worker with its socket.
 pub(crate) struct Worker {
@@ -35,6 +41,8 @@ pub(crate) struct Starting {
     path: PathBuf,
     child: Child,
     token: u64,
+    init: Option<(&'static str, Arc<[u8]>)>,
+    limits: Limits,
 }
 
 /// The private directory of a pool's sockets (mode 0700, a random name),
@@ -108,11 +116,18 @@ pub(crate) fn spawn(config: &Config, dir: &SocketDir) -> Result<Starting> {
     if let Some(stdout) = child.stdout.take() {
         worker::forward_stdout(stdout);
     }
+    // `build` refused an initializer that could not be encoded.
+    let init = config
+        .initializer
+        .as_ref()
+        .and_then(|init| Some((init.name, init.bytes.clone().ok()?)));
     Ok(Starting {
         listener,
         path,
         child,
         token,
+        init,
+        limits: config.limits,
     })
 }
 
@@ -130,6 +145,35 @@ fn command_line(config: &Config) -> Result<(PathBuf, Vec<OsString>)> {
             .to_vec()
     });
     Ok((program, args))
+}
+
+/// Connects the workers started, in order. With `side_by_side`, each on a
+/// thread of its own: initializers may be slow (a model to load), and one
+/// after another they would add up past the start deadline.
+pub(crate) fn connect_all(
+    starting: Vec<Result<Starting>>,
+    deadline: Instant,
+    side_by_side: bool,
+) -> Vec<Result<Worker>> {
+    let connect = |starting: Result<Starting>| {
+        starting.and_then(|s| s.connect(deadline).map_err(|failure| failure.error))
+    };
+    if !side_by_side {
+        return starting.into_iter().map(connect).collect();
+    }
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = starting
+            .into_iter()
+            .map(|starting| scope.spawn(move || connect(starting)))
+            .collect();
+        threads
+            .into_iter()
+            .map(|thread| {
+                let panicked = || Err(start_error("a thread connecting a worker panicked"));
+                thread.join().unwrap_or_else(|_| panicked())
+            })
+            .collect()
+    })
 }
 
 /// Why a worker did not start, and whether trying again may help.
@@ -232,7 +276,7 @@ impl Starting {
         stream
             .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
             .map_err(io_error)?;
-        let mut reader = FrameReader::new(stream, 64);
+        let mut reader = FrameReader::new(stream, worker::frame_limit(&self.limits));
         match reader.next_frame().map_err(io_error)? {
             Next::Frame(proto::HELLO, body) => {
                 let mut fields = Fields(reader.body(body));
@@ -242,8 +286,81 @@ impl Starting {
             }
             _ => return Err(start_error("the worker did not say hello")),
         }
+        if let Some((name, function)) = &self.init {
+            self.initialize(&mut reader, name, function, deadline)
+                .map_err(|error| {
+                    start_error(format!(
+                        "the initializer `{name}` failed in worker process {}: {error}",
+                        self.child.id()
+                    ))
+                })?;
+        }
         stream.set_read_timeout(None).map_err(io_error)?;
         Ok(())
+    }
+
+    /// Runs the pool's initializer as a call-once task, the worker's first,
+    /// and waits for its answer (heartbeats aside) within the start deadline.
+    fn initialize(
+        &self,
+        reader: &mut FrameReader<&UnixStream>,
+        name: &str,
+        function: &[u8],
+        deadline: Instant,
+    ) -> Result<()> {
+        let mut frame = Vec::with_capacity(function.len() + 32);
+        let start = proto::start_frame(&mut frame, proto::ONCE);
+        frame.extend_from_slice(&INIT_TASK.to_le_bytes());
+        frame.extend_from_slice(&(function.len() as u32).to_le_bytes());
+        frame.extend_from_slice(function);
+        frame.extend_from_slice(&1u32.to_le_bytes());
+        proto::put_item(&mut frame, |out| codec::encode_value_into(&(), out))?;
+        proto::finish_frame(&mut frame, start);
+        let mut writer = *reader.get_ref();
+        proto::flush(&mut writer, &mut frame).map_err(Error::io)?;
+        loop {
+            // Heartbeats come while it runs: the deadline is the whole wait's.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(start_error("it did not return within the start timeout"));
+            }
+            reader
+                .get_ref()
+                .set_read_timeout(Some(left))
+                .map_err(Error::io)?;
+            let next = match reader.next_frame() {
+                Err(error)
+                    if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                {
+                    continue; // the deadline, checked above
+                }
+                next => next.map_err(Error::io)?,
+            };
+            let (tag, body) = match next {
+                Next::Frame(proto::HEARTBEAT, _) => continue,
+                Next::Frame(tag, body) => (tag, reader.body(body)),
+                Next::Closed => {
+                    return Err(Error::io(std::io::ErrorKind::UnexpectedEof.into()));
+                }
+            };
+            let mut fields = Fields(body);
+            if fields.u64()? != INIT_TASK {
+                return Err(Error::decode(format!("{name}: an answer to another task")));
+            }
+            return match tag {
+                proto::DONE => {
+                    fields.u64()?; // the time it took
+                    answer::decode_one::<()>(fields.rest().to_vec(), &self.limits)
+                }
+                proto::FAILED => Err(
+                    match codec::decode_value::<WireError>(fields.rest(), &self.limits) {
+                        Ok(error) => error.into_error(None),
+                        Err(error) => error,
+                    },
+                ),
+                other => Err(Error::decode(format!("an answer of kind {other:#04x}"))),
+            };
+        }
     }
 }
 
@@ -258,19 +375,20 @@ pub(crate) fn describe(status: ExitStatus) -> String {
 
 /// Waits up to `grace` for `child` to exit by itself, then kills it; reaps it.
 pub(crate) fn reap(child: &mut Child, grace: Duration) -> String {
+    reap_status(child, grace).map_or_else(|error| error.to_string(), describe)
+}
+
+/// [`reap`], giving the status itself. Reaping twice gives the same status.
+pub(crate) fn reap_status(child: &mut Child, grace: Duration) -> io::Result<ExitStatus> {
     let until = Instant::now() + grace;
     loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return describe(status),
-            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(1)),
-            Ok(None) => {
+        match child.try_wait()? {
+            Some(status) => return Ok(status),
+            None if Instant::now() < until => std::thread::sleep(Duration::from_millis(1)),
+            None => {
                 let _ = child.kill();
-                return child
-                    .wait()
-                    .map(describe)
-                    .unwrap_or_else(|error| error.to_string());
+                return child.wait();
             }
-            Err(error) => return error.to_string(),
         }
     }
 }

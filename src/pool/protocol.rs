@@ -162,6 +162,9 @@ pub(crate) enum Next {
     Closed,
 }
 
+/// Frames past this size are read by [`FrameReader::read_large`].
+const LARGE_FRAME: usize = 1 << 20;
+
 impl<R: Read> FrameReader<R> {
     pub(crate) fn new(inner: R, max_frame: usize) -> Self {
         FrameReader {
@@ -226,6 +229,10 @@ impl<R: Read> FrameReader<R> {
                 self.buf.copy_within(self.start..self.end, 0);
                 (self.start, self.end) = (0, self.end - self.start);
             }
+            if need > self.buf.len().max(LARGE_FRAME) {
+                self.read_large(need)?;
+                continue;
+            }
             if self.buf.len() < need {
                 self.buf.resize(need, 0);
             }
@@ -237,6 +244,26 @@ impl<R: Read> FrameReader<R> {
                     self.read += read as u64;
                 }
             }
+        }
+    }
+}
+
+impl<R: Read> FrameReader<R> {
+    /// Reads the rest of a frame of `need` bytes into spare capacity:
+    /// `read_to_end` does not zero-fill it first, as `resize` did (a
+    /// 100 MiB capture's `LOAD` frame paid for that, and for its page faults twice).
+    fn read_large(&mut self, need: usize) -> io::Result<()> {
+        self.buf.truncate(self.end);
+        self.buf.reserve_exact(need - self.end);
+        let want = (need - self.end) as u64;
+        // On a timeout, what was read is kept and the caller may call again.
+        let result = (&mut self.inner).take(want).read_to_end(&mut self.buf);
+        let read = self.buf.len() - self.end;
+        self.end = self.buf.len();
+        self.read += read as u64;
+        match result? {
+            0 => Err(io::ErrorKind::UnexpectedEof.into()),
+            _ => Ok(()),
         }
     }
 }

@@ -6,15 +6,17 @@ use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use super::job::{lock, FnEntry, Work};
+use super::exit::WorkerExit;
+use super::job::{lock, FnEntry, Runner, Work};
 use super::link::{self, Link, LinkState, Sent};
 use super::process::{self, StartFailure, Worker};
 use super::protocol as proto;
 use super::Shared;
 use crate::error::Error;
+use crate::event::event;
 
 /// Functions a worker keeps loaded, at most.
 const MAX_LOADED: usize = 64;
@@ -31,15 +33,33 @@ const GIVE_UP_SETUP: u32 = 3;
 const GIVE_UP_TRANSIENT: u32 = 20;
 
 /// Runs slot `index` until the pool closes: feeds its worker, and starts a
-/// new one each time it dies.
-pub(crate) fn run(shared: Arc<Shared>, index: usize, mut first: Option<Worker>) {
+/// new one each time it dies or is recycled. Returns how its last worker ended.
+pub(crate) fn run(
+    shared: Arc<Shared>,
+    index: usize,
+    mut first: Option<Worker>,
+) -> Option<WorkerExit> {
     let mut failures = 0u32;
+    let mut last = None;
+    let mut recycled = false;
     loop {
         let worker = match first.take() {
             Some(worker) => worker,
             None => match start(&shared) {
                 Ok(worker) => {
-                    shared.stats.restarts.fetch_add(1, Ordering::Relaxed);
+                    event!(
+                        info,
+                        slot = index,
+                        pid = worker.pid,
+                        recycled,
+                        "worker started"
+                    );
+                    let counter = if recycled {
+                        &shared.stats.recycled
+                    } else {
+                        &shared.stats.restarts
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
                     failures = 0;
                     worker
                 }
@@ -55,25 +75,47 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, mut first: Option<Worker>) 
                     let stranded =
                         failures >= limit && lock(&shared.pids).iter().all(Option::is_none);
                     shared.queue.fail_waiting(index, stranded, &error);
+                    // Joined, with nothing left to run: no worker is needed.
+                    if stranded && shared.queue.is_sealed() {
+                        return last;
+                    }
                     if !transient || failures >= 3 {
-                        eprintln!("serfn: {error}");
+                        event!(warn, slot = index, failures, "{error}");
                     }
                     // A killed start is retried at once, then less and less often.
                     let backoff = Duration::from_millis(10 << (failures - 1).min(7));
                     if pause(&shared, backoff) {
-                        return;
+                        return last;
                     }
                     continue;
                 }
             },
         };
         lock(&shared.pids)[index] = Some(worker.pid);
-        let closing = serve(&shared, index, worker);
+        let ended = serve(&shared, index, worker);
         lock(&shared.pids)[index] = None;
-        if closing {
-            return;
+        recycled = ended.retired;
+        last = Some(ended.exit);
+        if ended.closing {
+            return last;
         }
     }
+}
+
+/// How serving one worker process ended.
+struct Ended {
+    /// The pool is closing: no new worker.
+    closing: bool,
+    /// It had run its [`max_tasks`](super::Config::max_tasks) and was let go.
+    retired: bool,
+    exit: WorkerExit,
+}
+
+/// What a worker has been given, for recycling it after `max_tasks` items.
+#[derive(Default)]
+struct Sending {
+    items: u64,
+    retired: bool,
 }
 
 /// Sleeps up to `time`; returns early, with `true`, once the pool closes.
@@ -98,8 +140,8 @@ fn start(shared: &Shared) -> Result<Worker, StartFailure> {
         .connect(deadline)
 }
 
-/// Serves one worker process until it dies (`false`) or the pool closes (`true`).
-fn serve(shared: &Arc<Shared>, index: usize, worker: Worker) -> bool {
+/// Serves one worker process until it dies, is recycled, or the pool closes.
+fn serve(shared: &Arc<Shared>, index: usize, worker: Worker) -> Ended {
     let Worker { stream, child, pid } = worker;
     let link = Arc::new(Link {
         state: Mutex::new(LinkState {
@@ -119,8 +161,9 @@ fn serve(shared: &Arc<Shared>, index: usize, worker: Worker) -> bool {
             .spawn(move || link::read(&shared, &link, read_half))
     });
     let mut loaded = Vec::new();
+    let mut sending = Sending::default();
     let closing = match reader {
-        Ok(Ok(_)) => write(shared, index, &link, &stream, &mut loaded),
+        Ok(Ok(_)) => write(shared, index, &link, &stream, &mut loaded, &mut sending),
         _ => false,
     };
     let busy = !lock(&link.state).in_flight.is_empty();
@@ -134,16 +177,32 @@ fn serve(shared: &Arc<Shared>, index: usize, worker: Worker) -> bool {
             Err(io::Error::other("cannot start a reader thread")),
         );
     }
-    let status = {
+    let exit_status = {
         let mut child = lock(&link.child);
         // An idle worker exits by itself on end-of-file; a busy one is killed.
-        let grace = if closing && !busy {
-            Duration::from_millis(500)
-        } else {
-            Duration::ZERO
+        // Let go on purpose (joined, recycled), it is given longer.
+        let grace = match (closing || sending.retired, busy) {
+            (true, false) if sending.retired || shared.queue.is_sealed() => Duration::from_secs(5),
+            (true, false) => Duration::from_millis(500),
+            _ => Duration::ZERO,
         };
-        process::reap(&mut child, grace)
+        process::reap_status(&mut child, grace)
     };
+    let status = exit_status
+        .as_ref()
+        .map_or_else(ToString::to_string, |status| process::describe(*status));
+    if sending.retired {
+        event!(
+            info,
+            slot = index,
+            pid,
+            items = sending.items,
+            status = %status,
+            "worker recycled"
+        );
+    } else if !closing {
+        event!(warn, slot = index, pid, status = %status, "worker died; starting another");
+    }
     // Fold states on this worker are gone with it.
     for function in loaded.iter().filter(|f: &&Arc<FnEntry>| f.mutable) {
         function.mark_lost(Error::WorkerDied {
@@ -152,7 +211,42 @@ fn serve(shared: &Arc<Shared>, index: usize, worker: Worker) -> bool {
             status: status.clone(),
         });
     }
-    closing
+    Ended {
+        closing,
+        retired: sending.retired,
+        exit: WorkerExit {
+            slot: index,
+            pid,
+            status: exit_status.ok(),
+        },
+    }
+}
+
+/// Whether the worker has had its share of items and may be let go: not
+/// while it holds a fold's state, which would die with it.
+fn spent(shared: &Shared, sending: &Sending, loaded: &[Arc<FnEntry>], next: u64) -> bool {
+    shared.config.max_tasks.is_some_and(|max| {
+        sending.items > 0 && sending.items + next > max && !loaded.iter().any(|f| f.mutable)
+    })
+}
+
+/// Waits until the worker has answered everything it was sent; `false` if
+/// it died first or the pool closed.
+fn drain(shared: &Shared, link: &Link) -> bool {
+    let mut state = lock(&link.state);
+    while !state.dead && !state.in_flight.is_empty() {
+        if shared.queue.is_closed() {
+            return false;
+        }
+        state.writer_waiting = true;
+        state = link
+            .space
+            .wait_timeout(state, Duration::from_millis(20))
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+        state.writer_waiting = false;
+    }
+    !state.dead
 }
 
 /// Sends jobs to the worker, loading functions first, while it has room.
@@ -160,9 +254,10 @@ fn serve(shared: &Arc<Shared>, index: usize, worker: Worker) -> bool {
 fn write(
     shared: &Shared,
     index: usize,
-    link: &Link,
+    link: &Arc<Link>,
     stream: &UnixStream,
     loaded: &mut Vec<Arc<FnEntry>>,
+    sending: &mut Sending,
 ) -> bool {
     let mut out = Vec::with_capacity(64 << 10);
     let mut writer = stream;
@@ -203,6 +298,10 @@ fn write(
                 }
                 match shared.queue.pop(index, || lock(&link.state).dead) {
                     Some(job) => job,
+                    // Joined: done once what was sent is answered.
+                    None if shared.queue.is_sealed() && !lock(&link.state).dead => {
+                        return drain(shared, link) || shared.queue.is_closed();
+                    }
                     None => return shared.queue.is_closed(),
                 }
             }
@@ -210,6 +309,18 @@ fn write(
         if let Some(error) = job.work.needs().and_then(|f| f.lost()) {
             job.fail(error);
             continue;
+        }
+        if job.is_cancelled() {
+            continue; // its `Task` is gone
+        }
+        let count = u64::from(job.work.count());
+        if job.pin.is_none() && spent(shared, sending, loaded, count) {
+            // Recycled: the job waits for another worker, this one finishes.
+            shared.queue.push_front(vec![job]);
+            if proto::flush(&mut writer, &mut out).is_ok() && drain(shared, link) {
+                sending.retired = true;
+            }
+            return shared.queue.is_closed();
         }
         let mut frame_start = out.len();
         if let Some(function) = job.work.needs() {
@@ -228,6 +339,7 @@ fn write(
             loaded.retain(|f| !Arc::ptr_eq(f, function));
         }
         let task = shared.next_task.fetch_add(1, Ordering::Relaxed);
+        let job_frame = out.len();
         encode(&job.work, task, &mut out);
         shared
             .stats
@@ -244,6 +356,19 @@ fn write(
             shared.queue.push_front(vec![job]);
             return shared.queue.is_closed();
         }
+        if let Some(cell) = job.cell() {
+            // Cancelled since it was taken: unsent, it never runs. Else a
+            // cancel from now on finds it in this worker.
+            let mut cell = lock(&cell.state);
+            if cell.cancelled {
+                drop(cell);
+                out.truncate(job_frame);
+                continue;
+            }
+            let runner: Weak<dyn Runner> = Arc::downgrade(link) as Weak<Link>;
+            cell.running = Some((runner, task));
+        }
+        sending.items += count;
         let started = state.in_flight.is_empty().then(Instant::now);
         state.estimate_ns += estimate_ns;
         state.in_flight.push_back(Sent {
@@ -252,9 +377,16 @@ fn write(
             estimate_ns,
             started,
             killed: None,
+            cancelled: false,
         });
         drop(state);
         if out.len() >= 256 << 10 && proto::flush(&mut writer, &mut out).is_err() {
+            return shared.queue.is_closed();
+        }
+        if spent(shared, sending, loaded, 1) {
+            if proto::flush(&mut writer, &mut out).is_ok() && drain(shared, link) {
+                sending.retired = true;
+            }
             return shared.queue.is_closed();
         }
     }
@@ -299,6 +431,12 @@ fn ensure_loaded(
         .stats
         .functions_shipped
         .fetch_add(1, Ordering::Relaxed);
+    event!(
+        debug,
+        function = function.name,
+        bytes = function.bytes.len(),
+        "function shipped"
+    );
     loaded.push(Arc::clone(function));
 
     let shareable = |f: &Arc<FnEntry>| !f.mutable;
@@ -333,7 +471,7 @@ fn encode(work: &Work, task: u64, out: &mut Vec<u8>) {
     match work {
         Work::Batch { items, .. } => {
             out.extend_from_slice(&id.to_le_bytes());
-            out.extend_from_slice(items);
+            out.extend_from_slice(items.as_slice());
         }
         Work::Once {
             function, items, ..

@@ -23,6 +23,9 @@ pub struct Stats {
     pub restarts: u64,
     /// Tasks sent again after their worker died (see [`retries`](crate::PoolBuilder::retries)).
     pub retries: u64,
+    /// Workers started to replace one that ran its
+    /// [`max_tasks_per_worker`](crate::PoolBuilder::max_tasks_per_worker).
+    pub recycled: u64,
 }
 
 #[derive(Default)]
@@ -33,6 +36,7 @@ pub(crate) struct Counters {
     pub(crate) functions_shipped: AtomicU64,
     pub(crate) restarts: AtomicU64,
     pub(crate) retries: AtomicU64,
+    pub(crate) recycled: AtomicU64,
 }
 
 impl Counters {
@@ -46,6 +50,7 @@ impl Counters {
             functions_shipped: get(&self.functions_shipped),
             restarts: get(&self.restarts),
             retries: get(&self.retries),
+            recycled: get(&self.recycled),
         }
     }
 }

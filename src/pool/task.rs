@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 /// its result, or `.await` it on any executor (no runtime is required).
 ///
 /// Dropping a `Task` does not cancel it; its result is discarded.
+/// [`cancel`](Task::cancel) does.
 ///
 /// # Example
 /// ```no_run
@@ -57,6 +58,60 @@ impl<R> Task<R> {
         Task::new(cell, decode_one, Limits::default())
     }
 
+    /// Cancels the task: if no worker has started it, it never runs; if one
+    /// is running it, that worker is killed, as for a timeout, and replaced
+    /// (killing is the one way to stop a function mid-call), and the other
+    /// tasks it was sent go to other workers untouched. A task already
+    /// finished is left as it was. Says which of these happened.
+    ///
+    /// A task already sent to a worker, behind the one it runs, counts as
+    /// started: the worker reads ahead, so it may start the task before the
+    /// pool hears it finished the one before. That worker is killed when it
+    /// gets there, which stops a long task but does not promise that a short
+    /// one never ran. A worker is sent at most a couple of tasks ahead, so
+    /// with more tasks than workers most of them wait in the pool's queue.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::pool::Cancelled;
+    ///
+    /// serfn::worker::init();
+    /// let pool = serfn::Pool::builder().workers(1).build()?;
+    /// let nap = serfn::closure!("nap", [], move |ms: u64| -> u64 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms));
+    ///     ms
+    /// });
+    /// let long = pool.submit(&nap, 60_000);
+    /// let tasks: Vec<_> = (0..10).map(|_| pool.submit(&nap, 10)).collect();
+    /// std::thread::sleep(std::time::Duration::from_millis(100));
+    /// assert_eq!(long.cancel(), Cancelled::Stopped); // its worker was killed
+    /// assert_eq!(tasks.into_iter().last().unwrap().cancel(), Cancelled::NotStarted);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn cancel(self) -> Cancelled {
+        let running = {
+            let mut state = lock(&self.cell.state);
+            if state.result.is_some() {
+                return Cancelled::Finished;
+            }
+            state.cancelled = true;
+            state.running.take()
+        };
+        // Not yet in a worker: the slot that takes it drops it.
+        let Some((runner, task)) = running else {
+            return Cancelled::NotStarted;
+        };
+        if runner.upgrade().is_some_and(|runner| runner.cancel(task)) {
+            return Cancelled::Stopped;
+        }
+        // Answered, or its worker died, in the meantime.
+        if self.is_finished() {
+            Cancelled::Finished
+        } else {
+            Cancelled::Stopped
+        }
+    }
+
     /// Whether the result is in.
     pub fn is_finished(&self) -> bool {
         lock(&self.cell.state).result.is_some()
@@ -85,7 +140,9 @@ impl<R> Task<R> {
     /// Blocks until the result is in or `timeout` passes; gives the task back then.
     ///
     /// The task keeps running after a timeout here: for a deadline that
-    /// kills the worker, build the pool with [`timeout`](crate::PoolBuilder::timeout).
+    /// kills the worker, build the pool with [`timeout`](crate::PoolBuilder::timeout)
+    /// or submit with [`submit_timeout`](crate::Pool::submit_timeout); to
+    /// stop it now, [`cancel`](Self::cancel) it.
     ///
     /// # Errors
     /// As [`wait`](Self::wait), inside the `Ok`.
@@ -103,6 +160,35 @@ impl<R> Task<R> {
         drop(state);
         Ok(self.wait())
     }
+}
+
+/// What [`Task::cancel`] did.
+///
+/// # Example
+/// ```no_run
+/// use serfn::pool::Cancelled;
+///
+/// serfn::worker::init();
+/// let pool = serfn::Pool::new()?;
+/// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
+/// let task = pool.submit(&square, 3);
+/// match task.cancel() {
+///     Cancelled::NotStarted => println!("it never runs"),
+///     Cancelled::Stopped => println!("its worker was killed"),
+///     Cancelled::Finished => println!("too late: it had run"),
+///     _ => {}
+/// }
+/// # Ok::<(), serfn::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cancelled {
+    /// No worker had started it: it never runs.
+    NotStarted,
+    /// A worker had it: the worker was killed (and is replaced).
+    Stopped,
+    /// Its result was already in, and is dropped.
+    Finished,
 }
 
 impl<R> Future for Task<R> {

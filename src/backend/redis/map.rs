@@ -80,10 +80,7 @@ where
                         // The chunk's items were taken from the input: they fail too.
                         let at = job.next_item;
                         job.next_item += u64::from(count);
-                        let failed = ChunkResults::Failed {
-                            error: error.duplicate(),
-                            left: count,
-                        };
+                        let failed = ChunkResults::failed(error.duplicate(), count);
                         self.ready.insert(at, (count, failed));
                         self.fail(error);
                         return true;
@@ -93,8 +90,7 @@ where
                     // This item could not be encoded: it alone fails.
                     let at = job.next_item;
                     job.next_item += 1;
-                    self.ready
-                        .insert(at, (1, ChunkResults::Failed { error, left: 1 }));
+                    self.ready.insert(at, (1, ChunkResults::failed(error, 1)));
                     return true;
                 }
             }
@@ -120,10 +116,7 @@ where
     fn fail(&mut self, error: Error) {
         if let Ok(job) = &mut self.job {
             for (_, (first, count)) in job.waiting.drain() {
-                let failed = ChunkResults::Failed {
-                    error: error.duplicate(),
-                    left: count,
-                };
+                let failed = ChunkResults::failed(error.duplicate(), count);
                 self.ready.insert(first, (count, failed));
             }
         }
