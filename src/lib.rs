@@ -203,6 +203,7 @@ pub mod codec;
 mod compose;
 mod erased;
 mod error;
+#[cfg(unix)]
 mod event;
 #[cfg(unix)]
 mod executor;

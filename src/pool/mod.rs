@@ -40,7 +40,8 @@
 //! 3. `worker.rs` (crate root): the worker reads a frame, runs the batch,
 //!    writes one `DONE` frame per chunk;
 //! 4. `link.rs`: the slot's reader takes that answer, matches it to the
-//!    oldest job in flight and hands its bytes to the job's reply;
+//!    oldest job in flight and hands its bytes to the job's reply (a map's
+//!    `Inbox`; a small item or answer travels inline, as a `Payload`);
 //! 5. `answer.rs`: the iterating thread decodes the chunk (one typed `Vec`
 //!    for a batched function) and `map.rs` yields it in input order.
 //!
