@@ -540,3 +540,30 @@ fn a_worker_stops_when_asked() {
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     running.join().unwrap().unwrap();
 }
+
+#[test]
+fn a_result_over_the_drivers_limits_is_too_large_not_a_hang() {
+    let server = Server::shared();
+    let prefix = prefix("too_large");
+    let _workers = plain_workers(&server, &prefix, 1);
+    let fleet = RedisExecutor::builder(&server.url)
+        .prefix(&prefix)
+        .limits(serfn::Limits::default().max_bytes(64 << 10))
+        .build()
+        .unwrap();
+    let big = serfn::closure!("redis_tests::big_answer", [], move |len: u32| -> Vec<u8> {
+        vec![7; len as usize]
+    });
+    let started = Instant::now();
+    match fleet.call(&big, 1 << 20) {
+        Err(Error::TooLarge { len, limit }) => {
+            assert_eq!(limit, 64 << 10);
+            assert!(len > 1 << 20, "{len}");
+        }
+        other => panic!("{:?}", other.map(|v| v.len())),
+    }
+    // Well before any timeout: the answer came and was refused.
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // A small answer on the same executor still comes through.
+    assert_eq!(fleet.call(&big, 10).unwrap(), vec![7; 10]);
+}

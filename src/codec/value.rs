@@ -72,6 +72,13 @@ fn left_over(bytes: usize) -> Error {
     Error::decode(format!("{bytes} bytes left over after the value"))
 }
 
+/// Decodes a `T` from the start of `bytes` under `limits`, whatever follows
+/// it: for the leading fields of a record too large to decode whole.
+pub(crate) fn decode_head<T: DeserializeOwned>(bytes: &[u8], limits: &Limits) -> Result<T> {
+    let (value, _) = format::decode_seed(bytes, limits, std::marker::PhantomData::<T>)?;
+    Ok(value)
+}
+
 /// Decodes a `T` from the start of `bytes` under the default limits (the
 /// tighter outer ones inside a decode); returns how many bytes it used.
 pub(crate) fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<usize> {

@@ -215,6 +215,26 @@ pub(crate) fn open<T: serde::de::DeserializeOwned>(
     codec::decode_value(bytes, limits)
 }
 
+/// Where a result entry goes: its leading fields, all a driver needs to fail
+/// the task when the whole entry is over its limits.
+#[derive(Deserialize)]
+pub(crate) struct ResultRoute {
+    pub(crate) job: String,
+    pub(crate) task: u64,
+    pub(crate) first: u64,
+    pub(crate) count: u32,
+}
+
+/// The route of a result entry whose signature (with a key) holds, read
+/// under the default limits whatever its size.
+pub(crate) fn open_route(bytes: &[u8], key: Option<&Key>) -> Result<ResultRoute> {
+    let bytes = match key {
+        Some(key) => codec::verify(key, Context::Result.label(), bytes)?,
+        None => bytes,
+    };
+    codec::decode_head(bytes, &Limits::default())
+}
+
 /// What an entry is, so that one kind can never be taken for another.
 #[derive(Clone, Copy)]
 pub(crate) enum Context {

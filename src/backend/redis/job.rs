@@ -257,6 +257,9 @@ impl Job {
         let key = self.shared.config.key.as_ref();
         let result: ResultEntry = match entry::open(bytes, key, Context::Result, &self.limits()) {
             Ok(result) => result,
+            // Genuine but over this driver's limits: the task fails, rather
+            // than waiting for an answer that was already given.
+            Err(Error::TooLarge { len, limit }) => return self.too_large(bytes, len, limit),
             Err(_) => {
                 self.shared.stats.forged();
                 return None;
@@ -283,6 +286,31 @@ impl Job {
             count,
             seq: result.seq,
             output: result.output.map_err(|error| error.into_error(None)),
+        })
+    }
+
+    /// The answer for a result entry too large to decode: `TooLarge` for its
+    /// task, found from the entry's leading fields.
+    fn too_large(&mut self, bytes: &[u8], len: u64, limit: usize) -> Option<Answer> {
+        let key = self.shared.config.key.as_ref();
+        let Ok(route) = entry::open_route(bytes, key) else {
+            self.shared.stats.forged();
+            return None;
+        };
+        let Some((first, count)) = self.waiting.get(&route.task).copied() else {
+            self.shared.stats.duplicate();
+            return None;
+        };
+        if route.job != self.id || (route.first, route.count) != (first, count) {
+            self.shared.stats.forged();
+            return None;
+        }
+        self.waiting.remove(&route.task);
+        Some(Answer {
+            first,
+            count,
+            seq: false,
+            output: Err(Error::TooLarge { len, limit }),
         })
     }
 
