@@ -528,6 +528,22 @@ fn a_driver_that_restarted_reattaches_to_its_job() {
         second.reattach::<u64>("no such job"),
         Err(Error::Broker { .. })
     ));
+    // A name is taken while its job is kept: a new job under it is refused
+    // at once, rather than waiting behind the old one's results.
+    let done = format!("{prefix}-done");
+    let squares: Vec<u64> = second
+        .map(&square, 0..3u64)
+        .job(&done)
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    assert_eq!(squares, [0, 1, 4]);
+    let mut again = second.map(&square, 0..3u64).job(&done);
+    match again.next() {
+        Some(Err(Error::Broker { reason })) => {
+            assert!(reason.contains("already exists"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

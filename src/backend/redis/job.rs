@@ -62,7 +62,8 @@ pub(crate) struct Job {
 }
 
 impl Job {
-    /// Stores the function (once: by content) and the job's description.
+    /// Stores the function (once: by content); the first task claims the
+    /// job's name (`claim`).
     pub(crate) fn start<A, R>(shared: &Arc<Shared>, f: &SerFn<A, R>, id: String) -> Result<Job>
     where
         A: Serialize + DeserializeOwned + 'static,
@@ -92,13 +93,6 @@ impl Job {
                 .expire(&function_key, ttl as i64)
                 .map_err(broker("keep the function"))?;
         }
-        let job_key = keys.job(&id);
-        let _: () = redis::pipe()
-            .hset(&job_key, "function", entry::hex(&hash))
-            .hset(&job_key, "name", f.name())
-            .expire(&job_key, ttl as i64)
-            .query(&mut connection)
-            .map_err(broker("describe the job"))?;
         Ok(Job {
             shared: Arc::clone(shared),
             connection,
@@ -135,8 +129,38 @@ impl Job {
         self.waiting.len() < self.shared.config.in_flight
     }
 
+    /// Takes the job's name and describes the job, before its first task:
+    /// a name is one job's while it is kept, or a second job under it would
+    /// read the first one's results as its own.
+    fn claim(&mut self) -> Result<()> {
+        let job_key = self.shared.keys.job(&self.id);
+        let claimed: bool = self
+            .connection
+            .hset_nx(&job_key, "function", entry::hex(&self.function.hash))
+            .map_err(broker("claim the job's name"))?;
+        if !claimed {
+            return Err(Error::Broker {
+                reason: format!(
+                    "job `{}` already exists (a job is kept for {} s): read it with \
+                     `reattach`, or give the new job another name",
+                    self.id,
+                    self.shared.config.result_ttl.as_secs()
+                ),
+            });
+        }
+        let _: () = redis::pipe()
+            .hset(&job_key, "name", self.function.name)
+            .expire(&job_key, self.shared.config.result_ttl.as_secs() as i64)
+            .query(&mut self.connection)
+            .map_err(broker("describe the job"))?;
+        Ok(())
+    }
+
     /// Sends one task of `count` items encoded in `items`.
     pub(crate) fn send(&mut self, items: Vec<u8>, count: u32) -> Result<()> {
+        if self.next_task == 0 {
+            self.claim()?;
+        }
         let task = TaskEntry {
             header: TaskHeader {
                 job: self.id.clone(),
