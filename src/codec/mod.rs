@@ -33,9 +33,11 @@ use serde::Serialize;
 pub use self::limits::Limits;
 pub(crate) use self::results::{decode_batch_results, decode_results};
 pub use self::sign::{sign, verify, Key, TAG_LEN};
+#[cfg(feature = "redis")]
+pub(crate) use self::value::decode_head;
 pub(crate) use self::value::{
-    decode_fixed, decode_head, decode_prefix, encode_len_into, encode_ok_into, encode_panic,
-    encode_value_into, Panic,
+    decode_fixed, decode_prefix, encode_len_into, encode_ok_into, encode_panic, encode_value_into,
+    Panic,
 };
 pub use self::value::{decode_result, decode_value, encode_value};
 use crate::error::{Error, Result};

@@ -74,6 +74,7 @@ fn left_over(bytes: usize) -> Error {
 
 /// Decodes a `T` from the start of `bytes` under `limits`, whatever follows
 /// it: for the leading fields of a record too large to decode whole.
+#[cfg(feature = "redis")]
 pub(crate) fn decode_head<T: DeserializeOwned>(bytes: &[u8], limits: &Limits) -> Result<T> {
     let (value, _) = format::decode_seed(bytes, limits, std::marker::PhantomData::<T>)?;
     Ok(value)
