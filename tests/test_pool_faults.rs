@@ -18,6 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serfn::{Error, Limits, Pool, SerFn};
+use support::{alive, eventually};
 
 /// What a test function does to its worker for one item.
 fn faulty() -> SerFn<(u32, u32), u32> {
@@ -32,32 +33,6 @@ fn faulty() -> SerFn<(u32, u32), u32> {
         }
         x
     })
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie is dead too: only a running process counts.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            !stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
-}
-
-/// Polls until `done()` holds; a bounded wait, not a timing assertion.
-fn eventually(done: impl Fn() -> bool) -> bool {
-    let until = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < until {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 fn wait_gone(pid: u32) -> bool {

@@ -5,15 +5,18 @@
 
 serfn::test_support!();
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use std::path::{Path, PathBuf};
 
 use serfn::pool::Cancelled;
 use serfn::{Error, Pool, SerFn, SerFnOnce};
+use support::{alive, eventually};
 
 /// What the initializer set up in this worker process.
 static LOADED: OnceLock<f64> = OnceLock::new();
@@ -59,32 +62,6 @@ fn exits_with() -> SerFn<u64, u64> {
     serfn::closure!("features::exit", [], move |code: u64| -> u64 {
         std::process::exit(code as i32)
     })
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie is dead too: only a running process counts.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            !stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
-}
-
-/// Polls until `done()` holds; a bounded wait, not a timing assertion.
-fn eventually(done: impl Fn() -> bool) -> bool {
-    let until = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < until {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Helpers for tests that take envelopes apart and forge them, as an
-//! attacker who recomputes the checksum would.
+//! attacker who recomputes the checksum would, and that watch processes.
 #![allow(dead_code, reason = "each test crate uses its own part")]
+
+use std::time::{Duration, Instant};
 
 use serfn::Limits;
 
@@ -77,4 +79,31 @@ pub fn format_flags() -> Vec<&'static str> {
         flags.extend(["--features", "postcard"]);
     }
     flags
+}
+
+/// Whether process `pid` is running.
+pub fn alive(pid: u32) -> bool {
+    // A zombie is dead too: only a running process counts.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+/// Polls until `done()` holds; a bounded wait, not a timing assertion.
+pub fn eventually(done: impl Fn() -> bool) -> bool {
+    let until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < until {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
