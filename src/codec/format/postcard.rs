@@ -59,15 +59,7 @@ pub(in crate::codec) fn decode_seed<'de, S>(
 where
     S: DeserializeSeed<'de>,
 {
-    clear_stashed();
-    let mut deserializer = postcard::Deserializer::from_flavor(Input(bytes));
-    match Guarded::new(limits, seed).deserialize(&mut deserializer) {
-        Ok(value) => {
-            let rest = deserializer.finalize().map_err(Error::decode)?;
-            Ok((value, bytes.len() - rest.len()))
-        }
-        Err(error) => Err(take_stashed().unwrap_or_else(|| Error::decode(error))),
-    }
+    decode_with(bytes, Guarded::new(limits, seed))
 }
 
 /// Decodes a `T` from the start of `bytes`, unguarded: for the envelope's
@@ -75,9 +67,18 @@ where
 pub(in crate::codec) fn decode_plain<'de, T: serde::Deserialize<'de>>(
     bytes: &'de [u8],
 ) -> Result<(T, usize)> {
-    take_stashed();
+    decode_with(bytes, std::marker::PhantomData::<T>)
+}
+
+/// Decodes with `seed` from the start of `bytes`; returns the value and how
+/// many bytes it used.
+fn decode_with<'de, S: DeserializeSeed<'de>>(
+    bytes: &'de [u8],
+    seed: S,
+) -> Result<(S::Value, usize)> {
+    clear_stashed();
     let mut deserializer = postcard::Deserializer::from_flavor(Input(bytes));
-    match T::deserialize(&mut deserializer) {
+    match seed.deserialize(&mut deserializer) {
         Ok(value) => {
             let rest = deserializer.finalize().map_err(Error::decode)?;
             Ok((value, bytes.len() - rest.len()))
