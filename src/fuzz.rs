@@ -11,8 +11,8 @@ use crate::codec::Limits;
 use crate::error::{Error, Result};
 use crate::handle::DynFn;
 use crate::pool::protocol::{self as proto, Fields, FrameReader, Next};
+use crate::pool::serve::{frame_limit, Worker};
 use crate::pool::{answer, link};
-use crate::worker::{frame_limit, Worker};
 
 /// Frame tags, for building seeds.
 pub mod tags {

@@ -195,9 +195,6 @@
 // The workspace denies unsafe code (a test's counting allocator needs it);
 // the library forbids it.
 #![forbid(unsafe_code)]
-// Without Unix there is no pool, so the codec's, errors' and handles' support
-// for it goes unused there; Unix builds keep the lint.
-#![cfg_attr(not(unix), allow(dead_code, unused_imports))]
 
 pub mod codec;
 mod compose;
@@ -215,11 +212,12 @@ pub mod plumbing;
 pub mod pool;
 #[cfg(all(unix, feature = "redis"))]
 #[cfg_attr(docsrs, doc(cfg(all(unix, feature = "redis"))))]
-#[path = "backend/redis/mod.rs"]
 pub mod redis;
 pub mod registry;
 mod schema;
 mod signature;
+#[cfg(unix)]
+mod sync;
 #[cfg(unix)]
 #[cfg_attr(docsrs, doc(cfg(unix)))]
 pub mod worker;

@@ -41,6 +41,7 @@ pub(super) fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -
 
 /// Appends the length prefix of a sequence of `len` elements: a worker
 /// writes it before the results it encodes one by one.
+#[cfg(unix)]
 pub(super) fn encode_len_into(len: usize, buf: &mut Vec<u8>) -> Result<()> {
     encode_into(&(len as u64), buf)
 }

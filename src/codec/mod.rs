@@ -19,6 +19,8 @@
 pub(crate) mod format;
 mod guard;
 mod limits;
+// What workers answer: the pool and the fleet are Unix-only.
+#[cfg(unix)]
 mod results;
 mod sign;
 mod value;
@@ -31,15 +33,17 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use self::limits::Limits;
+#[cfg(unix)]
 pub(crate) use self::results::{decode_batch_results, decode_results};
 pub use self::sign::{sign, verify, Key, TAG_LEN};
 #[cfg(feature = "redis")]
 pub(crate) use self::value::decode_head;
 pub(crate) use self::value::{
-    decode_fixed, decode_prefix, encode_len_into, encode_ok_into, encode_panic, encode_value_into,
-    Panic,
+    decode_fixed, decode_prefix, encode_ok_into, encode_panic, encode_value_into,
 };
 pub use self::value::{decode_result, decode_value, encode_value};
+#[cfg(unix)]
+pub(crate) use self::value::{encode_len_into, Panic};
 use crate::error::{Error, Result};
 
 /// The envelope format this build writes and reads.

@@ -2,12 +2,17 @@
 
 mod failure;
 mod panic;
+// How errors cross a process boundary: the pool and the fleet are Unix-only.
+#[cfg(unix)]
 mod wire;
 
 use std::error::Error as StdError;
 
 pub use self::failure::Failure;
-pub(crate) use self::panic::{catch, install_hook, Panic};
+#[cfg(unix)]
+pub(crate) use self::panic::install_hook;
+pub(crate) use self::panic::{catch, Panic};
+#[cfg(unix)]
 pub(crate) use self::wire::WireError;
 
 /// A boxed error from the codec or from I/O, kept out of [`Error`]'s public
@@ -309,6 +314,7 @@ impl Error {
     /// A copy for each item of a chunk that failed as a whole. It goes
     /// through [`WireError`], the one variant-by-variant mapping: boxed
     /// sources are kept as their message (and an I/O error's kind).
+    #[cfg(unix)]
     pub(crate) fn duplicate(&self) -> Self {
         WireError::from(self).into_error(None)
     }

@@ -6,9 +6,11 @@
 //! sites ([`catch`]) take the note with the payload.
 
 use std::any::Any;
+#[cfg(unix)]
 use std::backtrace::{Backtrace, BacktraceStatus};
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
+#[cfg(unix)]
 use std::sync::Once;
 
 use serde::{Deserialize, Serialize};
@@ -34,6 +36,8 @@ thread_local! {
 ///
 /// A hook the program sets after this one replaces it: panics then carry no
 /// location, nothing else changes.
+// Installed by workers only: the pool is Unix-only.
+#[cfg(unix)]
 pub(crate) fn install_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -98,6 +102,7 @@ fn message(payload: &(dyn std::any::Any + Send)) -> String {
 /// The frames below the panic machinery (this hook, std's panic entry),
 /// renumbered from 0, as the default hook prints them; all of `text` if the
 /// marker frame is not found (no symbols).
+#[cfg(unix)]
 fn from_the_panic(text: &str) -> String {
     let frame = |line: &str| {
         let (number, _) = line.trim_start().split_once(": ")?;

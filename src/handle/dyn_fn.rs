@@ -214,6 +214,7 @@ impl DynFn {
         Ok(out)
     }
 
+    #[cfg(unix)] // for the pool's and the fleet's workers
     /// Calls an `Fn` function once per encoded argument in `items`, under
     /// `limits`, appending to `out` the encoding of the sequence of outputs
     /// (each the bytes [`call_bytes`](Self::call_bytes) returns), which
@@ -233,11 +234,13 @@ impl DynFn {
         Ok(())
     }
 
+    #[cfg(unix)] // for the pool's and the fleet's workers
     /// Whether [`call_batch`](Self::call_batch) works for this function.
     pub(crate) fn batches(&self) -> bool {
         self.inner.__serfn_batches()
     }
 
+    #[cfg(unix)] // for the pool's and the fleet's workers
     /// Calls an `Fn` function once per element of `args`, the codec
     /// encoding of a sequence of arguments, in one typed pass; appends what
     /// [`call_each`](Self::call_each) appends.
@@ -246,6 +249,7 @@ impl DynFn {
         self.inner.__serfn_call_batch(args, limits, out)
     }
 
+    #[cfg(unix)] // for the pool's and the fleet's workers
     /// [`call_each`](Self::call_each) for an `Fn` or `FnMut` function, which
     /// keeps its state between the calls.
     pub(crate) fn call_each_mut(

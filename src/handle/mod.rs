@@ -11,6 +11,7 @@ mod dyn_fn;
 mod fn_mut;
 mod fn_once;
 mod target;
+mod trace;
 pub(crate) mod wire;
 
 use std::fmt;
@@ -234,7 +235,7 @@ macro_rules! handle_common {
         {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
                 if crate::schema::tracing() {
-                    return crate::schema::trace_function::<D, A, R>(deserializer, $kind).map(Self::from_arc);
+                    return crate::handle::trace::trace_function::<D, A, R>(deserializer, $kind).map(Self::from_arc);
                 }
                 wire::deserialize(deserializer, Some(Self::expected_signature())).map(Self::from_arc)
             }

@@ -281,7 +281,7 @@ pub(crate) fn deserialize<'de, D: de::Deserializer<'de>>(
     expected: Option<Signature>,
 ) -> Result<Arc<dyn SerializableFn>, D::Error> {
     if schema::tracing() {
-        return schema::trace_dyn_function(deserializer);
+        return super::trace::trace_dyn_function(deserializer);
     }
     deserializer.deserialize_tuple(5, FnSeed { expected })
 }

@@ -4,11 +4,12 @@
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::task::Waker;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::sync::lock;
 
 /// A function as the workers receive it: encoded once, shipped to each
 /// worker at most once while the worker keeps it loaded.
@@ -525,9 +526,4 @@ impl Queue {
     pub(crate) fn is_sealed(&self) -> bool {
         lock(&self.state).sealed
     }
-}
-
-/// Locks, ignoring poison: every critical section here leaves its data consistent.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

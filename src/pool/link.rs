@@ -15,13 +15,14 @@ use std::sync::atomic::Ordering;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::job::{lock, Job, Payload, Runner, Work};
+use super::job::{Job, Payload, Runner, Work};
 use super::process;
 use super::protocol::{self as proto, Fields, FrameReader, Next};
 use super::Shared;
 use crate::codec;
 use crate::error::{Error, WireError};
 use crate::event::event;
+use crate::sync::lock;
 
 /// Estimated work a worker is given ahead: enough to hide a round trip.
 const WINDOW_NS: u64 = 2_000_000;
@@ -105,7 +106,7 @@ impl Runner for Link {
 /// Takes the worker's answers until its socket closes, then settles what was in flight.
 pub(super) fn read(shared: &Shared, link: &Link, stream: UnixStream) {
     let config = &shared.config;
-    let mut reader = FrameReader::new(stream, crate::worker::frame_limit(&config.limits));
+    let mut reader = FrameReader::new(stream, super::serve::frame_limit(&config.limits));
     let (mut heard, mut seen) = (Instant::now(), 0);
     let end = loop {
         if reader.bytes_read() != seen {

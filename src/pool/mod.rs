@@ -78,6 +78,7 @@ pub(crate) mod link;
 pub(crate) mod map;
 mod process;
 pub(crate) mod protocol;
+pub(crate) mod serve;
 mod slot;
 mod stats;
 pub(crate) mod task;
@@ -94,12 +95,13 @@ pub(crate) use self::builder::Config;
 pub use self::builder::PoolBuilder;
 pub use self::exit::WorkerExit;
 pub use self::input::{MapFn, MapItem};
-use self::job::{lock, FnEntry, Job, Queue, Reply, TaskCell, Work};
+use self::job::{FnEntry, Job, Queue, Reply, TaskCell, Work};
 pub use self::map::{Map, MapUnordered, Progress};
 pub use self::stats::Stats;
 pub use self::task::{Cancelled, Task};
 use crate::error::{Error, Result};
 use crate::handle::{SerFn, SerFnMut};
+use crate::sync::lock;
 
 /// Encoded functions a pool keeps for reuse across maps, at most.
 const CACHED_FUNCTIONS: usize = 32;
@@ -177,7 +179,7 @@ impl Pool {
     }
 
     fn start(config: Config) -> Result<Pool> {
-        if crate::worker::is_stray_worker() {
+        if self::serve::is_stray_worker() {
             return Err(Error::WorkerStart {
                 reason: "this process was started as a serfn worker but did not call \
                          serfn::worker::init() first, so it would start workers of its own"

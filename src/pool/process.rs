@@ -4,26 +4,26 @@
 //! only this user can enter, and a random token it must send back: no other
 //! process can pose as a worker. The child's stdin is `/dev/null`; its
 //! stdout and stderr are the parent's (stdout through a copying thread when
-//! the child may be a test binary: `worker::forward_stdout`), so what user
+//! the child may be a test binary: `forward_stdout`), so what user
 //! code prints shows up and cannot touch the frames.
 
 use std::ffi::OsString;
-use std::io::{self, ErrorKind};
+use std::io::{self, BufRead, ErrorKind, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::answer;
 use super::protocol::{self as proto, Fields, FrameReader, Next};
+use super::serve;
 use super::Config;
 use crate::codec::{self, Limits};
 use crate::error::{Error, Result, WireError};
-use crate::worker;
 
 /// The task id of an initializer's call, which no pool task uses.
 const INIT_TASK: u64 = u64::MAX;
@@ -93,7 +93,7 @@ pub(crate) fn spawn(config: &Config, dir: &SocketDir) -> Result<Starting> {
     let (program, args) = command_line(config)?;
     // Maybe a test binary, whose libtest header `forward_stdout` drops.
     let test_binary =
-        config.program.is_none() && config.args.is_none() && worker::may_be_test_binary(&program);
+        config.program.is_none() && config.args.is_none() && may_be_test_binary(&program);
     let limits = format!(
         "{},{}",
         config.limits.get_max_bytes(),
@@ -102,9 +102,9 @@ pub(crate) fn spawn(config: &Config, dir: &SocketDir) -> Result<Starting> {
     let mut child = Command::new(&program)
         .args(&args)
         .envs(config.env.iter().map(|(k, v)| (k, v)))
-        .env(worker::ENV_SOCKET, &path)
-        .env(worker::ENV_TOKEN, token.to_string())
-        .env(worker::ENV_LIMITS, limits)
+        .env(serve::ENV_SOCKET, &path)
+        .env(serve::ENV_TOKEN, token.to_string())
+        .env(serve::ENV_LIMITS, limits)
         .stdin(Stdio::null())
         .stdout(if test_binary {
             Stdio::piped()
@@ -114,7 +114,7 @@ pub(crate) fn spawn(config: &Config, dir: &SocketDir) -> Result<Starting> {
         .spawn()
         .map_err(|error| start_error(format!("cannot run {}: {error}", program.display())))?;
     if let Some(stdout) = child.stdout.take() {
-        worker::forward_stdout(stdout);
+        forward_stdout(stdout);
     }
     // `build` refused an initializer that could not be encoded.
     let init = config
@@ -140,7 +140,7 @@ fn command_line(config: &Config) -> Result<(PathBuf, Vec<OsString>)> {
     // A test binary runs only the test `test_support!` defines, which calls
     // `init()`; any other binary calls `init()` first and never reads these.
     let args = config.args.clone().unwrap_or_else(|| {
-        [worker::TEST_ENTRY, "--nocapture", "--test-threads=1", "-q"]
+        [serve::TEST_ENTRY, "--nocapture", "--test-threads=1", "-q"]
             .map(OsString::from)
             .to_vec()
     });
@@ -276,7 +276,7 @@ impl Starting {
         stream
             .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
             .map_err(io_error)?;
-        let mut reader = FrameReader::new(stream, worker::frame_limit(&self.limits));
+        let mut reader = FrameReader::new(stream, serve::frame_limit(&self.limits));
         match reader.next_frame().map_err(io_error)? {
             Next::Frame(proto::HELLO, body) => {
                 let mut fields = Fields(reader.body(body));
@@ -391,4 +391,46 @@ pub(crate) fn reap_status(child: &mut Child, grace: Duration) -> io::Result<Exit
             }
         }
     }
+}
+
+/// Copies a worker's stdout to this process's on a thread of its own,
+/// without the header libtest prints before it runs the entry of
+/// [`test_support!`](crate::test_support) (`"\nrunning 1 test\n"`): that
+/// would show up in the user's `cargo test` output once per worker. The
+/// bytes go to the same stdout as before, unbuffered and uncaptured.
+pub(crate) fn forward_stdout(stdout: ChildStdout) {
+    let forward = move || {
+        let mut reader = io::BufReader::new(stdout);
+        let mut out = io::stdout();
+        let mut head = Vec::new();
+        // The header is the first two lines, if they are exactly these.
+        for expected in [&b"\n"[..], b"running 1 test\n"] {
+            let start = head.len();
+            if !matches!(reader.read_until(b'\n', &mut head), Ok(n) if n > 0)
+                || head[start..] != *expected
+            {
+                let _ = out.write_all(&head).and_then(|()| out.flush());
+                head.clear();
+                break;
+            }
+        }
+        let _ = io::copy(&mut reader, &mut out);
+    };
+    // Without the thread the pipe closes and the worker's prints fail; the
+    // pool still works.
+    let _ = std::thread::Builder::new()
+        .name("serfn-worker-stdout".into())
+        .spawn(forward);
+}
+
+/// Whether `program` may be a `cargo test` binary, whose workers print
+/// libtest's header: cargo puts those in `target/<profile>/deps/`, where no
+/// program a user runs lives. Only their stdout goes through
+/// [`forward_stdout`], so that other programs keep the worker's stdout as
+/// it is, with nothing in flight when the program exits.
+pub(crate) fn may_be_test_binary(program: &std::path::Path) -> bool {
+    program
+        .parent()
+        .and_then(std::path::Path::file_name)
+        .is_some_and(|dir| dir == "deps")
 }

@@ -10,13 +10,14 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use super::exit::WorkerExit;
-use super::job::{lock, FnEntry, Runner, Work};
+use super::job::{FnEntry, Runner, Work};
 use super::link::{self, Link, LinkState, Sent};
 use super::process::{self, StartFailure, Worker};
 use super::protocol as proto;
 use super::Shared;
 use crate::error::Error;
 use crate::event::event;
+use crate::sync::lock;
 
 /// Functions a worker keeps loaded, at most.
 const MAX_LOADED: usize = 64;

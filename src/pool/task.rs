@@ -10,9 +10,10 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use super::answer::{decode_one, Decode};
-use super::job::{lock, TaskCell};
+use super::job::TaskCell;
 use crate::codec::Limits;
 use crate::error::{Error, Result};
+use crate::sync::lock;
 
 /// A call submitted to a [`Pool`](crate::Pool): [`wait`](Task::wait) for
 /// its result, or `.await` it on any executor (no runtime is required).

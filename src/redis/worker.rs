@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::streams::{
@@ -12,20 +12,20 @@ use redis::streams::{
 };
 use redis::Commands;
 
+use super::claim::{Heartbeat, Running};
 use super::entry::{self, Context, Keys, TaskEntry, TaskHeader, FIELD};
-use super::outbox::{acknowledge, append_result, Heartbeat, Outbox};
+use super::outbox::{acknowledge, append_result, Outbox};
 use super::{broker, DEFAULT_PREFIX};
 use crate::codec::{Key, Limits, TAG_LEN};
 use crate::error::{Error, Result, WireError};
 use crate::handle::DynFn;
 use crate::pool::protocol::Fields;
+use crate::sync::lock;
 
 /// Functions a worker keeps decoded, at most.
 const CACHED_FUNCTIONS: usize = 64;
 /// How long one read of the task stream waits.
 const READ_BLOCK: Duration = Duration::from_millis(500);
-/// The exit code of a worker whose task ran past its timeout.
-pub const TIMEOUT_EXIT_CODE: i32 = 3;
 
 /// A worker of a Redis fleet: runs the tasks that
 /// [`RedisExecutor`](super::RedisExecutor)s send, until stopped.
@@ -274,17 +274,6 @@ fn default_consumer() -> String {
         .map(|name| name.trim().to_owned())
         .unwrap_or_else(|_| "host".into());
     format!("{host}-{}", std::process::id())
-}
-
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The task a worker is running, for its heartbeat.
-pub(super) struct Running {
-    pub(super) id: String,
-    pub(super) task: TaskHeader,
-    pub(super) deadline: Option<Instant>,
 }
 
 /// Decoded functions by hash, the most recent [`CACHED_FUNCTIONS`].

@@ -59,6 +59,7 @@
 //! registered function with arguments of their choosing, and forge results.
 
 mod builder;
+mod claim;
 mod entry;
 mod job;
 mod map;
@@ -74,9 +75,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use self::builder::RedisExecutorBuilder;
+pub use self::claim::TIMEOUT_EXIT_CODE;
 use self::entry::Keys;
 pub use self::map::{RedisMap, RedisMapUnordered};
-pub use self::worker::{RedisWorker, TIMEOUT_EXIT_CODE};
+pub use self::worker::RedisWorker;
 use crate::codec::{Key, Limits};
 use crate::error::{Error, Result};
 use crate::executor::Executor;
