@@ -87,6 +87,7 @@ fn serve(socket: OsString) -> io::Result<()> {
         .name("serfn-flush".into())
         .spawn(move || flusher.flush_stale())?;
 
+    crate::registry::trace_all(); // layouts traced now, not by the first task (the flusher beats meanwhile)
     let mut worker = Worker::new(limits);
     let mut reader = FrameReader::new(stream, frame_limit(&limits));
     let mut out = Vec::with_capacity(64 << 10);

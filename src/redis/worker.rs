@@ -229,6 +229,7 @@ impl RedisWorker {
         let client = redis::Client::open(self.url.as_str()).map_err(broker("connect"))?;
         let keys = Keys::new(&self.prefix);
         tracing::info!(consumer = %self.consumer, prefix = %self.prefix, "serfn redis worker starting");
+        crate::registry::trace_all(); // layouts traced now, not by the first task
         let running = Arc::new(Mutex::new(None));
         let outbox = Outbox {
             keys: keys.clone(),
