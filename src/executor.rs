@@ -11,7 +11,8 @@ use crate::pool::{Pool, Task};
 
 /// Runs serialized functions somewhere else: in local worker processes
 /// ([`Pool`]) or on a fleet of workers behind a broker
-/// ([`RedisExecutor`](crate::redis::RedisExecutor), feature `redis`).
+/// ([`RedisExecutor`], feature `redis`): see [where does it
+/// run](crate#where-does-it-run).
 ///
 /// Errors are the same typed [`Error`](crate::Error)s on both: a panic is
 /// [`Error::Panicked`](crate::Error::Panicked) for its item, a function the
@@ -33,6 +34,14 @@ use crate::pool::{Pool, Task};
 /// assert_eq!(losses(&pool, &square)?[3], 9.0);
 /// # Ok::<(), serfn::Error>(())
 /// ```
+#[cfg_attr(
+    feature = "redis",
+    doc = "[`RedisExecutor`]: crate::redis::RedisExecutor"
+)]
+#[cfg_attr(
+    not(feature = "redis"),
+    doc = "[`RedisExecutor`]: https://docs.rs/serfn/latest/serfn/redis/struct.RedisExecutor.html"
+)]
 pub trait Executor {
     /// Calls `f(args)` on a worker and waits for the result.
     ///

@@ -49,6 +49,35 @@
 //! # Ok::<(), serfn::Error>(())
 //! ```
 //!
+//! # Where does it run
+//!
+//! | where | what runs it | use it when |
+//! |---|---|---|
+//! | in this process | the handle itself: [`SerFn::call`], [`SerFnMut::call_mut`], [`DynFn::call_bytes`] | bytes from a file, a queue or a protocol of your own are decoded with [`from_bytes`] and called here |
+//! | worker processes on this machine | [`Pool`] (Unix) | many items or calls, CPU-bound, on one machine's cores: `pool.map(&f, items)` |
+//! | worker processes on any machines | [`RedisExecutor`] (feature `redis`, Unix) | more cores than one machine has, workers that outlive a driver, results read again after a restart |
+//!
+//! [`Pool`] and [`RedisExecutor`] have the same `map`, `map_unordered`,
+//! `call` and `submit`, with the same typed errors, and both implement
+//! [`Executor`]: code generic over `impl Executor` runs on either. Start
+//! with a `Pool`; move to a fleet when one machine is not enough. Their
+//! pages link back here.
+//!
+//! # Encoding and decoding
+//!
+//! [`to_bytes`] encodes a function, or any serde value holding functions,
+//! into an envelope: its format version, each function's registered name,
+//! version and the fingerprints of its signature and its capture's layout,
+//! the capture, and a CRC-32. [`from_bytes`] decodes it in any process that
+//! links the same definitions: it checks all of that before a byte of a
+//! capture is decoded, and decodes under the default [`Limits`]
+//! ([`Limits::from_bytes`] sets others), so bad input is a typed [`Error`].
+//! [`to_bytes_signed`] and [`from_bytes_signed`] add an HMAC tag for bytes
+//! that cross a store others can write; [`to_writer`] and [`from_reader`]
+//! frame envelopes on a stream. The handles' own `to_bytes` and `from_bytes`
+//! ([`SerFn::to_bytes`], [`SerFn::from_bytes`]) do the same for one function,
+//! faster.
+//!
 //! # Which one do I use
 //!
 //! | To define a function | when |
@@ -135,9 +164,17 @@
 //! capture changed without a version bump fail with
 //! [`Error::LayoutChanged`] instead of decoding into garbage. Register the
 //! new layout with `version = 2`; old bytes then fail with
-//! [`Error::VersionMismatch`]. Some types cannot be traced (see
-//! [`Registration::layout`](registry::Registration::layout)); their layout
-//! is unchecked. [`registry::check`] reports duplicate names at start-up.
+//! [`Error::VersionMismatch`]. [`registry::check`] reports duplicate names
+//! at start-up.
+//!
+//! Tracing a layout runs the type's `Deserialize` on values the tracer
+//! makes up (zeros, empty strings, each variant in turn), on a thread of
+//! its own, once per type per process: at a function's first encode or
+//! decode, or for every registered function at once with
+//! [`registry::trace_all`], which pool and Redis workers call before they
+//! take work. A type whose `Deserialize` refuses made-up values (such as
+//! `NonZeroU32`) cannot be traced: its layout is unchecked, and
+//! `trace_all` lists it (see the [`registry`](registry#layout-tracing) docs).
 //!
 //! # Generic capture structs
 //! typetag registers concrete types only, so a generic capture struct is
@@ -188,7 +225,19 @@
 //! Redis backend need Unix (workers talk over Unix sockets and are
 //! re-executions of the current program) and are absent from other
 //! targets' builds.
-
+//!
+//! The repository's `ARCHITECTURE.md` maps the code, `SECURITY.md` states
+//! what bytes can and cannot do, and `BENCHMARKS.md` gives every
+//! measurement with its command.
+//!
+#![cfg_attr(
+    all(unix, feature = "redis"),
+    doc = "[`RedisExecutor`]: crate::redis::RedisExecutor"
+)]
+#![cfg_attr(
+    not(all(unix, feature = "redis")),
+    doc = "[`RedisExecutor`]: https://docs.rs/serfn/latest/serfn/redis/struct.RedisExecutor.html"
+)]
 #![deny(missing_docs)]
 // docs.rs builds with `--cfg docsrs`: feature-gated items show their feature.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -222,6 +271,8 @@ mod sync;
 #[cfg_attr(docsrs, doc(cfg(unix)))]
 pub mod worker;
 
+// Inlined: the front page lists them with their summaries.
+#[doc(inline)]
 pub use crate::codec::{
     from_bytes, from_bytes_signed, from_reader, to_bytes, to_bytes_signed, to_writer, Limits,
 };

@@ -34,7 +34,7 @@ use crate::pool::serve::{serve_and_exit, ENV_SOCKET};
 /// pool until the pool goes away, then exits the process: it never returns.
 /// Failures are printed to stderr (which the pool's process shares) and end
 /// the process with exit code 101, which the pool reports as
-/// [`Error::WorkerDied`] or [`Error::WorkerStart`].
+/// [`Error::WorkerDied`](crate::Error::WorkerDied) or [`Error::WorkerStart`](crate::Error::WorkerStart).
 ///
 /// # Warning
 /// Everything before `init()` runs again in every worker. Where that is
@@ -110,7 +110,7 @@ fn other_threads() -> Option<usize> {
 /// sets a key, a prefix and the rest.
 ///
 /// # Errors
-/// [`Error::Broker`] if the URL is invalid.
+/// [`Error::Broker`](crate::Error::Broker) if the URL is invalid.
 ///
 /// # Example
 /// ```no_run

@@ -15,6 +15,9 @@
 //! With a shared [`Key`], [`to_bytes_signed`] appends an HMAC tag that binds
 //! the envelope to the key and to a context, and [`from_bytes_signed`]
 //! checks it before decoding anything; see [`Key`] for the format.
+//!
+//! [`to_bytes`] and [`from_bytes`] are re-exported at the crate root and
+//! introduced on the [front page](crate#encoding-and-decoding).
 
 pub(crate) mod format;
 mod guard;
@@ -102,8 +105,15 @@ pub(crate) fn take_stashed() -> Option<Error> {
     STASHED.with(|stashed| stashed.borrow_mut().take())
 }
 
-/// Encodes `value` (a [`SerFn`](crate::SerFn), a [`DynFn`](crate::DynFn), or any
-/// serde value holding them) in a checksummed envelope.
+/// Encodes a function, or any serde value holding functions, as bytes that
+/// [`from_bytes`] decodes in any process linking the same definitions.
+///
+/// `value` is a [`SerFn`](crate::SerFn) (or another handle, or a
+/// [`DynFn`](crate::DynFn)) or any serde value holding them. The envelope
+/// carries the format version, each function's name, version and
+/// fingerprints, the captures, and a CRC-32 (see the [module docs](self)).
+/// For one function, [`SerFn::to_bytes`](crate::SerFn::to_bytes) does the
+/// same on a faster path.
 ///
 /// # Errors
 /// [`Error::Encode`] if a `Serialize` impl fails.
@@ -271,7 +281,15 @@ pub fn to_bytes_signed<T: Serialize + ?Sized>(
     Ok(out)
 }
 
-/// Decodes an envelope made by [`to_bytes`], under the default [`Limits`].
+/// Decodes bytes made by [`to_bytes`], checking every function's name,
+/// version, signature and layout before a byte of its capture is decoded.
+///
+/// Only functions this binary registers can come out; the signature asked
+/// for (`T`'s handles) must be the one encoded. Decoding runs under the
+/// default [`Limits`] ([`Limits::from_bytes`] sets others), so bad input is
+/// a typed error, never a panic or an unbounded allocation. The first
+/// decode of a function traces its layout (see
+/// [`registry`](crate::registry#layout-tracing)).
 ///
 /// # Errors
 /// A typed error for every kind of bad input: [`Error::Truncated`],

@@ -6,6 +6,12 @@
 //! sent in chunks. Frames travel on a Unix socket per worker, never on its
 //! stdout, so user code may print freely.
 //!
+//! A pool uses one machine's cores. For more machines, the same `map`,
+//! `call` and `submit` run on a fleet behind Redis with
+//! [`RedisExecutor`]; the [front page](crate#where-does-it-run) says
+//! when to use which, and [`Executor`](crate::Executor) lets code run on
+//! either.
+//!
 //! # Faults
 //! Every item gets a result or a typed error; none is lost:
 //! - a panic fails that item with [`Error::Panicked`]; the worker lives on;
@@ -67,6 +73,15 @@
 //! ([`PoolBuilder::retries`]): the function may have had effects outside
 //! the worker before it died, and a function that kills its worker (an
 //! abort, an out-of-memory kill) would kill each worker it is retried on.
+//!
+#![cfg_attr(
+    feature = "redis",
+    doc = "[`RedisExecutor`]: crate::redis::RedisExecutor"
+)]
+#![cfg_attr(
+    not(feature = "redis"),
+    doc = "[`RedisExecutor`]: https://docs.rs/serfn/latest/serfn/redis/struct.RedisExecutor.html"
+)]
 
 pub(crate) mod answer;
 mod builder;
@@ -113,6 +128,10 @@ const CACHED_FUNCTIONS: usize = 32;
 /// ([`PoolBuilder::program`]). Dropping the pool stops them; so does the
 /// death of this process.
 ///
+/// A pool runs on this machine. [`RedisExecutor`] runs the same calls on
+/// workers on any number of machines, behind Redis: see [where does it
+/// run](crate#where-does-it-run).
+///
 /// # Example
 /// ```no_run
 /// use serfn::{Pool, SerFn};
@@ -130,6 +149,14 @@ const CACHED_FUNCTIONS: usize = 32;
 ///     Ok(())
 /// }
 /// ```
+#[cfg_attr(
+    feature = "redis",
+    doc = "[`RedisExecutor`]: crate::redis::RedisExecutor"
+)]
+#[cfg_attr(
+    not(feature = "redis"),
+    doc = "[`RedisExecutor`]: https://docs.rs/serfn/latest/serfn/redis/struct.RedisExecutor.html"
+)]
 pub struct Pool {
     shared: Arc<Shared>,
     slots: Vec<JoinHandle<Option<WorkerExit>>>,

@@ -7,6 +7,11 @@
 //! [`serfn::worker::redis`](crate::worker::redis)). Both sides use only
 //! Redis 6.2 commands.
 //!
+//! On one machine, a [`Pool`](crate::Pool) does the same with less: no
+//! server, no network, faster. A fleet is for more machines than one,
+//! workers that outlive a driver, and results read again after a restart;
+//! the [front page](crate#where-does-it-run) compares them.
+//!
 //! ```no_run
 //! use serfn::{Executor, SerFn};
 //! use serfn::redis::RedisExecutor;
@@ -92,6 +97,10 @@ pub const DEFAULT_PREFIX: &str = "serfn";
 /// Runs maps, calls and submits on workers behind a Redis server.
 ///
 /// Cheap to share by reference; each map opens its own connection.
+///
+/// The same methods as a [`Pool`](crate::Pool), which runs them on this
+/// machine's worker processes without a server: see [where does it
+/// run](crate#where-does-it-run) for when to use which.
 ///
 /// # Example
 /// ```no_run
