@@ -295,7 +295,8 @@ impl Registration {
     /// checked: bump `version` by hand when it changes. Variants of an enum
     /// nested in another enum's variant may be out of the tracer's reach
     /// ([`Layout::partial_enums`]); changes to those go unnoticed too. A
-    /// test can assert `layout().unwrap().description().is_ok()`.
+    /// test can assert `layout().unwrap().description().is_ok()`, or that
+    /// [`trace_all`] returns nothing.
     ///
     /// # Example
     /// ```
