@@ -199,6 +199,12 @@ macro_rules! __serfn_register_erased {
                     (&&$crate::__private::ArgsProbe::<$args>::new()).__serfn_check_bound(bound, prefix)
                 }
 
+                fn __serfn_pair_last_after(&self, bound: usize) -> bool {
+                    #[allow(unused_imports)]
+                    use $crate::__private::{ArgsViaAny as _, ArgsViaTuple as _};
+                    (&&$crate::__private::ArgsProbe::<$args>::new()).__serfn_pair_last_after(bound)
+                }
+
                 fn __serfn_into_stages(self: ::std::sync::Arc<Self>) -> ::std::vec::Vec<::std::sync::Arc<dyn $crate::SerializableFn>> {
                     ::std::vec![self]
                 }
@@ -486,6 +492,8 @@ pub trait ArgsViaTuple {
     fn __serfn_args_after(&self, bound: usize) -> Option<TypeInfo>;
     /// Checks a bound prefix of `bound` elements.
     fn __serfn_check_bound(&self, bound: usize, prefix: &[u8]) -> SerfnResult<()>;
+    /// Whether the rest after `bound` elements is the last of a pair.
+    fn __serfn_pair_last_after(&self, bound: usize) -> bool;
 }
 
 impl<A: ArgTuple> ArgsViaTuple for &ArgsProbe<A> {
@@ -496,6 +504,10 @@ impl<A: ArgTuple> ArgsViaTuple for &ArgsProbe<A> {
     fn __serfn_check_bound(&self, bound: usize, prefix: &[u8]) -> SerfnResult<()> {
         A::check_prefix(bound, prefix)
     }
+
+    fn __serfn_pair_last_after(&self, bound: usize) -> bool {
+        A::pair_last(bound)
+    }
 }
 
 /// The non-tuple path of [`ArgsProbe`].
@@ -504,6 +516,8 @@ pub trait ArgsViaAny {
     fn __serfn_args_after(&self, bound: usize) -> Option<TypeInfo>;
     /// Only an empty prefix of nothing bound.
     fn __serfn_check_bound(&self, bound: usize, prefix: &[u8]) -> SerfnResult<()>;
+    /// Never: not a pair.
+    fn __serfn_pair_last_after(&self, bound: usize) -> bool;
 }
 
 impl<A: DeserializeOwned + 'static> ArgsViaAny for ArgsProbe<A> {
@@ -513,5 +527,9 @@ impl<A: DeserializeOwned + 'static> ArgsViaAny for ArgsProbe<A> {
 
     fn __serfn_check_bound(&self, bound: usize, prefix: &[u8]) -> SerfnResult<()> {
         crate::compose::check_nothing_bound(bound, prefix)
+    }
+
+    fn __serfn_pair_last_after(&self, _: usize) -> bool {
+        false
     }
 }

@@ -264,6 +264,14 @@ impl SerializableFn for Then {
         self.first().__serfn_args_after(bound)
     }
 
+    fn __serfn_pair_last_after(&self, bound: usize) -> bool {
+        self.first().__serfn_pair_last_after(bound)
+    }
+
+    fn __serfn_wire_tupled(&self) -> bool {
+        self.first().__serfn_wire_tupled()
+    }
+
     fn __serfn_check_bound(&self, bound: usize, prefix: &[u8]) -> Result<()> {
         self.first().__serfn_check_bound(bound, prefix)
     }
