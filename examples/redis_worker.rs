@@ -7,7 +7,8 @@
 //! same secret as the driver's), it runs only signed tasks. With
 //! `SERFN_CLAIM_IDLE_MS` set, it takes over tasks a dead worker left after
 //! that many milliseconds instead of 30 s. Logs go to stderr through
-//! `tracing` (`RUST_LOG=serfn=debug` for more).
+//! `tracing` (`RUST_LOG=serfn=debug` for more), in colour only when stderr
+//! is a terminal.
 
 #[path = "shared/descent.rs"]
 mod descent;
@@ -31,12 +32,16 @@ impl serfn::Call<f64> for LayoutProbe {
 }
 
 fn main() -> serfn::Result<()> {
+    use std::io::IsTerminal;
+
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "serfn=info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in log files.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let url = std::env::args()
         .nth(1)

@@ -27,6 +27,78 @@ use crate::error::{Error, Result as SerfnResult};
 #[path = "fuzz.rs"]
 pub mod fuzz;
 
+/// A capture type that is serde data. `closure!` and `#[serfn::function]`
+/// check it, [`CaptureSend`] and [`CaptureSync`] ahead of everything else,
+/// as a field `<Ty as Check<Need>>::Checked` spanned at the capture's type:
+/// a field type is checked with the items, before any body, so the first
+/// error is serfn's. (Checked directly, a blanket trait reports the bound
+/// behind it, serde's or `Send`'s; through [`Check`] it reports its own.)
+#[diagnostic::on_unimplemented(
+    message = "the capture type `{Self}` is not serde data: serfn sends each capture to other processes",
+    label = "needs `Serialize` and `Deserialize`",
+    note = "a capture is encoded with its function: `{Self}` must implement `serde::Serialize` and `serde::de::DeserializeOwned`",
+    note = "derive them on a type of yours (`#[derive(serde::Serialize, serde::Deserialize)]`); \
+            for a file, a socket or a connection, capture what opens it (a path, an address) and open it in the body"
+)]
+pub trait CaptureData: Serialize + DeserializeOwned {}
+
+impl<T: Serialize + DeserializeOwned> CaptureData for T {}
+
+/// A capture type that may move to another thread and borrows nothing: a
+/// serializable function is `Send + Sync + 'static`. See [`CaptureData`].
+#[diagnostic::on_unimplemented(
+    message = "the capture type `{Self}` is not `Send + 'static`, which every serfn function is",
+    label = "not `Send + 'static`",
+    note = "a serializable function is sent to other threads (a pool's, a future's): each capture must be `Send` and own its data",
+    note = "capture an owned `T` instead of an `Rc<T>` (each process decodes its own copy anyway), \
+            or an `Arc<T>` (serde's `rc` feature)"
+)]
+pub trait CaptureSend: Send + 'static {}
+
+impl<T: Send + 'static> CaptureSend for T {}
+
+/// A capture type that threads may share: a serializable function is
+/// `Send + Sync + 'static`. See [`CaptureData`].
+#[diagnostic::on_unimplemented(
+    message = "the capture type `{Self}` is not `Sync`, which every serfn function is",
+    label = "not `Sync`",
+    note = "a serializable function is shared between threads (a pool's, the registry's): each capture must be `Sync`",
+    note = "use a type threads may share: an owned `T` or an `Arc<T>` for `Rc<T>`, \
+            a `Mutex<T>` for `RefCell<T>`, an atomic for `Cell<T>`"
+)]
+pub trait CaptureSync: Sync {}
+
+impl<T: Sync> CaptureSync for T {}
+
+/// What a capture type needs, one at a time: see [`CaptureData`].
+pub mod need {
+    /// [`CaptureData`](super::CaptureData).
+    pub enum Data {}
+    /// [`CaptureSend`](super::CaptureSend).
+    pub enum Send {}
+    /// [`CaptureSync`](super::CaptureSync).
+    pub enum Sync {}
+}
+
+/// `<Ty as Check<need::Data>>::Checked` is `()` when `Ty: CaptureData`,
+/// and so on: see [`CaptureData`].
+pub trait Check<Need> {
+    /// `()`.
+    type Checked;
+}
+
+impl<T: CaptureData> Check<need::Data> for T {
+    type Checked = ();
+}
+
+impl<T: CaptureSend> Check<need::Send> for T {
+    type Checked = ();
+}
+
+impl<T: CaptureSync> Check<need::Sync> for T {
+    type Checked = ();
+}
+
 /// Registers a capture type: implements `SerializableFn` for it through
 /// typetag and submits its registration to the registry.
 ///
@@ -125,6 +197,12 @@ macro_rules! __serfn_register_erased {
                     #[allow(unused_imports)]
                     use $crate::__private::{ArgsViaAny as _, ArgsViaTuple as _};
                     (&&$crate::__private::ArgsProbe::<$args>::new()).__serfn_check_bound(bound, prefix)
+                }
+
+                fn __serfn_pair_last_after(&self, bound: usize) -> bool {
+                    #[allow(unused_imports)]
+                    use $crate::__private::{ArgsViaAny as _, ArgsViaTuple as _};
+                    (&&$crate::__private::ArgsProbe::<$args>::new()).__serfn_pair_last_after(bound)
                 }
 
                 fn __serfn_into_stages(self: ::std::sync::Arc<Self>) -> ::std::vec::Vec<::std::sync::Arc<dyn $crate::SerializableFn>> {
@@ -414,6 +492,8 @@ pub trait ArgsViaTuple {
     fn __serfn_args_after(&self, bound: usize) -> Option<TypeInfo>;
     /// Checks a bound prefix of `bound` elements.
     fn __serfn_check_bound(&self, bound: usize, prefix: &[u8]) -> SerfnResult<()>;
+    /// Whether the rest after `bound` elements is the last of a pair.
+    fn __serfn_pair_last_after(&self, bound: usize) -> bool;
 }
 
 impl<A: ArgTuple> ArgsViaTuple for &ArgsProbe<A> {
@@ -424,6 +504,10 @@ impl<A: ArgTuple> ArgsViaTuple for &ArgsProbe<A> {
     fn __serfn_check_bound(&self, bound: usize, prefix: &[u8]) -> SerfnResult<()> {
         A::check_prefix(bound, prefix)
     }
+
+    fn __serfn_pair_last_after(&self, bound: usize) -> bool {
+        A::pair_last(bound)
+    }
 }
 
 /// The non-tuple path of [`ArgsProbe`].
@@ -432,6 +516,8 @@ pub trait ArgsViaAny {
     fn __serfn_args_after(&self, bound: usize) -> Option<TypeInfo>;
     /// Only an empty prefix of nothing bound.
     fn __serfn_check_bound(&self, bound: usize, prefix: &[u8]) -> SerfnResult<()>;
+    /// Never: not a pair.
+    fn __serfn_pair_last_after(&self, bound: usize) -> bool;
 }
 
 impl<A: DeserializeOwned + 'static> ArgsViaAny for ArgsProbe<A> {
@@ -441,5 +527,9 @@ impl<A: DeserializeOwned + 'static> ArgsViaAny for ArgsProbe<A> {
 
     fn __serfn_check_bound(&self, bound: usize, prefix: &[u8]) -> SerfnResult<()> {
         crate::compose::check_nothing_bound(bound, prefix)
+    }
+
+    fn __serfn_pair_last_after(&self, _: usize) -> bool {
+        false
     }
 }

@@ -98,6 +98,23 @@ pub trait SerializableFn: Send + Sync + 'static {
     #[doc(hidden)]
     fn __serfn_check_bound(&self, bound: usize, prefix: &[u8]) -> Result<()>;
 
+    /// Whether what is left after binding `bound` leading elements is the
+    /// last element of a pair: see [`__serfn_wire_tupled`](Self::__serfn_wire_tupled).
+    #[doc(hidden)]
+    fn __serfn_pair_last_after(&self, bound: usize) -> bool {
+        let _ = bound;
+        false
+    }
+
+    /// Whether the signature fingerprint this function is encoded with
+    /// names its argument `B` as the 1-tuple `(B,)`: a `bind` of the first
+    /// of a pair, which took `(B,)` before it took `B`. The encodings of `B`
+    /// and `(B,)` are the same bytes, and so are those of the function.
+    #[doc(hidden)]
+    fn __serfn_wire_tupled(&self) -> bool {
+        false
+    }
+
     /// Whether [`__serfn_call_batch`](Self::__serfn_call_batch) is implemented.
     #[doc(hidden)]
     fn __serfn_batches(&self) -> bool {

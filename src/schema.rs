@@ -85,6 +85,15 @@ impl Layout {
         self.fingerprint
     }
 
+    /// The fingerprint of the 1-tuple of this type, `(T,)`, whose
+    /// description is this one in parentheses.
+    pub(crate) fn one_tuple_fingerprint(&self) -> u64 {
+        match &self.description {
+            Ok(description) => hash(&[b"layout", format!("({description})").as_bytes()]),
+            Err(_) => self.fingerprint,
+        }
+    }
+
     /// Whether decoding a value of this type can neither allocate by what
     /// the input says nor nest deeper than the default limits allow, so that
     /// the decode guard has nothing to check.
@@ -449,4 +458,50 @@ impl Drop for Tracing {
 /// capture then describes its signature instead of reading the registry.
 pub(crate) fn tracing() -> bool {
     TRACING.with(Cell::get)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::layout_of;
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Point {
+        x: f64,
+        tags: Vec<(u8, String)>,
+        next: Option<Box<Point>>,
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    enum Shape {
+        Dot,
+        Line(Point, Point),
+    }
+
+    /// What a `bind` of the first of a pair is encoded with: the 1-tuple's
+    /// fingerprint, computed from its element's layout.
+    #[test]
+    fn a_one_tuple_fingerprint_is_computed_from_its_element() {
+        fn same<T: serde::de::DeserializeOwned + 'static>() {
+            assert_eq!(
+                layout_of::<T>().one_tuple_fingerprint(),
+                layout_of::<(T,)>().fingerprint(),
+                "{}",
+                std::any::type_name::<T>()
+            );
+            assert_ne!(
+                layout_of::<T>().fingerprint(),
+                layout_of::<(T,)>().fingerprint()
+            );
+        }
+        same::<u64>();
+        same::<String>();
+        same::<(f64, f64)>();
+        same::<Point>();
+        same::<Shape>();
+        same::<Vec<Shape>>();
+    }
 }

@@ -147,6 +147,15 @@ impl Signature {
         schema::hash(&[self.kind.as_str().as_bytes(), &args, &output])
     }
 
+    /// [`fingerprint`](Self::fingerprint) with the argument type `A` named
+    /// as the 1-tuple `(A,)`: what a `bind` of the first of a pair is
+    /// encoded with (see `SerializableFn::__serfn_wire_tupled`).
+    pub(crate) fn tupled_fingerprint(&self) -> u64 {
+        let args = self.args.layout().one_tuple_fingerprint().to_le_bytes();
+        let output = self.output.layout().fingerprint().to_le_bytes();
+        schema::hash(&[self.kind.as_str().as_bytes(), &args, &output])
+    }
+
     /// Whether a function of signature `found` may be used where this one is
     /// wanted: same argument and output types, and a kind that can act as ours.
     pub fn accepts(&self, found: &Signature) -> bool {

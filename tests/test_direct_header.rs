@@ -57,8 +57,8 @@ fn a_bound_function_writes_and_reads_alike() {
     let bound = pair.bind(1.5);
     let bytes = bound.to_bytes().unwrap();
     assert_eq!(bytes, serfn::to_bytes(&bound).unwrap());
-    let back = SerFn::<(f64,), f64>::from_bytes(&bytes).unwrap();
-    assert_eq!(back.call((2.0,)), 3.5);
+    let back = SerFn::<f64, f64>::from_bytes(&bytes).unwrap();
+    assert_eq!(back.call(2.0), 3.5);
 }
 
 #[test]

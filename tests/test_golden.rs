@@ -140,12 +140,7 @@ const CASES: &[Case] = &[
             });
             bytes(&pair.bind(7))
         },
-        check: |b| {
-            assert_eq!(
-                decode::<SerFn<(String,), String>>(b).call(("x".into(),)),
-                "7:x"
-            )
-        },
+        check: |b| assert_eq!(decode::<SerFn<String, String>>(b).call("x".into()), "7:x"),
     },
     Case {
         name: "bind_then",
@@ -153,7 +148,7 @@ const CASES: &[Case] = &[
             let add = serfn::closure!("golden::add", [], move |a: f64, b: f64| -> f64 { a + b });
             bytes(&add.bind(1.0).then(SerFn::new(Scale { factor: 2.0 })))
         },
-        check: |b| assert_eq!(decode::<SerFn<(f64,), f64>>(b).call((4.0,)), 10.0),
+        check: |b| assert_eq!(decode::<SerFn<f64, f64>>(b).call(4.0), 10.0),
     },
     Case {
         name: "nested",

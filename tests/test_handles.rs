@@ -216,17 +216,54 @@ fn then_mixes_kinds_and_keeps_state() {
 
 #[test]
 fn bind_fixes_leading_arguments() {
+    // A pair bound once takes its second element alone, as a closure of one
+    // argument does: no `(x,)` to write.
     let f = SerFn::new(Weighted {
         weights: vec![2, 10],
     });
-    let g: SerFn<(i64,), i64> = f.bind(3);
-    assert_eq!(g.call((4,)), 46);
-    let h: SerFn<(i64,), i64> = round_trip(&g);
-    assert_eq!(h.call((5,)), 56);
-    let k: SerFn<(), i64> = h.bind(1);
-    let k: SerFn<(), i64> = round_trip(&k);
-    assert_eq!(k.call(()), 16);
+    let g: SerFn<i64, i64> = f.bind(3);
+    assert_eq!(g.call(4), 46);
+    let h: SerFn<i64, i64> = round_trip(&g);
+    assert_eq!(h.call(5), 56);
+    assert_eq!(h.signature().args().name(), "i64");
+
+    // Three or more: the rest stays a tuple, down to a pair.
+    let sum3: SerFn<(i64, i64, i64), i64> =
+        serfn::closure!("handles::sum3", [], move |a: i64, b: i64, c: i64| -> i64 {
+            100 * a + 10 * b + c
+        });
+    let rest: SerFn<(i64, i64), i64> = round_trip(&sum3.bind(1));
+    let last: SerFn<i64, i64> = round_trip(&rest.bind(2));
+    assert_eq!(last.call(3), 123);
+    assert_eq!(last.signature().args().name(), "i64");
+
+    // One argument, as a 1-tuple: nothing left.
+    let one: SerFn<(i64,), i64> =
+        serfn::closure!("handles::one", [], move |a: (i64,)| -> i64 { a.0 + 1 });
+    let k: SerFn<(), i64> = round_trip(&one.bind(41));
+    assert_eq!(k.call(()), 42);
     assert_eq!(k.signature().args().name(), "()");
+}
+
+/// The second of two arguments is not split further, even when it is a
+/// tuple: binding into it is refused, not mis-signed.
+#[test]
+fn bind_does_not_split_the_second_of_two_arguments() {
+    let nested: SerFn<(i64, (i64, i64)), i64> =
+        serfn::closure!("handles::nested", [], move |a: i64,
+                                                     bc: (i64, i64)|
+              -> i64 {
+            a + bc.0 * bc.1
+        });
+    let pair: SerFn<(i64, i64), i64> = nested.bind(1);
+    assert_eq!(pair.call((2, 3)), 7);
+    match pair.try_bind(2) {
+        Err(serfn::Error::SignatureMismatch { name, expected, .. }) => {
+            assert_eq!(name, "serfn::bind");
+            assert!(expected.contains("never split"), "{expected}");
+        }
+        other => panic!("{:?}", other.map(|f| f.signature())),
+    }
 }
 
 /// Encodes as a sequence whose length is not known in advance, which the

@@ -405,3 +405,24 @@ fn crate_override() -> Result {
 fn registry_has_no_duplicates() -> Result {
     serfn::registry::check()
 }
+
+// ---- single-letter type aliases ---------------------------------------------
+
+/// A point, named as a generic parameter would be: a type alias is a
+/// concrete type, so the macro accepts it in captures, arguments and the
+/// return type.
+type P = (f64, f64);
+
+#[test]
+fn closure_takes_a_single_letter_type_alias() -> Result {
+    let g: SerFn<P, P> = serfn::closure!("alias_grad", [], move |p: P| -> P {
+        (2.0 * p.0, 2.0 * p.1)
+    });
+    let step: SerFn<P, P> = serfn::closure!("alias_step", [grad: SerFn<P, P> = g, lr: f64 = 0.5], move |p: P| -> P {
+        let (gx, gy) = grad.call(p);
+        (p.0 - lr * gx, p.1 - lr * gy)
+    });
+    assert_eq!(step.call((1.0, 2.0)), (0.0, 0.0));
+    assert_eq!(round_trip(&step)?.call((4.0, -2.0)), (0.0, 0.0));
+    Ok(())
+}

@@ -364,6 +364,50 @@ impl serfn::Call<f64> for LayoutProbe {
     }
 }
 
+/// A worker whose stderr goes to a pipe or a file writes plain text, not
+/// colour codes. Needs no server: it logs its start before connecting.
+#[test]
+fn worker_logs_to_a_pipe_have_no_colour_codes() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(redis_support::example("redis_worker"))
+        // Nothing listens on port 1: the worker logs, then retries.
+        .arg("redis://127.0.0.1:1")
+        .env("RUST_LOG", "serfn=info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0; 4096];
+        while let Ok(n @ 1..) = stderr.read(&mut buf) {
+            seen.extend_from_slice(&buf[..n]);
+            if sender.send(seen.clone()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("serfn redis worker starting") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match receiver.recv_timeout(left) {
+            Ok(more) => seen = more,
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.contains("serfn redis worker starting"), "{text}");
+    assert!(!seen.contains(&0x1b), "colour codes in a pipe: {text:?}");
+}
+
 #[test]
 fn a_worker_of_another_build_gives_typed_errors_never_garbage() {
     let server = Server::shared();

@@ -25,7 +25,7 @@ type BindCapture = (FunctionTuple, Vec<u8>, u32);
 /// `pair` with 7 bound, its bound prefix replaced by `prefix` and its
 /// count by `bound`, sealed with a valid checksum.
 fn forged_bind(prefix: Vec<u8>, bound: u32) -> Vec<u8> {
-    let f: SerFn<(u64,), (u32, u64)> = pair().bind(7);
+    let f: SerFn<u64, (u32, u64)> = pair().bind(7);
     let outer = Wire::parse(&f.to_bytes().unwrap());
     let (inner, _, _): BindCapture =
         serfn::codec::decode_value(&outer.capture, &serfn::Limits::default()).unwrap();
@@ -47,8 +47,8 @@ fn truncated(mut bytes: Vec<u8>) -> Vec<u8> {
 fn a_forged_bound_prefix_fails_in_from_bytes_never_in_call() {
     // The honest payload, rebuilt by hand, decodes and calls.
     let honest = forged_bind(encode(&7u32), 1);
-    let f: SerFn<(u64,), (u32, u64)> = serfn::from_bytes(&honest).unwrap();
-    assert_eq!(f.call((305,)), (7, 305));
+    let f: SerFn<u64, (u32, u64)> = serfn::from_bytes(&honest).unwrap();
+    assert_eq!(f.call(305), (7, 305));
 
     let forgeries = [
         // Both arguments bound in one prefix: it would swallow the caller's.
@@ -61,9 +61,9 @@ fn a_forged_bound_prefix_fails_in_from_bytes_never_in_call() {
         ("trailing garbage", [encode(&7u32), vec![0]].concat(), 1),
     ];
     for (what, prefix, bound) in forgeries {
-        match serfn::from_bytes::<SerFn<(u64,), (u32, u64)>>(&forged_bind(prefix, bound)) {
+        match serfn::from_bytes::<SerFn<u64, (u32, u64)>>(&forged_bind(prefix, bound)) {
             Err(Error::Decode { .. } | Error::SignatureMismatch { .. }) => {}
-            Ok(f) => panic!("{what}: decoded, and called gives {:?}", f.try_call((305,))),
+            Ok(f) => panic!("{what}: decoded, and called gives {:?}", f.try_call(305)),
             Err(other) => panic!("{what}: {other:?}"),
         }
     }
@@ -100,7 +100,7 @@ impl serfn::Call<f64> for Counted {
 #[test]
 fn a_pipeline_of_another_signature_is_refused_before_a_stage_is_decoded() {
     let f = SerFn::new(Counted { k: 2.0 }).then(SerFn::new(Counted { k: 3.0 }));
-    let bound: SerFn<(f64,), f64> =
+    let bound: SerFn<f64, f64> =
         serfn::closure!("contract::add", [], move |x: f64, y: f64| -> f64 { x + y })
             .bind(1.0)
             .then(SerFn::new(Counted { k: 1.0 }))

@@ -217,7 +217,7 @@ pub fn samples() -> Vec<Sample> {
         sample_fn(
             "bind",
             weighted().bind(6),
-            vec![(4i64,), (13,)],
+            vec![4i64, 13],
             0,
         ),
         sample_fn(

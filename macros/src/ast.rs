@@ -143,6 +143,44 @@ pub(crate) fn capture_struct(
     }
 }
 
+/// Asserts that each capture type is serde data, `Send + 'static` and
+/// `Sync`, spanned at the type: placed before the capture struct and its
+/// impls, it gives the first errors, serfn's own, instead of rustc's from
+/// inside serde's derive or the impls that need `Send + Sync`.
+///
+/// Each check is a field type `<Ty as Check<Need>>::Checked`: see
+/// `serfn::__private::CaptureData` for why this form.
+pub(crate) fn capture_checks(
+    krate: &Path,
+    cfgs: &[&Attribute],
+    captures: &[Capture],
+) -> TokenStream {
+    if captures.is_empty() {
+        return TokenStream::new();
+    }
+    let needs = ["Send", "Sync", "Data"];
+    let fields = captures.iter().flat_map(|Capture { ty, .. }| {
+        // The first and last tokens of the type: the check spans them both,
+        // so that rustc underlines the whole type.
+        let tokens: Vec<TokenTree> = ty.to_token_stream().into_iter().collect();
+        let first = tokens.first().map_or_else(Span::call_site, TokenTree::span);
+        let last = tokens.last().map_or(first, TokenTree::span);
+        needs.iter().map(move |name| {
+            let need = Ident::new(name, last);
+            let krate = respan(krate.to_token_stream(), last);
+            let open = quote_spanned!(first=> <);
+            quote_spanned!(last=> #open #ty as #krate::__private::Check<#krate::__private::need::#need>>::Checked)
+        })
+    });
+    quote! {
+        #(#cfgs)*
+        const _: () = {
+            #[allow(dead_code)]
+            struct __SerfnCaptureChecks(#(#fields),*);
+        };
+    }
+}
+
 /// The impl of `Call`, `CallMut` or `CallOnce` for the capture struct: the
 /// captures bound by name, the arguments by their patterns, then the body.
 pub(crate) struct CallImpl<'a> {

@@ -186,6 +186,7 @@ impl Closure {
             .collect();
         let body = respan_block(&self.body);
 
+        let checks = ast::capture_checks(&krate, &[], captures);
         let vis = syn::Visibility::Inherited;
         let capture_struct = ast::capture_struct(
             &krate,
@@ -218,6 +219,7 @@ impl Closure {
         let handle = self.kind.handle();
         quote! {
             {
+                #checks
                 #capture_struct
                 #call_impl
                 #register
@@ -375,7 +377,6 @@ fn check_closure(closure: &ExprClosure, errors: &mut Errors) -> (Vec<Arg>, bool,
                     );
                 }
                 ast::check_concrete(&typed.ty, "the arguments of `serfn::closure!`", errors);
-                valid::check_generic_in(&typed.ty, "an argument", errors);
                 args.push(Arg {
                     pat: (*typed.pat).clone(),
                     ty: (*typed.ty).clone(),
@@ -397,7 +398,6 @@ fn check_closure(closure: &ExprClosure, errors: &mut Errors) -> (Vec<Arg>, bool,
     let output = match &closure.output {
         ReturnType::Type(_, ty) => {
             ast::check_concrete(ty, "the return type of `serfn::closure!`", errors);
-            valid::check_generic_in(ty, "the return type", errors);
             Some((**ty).clone())
         }
         ReturnType::Default => {

@@ -220,6 +220,7 @@ impl<'a> Function<'a> {
             .collect();
 
         let struct_doc = format!("The capture of the serializable function [`{ident}`]({ident}()), made by that function.");
+        let checks = ast::capture_checks(&krate, &cfgs, &self.captures);
         let capture_struct = ast::capture_struct(
             &krate,
             sig.paren_token.span.join(),
@@ -253,6 +254,7 @@ impl<'a> Function<'a> {
         let types = self.captures.iter().map(|capture| &capture.ty);
         let constructor = self.constructor_signature(&krate, quote!(#(#names: #types),*));
         quote! {
+            #checks
             #capture_struct
 
             #(#cfgs)*

@@ -188,9 +188,13 @@ pub fn function(args: TokenStream, input: TokenStream) -> TokenStream {
 /// A capture is owned and concrete: its struct is an item of its own,
 /// serialized and rebuilt in other processes. A reference or a lifetime in a
 /// capture type is refused with the owned form to write (`ys: &[f64]`:
-/// "write `ys: Vec<f64> = ys.to_vec()`"), and so is a generic parameter of
-/// the enclosing fn, recognized by its conventional name (one capital letter,
-/// optionally followed by digits: `T`, `U2`). A variable used by two
+/// "write `ys: Vec<f64> = ys.to_vec()`"). A generic parameter of the
+/// enclosing fn is out of the struct's reach: rustc refuses it with E0401,
+/// "can't use generic parameters from outer item", at the capture's type;
+/// name a concrete type (a type alias is fine), or write a generic capture
+/// struct and register each instance with `serfn::register_instance!`. A
+/// capture type must be serde data and `Send + Sync + 'static`: the first
+/// error says so, at the type, when it is not. A variable used by two
 /// closures is captured by each as a copy: `ys: Vec<f64> = ys.clone()` (to
 /// rustc's suggestion `ys.clone(): Vec<f64>` the macro answers with that
 /// form).

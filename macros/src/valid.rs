@@ -10,11 +10,10 @@ use crate::parse::Errors;
 /// Refuses capture types that cannot be a field of the capture struct,
 /// which is an item of its own, owned and sent to other processes.
 ///
-/// A reference or a lifetime borrows; a generic parameter of the enclosing
-/// fn is out of an item's reach. The macro sees only the tokens, so a
-/// generic parameter is recognized by its conventional name: one capital
-/// letter, optionally followed by digits (`T`, `U`, `T2`). A type with such
-/// a name is very rare; otherwise rustc reports E0401.
+/// A reference or a lifetime borrows. A generic parameter of the enclosing
+/// fn is out of an item's reach too, but the macro sees only tokens, and
+/// `T` may as well be a type alias: rustc reports E0401 for a generic
+/// parameter, at the capture's type (see the docs of `closure!`).
 pub(crate) fn check_capture_type(capture: &Capture, errors: &mut Errors) {
     struct Finder<'a> {
         capture: &'a Capture,
@@ -44,54 +43,9 @@ pub(crate) fn check_capture_type(capture: &Capture, errors: &mut Errors) {
                 ),
             );
         }
-
-        fn visit_type_path(&mut self, ty: &'ast syn::TypePath) {
-            check_generic(ty, "a capture", self.errors);
-            syn::visit::visit_type_path(self, ty);
-        }
     }
 
     Finder { capture, errors }.visit_type(&capture.ty);
-}
-
-/// Reports the generic-looking names in an argument or return type.
-pub(crate) fn check_generic_in(ty: &Type, what: &str, errors: &mut Errors) {
-    struct Finder<'a> {
-        what: &'a str,
-        errors: &'a mut Errors,
-    }
-
-    impl<'ast> Visit<'ast> for Finder<'_> {
-        fn visit_type_path(&mut self, ty: &'ast syn::TypePath) {
-            check_generic(ty, self.what, self.errors);
-            syn::visit::visit_type_path(self, ty);
-        }
-    }
-
-    Finder { what, errors }.visit_type(ty);
-}
-
-/// Reports `ty` if it looks like a generic parameter: the capture struct and
-/// its impl are items of their own, out of reach of the enclosing fn's.
-fn check_generic(ty: &syn::TypePath, what: &str, errors: &mut Errors) {
-    if let Some(param) = ty.path.get_ident().filter(|ident| looks_generic(ident)) {
-        errors.error(
-            ty,
-            format_args!(
-                "`{param}` looks like a generic parameter of the enclosing fn, which {what} of `serfn::closure!` cannot use: \
-                 the closure becomes an item of its own, with one concrete signature. Name a concrete type, \
-                 or write a generic capture struct and register each instance with \
-                 `serfn::register_instance!` (see the docs of `#[serfn::register]`)"
-            ),
-        );
-    }
-}
-
-/// `T`, `U`, `T2`: the names generic parameters conventionally have.
-fn looks_generic(ident: &Ident) -> bool {
-    let name = ident.to_string();
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_uppercase()) && chars.all(|c| c.is_ascii_digit())
 }
 
 /// What to write instead of the reference `reference` in the capture

@@ -4,6 +4,11 @@
 //! after it and decodes the whole tuple: a tuple's encoding is its
 //! elements' encodings in a row, so this needs no knowledge of the types,
 //! and binding a bound function again just lengthens the prefix.
+//!
+//! A pair bound once leaves its second element bare (`B`, not `(B,)`): the
+//! same bytes. On the wire, such a `bind` keeps the signature fingerprint of
+//! `(B,)` it had when it left a 1-tuple, so its encoding did not change
+//! (`SerializableFn::__serfn_wire_tupled`).
 
 use std::sync::Arc;
 
@@ -48,6 +53,15 @@ pub trait ArgTuple: 'static {
     /// their types.
     #[doc(hidden)]
     fn check_prefix(bound: usize, prefix: &[u8]) -> Result<()>;
+
+    /// Whether the type left after binding `bound` elements is the last
+    /// element of a pair, which the wire names as a 1-tuple (see
+    /// `wire_fingerprint`).
+    #[doc(hidden)]
+    fn pair_last(bound: usize) -> bool {
+        let _ = bound;
+        false
+    }
 }
 
 /// The prefix check of a function whose arguments are not a tuple, or of a
@@ -67,7 +81,8 @@ pub(crate) fn check_nothing_bound(bound: usize, prefix: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// A tuple with a first element to bind: `(A, B, C)` splits into `A` and `(B, C)`.
+/// A tuple with a first element to bind: `(A, B, C)` splits into `A` and
+/// `(B, C)`, `(A, B)` into `A` and `B`, `(A,)` into `A` and `()`.
 ///
 /// # Example
 /// ```
@@ -80,8 +95,8 @@ pub(crate) fn check_nothing_bound(bound: usize, prefix: &[u8]) -> Result<()> {
 pub trait SplitFirst: ArgTuple {
     /// The first element.
     type First;
-    /// The other elements, as a tuple.
-    type Rest: ArgTuple;
+    /// The other elements: a tuple, or the one element left of a pair.
+    type Rest;
 }
 
 impl ArgTuple for () {
@@ -94,6 +109,37 @@ impl ArgTuple for () {
     }
 }
 
+/// `(A, B)` splits into `A` and `B`, not `(B,)`: bound once, a function of
+/// two arguments takes one, as a closure of one argument does. So `B` is
+/// not split further, even if it is a tuple itself.
+impl<A: DeserializeOwned + 'static, B: DeserializeOwned + 'static> ArgTuple for (A, B) {
+    fn after(bound: usize) -> Option<TypeInfo> {
+        match bound {
+            0 => Some(TypeInfo::of::<Self>()),
+            1 => Some(TypeInfo::of::<B>()),
+            _ => None,
+        }
+    }
+
+    fn check_prefix(bound: usize, prefix: &[u8]) -> Result<()> {
+        if bound == 0 {
+            return check_nothing_bound(bound, prefix);
+        }
+        let used = codec::decode_prefix::<A>(prefix)?;
+        check_nothing_bound(bound - 1, &prefix[used..])
+    }
+
+    fn pair_last(bound: usize) -> bool {
+        bound == 1
+    }
+}
+
+impl<A: DeserializeOwned + 'static, B: DeserializeOwned + 'static> SplitFirst for (A, B) {
+    type First = A;
+    type Rest = B;
+}
+
+/// `(A,)` and tuples of three elements or more: the rest stays a tuple.
 macro_rules! split_first {
     ($first:ident $(, $rest:ident)*) => {
         impl<$first: DeserializeOwned + 'static $(, $rest: DeserializeOwned + 'static)*> ArgTuple for ($first, $($rest,)*) {
@@ -111,6 +157,10 @@ macro_rules! split_first {
                 let used = codec::decode_prefix::<$first>(prefix)?;
                 <($($rest,)*) as ArgTuple>::check_prefix(bound - 1, &prefix[used..])
             }
+
+            fn pair_last(bound: usize) -> bool {
+                bound > 0 && <($($rest,)*) as ArgTuple>::pair_last(bound - 1)
+            }
         }
 
         impl<$first: DeserializeOwned + 'static $(, $rest: DeserializeOwned + 'static)*> SplitFirst for ($first, $($rest,)*) {
@@ -121,7 +171,6 @@ macro_rules! split_first {
 }
 
 split_first!(A);
-split_first!(A, B);
 split_first!(A, B, C);
 split_first!(A, B, C, D);
 split_first!(A, B, C, D, E);
@@ -134,11 +183,18 @@ pub(crate) fn bind<T: Serialize + ?Sized>(
     inner: Arc<dyn SerializableFn>,
     first: &T,
 ) -> Result<Arc<dyn SerializableFn>> {
-    Ok(Arc::new(Bind {
+    let bind = Bind {
         inner: Stage(inner),
         prefix: codec::encode_value(first)?,
         bound: 1,
-    }))
+    };
+    // The types allow one bind that the function cannot answer: into the
+    // tuple that is the second of two arguments (`(A, (B, C))` bound
+    // twice). The prefix is the caller's typed value: no need to decode it.
+    if bind.args().is_none() {
+        return Err(bind.too_many());
+    }
+    Ok(Arc::new(bind))
 }
 
 #[derive(Serialize, Debug)]
@@ -176,20 +232,26 @@ impl Bind {
         self.inner.0.__serfn_args_after(self.bound as usize)
     }
 
+    fn too_many(&self) -> Error {
+        let inner = &self.inner.0;
+        Error::SignatureMismatch {
+            name: inner.name().into(),
+            expected: format!(
+                "a function taking a tuple of at least {} elements \
+                 (the second of two arguments is bound whole, never split)",
+                self.bound
+            ),
+            found: inner.signature().to_string(),
+        }
+    }
+
     /// Refuses a decoded `bind` that binds more than its function takes or
     /// whose bound values are not its leading argument types, so that no
     /// call of what decoding accepted can fail on them.
     fn check(&self) -> Result<()> {
         let inner = &self.inner.0;
         if self.args().is_none() {
-            return Err(Error::SignatureMismatch {
-                name: inner.name().into(),
-                expected: format!(
-                    "a function taking a tuple of at least {} elements",
-                    self.bound
-                ),
-                found: inner.signature().to_string(),
-            });
+            return Err(self.too_many());
         }
         inner
             .__serfn_check_bound(self.bound as usize, &self.prefix)
@@ -277,6 +339,16 @@ impl SerializableFn for Bind {
 
     fn __serfn_args_after(&self, bound: usize) -> Option<TypeInfo> {
         self.inner.0.__serfn_args_after(self.bound as usize + bound)
+    }
+
+    fn __serfn_pair_last_after(&self, bound: usize) -> bool {
+        self.inner
+            .0
+            .__serfn_pair_last_after(self.bound as usize + bound)
+    }
+
+    fn __serfn_wire_tupled(&self) -> bool {
+        self.inner.0.__serfn_pair_last_after(self.bound as usize)
     }
 
     fn __serfn_check_bound(&self, bound: usize, prefix: &[u8]) -> Result<()> {

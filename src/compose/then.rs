@@ -49,6 +49,12 @@ fn next_id() -> u64 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
 
+/// The longest pipeline whose stage slots are kept for its next call: a
+/// boxed slot per stage is ~50 bytes, which a pipeline of a million stages
+/// would keep on each thread that called it. Longer ones allocate two slots
+/// at a time per call, a cost small beside that of so many stages.
+const MAX_KEPT_SLOTS: usize = 1024;
+
 thread_local! {
     /// The stage output slots of the pipeline last called on this thread,
     /// by its id: a worker calls one pipeline for each item of a batch, and
@@ -198,6 +204,16 @@ impl SerializableFn for Then {
     }
 
     fn __serfn_call(&self, input: Input<'_>, output: Output<'_>) -> Result<()> {
+        if self.stages.len() > MAX_KEPT_SLOTS {
+            // Two slots live at a time instead of one per stage, kept.
+            return run(
+                self.stages.iter(),
+                input,
+                output,
+                |stage, input, output| stage.__serfn_call(input, output),
+                |stage| stage.__serfn_output_slot(),
+            );
+        }
         // Taken, key and all: a stage that panics leaves none behind.
         let kept = SLOTS.with(|kept| {
             let (id, slots) = std::mem::take(&mut *kept.borrow_mut());
@@ -262,6 +278,14 @@ impl SerializableFn for Then {
 
     fn __serfn_args_after(&self, bound: usize) -> Option<TypeInfo> {
         self.first().__serfn_args_after(bound)
+    }
+
+    fn __serfn_pair_last_after(&self, bound: usize) -> bool {
+        self.first().__serfn_pair_last_after(bound)
+    }
+
+    fn __serfn_wire_tupled(&self) -> bool {
+        self.first().__serfn_wire_tupled()
     }
 
     fn __serfn_check_bound(&self, bound: usize, prefix: &[u8]) -> Result<()> {

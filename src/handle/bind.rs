@@ -16,8 +16,11 @@ macro_rules! handle_bind {
             R: Serialize + DeserializeOwned + 'static,
         {
             /// Binds the first element of the argument tuple: Python's
-            /// `functools.partial`. The rest of the arguments stay a tuple,
-            /// `()` when none is left.
+            /// `functools.partial`. A function of two arguments then takes
+            /// the second alone (`SerFn<(A, B), R>` becomes `SerFn<B, R>`,
+            /// as a closure of one argument is), of three or more the rest
+            /// as a tuple (`SerFn<(A, B, C), R>` becomes `SerFn<(B, C), R>`),
+            /// of one argument, `(A,)`, none: `SerFn<(), R>`.
             ///
             /// The value is encoded now and travels with the function. Plain
             /// data (numbers, strings, vectors, derived structs) always
@@ -39,12 +42,19 @@ macro_rules! handle_bind {
             ///
             /// let power: SerFn<(f64, i32), f64> =
             ///     serfn::closure!("power", [], move |x: f64, n: i32| -> f64 { x.powi(n) });
-            /// let two_to_the: SerFn<(i32,), f64> = power.bind(2.0);
-            /// assert_eq!(two_to_the.call((10,)), 1024.0);
+            /// let two_to_the: SerFn<i32, f64> = power.bind(2.0);
+            /// assert_eq!(two_to_the.call(10), 1024.0);
             ///
             /// // The bound value is part of the function's bytes.
-            /// let decoded = SerFn::<(i32,), f64>::from_bytes(&two_to_the.to_bytes()?)?;
-            /// assert_eq!(decoded.call((3,)), 8.0);
+            /// let decoded = SerFn::<i32, f64>::from_bytes(&two_to_the.to_bytes()?)?;
+            /// assert_eq!(decoded.call(3), 8.0);
+            ///
+            /// // Three arguments: the other two stay a tuple.
+            /// let volume: SerFn<(f64, f64, f64), f64> =
+            ///     serfn::closure!("volume", [], move |x: f64, y: f64, z: f64| -> f64 { x * y * z });
+            /// let area_times: SerFn<(f64, f64), f64> = volume.bind(2.0);
+            /// let by: SerFn<f64, f64> = area_times.bind(3.0);
+            /// assert_eq!(by.call(4.0), 24.0);
             /// # Ok::<(), serfn::Error>(())
             /// ```
             #[track_caller]

@@ -354,7 +354,7 @@ where
     /// assert_eq!(longer.try_call((3, words()))?, 1);
     /// // Bound, it re-encodes its arguments, which `Words` cannot do.
     /// let bound = longer.bind(3);
-    /// assert!(matches!(bound.try_call((words(),)), Err(serfn::Error::Encode { .. })));
+    /// assert!(matches!(bound.try_call(words()), Err(serfn::Error::Encode { .. })));
     /// # Ok::<(), serfn::Error>(())
     /// ```
     pub fn try_call(&self, args: A) -> Result<R> {

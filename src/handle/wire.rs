@@ -226,7 +226,7 @@ fn check_combinator(
     }
     let name = registration.name();
     let signature = f.signature();
-    if signature.fingerprint() != found.signature {
+    if wire_fingerprint(f) != found.signature {
         return Err(signature_mismatch(name, &signature, found.signature));
     }
     check_expected(expected, name, &signature)
@@ -261,9 +261,22 @@ fn capture_error(registration: &Registration, error: Error) -> Error {
 /// for a combinator, the fingerprint of the signature it composes.
 fn fingerprints_of(f: &dyn SerializableFn, registration: &Registration) -> Fingerprints {
     registration.fingerprints().unwrap_or_else(|| Fingerprints {
-        signature: f.signature().fingerprint(),
+        signature: wire_fingerprint(f),
         layout: registration.layout_fingerprint(),
     })
+}
+
+/// The signature fingerprint a combinator is encoded with: of its
+/// signature, but for a `bind` of the first of a pair, whose argument `B` is
+/// named `(B,)` as it was before `bind` left it bare, so that its bytes stay
+/// the same in both directions.
+fn wire_fingerprint(f: &dyn SerializableFn) -> u64 {
+    let signature = f.signature();
+    if f.__serfn_wire_tupled() {
+        signature.tupled_fingerprint()
+    } else {
+        signature.fingerprint()
+    }
 }
 
 /// A byte string (bincode: a length, then the bytes).
@@ -329,10 +342,10 @@ fn check_header(
                     .into_iter()
                     .filter(|kind| kind.can_act_as(expected.kind()))
                     .map(|kind| Signature::new(kind, expected.args(), expected.output()));
-                if !acceptable
-                    .into_iter()
-                    .any(|s| s.fingerprint() == found.signature)
-                {
+                // The argument named as a 1-tuple: see `wire_fingerprint`.
+                if !acceptable.into_iter().any(|s| {
+                    s.fingerprint() == found.signature || s.tupled_fingerprint() == found.signature
+                }) {
                     return Err(signature_mismatch(name, expected, found.signature));
                 }
             }
