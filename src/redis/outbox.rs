@@ -8,7 +8,8 @@ use super::entry::{self, Context, Keys, ResultEntry, TaskHeader, FIELD};
 use crate::codec::Key;
 use crate::error::{Result, WireError};
 
-/// Adds a result to its job's stream, which lives as long as the job says.
+/// Adds a result to its job's stream, which lives as long as the job says;
+/// the job's description lives as long (a no-op once its driver deleted it).
 pub(super) fn append_result(
     pipe: &mut redis::Pipeline,
     keys: &Keys,
@@ -16,10 +17,81 @@ pub(super) fn append_result(
     sealed: &[u8],
 ) {
     let results = keys.results(&task.job);
+    let ttl = task.ttl_s.max(1) as i64;
     pipe.xadd(&results, "*", &[(FIELD, sealed)])
         .ignore()
-        .expire(&results, task.ttl_s.max(1) as i64)
+        .expire(&results, ttl)
+        .ignore()
+        .expire(keys.job(&task.job), ttl)
         .ignore();
+}
+
+/// Milliseconds since the Unix epoch, for the `at` of parked entries.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Adds a genuine task to the dead-letter stream, trimmed to about `cap`
+/// entries: its bytes as they were signed, and what it was and why it died
+/// (the format in the module docs of [`super`]).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn append_dead_letter(
+    pipe: &mut redis::Pipeline,
+    keys: &Keys,
+    cap: usize,
+    id: &str,
+    bytes: &[u8],
+    task: &TaskHeader,
+    deliveries: u32,
+    reason: &str,
+    worker: &str,
+) {
+    let fields: [(&str, Vec<u8>); 9] = [
+        (FIELD, bytes.to_vec()),
+        ("reason", reason.as_bytes().to_vec()),
+        ("job", task.job.as_bytes().to_vec()),
+        ("task", task.task.to_string().into_bytes()),
+        ("name", task.name.as_bytes().to_vec()),
+        ("deliveries", deliveries.to_string().into_bytes()),
+        ("worker", worker.as_bytes().to_vec()),
+        ("at", now_ms().to_string().into_bytes()),
+        ("id", id.as_bytes().to_vec()),
+    ];
+    pipe.xadd_maxlen(keys.dead(), trim(cap), "*", &fields)
+        .ignore();
+}
+
+/// Parks an entry that could not be opened in the forged stream, trimmed
+/// to about `cap` entries, and counts it: no job or task is named, since
+/// nothing in it can be trusted.
+pub(super) fn append_forged(
+    pipe: &mut redis::Pipeline,
+    keys: &Keys,
+    cap: usize,
+    id: &str,
+    bytes: &[u8],
+    reason: &str,
+    worker: &str,
+) {
+    let fields: [(&str, Vec<u8>); 5] = [
+        (FIELD, bytes.to_vec()),
+        ("reason", reason.as_bytes().to_vec()),
+        ("worker", worker.as_bytes().to_vec()),
+        ("at", now_ms().to_string().into_bytes()),
+        ("id", id.as_bytes().to_vec()),
+    ];
+    pipe.xadd_maxlen(keys.forged(), trim(cap), "*", &fields)
+        .ignore()
+        .incr(keys.forged_count(), 1)
+        .ignore();
+}
+
+/// `MAXLEN ~ cap`: Redis trims whole nodes, so the length stays near the cap
+/// at a fraction of the cost of an exact trim.
+fn trim(cap: usize) -> redis::streams::StreamMaxlen {
+    redis::streams::StreamMaxlen::Approx(cap.max(1))
 }
 
 /// Acknowledges a task and removes it from the stream.
