@@ -205,6 +205,57 @@ fn twenty_thousand_items_through_ten_restarts_and_twenty_kills_each_exactly_once
 }
 
 #[test]
+fn a_lazy_map_rides_out_a_restart_while_sending_and_a_busy_script() {
+    let server = Arc::new(Server::own_persistent());
+    let prefix = prefix("lazy");
+    let setup = WorkerSetup {
+        prefix: prefix.clone(),
+        claim_idle_ms: Some(300),
+        ..Default::default()
+    };
+    let _worker = Worker::start(&server.url, &setup);
+    let fleet = RedisExecutor::builder(&server.url)
+        .prefix(&prefix)
+        .chunk_size(1)
+        .build()
+        .unwrap();
+    let plus = serfn::closure!("faults::plus", [], move |x: u64| -> u64 { x + 100 });
+    // One item every 300 ms: the driver is sending when Redis goes away.
+    let items = (0..8u64).inspect(|_| std::thread::sleep(Duration::from_millis(300)));
+    let faults = {
+        let server = Arc::clone(&server);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(700));
+            server.stop();
+            server.restart();
+            std::thread::sleep(Duration::from_millis(600));
+            // A script that holds Redis: other clients get `BUSY` meanwhile.
+            let mut connection = server.connection();
+            let _: () = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("lua-time-limit")
+                .arg(20)
+                .query(&mut connection)
+                .unwrap();
+            let started = Instant::now();
+            let _: i64 = redis::cmd("EVAL")
+                .arg("local i = 0 while i < tonumber(ARGV[1]) do i = i + 1 end return 1")
+                .arg(0)
+                .arg(3_000_000)
+                .query(&mut connection)
+                .unwrap();
+            started.elapsed()
+        })
+    };
+    let got: Vec<serfn::Result<u64>> = fleet.map(&plus, items).collect();
+    let busy = faults.join().unwrap();
+    eprintln!("Redis held by a script for {busy:?}");
+    for (x, result) in got.into_iter().enumerate() {
+        assert_eq!(result.unwrap(), x as u64 + 100);
+    }
+}
+
+#[test]
 fn an_outage_without_persistence_fails_every_item_left_naming_the_job() {
     let server = Server::own();
     let prefix = prefix("lost");

@@ -299,21 +299,25 @@ impl Job {
         Ok(answers)
     }
 
-    /// Reads the results that came, waiting up to `block` for the first.
+    /// Reads the results that came, waiting up to `block` for the first;
+    /// without `block`, every one there is.
     pub(crate) fn read(&mut self, block: Option<Duration>) -> Result<Vec<Answer>> {
-        let mut options = StreamReadOptions::default().count(256);
+        const COUNT: usize = 256;
+        let mut options = StreamReadOptions::default().count(COUNT);
         if let Some(block) = block {
             options = options.block(block.as_millis() as usize);
         }
         let results = self.shared.keys.results(&self.id);
-        let last_id = self.last_id.clone();
-        let reply: StreamReadReply = self.link.run("read results", |connection| {
-            connection.xread_options(&[&results], &[&last_id], &options)
-        })?;
-        self.check_job()?;
         let mut answers = Vec::new();
-        for stream in reply.keys {
-            for id in stream.ids {
+        loop {
+            let last_id = self.last_id.clone();
+            let reply: StreamReadReply = self.link.run("read results", |connection| {
+                connection.xread_options(&[&results], &[&last_id], &options)
+            })?;
+            self.check_job()?;
+            let mut entries = 0;
+            for id in reply.keys.into_iter().flat_map(|stream| stream.ids) {
+                entries += 1;
                 self.last_id = id.id.clone();
                 let Some(bytes) = id.get::<Vec<u8>>(FIELD) else {
                     self.shared.stats.forged();
@@ -324,8 +328,10 @@ impl Job {
                     answers.push(answer);
                 }
             }
+            if block.is_some() || entries < COUNT {
+                return Ok(answers);
+            }
         }
-        Ok(answers)
     }
 
     /// The answer in a result entry, if it is genuine and the first for its task.

@@ -99,12 +99,16 @@ fn broker(doing: &str, error: &redis::RedisError) -> Error {
 /// Whether a failure may pass: the connection dropped or timed out, or
 /// Redis is loading its data, busy with a script, or failing over.
 pub(crate) fn transient(error: &redis::RedisError) -> bool {
+    let passing = |code: &str| matches!(code, "LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN");
     error.is_io_error()
         || error.is_connection_dropped()
         || error.is_connection_refusal()
         || error.is_timeout()
-        || matches!(
-            error.code(),
-            Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN")
-        )
+        || error.code().is_some_and(passing)
+        // A pipeline's replies: `code` knows only the first one, and only
+        // the codes redis-rs names (not `BUSY`).
+        || error
+            .clone()
+            .into_server_errors()
+            .is_some_and(|errors| errors.iter().any(|(_, error)| passing(error.code())))
 }

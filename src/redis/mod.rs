@@ -337,11 +337,16 @@ impl RedisExecutor {
     }
 
     /// The results a job has, and those still to come, as `(index,
-    /// result)`: for a driver that restarted. Nothing is sent again.
+    /// result)`: for a driver that restarted before it read them all.
+    /// Nothing is sent again. If no result comes for the driver's deadline
+    /// (its [`timeout`](RedisExecutorBuilder::timeout) plus
+    /// [`task_slack`](RedisExecutorBuilder::task_slack)), the iterator
+    /// yields one [`Error::Broker`] and ends.
     ///
     /// # Errors
-    /// [`Error::Broker`] if the job is unknown (never started, or its
-    /// results expired) or Redis cannot be reached.
+    /// [`Error::Broker`] if the job is unknown (never started, its results
+    /// expired, or its driver read them all and deleted it) or Redis cannot
+    /// be reached within the reconnect window.
     ///
     /// # Example
     /// ```no_run
