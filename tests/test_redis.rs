@@ -255,7 +255,8 @@ fn a_task_that_kills_every_worker_goes_to_the_dead_letter_stream() {
             restarts
         })
     };
-    let results: Vec<serfn::Result<u32>> = fleet.map(&deadly, vec![0, 1, 2]).collect();
+    let job = format!("{prefix}-job");
+    let results: Vec<serfn::Result<u32>> = fleet.map(&deadly, vec![0, 1, 2]).job(&job).collect();
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let restarts = supervisor.join().unwrap();
     assert!(matches!(results[0], Ok(0)), "{:?}", results[0]);
@@ -270,8 +271,26 @@ fn a_task_that_kills_every_worker_goes_to_the_dead_letter_stream() {
         other => panic!("{other:?}"),
     }
     assert!(restarts >= 2, "{restarts} restarts");
-    let dead: usize = server.connection().xlen(format!("{prefix}:dead")).unwrap();
-    assert_eq!(dead, 1);
+    // The dead letter: the task's bytes as sent, with what and why.
+    let dead: redis::streams::StreamRangeReply = server
+        .connection()
+        .xrange_all(format!("{prefix}:dead"))
+        .unwrap();
+    assert_eq!(dead.ids.len(), 1);
+    let entry = &dead.ids[0];
+    let field = |name: &str| {
+        entry
+            .get::<String>(name)
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    assert_eq!(field("job"), job);
+    assert_eq!(field("task"), "1");
+    assert_eq!(field("deliveries"), "3");
+    assert!(field("name").ends_with("redis_tests::deadly"));
+    assert!(field("reason").contains("delivered 3 times"));
+    assert!(field("at").parse::<u64>().unwrap() > 1_600_000_000_000);
+    assert!(!field("worker").is_empty() && !field("id").is_empty());
+    assert!(!entry.get::<Vec<u8>>("e").unwrap().is_empty());
 }
 
 #[test]
