@@ -353,7 +353,8 @@ fn workers_skip_the_tasks_of_a_driver_that_gave_up() {
         .unwrap()
         .unwrap_or(0);
     eprintln!("{answered} answered, {bodies} bodies run of 40 tasks");
-    // The one running when the driver gave up may finish; no other runs.
+    // The one running when the driver gave up may finish, and one more
+    // started within 100 ms (a worker checks a job at most that often).
     assert!(
         bodies <= answered + 1,
         "{bodies} bodies for {answered} answers"

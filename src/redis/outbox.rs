@@ -26,6 +26,36 @@ pub(super) fn append_result(
         .ignore();
 }
 
+/// How long a worker trusts that a job is not cancelled before it asks
+/// again: a task of a job that keeps it busy costs no extra round trip.
+const CHECK_AGAIN: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Jobs whose cancellation a worker checked lately: a cancelled one for
+/// good, another for [`CHECK_AGAIN`].
+#[derive(Default)]
+pub(super) struct Checked {
+    jobs: std::collections::HashMap<String, (std::time::Instant, bool)>,
+}
+
+impl Checked {
+    pub(super) fn get(&self, job: &str) -> Option<bool> {
+        let (at, cancelled) = self.jobs.get(job)?;
+        (*cancelled || at.elapsed() < CHECK_AGAIN).then_some(*cancelled)
+    }
+
+    pub(super) fn put(&mut self, job: &str, cancelled: bool) {
+        // Bounded: the jobs of the last while, at most a few hundred.
+        if self.jobs.len() >= 256 {
+            self.jobs.retain(|_, (at, _)| at.elapsed() < CHECK_AGAIN);
+            if self.jobs.len() >= 256 {
+                self.jobs.clear();
+            }
+        }
+        self.jobs
+            .insert(job.to_owned(), (std::time::Instant::now(), cancelled));
+    }
+}
+
 /// Milliseconds since the Unix epoch, for the `at` of parked entries.
 fn now_ms() -> u64 {
     std::time::SystemTime::now()

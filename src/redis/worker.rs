@@ -15,7 +15,9 @@ use redis::Commands;
 use super::backoff::Backoff;
 use super::claim::{Heartbeat, Running};
 use super::entry::{self, Context, Keys, TaskEntry, TaskHeader, FIELD};
-use super::outbox::{acknowledge, append_dead_letter, append_forged, append_result, Outbox};
+use super::outbox::{
+    acknowledge, append_dead_letter, append_forged, append_result, Checked, Outbox,
+};
 use super::{broker, DEFAULT_PREFIX};
 use crate::codec::{Key, Limits};
 use crate::error::{Error, Result, WireError};
@@ -280,6 +282,7 @@ impl RedisWorker {
             functions: Functions::default(),
             running,
             last_claim: None,
+            checked: Checked::default(),
         };
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
         while !self.stop.load(Ordering::SeqCst) {
@@ -322,6 +325,7 @@ struct Serving<'w> {
     functions: Functions,
     running: Arc<Mutex<Option<Running>>>,
     last_claim: Option<Instant>,
+    checked: Checked,
 }
 
 impl Serving<'_> {
@@ -487,10 +491,16 @@ impl Serving<'_> {
 
     /// Whether the driver of `job` gave up on it.
     fn cancelled(&mut self, job: &str) -> Result<bool> {
+        if let Some(cancelled) = self.checked.get(job) {
+            return Ok(cancelled);
+        }
         let marker = self.keys.cancelled(job);
-        self.connection()?
+        let cancelled = self
+            .connection()?
             .exists(marker)
-            .map_err(broker("check the job"))
+            .map_err(broker("check the job"))?;
+        self.checked.put(job, cancelled);
+        Ok(cancelled)
     }
 
     /// Moves a genuine task to the dead-letter stream, tells its driver
