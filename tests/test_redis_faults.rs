@@ -454,6 +454,11 @@ fn nothing_a_keyless_writer_adds_changes_a_genuine_answer() {
             // Garbage, and an entry without the field.
             add(&mut connection, b"garbage");
             let _: String = connection.xadd(&tasks, "*", &[("x", "y")]).unwrap();
+            // The stored function replaced by garbage: workers refuse it,
+            // and its driver stores it again.
+            let functions: Vec<String> = connection.keys(format!("{prefix}:fn:*")).unwrap();
+            assert_eq!(functions.len(), 1);
+            let _: () = connection.set(&functions[0], b"not the function").unwrap();
             // Forged results: garbage, no field, and a task entry's bytes.
             let results = format!("{prefix}:job:{job}:results");
             let _: String = connection.xadd(&results, "*", &[("e", b"forged")]).unwrap();
@@ -487,8 +492,12 @@ fn nothing_a_keyless_writer_adds_changes_a_genuine_answer() {
     }
     let stats = fleet.stats();
     assert_eq!(stats.forged, 3, "{stats:?}");
-    // The entries workers refused are parked apart and counted, naming no job.
+    // The function was stored again over the garbage.
     let mut connection = server.connection();
+    let functions: Vec<String> = connection.keys(format!("{prefix}:fn:*")).unwrap();
+    let stored: Vec<u8> = connection.get(&functions[0]).unwrap();
+    assert_ne!(stored, b"not the function");
+    // The entries workers refused are parked apart and counted, naming no job.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let parked: Option<u64> = connection.get(format!("{prefix}:forged:count")).unwrap();

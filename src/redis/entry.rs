@@ -326,7 +326,8 @@ pub(crate) fn open_function<'b>(
         None => stored,
     };
     if &sha256(envelope) != hash {
-        return Err(Error::decode(format!(
+        // Content-addressed: bytes that do not hash to their name were altered.
+        return Err(unauthenticated(format!(
             "the function stored under {} does not hash to it",
             hex(hash)
         )));

@@ -14,7 +14,7 @@ use super::entry::{self, Context, ResultEntry, TaskEntry, TaskHeader, FIELD};
 use super::link::Link;
 use super::Shared;
 use crate::codec::Limits;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WireError};
 use crate::handle::SerFn;
 
 /// Bytes of encoded items in one task, at most.
@@ -25,12 +25,16 @@ const MAX_CHUNK: usize = 65_536;
 const TASK_NS: u64 = 5_000_000;
 /// How long one read of the results waits.
 pub(crate) const READ_BLOCK: Duration = Duration::from_millis(500);
+/// Times a task is sent again (vanished, or its function missing) before it fails.
+pub(crate) const MAX_RESENDS: u32 = 2;
 /// How often the tasks waiting are looked for in the task stream.
 pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// A function ready to send: its stored form and what tasks say of it.
 pub(crate) struct Prepared {
-    hash: [u8; 32],
+    pub(crate) hash: [u8; 32],
+    /// Its stored form, to store it again if it is found missing or altered.
+    pub(crate) stored: Vec<u8>,
     pub(crate) name: &'static str,
     pub(crate) seq: bool,
 }
@@ -76,6 +80,9 @@ pub(crate) struct Job {
     pub(crate) last_check: Instant,
     /// Past it, every task waiting fails.
     pub(crate) map_deadline: Option<Instant>,
+    /// Tasks a worker could not run for want of their function as stored
+    /// (missing, or altered): sent again once it is stored again.
+    pub(crate) repairs: Vec<u64>,
     per_item_ns: Option<u64>,
 }
 
@@ -121,6 +128,7 @@ impl Job {
             owner: job_id(),
             function: Prepared {
                 hash,
+                stored,
                 name: f.name(),
                 seq: batches,
             },
@@ -130,6 +138,7 @@ impl Job {
             last_id: "0".into(),
             last_check: Instant::now(),
             map_deadline: shared.config.map_deadline.map(|d| Instant::now() + d),
+            repairs: Vec::new(),
             per_item_ns: None,
         })
     }
@@ -328,6 +337,9 @@ impl Job {
                     answers.push(answer);
                 }
             }
+            if !self.repairs.is_empty() {
+                self.repair()?;
+            }
             if block.is_some() || entries < COUNT {
                 return Ok(answers);
             }
@@ -355,6 +367,16 @@ impl Job {
         };
         if result.job != self.id || (result.first, result.count) != (first, count) {
             self.shared.stats.forged();
+            return None;
+        }
+        // The worker found the function missing or altered in Redis: it is
+        // stored again and the task sent again, rather than failed.
+        let unfetched = matches!(
+            result.output,
+            Err(WireError::Broker { .. } | WireError::Unauthenticated { .. })
+        );
+        if unfetched && self.waiting[&result.task].resends < MAX_RESENDS {
+            self.repairs.push(result.task);
             return None;
         }
         self.waiting.remove(&result.task);

@@ -103,9 +103,11 @@
 //! another job. Nothing a writer without the key adds (copies, reordered or
 //! altered entries, results, dead-letter reports) changes the answer a
 //! driver gives for a genuine task: a copy is answered twice and the second
-//! answer ignored, and a worker only ever reports on a task it could
-//! authenticate. Deleting entries can only delay a task (it is sent again)
-//! or, done each time, fail it. A key mismatch is named: "this entry is
+//! answer ignored, a worker only ever reports on a task it could
+//! authenticate, and a stored function found missing or altered is stored
+//! again by its driver and its tasks sent again (a worker keeps no such
+//! failure). Deleting entries can only delay a task (it is sent again,
+//! twice at most) or, done each time, fail it. A key mismatch is named: "this entry is
 //! signed, but this worker has no key", "this entry is not signed, but a
 //! key is set", "signed with another key, or altered". Without a key, a
 //! writer to Redis can make workers call any registered function with

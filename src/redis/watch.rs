@@ -10,11 +10,9 @@ use redis::streams::StreamRangeReply;
 use redis::Commands;
 
 use super::entry::FIELD;
-use super::job::{Answer, Job, Waiting};
+use super::job::{Answer, Job, Waiting, MAX_RESENDS};
 use crate::error::{Error, Result};
 
-/// Times a vanished task is sent again before it fails.
-pub(crate) const MAX_RESENDS: u32 = 2;
 /// Refused entries searched for a vanished task's bytes, at most.
 const FORGED_SEARCHED: usize = 1_000;
 
@@ -56,13 +54,8 @@ impl Job {
                 continue;
             };
             if waiting.resends < MAX_RESENDS {
-                waiting.resends += 1;
-                let sealed = waiting.sealed.clone();
                 tracing::warn!(job = %self.id, task, "a task vanished from the stream: sent again");
-                let entry = self.publish(&sealed, None)?;
-                if let Some(waiting) = self.waiting.get_mut(&task) {
-                    waiting.entry = entry;
-                }
+                self.resend(task)?;
             } else {
                 let waiting = self.waiting.remove(&task).expect("found above");
                 let error = self.lost(task, &waiting)?;
@@ -70,6 +63,42 @@ impl Job {
             }
         }
         Ok(answers)
+    }
+
+    /// Sends a task waiting again, as it was signed.
+    fn resend(&mut self, task: u64) -> Result<()> {
+        let Some(waiting) = self.waiting.get_mut(&task) else {
+            return Ok(());
+        };
+        waiting.resends += 1;
+        let sealed = waiting.sealed.clone();
+        let entry = self.publish(&sealed, None)?;
+        if let Some(waiting) = self.waiting.get_mut(&task) {
+            waiting.entry = entry;
+        }
+        Ok(())
+    }
+
+    /// Stores the function again (a worker found it missing or altered)
+    /// and sends again the tasks that could not run without it.
+    pub(crate) fn repair(&mut self) -> Result<()> {
+        let tasks = std::mem::take(&mut self.repairs);
+        let function_key = self.shared.keys.function(&self.function.hash);
+        let ttl = self.shared.config.result_ttl.as_secs();
+        let stored = &self.function.stored;
+        tracing::warn!(job = %self.id, tasks = tasks.len(), "the function was missing or altered in Redis: stored again");
+        self.link.run("store the function again", |connection| {
+            redis::cmd("SET")
+                .arg(&function_key)
+                .arg(stored)
+                .arg("EX")
+                .arg(ttl)
+                .query::<()>(connection)
+        })?;
+        for task in tasks {
+            self.resend(task)?;
+        }
+        Ok(())
     }
 
     /// The tasks waiting whose entry is no longer in the task stream.

@@ -456,9 +456,13 @@ impl Serving<'_> {
     /// The function of that hash: cached, or fetched, checked and decoded.
     fn function(&mut self, hash: &[u8; 32], name: &str) -> std::result::Result<&DynFn, WireError> {
         if !self.functions.loaded.contains_key(hash) {
-            let loaded = self
-                .fetch(hash, name)
-                .map_err(|error| WireError::from(&error));
+            let loaded = self.fetch(hash, name);
+            // What Redis holds may be put right (stored again, or a forgery
+            // replaced): only what this binary makes of genuine bytes is kept.
+            if let Err(error @ (Error::Broker { .. } | Error::Unauthenticated { .. })) = &loaded {
+                return Err(WireError::from(error));
+            }
+            let loaded = loaded.map_err(|error| WireError::from(&error));
             if self.functions.order.len() >= CACHED_FUNCTIONS {
                 if let Some(oldest) = self.functions.order.pop_front() {
                     self.functions.loaded.remove(&oldest);
