@@ -353,10 +353,11 @@ fn workers_skip_the_tasks_of_a_driver_that_gave_up() {
         .unwrap()
         .unwrap_or(0);
     eprintln!("{answered} answered, {bodies} bodies run of 40 tasks");
-    // The one running when the driver gave up may finish, and one more
-    // started within 100 ms (a worker checks a job at most that often).
+    // Beyond the answers read: one answered but not read when the driver
+    // gave up, the one running then, and one started within 100 ms of it
+    // (a worker checks a job at most that often). Never the 40.
     assert!(
-        bodies <= answered + 1,
+        bodies <= answered + 3,
         "{bodies} bodies for {answered} answers"
     );
 }
@@ -595,9 +596,10 @@ fn tasks_whose_entries_vanish_fail_typed_within_the_deadline() {
         }
     }
     eprintln!("vanished tasks failed after {vanished:?}; unanswered ones after {waited:?} (slack {slack:?})");
-    // The deadline is checked once a second.
+    // Not before the deadline; after it, at the next check (once a second;
+    // the bound is loose for a loaded machine).
     assert!(
-        waited >= slack && waited < slack + Duration::from_secs(2),
+        waited >= slack && waited < slack + Duration::from_secs(5),
         "{waited:?}"
     );
 }
