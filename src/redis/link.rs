@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use super::backoff::Backoff;
 use crate::error::{Error, Result};
 
-/// How long one command may wait for its reply before the connection is
-/// taken for dead: well over any blocking read serfn makes.
+/// How long connecting, or one command's reply, may take before the
+/// connection is taken for dead: well over any blocking read serfn makes.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A connection, made again when it fails.
@@ -32,7 +32,7 @@ impl Link {
 
     fn connection(&mut self) -> redis::RedisResult<&mut redis::Connection> {
         if self.connection.is_none() {
-            let connection = self.client.get_connection()?;
+            let connection = self.client.get_connection_with_timeout(REPLY_TIMEOUT)?;
             connection.set_read_timeout(Some(REPLY_TIMEOUT))?;
             connection.set_write_timeout(Some(REPLY_TIMEOUT))?;
             self.connection = Some(connection);
