@@ -24,8 +24,11 @@ port=${SERFN_REDIS_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bin
 # SERFN_REDIS_APPENDONLY=yes: persistence (an append-only file in DIR), for
 # a test that restarts its server and expects its data back.
 appendonly=${SERFN_REDIS_APPENDONLY:-no}
+# SERFN_REDIS_ARGS: more options, such as a test's `--key-load-delay 500`.
+# shellcheck disable=SC2086 # split into options on purpose
 redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly "$appendonly" \
-    --dir "$dir" --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" >&2
+    --dir "$dir" --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
+    ${SERFN_REDIS_ARGS:-} >&2
 for _ in $(seq 1 100); do
     if redis-cli -p "$port" ping >/dev/null 2>&1; then
         echo "redis://127.0.0.1:$port"

@@ -256,6 +256,76 @@ fn a_lazy_map_rides_out_a_restart_while_sending_and_a_busy_script() {
 }
 
 #[test]
+fn a_map_waits_out_redis_loading_its_data() {
+    let server = Arc::new(Server::own_persistent());
+    let prefix = prefix("loading");
+    // Data for Redis to load when it restarts: 3,000 keys, each loaded
+    // 0.5 ms late (`key-load-delay`), answering `LOADING` meanwhile.
+    let mut connection = server.connection();
+    let mut pipe = redis::pipe();
+    for i in 0..3_000 {
+        pipe.set(format!("{prefix}:ballast:{i}"), "x".repeat(50))
+            .ignore();
+    }
+    let _: () = pipe.query(&mut connection).unwrap();
+    let setup = WorkerSetup {
+        prefix: prefix.clone(),
+        claim_idle_ms: Some(300),
+        ..Default::default()
+    };
+    let _worker = Worker::start(&server.url, &setup);
+    let fleet = RedisExecutor::builder(&server.url)
+        .prefix(&prefix)
+        .chunk_size(1)
+        .build()
+        .unwrap();
+    let plus = serfn::closure!("faults::plus_loading", [], move |x: u64| -> u64 { x + 7 });
+    let items = (0..20u64).inspect(|_| std::thread::sleep(Duration::from_millis(100)));
+    let restarting = {
+        let server = Arc::clone(&server);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            // The keys into the append-only file's base, which is what
+            // `key-load-delay` slows.
+            let mut connection = server.connection();
+            let _: () = redis::cmd("BGREWRITEAOF").query(&mut connection).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let info: String = redis::cmd("INFO")
+                    .arg("persistence")
+                    .query(&mut connection)
+                    .unwrap();
+                if info.contains("aof_rewrite_in_progress:0")
+                    && info.contains("aof_rewrite_scheduled:0")
+                {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the rewrite did not end");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            server.stop();
+            server
+                .restart_with("--key-load-delay 500 --loading-process-events-interval-bytes 1024");
+            let mut loading = Duration::ZERO;
+            let started = Instant::now();
+            while let Err(error) = redis::cmd("PING").query::<String>(&mut server.connection()) {
+                assert_eq!(error.code(), Some("LOADING"), "{error}");
+                loading = started.elapsed();
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            loading
+        })
+    };
+    let got: Vec<serfn::Result<u64>> = fleet.map(&plus, items).collect();
+    let loading = restarting.join().unwrap();
+    eprintln!("Redis answered LOADING for {loading:?}");
+    assert!(loading > Duration::ZERO, "Redis was never seen loading");
+    for (x, result) in got.into_iter().enumerate() {
+        assert_eq!(result.unwrap(), x as u64 + 7);
+    }
+}
+
+#[test]
 fn an_outage_without_persistence_fails_every_item_left_naming_the_job() {
     let server = Server::own();
     let prefix = prefix("lost");

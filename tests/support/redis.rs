@@ -42,7 +42,7 @@ impl Server {
     /// stop and restart.
     pub fn own() -> Server {
         let dir = tempdir("serfn-redis-own");
-        let url = up(&dir, None, false);
+        let url = up(&dir, None, false, "");
         Server {
             url,
             own: Some(dir),
@@ -54,7 +54,7 @@ impl Server {
     /// [`stop`](Self::stop) and restarted, it has its data back.
     pub fn own_persistent() -> Server {
         let dir = tempdir("serfn-redis-aof");
-        let url = up(&dir, None, true);
+        let url = up(&dir, None, true, "");
         Server {
             url,
             own: Some(dir),
@@ -113,7 +113,16 @@ impl Server {
             .own
             .as_ref()
             .expect("only a test's own server is restarted");
-        up(dir, Some(self.port()), self.persistent);
+        up(dir, Some(self.port()), self.persistent, "");
+    }
+
+    /// As [`restart`](Self::restart), with more `redis-server` options.
+    pub fn restart_with(&self, options: &str) {
+        let dir = self
+            .own
+            .as_ref()
+            .expect("only a test's own server is restarted");
+        up(dir, Some(self.port()), self.persistent, options);
     }
 
     /// A connection for checks.
@@ -148,10 +157,14 @@ fn tempdir(label: &str) -> PathBuf {
     dir
 }
 
-/// Runs `.ci/redis-up.sh` (on `port` if given); returns the URL.
-fn up(dir: &Path, port: Option<u16>, persistent: bool) -> String {
+/// Runs `.ci/redis-up.sh` (on `port` if given, with `options` for
+/// `redis-server`); returns the URL.
+fn up(dir: &Path, port: Option<u16>, persistent: bool, options: &str) -> String {
     let mut command = Command::new("bash");
-    command.arg(repo().join(".ci/redis-up.sh")).arg(dir);
+    command
+        .arg(repo().join(".ci/redis-up.sh"))
+        .arg(dir)
+        .env("SERFN_REDIS_ARGS", options);
     if persistent {
         command.env("SERFN_REDIS_APPENDONLY", "yes");
     }
