@@ -119,7 +119,8 @@ impl RedisExecutorBuilder {
 
     /// How long a task may run on its worker: past it, the task fails with
     /// [`Error::Timeout`](crate::Error::Timeout) and its worker process exits (as the pool kills
-    /// its worker), to be restarted by whatever runs it.
+    /// its worker), to be restarted by whatever runs it. The driver waits
+    /// for an answer this long plus [`task_slack`](Self::task_slack).
     ///
     /// # Example
     /// ```no_run
