@@ -80,6 +80,9 @@ pub(crate) struct Job {
     pub(crate) last_check: Instant,
     /// Past it, every task waiting fails.
     pub(crate) map_deadline: Option<Instant>,
+    /// Answers accepted and not yet handed over: kept here, so that an
+    /// error after they came loses none of them.
+    pub(crate) answered: Vec<Answer>,
     /// Tasks a worker could not run for want of their function as stored
     /// (missing, or altered): sent again once it is stored again.
     pub(crate) repairs: Vec<u64>,
@@ -138,6 +141,7 @@ impl Job {
             last_id: "0".into(),
             last_check: Instant::now(),
             map_deadline: shared.config.map_deadline.map(|d| Instant::now() + d),
+            answered: Vec::new(),
             repairs: Vec::new(),
             per_item_ns: None,
         })
@@ -300,24 +304,23 @@ impl Job {
                 });
             }
         }
-        let mut answers = self.read(Some(READ_BLOCK))?;
+        self.read(Some(READ_BLOCK))?;
         if self.last_check.elapsed() >= CHECK_EVERY && !self.waiting.is_empty() {
             self.last_check = Instant::now();
-            answers.extend(self.check()?);
+            self.check()?;
         }
-        Ok(answers)
+        Ok(std::mem::take(&mut self.answered))
     }
 
-    /// Reads the results that came, waiting up to `block` for the first;
-    /// without `block`, every one there is.
-    pub(crate) fn read(&mut self, block: Option<Duration>) -> Result<Vec<Answer>> {
+    /// Reads the results that came into [`answered`](Self::answered),
+    /// waiting up to `block` for the first; without `block`, every one there is.
+    pub(crate) fn read(&mut self, block: Option<Duration>) -> Result<()> {
         const COUNT: usize = 256;
         let mut options = StreamReadOptions::default().count(COUNT);
         if let Some(block) = block {
             options = options.block(block.as_millis() as usize);
         }
         let results = self.shared.keys.results(&self.id);
-        let mut answers = Vec::new();
         loop {
             let last_id = self.last_id.clone();
             let reply: StreamReadReply = self.link.run("read results", |connection| {
@@ -334,14 +337,14 @@ impl Job {
                 };
                 self.shared.stats.received(bytes.len());
                 if let Some(answer) = self.accept(&bytes) {
-                    answers.push(answer);
+                    self.answered.push(answer);
                 }
             }
             if !self.repairs.is_empty() {
                 self.repair()?;
             }
             if block.is_some() || entries < COUNT {
-                return Ok(answers);
+                return Ok(());
             }
         }
     }

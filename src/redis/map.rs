@@ -122,6 +122,11 @@ where
     /// every item not yet sent.
     fn fail(&mut self, error: Error) {
         if let Ok(job) = &mut self.job {
+            // Answers that came before the failure are still answers.
+            for answer in std::mem::take(&mut job.answered) {
+                let results = decode_chunk(answer.count, answer.output, &self.limits, answer.seq);
+                self.ready.insert(answer.first, (answer.count, results));
+            }
             for (_, waiting) in job.waiting.drain() {
                 let failed = ChunkResults::failed(error.duplicate(), waiting.count);
                 self.ready.insert(waiting.first, (waiting.count, failed));
@@ -192,8 +197,13 @@ impl OwnedFeed {
         let mut job = self.job?;
         let (block, count) = self.block?;
         let answer = job.send(block, count).and_then(|()| loop {
-            if let Some(answer) = job.receive()?.pop() {
-                break Ok(answer);
+            match job.receive() {
+                Ok(mut answers) => {
+                    if let Some(answer) = answers.pop() {
+                        break Ok(answer);
+                    }
+                }
+                Err(error) => break job.answered.pop().ok_or(error),
             }
         });
         let answer = match answer {

@@ -18,8 +18,8 @@ const FORGED_SEARCHED: usize = 1_000;
 
 impl Job {
     /// Fails the tasks past their deadline; finds those whose entry
-    /// vanished, and sends them again or fails them.
-    pub(crate) fn check(&mut self) -> Result<Vec<Answer>> {
+    /// vanished, and sends them again or fails them (into `answered`).
+    pub(crate) fn check(&mut self) -> Result<()> {
         let now = Instant::now();
         let late: Vec<u64> = self
             .waiting
@@ -27,7 +27,6 @@ impl Job {
             .filter(|(_, waiting)| now >= waiting.deadline)
             .map(|(&task, _)| task)
             .collect();
-        let mut answers = Vec::new();
         for task in late {
             let waiting = self.waiting.remove(&task).expect("listed above");
             let config = &self.shared.config;
@@ -40,15 +39,15 @@ impl Job {
                     self.function.name, self.id
                 ),
             };
-            answers.push(failed(&waiting, error));
+            self.answered.push(failed(&waiting, error));
         }
         let gone = self.vanished()?;
         if gone.is_empty() {
-            return Ok(answers);
+            return Ok(());
         }
         // A worker acknowledges a task in the transaction that answers it:
         // an answer to a task gone from the stream is in the results now.
-        answers.extend(self.read(None)?);
+        self.read(None)?;
         for task in gone {
             let Some(waiting) = self.waiting.get_mut(&task) else {
                 continue;
@@ -59,10 +58,10 @@ impl Job {
             } else {
                 let waiting = self.waiting.remove(&task).expect("found above");
                 let error = self.lost(task, &waiting)?;
-                answers.push(failed(&waiting, error));
+                self.answered.push(failed(&waiting, error));
             }
         }
-        Ok(answers)
+        Ok(())
     }
 
     /// Sends a task waiting again, as it was signed.
