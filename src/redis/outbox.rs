@@ -63,31 +63,38 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// An entry a worker takes out of the task stream without running it.
+pub(super) struct Parked<'a> {
+    /// Its id in the task stream.
+    pub(super) id: &'a str,
+    /// Its bytes, exactly as they were there.
+    pub(super) bytes: &'a [u8],
+    pub(super) reason: &'a str,
+    /// The worker that parks it.
+    pub(super) worker: &'a str,
+}
+
 /// Adds a genuine task to the dead-letter stream, trimmed to about `cap`
 /// entries: its bytes as they were signed, and what it was and why it died
 /// (the format in the module docs of [`super`]).
-#[allow(clippy::too_many_arguments)]
 pub(super) fn append_dead_letter(
     pipe: &mut redis::Pipeline,
     keys: &Keys,
     cap: usize,
-    id: &str,
-    bytes: &[u8],
+    parked: &Parked<'_>,
     task: &TaskHeader,
     deliveries: u32,
-    reason: &str,
-    worker: &str,
 ) {
     let fields: [(&str, Vec<u8>); 9] = [
-        (FIELD, bytes.to_vec()),
-        ("reason", reason.as_bytes().to_vec()),
+        (FIELD, parked.bytes.to_vec()),
+        ("reason", parked.reason.as_bytes().to_vec()),
         ("job", task.job.as_bytes().to_vec()),
         ("task", task.task.to_string().into_bytes()),
         ("name", task.name.as_bytes().to_vec()),
         ("deliveries", deliveries.to_string().into_bytes()),
-        ("worker", worker.as_bytes().to_vec()),
+        ("worker", parked.worker.as_bytes().to_vec()),
         ("at", now_ms().to_string().into_bytes()),
-        ("id", id.as_bytes().to_vec()),
+        ("id", parked.id.as_bytes().to_vec()),
     ];
     pipe.xadd_maxlen(keys.dead(), trim(cap), "*", &fields)
         .ignore();
@@ -100,17 +107,14 @@ pub(super) fn append_forged(
     pipe: &mut redis::Pipeline,
     keys: &Keys,
     cap: usize,
-    id: &str,
-    bytes: &[u8],
-    reason: &str,
-    worker: &str,
+    parked: &Parked<'_>,
 ) {
     let fields: [(&str, Vec<u8>); 5] = [
-        (FIELD, bytes.to_vec()),
-        ("reason", reason.as_bytes().to_vec()),
-        ("worker", worker.as_bytes().to_vec()),
+        (FIELD, parked.bytes.to_vec()),
+        ("reason", parked.reason.as_bytes().to_vec()),
+        ("worker", parked.worker.as_bytes().to_vec()),
         ("at", now_ms().to_string().into_bytes()),
-        ("id", id.as_bytes().to_vec()),
+        ("id", parked.id.as_bytes().to_vec()),
     ];
     pipe.xadd_maxlen(keys.forged(), trim(cap), "*", &fields)
         .ignore()

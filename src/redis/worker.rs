@@ -16,7 +16,7 @@ use super::backoff::Backoff;
 use super::claim::{Heartbeat, Running};
 use super::entry::{self, Context, Keys, TaskEntry, TaskHeader, FIELD};
 use super::outbox::{
-    acknowledge, append_dead_letter, append_forged, append_result, Checked, Outbox,
+    acknowledge, append_dead_letter, append_forged, append_result, Checked, Outbox, Parked,
 };
 use super::{broker, DEFAULT_PREFIX};
 use crate::codec::{Key, Limits};
@@ -530,9 +530,13 @@ impl Serving<'_> {
         let consumer = self.worker.consumer.clone();
         let mut pipe = redis::pipe();
         pipe.atomic();
-        append_dead_letter(
-            &mut pipe, &keys, cap, id, bytes, task, deliveries, reason, &consumer,
-        );
+        let parked = Parked {
+            id,
+            bytes,
+            reason,
+            worker: &consumer,
+        };
+        append_dead_letter(&mut pipe, &keys, cap, &parked, task, deliveries);
         append_result(&mut pipe, &keys, task, &sealed);
         acknowledge(&mut pipe, &keys, id);
         let _: () = pipe
@@ -551,7 +555,13 @@ impl Serving<'_> {
         let consumer = self.worker.consumer.clone();
         let mut pipe = redis::pipe();
         pipe.atomic();
-        append_forged(&mut pipe, &keys, cap, id, bytes, reason, &consumer);
+        let parked = Parked {
+            id,
+            bytes,
+            reason,
+            worker: &consumer,
+        };
+        append_forged(&mut pipe, &keys, cap, &parked);
         acknowledge(&mut pipe, &keys, id);
         let _: () = pipe
             .query(self.connection()?)
