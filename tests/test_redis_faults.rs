@@ -430,3 +430,35 @@ fn workers_skip_the_tasks_of_a_driver_that_gave_up() {
         "{bodies} bodies for {answered} answers"
     );
 }
+
+#[test]
+fn a_worker_backs_off_growing_while_redis_is_away() {
+    // A port that accepts connections and closes them at once: each try
+    // of the worker is one connection.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    let setup = WorkerSetup {
+        prefix: prefix("backoff"),
+        ..Default::default()
+    };
+    let _worker = Worker::start(&url, &setup);
+    let mut tries = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(5) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                drop(stream);
+                tries.push(started.elapsed());
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    let gaps: Vec<Duration> = tries.windows(2).map(|w| w[1] - w[0]).collect();
+    eprintln!("{} tries in 5 s, gaps {gaps:?}", tries.len());
+    // Pauses of 50 ms doubling to 2 s (±25 %) fit 5 to 8 tries in 5 s; a
+    // fixed 200 ms pause would make 25.
+    assert!((3..=10).contains(&tries.len()), "{} tries", tries.len());
+    // Growing: the last pause is several times the first.
+    assert!(gaps.last().unwrap() > &(gaps[0] * 4), "{gaps:?}");
+}
