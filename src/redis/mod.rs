@@ -40,6 +40,11 @@
 //!   times goes to the dead-letter stream (`{prefix}:dead`) and the driver
 //!   gets [`Error::DeadLetter`] for its items, in one transaction.
 //!
+//! A task may thus run more than once (a worker that died after running it
+//! but before its answer was published): **functions should be
+//! idempotent**, or their effects outside their result tolerant of a
+//! repeat. The driver keeps the first answer for each task.
+//!
 //! # Outages and deadlines
 //! - **A broker outage shorter than the
 //!   [`reconnect`](RedisExecutorBuilder::reconnect) window loses nothing.**
@@ -82,11 +87,6 @@
 //! A finished job thus leaves its function (shared by every map of the
 //! same function and capture) for `result_ttl`, and nothing else.
 //!
-//! A task may thus run more than once (a worker that died after running it
-//! but before its answer was published): **functions should be
-//! idempotent**, or their effects outside their result tolerant of a
-//! repeat. The driver keeps the first answer for each task.
-//!
 //! # Security
 //! Redis is a shared store: anyone who can write to it can add, change,
 //! delete or replay entries. What serfn ever runs is a function this binary
@@ -107,9 +107,10 @@
 //! authenticate, and a stored function found missing or altered is stored
 //! again by its driver and its tasks sent again (a worker keeps no such
 //! failure). Deleting entries can only delay a task (it is sent again,
-//! twice at most) or, done each time, fail it. A key mismatch is named: "this entry is
-//! signed, but this worker has no key", "this entry is not signed, but a
-//! key is set", "signed with another key, or altered". Without a key, a
+//! twice at most) or, done each time, fail it. A key mismatch is named:
+//! "this entry is signed, but this worker has no key", "this entry is not
+//! signed, but a key is set", "signed with another key, or altered".
+//! Without a key, a
 //! writer to Redis can make workers call any registered function with
 //! arguments of their choosing, and forge results.
 
