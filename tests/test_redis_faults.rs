@@ -368,6 +368,14 @@ fn an_outage_without_persistence_fails_every_item_left_naming_the_job() {
     }
     eprintln!("without persistence: every item left failed {took:?} after the restart");
     assert!(took < window, "{took:?}");
+    // The lost job's name is free: run again under it, every item comes
+    // (the driver that gave up marked it cancelled; the new one is not).
+    let again: Vec<u64> = fleet
+        .map(&slow, 0..20u64)
+        .job(&job)
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    assert_eq!(again, (1..21).collect::<Vec<_>>());
 }
 
 #[test]

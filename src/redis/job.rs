@@ -190,11 +190,14 @@ impl Job {
                 ),
             });
         }
+        // A job of the same name that was cancelled is over: this one is not.
+        let cancelled = self.shared.keys.cancelled(&self.id);
         self.link.run("describe the job", |connection| {
             redis::pipe()
                 .hset(&job_key, "function", &hash)
                 .hset(&job_key, "name", name)
                 .expire(&job_key, ttl)
+                .del(&cancelled)
                 .query::<()>(connection)
         })?;
         self.link.take_reconnected();

@@ -30,8 +30,8 @@ pub(super) fn append_result(
 /// again: a task of a job that keeps it busy costs no extra round trip.
 const CHECK_AGAIN: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Jobs whose cancellation a worker checked lately: a cancelled one for
-/// good, another for [`CHECK_AGAIN`].
+/// Jobs whose cancellation a worker checked lately, for [`CHECK_AGAIN`]
+/// (not for good: a later job may take a cancelled one's name).
 #[derive(Default)]
 pub(super) struct Checked {
     jobs: std::collections::HashMap<String, (std::time::Instant, bool)>,
@@ -40,7 +40,7 @@ pub(super) struct Checked {
 impl Checked {
     pub(super) fn get(&self, job: &str) -> Option<bool> {
         let (at, cancelled) = self.jobs.get(job)?;
-        (*cancelled || at.elapsed() < CHECK_AGAIN).then_some(*cancelled)
+        (at.elapsed() < CHECK_AGAIN).then_some(*cancelled)
     }
 
     pub(super) fn put(&mut self, job: &str, cancelled: bool) {
