@@ -274,7 +274,8 @@ pub enum Error {
 
     /// The task was moved to the broker's dead-letter stream and never
     /// ran to an answer: it was delivered to workers more times than
-    /// allowed (each died or lost it), or a worker refused it as tampered.
+    /// allowed (each died or lost it), or workers refused every copy sent
+    /// (a key mismatch, named in `reason`).
     #[error(
         "a task of `{name}` went to the dead-letter stream after {deliveries} deliveries: {reason}"
     )]

@@ -119,7 +119,8 @@ impl RedisExecutorBuilder {
 
     /// How long a task may run on its worker: past it, the task fails with
     /// [`Error::Timeout`](crate::Error::Timeout) and its worker process exits (as the pool kills
-    /// its worker), to be restarted by whatever runs it.
+    /// its worker), to be restarted by whatever runs it. The driver waits
+    /// for an answer this long plus [`task_slack`](Self::task_slack).
     ///
     /// # Example
     /// ```no_run
@@ -138,8 +139,9 @@ impl RedisExecutorBuilder {
         self
     }
 
-    /// How long a job's results are kept after its last one (1 day by
-    /// default), for [`RedisExecutor::reattach`].
+    /// How long an unfinished job's results are kept after its last one (1
+    /// day by default), for [`RedisExecutor::reattach`] by a driver that
+    /// restarted. A job whose driver read every result is deleted at once.
     ///
     /// # Example
     /// ```no_run
@@ -151,10 +153,11 @@ impl RedisExecutorBuilder {
     /// let fleet = serfn::redis::RedisExecutor::builder(url).result_ttl(Duration::from_secs(600)).build()?;
     /// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
     /// let job = format!("nightly-{}", std::process::id());
-    /// fleet.map(&square, 0..10).job(&job).for_each(drop);
-    /// // Within ten minutes, from this driver or a restarted one:
+    /// // The driver stops after 3 results (as if it had crashed)...
+    /// let first = fleet.map(&square, 0..10).job(&job).take(3).count();
+    /// // ...and within ten minutes, it or a restarted one reads them all.
     /// let again = fleet.reattach::<u64>(&job)?.count();
-    /// assert_eq!(again, 10);
+    /// assert_eq!((first, again), (3, 10));
     /// # Ok::<(), serfn::Error>(())
     /// ```
     pub fn result_ttl(mut self, ttl: Duration) -> Self {
@@ -181,8 +184,11 @@ impl RedisExecutorBuilder {
         self
     }
 
-    /// How long to keep trying to reach Redis when a connection fails (10 s
-    /// by default) before the items waiting get [`Error::Broker`](crate::Error::Broker).
+    /// How long to keep trying to reach Redis when a connection fails, or
+    /// while it answers `LOADING` or `BUSY` (10 s by default), before the
+    /// items waiting get [`Error::Broker`](crate::Error::Broker). Within it,
+    /// nothing is lost: a task whose sending failed is sent again, and the
+    /// results are read on from where they were.
     ///
     /// # Example
     /// ```no_run
@@ -199,6 +205,79 @@ impl RedisExecutorBuilder {
     /// ```
     pub fn reconnect(mut self, window: Duration) -> Self {
         self.config.reconnect = window;
+        self
+    }
+
+    /// How long past its [`timeout`](Self::timeout) (none: zero) the
+    /// driver waits for a task's answer, counted from when it was sent:
+    /// the slack for the time it waits in the queue and the time a dead
+    /// worker's task takes to be claimed again
+    /// ([`DEFAULT_TASK_SLACK`](super::DEFAULT_TASK_SLACK), 10 minutes, by
+    /// default). Past it the task's items get
+    /// [`Error::Broker`](crate::Error::Broker): no wait of a driver is
+    /// unbounded, even with no worker running.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # let url = "redis://127.0.0.1:6379";
+    /// # let worker = serfn::redis::RedisWorker::new(url);
+    /// # std::thread::spawn(move || worker.run());
+    /// use std::time::Duration;
+    ///
+    /// // Tasks run at most a minute; an answer later than two fails.
+    /// let fleet = serfn::redis::RedisExecutor::builder(url)
+    ///     .timeout(Duration::from_secs(60))
+    ///     .task_slack(Duration::from_secs(60))
+    ///     .build()?;
+    /// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
+    /// assert_eq!(serfn::Executor::call(&fleet, &square, 3)?, 9);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn task_slack(mut self, slack: Duration) -> Self {
+        self.config.task_slack = slack;
+        self
+    }
+
+    /// How long a whole map may take (none by default: each task is
+    /// bounded by [`task_slack`](Self::task_slack)). Past it, every item
+    /// left gets [`Error::Broker`](crate::Error::Broker) and workers skip
+    /// the job's tasks still queued.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # let url = "redis://127.0.0.1:6379";
+    /// # let worker = serfn::redis::RedisWorker::new(url);
+    /// # std::thread::spawn(move || worker.run());
+    /// use std::time::Duration;
+    ///
+    /// let fleet = serfn::redis::RedisExecutor::builder(url).map_deadline(Duration::from_secs(3600)).build()?;
+    /// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
+    /// assert_eq!(fleet.map(&square, 0..100).count(), 100);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn map_deadline(mut self, deadline: Duration) -> Self {
+        self.config.map_deadline = Some(deadline);
+        self
+    }
+
+    /// About how many entries the task stream keeps
+    /// ([`DEFAULT_QUEUE_CAP`](super::DEFAULT_QUEUE_CAP), a million, by
+    /// default): each task is added with `XADD MAXLEN ~`, so that a flood
+    /// cannot grow it without bound. A task trimmed before it ran is found
+    /// missing by its driver and sent again (twice at most).
+    ///
+    /// # Example
+    /// ```no_run
+    /// # let url = "redis://127.0.0.1:6379";
+    /// # let worker = serfn::redis::RedisWorker::new(url);
+    /// # std::thread::spawn(move || worker.run());
+    /// let fleet = serfn::redis::RedisExecutor::builder(url).queue_cap(100_000).build()?;
+    /// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
+    /// assert_eq!(fleet.map(&square, 0..100).count(), 100);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn queue_cap(mut self, entries: usize) -> Self {
+        self.config.queue_cap = entries.max(1);
         self
     }
 

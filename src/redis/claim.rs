@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use redis::streams::StreamClaimOptions;
 use redis::Commands;
 
+use super::backoff::Backoff;
 use super::entry::TaskHeader;
 use super::outbox::Outbox;
 use crate::error::{Error, WireError};
@@ -41,14 +42,20 @@ impl Heartbeat {
         let mut connection = None;
         let tick = self.every.min(Duration::from_millis(100));
         let mut last_renewal = Instant::now();
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+        let mut next_attempt = Instant::now();
         while !self.stop.load(Ordering::SeqCst) {
             std::thread::sleep(tick);
             let running = lock(&self.running);
             let Some(current) = running.as_ref() else {
                 continue;
             };
-            if connection.is_none() {
+            if connection.is_none() && Instant::now() >= next_attempt {
                 connection = self.client.get_connection().ok();
+                match connection {
+                    Some(_) => backoff.reset(),
+                    None => next_attempt = Instant::now() + backoff.pause(),
+                }
             }
             let Some(conn) = connection.as_mut() else {
                 continue;

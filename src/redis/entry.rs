@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::codec::{self, Key, Limits};
+use crate::codec::{self, Key, Limits, TAG_LEN};
 use crate::error::{Error, Result, WireError};
 
 /// The stream field that holds an entry.
@@ -39,9 +39,25 @@ impl Keys {
         format!("{}:workers", self.prefix)
     }
 
-    /// Where tasks that could not be run go, with the reason.
+    /// Where genuine tasks that could not be run go, with the reason.
     pub(crate) fn dead(&self) -> String {
         format!("{}:dead", self.prefix)
+    }
+
+    /// Where entries a worker could not open go (failed authentication, or
+    /// did not decode): apart from the dead letters, never attributed.
+    pub(crate) fn forged(&self) -> String {
+        format!("{}:forged", self.prefix)
+    }
+
+    /// How many entries were ever parked in [`forged`](Self::forged).
+    pub(crate) fn forged_count(&self) -> String {
+        format!("{}:forged:count", self.prefix)
+    }
+
+    /// Set by a driver that gave up on its job: workers skip its tasks.
+    pub(crate) fn cancelled(&self, job: &str) -> String {
+        format!("{}:job:{job}:cancelled", self.prefix)
     }
 
     /// A function's encoding, by the SHA-256 of it.
@@ -201,18 +217,49 @@ pub(crate) fn seal<T: Serialize>(
     })
 }
 
-/// Checks an entry's signature when a key is set, then decodes it under `limits`.
+/// Checks an entry's signature when a key is set, then decodes it under
+/// `limits`. A key mismatch is named: an entry refused for want of a key
+/// (or for having one) says so, rather than "bytes left over" or "the tag
+/// does not match".
+///
+/// # Errors
+/// [`Error::Unauthenticated`] when the signature fails, or without a key
+/// when the entry is signed; the codec's errors when it does not decode.
 pub(crate) fn open<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     key: Option<&Key>,
     context: Context,
     limits: &Limits,
 ) -> Result<T> {
-    let bytes = match key {
-        Some(key) => codec::verify(key, context.label(), bytes)?,
-        None => bytes,
-    };
-    codec::decode_value(bytes, limits)
+    match key {
+        Some(key) => match codec::verify(key, context.label(), bytes) {
+            Ok(message) => codec::decode_value(message, limits),
+            Err(_) if codec::decode_value::<T>(bytes, limits).is_ok() => Err(unauthenticated(
+                "this entry is not signed, but a key is set",
+            )),
+            Err(_) => Err(unauthenticated(
+                "signed with another key, or altered: the tag does not match",
+            )),
+        },
+        None => codec::decode_value(bytes, limits).map_err(|error| {
+            let tagged = bytes.len().checked_sub(TAG_LEN).map(|at| &bytes[..at]);
+            match tagged {
+                Some(message) if codec::decode_value::<T>(message, limits).is_ok() => {
+                    unauthenticated(format!(
+                        "this entry is signed, but this {} has no key",
+                        context.reader()
+                    ))
+                }
+                _ => error,
+            }
+        }),
+    }
+}
+
+fn unauthenticated(reason: impl Into<String>) -> Error {
+    Error::Unauthenticated {
+        reason: reason.into(),
+    }
 }
 
 /// Where a result entry goes: its leading fields, all a driver needs to fail
@@ -249,6 +296,14 @@ impl Context {
             Context::Result => RESULT_CONTEXT,
         }
     }
+
+    /// Who reads entries of this kind.
+    fn reader(self) -> &'static str {
+        match self {
+            Context::Task => "worker",
+            Context::Result => "driver",
+        }
+    }
 }
 
 /// A function as stored: its envelope, signed with a key.
@@ -271,7 +326,8 @@ pub(crate) fn open_function<'b>(
         None => stored,
     };
     if &sha256(envelope) != hash {
-        return Err(Error::decode(format!(
+        // Content-addressed: bytes that do not hash to their name were altered.
+        return Err(unauthenticated(format!(
             "the function stored under {} does not hash to it",
             hex(hash)
         )));
@@ -347,5 +403,50 @@ mod tests {
         let sealed = seal(&task, None, Context::Task).unwrap();
         let opened: TaskEntry = open(&sealed, None, Context::Task, &limits).unwrap();
         assert_eq!(opened.items, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_key_mismatch_is_named() {
+        let limits = Limits::default();
+        let (ours, theirs) = (Key::new([1u8; 32]), Key::new([2u8; 32]));
+        let result = ResultEntry {
+            job: "j".into(),
+            task: 0,
+            first: 0,
+            count: 1,
+            seq: false,
+            elapsed_ns: 0,
+            worker: "w".into(),
+            output: Ok(vec![1]),
+        };
+        let reason = |bytes: &[u8], key: Option<&Key>, context| match open::<ResultEntry>(
+            bytes, key, context, &limits,
+        ) {
+            Err(Error::Unauthenticated { reason }) => reason,
+            other => panic!("{other:?}"),
+        };
+        let signed = seal(&result, Some(&ours), Context::Result).unwrap();
+        let plain = seal(&result, None, Context::Result).unwrap();
+        assert_eq!(
+            reason(&signed, None, Context::Result),
+            "this entry is signed, but this driver has no key"
+        );
+        assert_eq!(
+            reason(&signed, None, Context::Task),
+            "this entry is signed, but this worker has no key"
+        );
+        assert_eq!(
+            reason(&plain, Some(&ours), Context::Result),
+            "this entry is not signed, but a key is set"
+        );
+        assert!(reason(&signed, Some(&theirs), Context::Result).contains("another key"));
+        let mut flipped = signed.clone();
+        flipped[2] ^= 1;
+        assert!(reason(&flipped, Some(&ours), Context::Result).contains("altered"));
+        // Garbage is a decode error, not a key mismatch.
+        assert!(matches!(
+            open::<ResultEntry>(&[0xff; 8], None, Context::Result, &limits),
+            Err(Error::Decode { .. })
+        ));
     }
 }

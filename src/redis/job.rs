@@ -5,15 +5,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
+use redis::streams::{StreamReadOptions, StreamReadReply};
 use redis::Commands;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::entry::{self, Context, ResultEntry, TaskEntry, TaskHeader, FIELD};
-use super::{broker, Shared};
+use super::link::Link;
+use super::Shared;
 use crate::codec::Limits;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WireError};
 use crate::handle::SerFn;
 
 /// Bytes of encoded items in one task, at most.
@@ -24,13 +25,17 @@ const MAX_CHUNK: usize = 65_536;
 const TASK_NS: u64 = 5_000_000;
 /// How long one read of the results waits.
 pub(crate) const READ_BLOCK: Duration = Duration::from_millis(500);
-/// How long without an answer before the dead-letter stream is read.
-const DEAD_LETTER_CHECK: Duration = Duration::from_secs(1);
+/// Times a task is sent again (vanished, or its function missing) before it fails.
+pub(crate) const MAX_RESENDS: u32 = 2;
+/// How often the tasks waiting are looked for in the task stream.
+pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// A function ready to send: its stored form and what tasks say of it.
 pub(crate) struct Prepared {
-    hash: [u8; 32],
-    name: &'static str,
+    pub(crate) hash: [u8; 32],
+    /// Its stored form, to store it again if it is found missing or altered.
+    pub(crate) stored: Vec<u8>,
+    pub(crate) name: &'static str,
     pub(crate) seq: bool,
 }
 
@@ -42,22 +47,45 @@ pub(crate) struct Answer {
     pub(crate) output: Result<Vec<u8>>,
 }
 
+/// A task sent and not yet answered.
+pub(crate) struct Waiting {
+    /// The index of its first item, and how many it has.
+    pub(crate) first: u64,
+    pub(crate) count: u32,
+    /// Its entry as sent: sent again, unchanged, if the entry vanishes.
+    pub(crate) sealed: Vec<u8>,
+    /// Its entry's id in the task stream.
+    pub(crate) entry: String,
+    /// Past it, the task fails: its timeout plus the driver's slack.
+    pub(crate) deadline: Instant,
+    pub(crate) resends: u32,
+}
+
 /// A job on the broker: sends its tasks, receives their answers once each.
 pub(crate) struct Job {
-    shared: Arc<Shared>,
-    connection: redis::Connection,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) link: Link,
     pub(crate) id: String,
+    /// Written in the job's description when its name is claimed: a claim
+    /// tried again after a lost reply knows its own.
+    owner: String,
     pub(crate) function: Prepared,
     pub(crate) next_task: u64,
     pub(crate) next_item: u64,
-    /// Tasks sent and not yet answered: the index of their first item and their count.
-    pub(crate) waiting: HashMap<u64, (u64, u32)>,
-    /// Where reading the results stream goes on from.
-    last_id: String,
-    /// Where reading the dead-letter stream goes on from.
-    last_dead_id: String,
-    /// When an answer last came, or the dead letters were last read.
-    last_progress: Instant,
+    /// Tasks sent and not yet answered, by task number.
+    pub(crate) waiting: HashMap<u64, Waiting>,
+    /// Where reading the results stream goes on from (kept across outages).
+    pub(crate) last_id: String,
+    /// When the tasks waiting were last looked for in the task stream.
+    pub(crate) last_check: Instant,
+    /// Past it, every task waiting fails.
+    pub(crate) map_deadline: Option<Instant>,
+    /// Answers accepted and not yet handed over: kept here, so that an
+    /// error after they came loses none of them.
+    pub(crate) answered: Vec<Answer>,
+    /// Tasks a worker could not run for want of their function as stored
+    /// (missing, or altered): sent again once it is stored again.
+    pub(crate) repairs: Vec<u64>,
     per_item_ns: Option<u64>,
 }
 
@@ -72,33 +100,38 @@ impl Job {
         let envelope = f.to_bytes()?;
         let hash = entry::sha256(&envelope);
         let batches = f.clone().into_dyn().batches();
-        let mut connection = shared.client.get_connection().map_err(broker("connect"))?;
+        let mut link = Link::new(shared.client.clone(), shared.config.reconnect);
         let keys = &shared.keys;
         let ttl = shared.config.result_ttl.as_secs();
         let stored = entry::seal_function(&envelope, shared.config.key.as_ref());
         let function_key = keys.function(&hash);
-        let created: bool = redis::cmd("SET")
-            .arg(&function_key)
-            .arg(&stored)
-            .arg("NX")
-            .arg("EX")
-            .arg(ttl)
-            .query::<Option<String>>(&mut connection)
-            .map_err(broker("store the function"))?
-            .is_some();
-        if created {
+        // SET NX, else EXPIRE: tried again after a lost reply, it leaves the
+        // function stored and kept all the same.
+        let created = link.run("store the function", |connection| {
+            redis::cmd("SET")
+                .arg(&function_key)
+                .arg(&stored)
+                .arg("NX")
+                .arg("EX")
+                .arg(ttl)
+                .query::<Option<String>>(connection)
+        })?;
+        if created.is_some() {
             shared.stats.stored(stored.len());
         } else {
-            let _: () = connection
-                .expire(&function_key, ttl as i64)
-                .map_err(broker("keep the function"))?;
+            link.run("keep the function", |connection| {
+                connection.expire::<_, ()>(&function_key, ttl as i64)
+            })?;
         }
+        link.take_reconnected();
         Ok(Job {
             shared: Arc::clone(shared),
-            connection,
+            link,
             id,
+            owner: job_id(),
             function: Prepared {
                 hash,
+                stored,
                 name: f.name(),
                 seq: batches,
             },
@@ -106,8 +139,10 @@ impl Job {
             next_item: 0,
             waiting: HashMap::new(),
             last_id: "0".into(),
-            last_dead_id: "-".into(),
-            last_progress: Instant::now(),
+            last_check: Instant::now(),
+            map_deadline: shared.config.map_deadline.map(|d| Instant::now() + d),
+            answered: Vec::new(),
+            repairs: Vec::new(),
             per_item_ns: None,
         })
     }
@@ -134,33 +169,49 @@ impl Job {
     /// read the first one's results as its own.
     fn claim(&mut self) -> Result<()> {
         let job_key = self.shared.keys.job(&self.id);
-        let claimed: bool = self
-            .connection
-            .hset_nx(&job_key, "function", entry::hex(&self.function.hash))
-            .map_err(broker("claim the job's name"))?;
-        if !claimed {
+        let (owner, name) = (self.owner.clone(), self.function.name);
+        let hash = entry::hex(&self.function.hash);
+        let ttl = self.shared.config.result_ttl.as_secs() as i64;
+        let (claimed,): (String,) = self.link.run("claim the job's name", |connection| {
+            redis::pipe()
+                .atomic()
+                .hset_nx(&job_key, "owner", &owner)
+                .ignore()
+                .hget(&job_key, "owner")
+                .query(connection)
+        })?;
+        if claimed != self.owner {
             return Err(Error::Broker {
                 reason: format!(
-                    "job `{}` already exists (a job is kept for {} s): read it with \
-                     `reattach`, or give the new job another name",
+                    "job `{}` already exists (an unfinished job is kept for {} s): read it \
+                     with `reattach`, or give the new job another name",
                     self.id,
                     self.shared.config.result_ttl.as_secs()
                 ),
             });
         }
-        let _: () = redis::pipe()
-            .hset(&job_key, "name", self.function.name)
-            .expire(&job_key, self.shared.config.result_ttl.as_secs() as i64)
-            .query(&mut self.connection)
-            .map_err(broker("describe the job"))?;
+        // A job of the same name that was cancelled is over: this one is not.
+        let cancelled = self.shared.keys.cancelled(&self.id);
+        self.link.run("describe the job", |connection| {
+            redis::pipe()
+                .hset(&job_key, "function", &hash)
+                .hset(&job_key, "name", name)
+                .expire(&job_key, ttl)
+                .del(&cancelled)
+                .query::<()>(connection)
+        })?;
+        self.link.take_reconnected();
         Ok(())
     }
 
-    /// Sends one task of `count` items encoded in `items`.
+    /// Sends one task of `count` items encoded in `items`; after a lost
+    /// connection, sends it again (a second copy is answered twice, and the
+    /// second answer ignored).
     pub(crate) fn send(&mut self, items: Vec<u8>, count: u32) -> Result<()> {
         if self.next_task == 0 {
             self.claim()?;
         }
+        let config = &self.shared.config;
         let task = TaskEntry {
             header: TaskHeader {
                 job: self.id.clone(),
@@ -169,44 +220,119 @@ impl Job {
                 count,
                 name: self.function.name.to_owned(),
                 seq: self.function.seq,
-                timeout_ms: self.shared.config.timeout.map(|t| t.as_millis() as u64),
-                ttl_s: self.shared.config.result_ttl.as_secs(),
+                timeout_ms: config.timeout.map(|t| t.as_millis() as u64),
+                ttl_s: config.result_ttl.as_secs(),
             },
             function: self.function.hash,
             items,
         };
-        let sealed = entry::seal(&task, self.shared.config.key.as_ref(), Context::Task)?;
-        let keys = &self.shared.keys;
-        let job_key = keys.job(&self.id);
-        let _: () = redis::pipe()
-            .xadd(keys.tasks(), "*", &[(FIELD, &sealed)])
-            .ignore()
-            .hincr(&job_key, "tasks", 1)
-            .ignore()
-            .hincr(&job_key, "items", count)
-            .ignore()
-            .query(&mut self.connection)
-            .map_err(broker("send a task"))?;
+        let sealed = entry::seal(&task, config.key.as_ref(), Context::Task)?;
+        let deadline = config.timeout.unwrap_or_default() + config.task_slack;
+        let (tasks, items) = (self.next_task + 1, self.next_item + u64::from(count));
+        let entry_id = self.publish(&sealed, Some((tasks, items)))?;
         self.shared.stats.sent(count, sealed.len());
-        self.waiting.insert(self.next_task, (self.next_item, count));
+        self.waiting.insert(
+            self.next_task,
+            Waiting {
+                first: self.next_item,
+                count,
+                sealed,
+                entry: entry_id,
+                deadline: Instant::now() + deadline,
+                resends: 0,
+            },
+        );
         self.next_task += 1;
         self.next_item += u64::from(count);
         Ok(())
     }
 
-    /// Waits a little for answers; returns those of tasks still waiting.
-    pub(crate) fn receive(&mut self) -> Result<Vec<Answer>> {
-        let reply = match self.read() {
-            Ok(reply) => reply,
-            Err(error) if is_connection(&error) => {
-                self.reconnect()?;
-                return Ok(Vec::new());
+    /// Adds a task entry to the stream, with the job's totals when given
+    /// (absolute, so that a second try counts nothing twice); returns its id.
+    pub(crate) fn publish(&mut self, sealed: &[u8], totals: Option<(u64, u64)>) -> Result<String> {
+        let keys = &self.shared.keys;
+        let (tasks, job_key) = (keys.tasks(), keys.job(&self.id));
+        let cap = redis::streams::StreamMaxlen::Approx(self.shared.config.queue_cap);
+        let ttl = self.shared.config.result_ttl.as_secs() as i64;
+        let (id,): (String,) = self.link.run("send a task", |connection| {
+            let mut pipe = redis::pipe();
+            pipe.xadd_maxlen(&tasks, cap, "*", &[(FIELD, sealed)]);
+            if let Some((tasks, items)) = totals {
+                pipe.hset(&job_key, "tasks", tasks)
+                    .ignore()
+                    .hset(&job_key, "items", items)
+                    .ignore()
+                    .expire(&job_key, ttl)
+                    .ignore();
             }
-            Err(error) => return Err(broker("read results")(error)),
-        };
-        let mut answers = Vec::new();
-        for stream in reply.keys {
-            for id in stream.ids {
+            pipe.query(connection)
+        })?;
+        self.check_job()?;
+        Ok(id)
+    }
+
+    /// After a reconnection: whether the broker still has the job.
+    pub(crate) fn check_job(&mut self) -> Result<()> {
+        if !self.link.take_reconnected() {
+            return Ok(());
+        }
+        // By its owner: a send tried again may have made the hash anew.
+        let job_key = self.shared.keys.job(&self.id);
+        let owner: Option<String> = self.link.run("check the job", |connection| {
+            connection.hget(&job_key, "owner")
+        })?;
+        self.link.take_reconnected();
+        if owner.as_deref() != Some(self.owner.as_str()) {
+            return Err(Error::Broker {
+                reason: format!(
+                    "the broker lost job `{}` (restarted without persistence, or its keys expired)",
+                    self.id
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Waits a little for answers; returns those of tasks still waiting,
+    /// and the failures of tasks past their deadline or lost.
+    pub(crate) fn receive(&mut self) -> Result<Vec<Answer>> {
+        if let Some(deadline) = self.map_deadline {
+            if Instant::now() >= deadline {
+                return Err(Error::Broker {
+                    reason: format!(
+                        "job `{}` ran past the driver's map deadline of {:?}",
+                        self.id,
+                        self.shared.config.map_deadline.unwrap_or_default()
+                    ),
+                });
+            }
+        }
+        self.read(Some(READ_BLOCK))?;
+        if self.last_check.elapsed() >= CHECK_EVERY && !self.waiting.is_empty() {
+            self.last_check = Instant::now();
+            self.check()?;
+        }
+        Ok(std::mem::take(&mut self.answered))
+    }
+
+    /// Reads the results that came into [`answered`](Self::answered),
+    /// waiting up to `block` for the first; without `block`, every one there is.
+    pub(crate) fn read(&mut self, block: Option<Duration>) -> Result<()> {
+        const COUNT: usize = 256;
+        let mut options = StreamReadOptions::default().count(COUNT);
+        if let Some(block) = block {
+            options = options.block(block.as_millis() as usize);
+        }
+        let results = self.shared.keys.results(&self.id);
+        loop {
+            let last_id = self.last_id.clone();
+            let reply: StreamReadReply = self.link.run("read results", |connection| {
+                connection.xread_options(&[&results], &[&last_id], &options)
+            })?;
+            self.check_job()?;
+            let mut entries = 0;
+            for id in reply.keys.into_iter().flat_map(|stream| stream.ids) {
+                entries += 1;
                 self.last_id = id.id.clone();
                 let Some(bytes) = id.get::<Vec<u8>>(FIELD) else {
                     self.shared.stats.forged();
@@ -214,66 +340,16 @@ impl Job {
                 };
                 self.shared.stats.received(bytes.len());
                 if let Some(answer) = self.accept(&bytes) {
-                    answers.push(answer);
+                    self.answered.push(answer);
                 }
             }
-        }
-        if !answers.is_empty() {
-            self.last_progress = Instant::now();
-        } else if self.last_progress.elapsed() >= DEAD_LETTER_CHECK {
-            self.last_progress = Instant::now();
-            answers = self.dead_letters()?;
-        }
-        Ok(answers)
-    }
-
-    /// This job's tasks that went to the dead-letter stream, found by the
-    /// entries themselves (which this driver can check): for the tasks no
-    /// worker answered, such as those a worker with another key refused.
-    fn dead_letters(&mut self) -> Result<Vec<Answer>> {
-        let dead: StreamRangeReply = self
-            .connection
-            .xrange_count(self.shared.keys.dead(), &self.last_dead_id, "+", 256)
-            .map_err(broker("read dead letters"))?;
-        let mut answers = Vec::new();
-        let key = self.shared.config.key.as_ref();
-        for id in dead.ids {
-            self.last_dead_id = format!("({}", id.id);
-            let Some(bytes) = id.get::<Vec<u8>>(FIELD) else {
-                continue;
-            };
-            let Ok(TaskEntry { header: task, .. }) =
-                entry::open::<TaskEntry>(&bytes, key, Context::Task, &self.limits())
-            else {
-                continue;
-            };
-            if task.job != self.id || !self.waiting.contains_key(&task.task) {
-                continue;
+            if !self.repairs.is_empty() {
+                self.repair()?;
             }
-            let (first, count) = self.waiting.remove(&task.task).expect("checked above");
-            let reason: String = id.get("reason").unwrap_or_default();
-            let deliveries: String = id.get("deliveries").unwrap_or_default();
-            answers.push(Answer {
-                first,
-                count,
-                seq: task.seq,
-                output: Err(Error::DeadLetter {
-                    name: task.name,
-                    deliveries: deliveries.parse().unwrap_or(0),
-                    reason,
-                }),
-            });
+            if block.is_some() || entries < COUNT {
+                return Ok(());
+            }
         }
-        Ok(answers)
-    }
-
-    fn read(&mut self) -> redis::RedisResult<StreamReadReply> {
-        let options = StreamReadOptions::default()
-            .count(256)
-            .block(READ_BLOCK.as_millis() as usize);
-        let results = self.shared.keys.results(&self.id);
-        self.connection
-            .xread_options(&[results], &[&self.last_id], &options)
     }
 
     /// The answer in a result entry, if it is genuine and the first for its task.
@@ -284,17 +360,29 @@ impl Job {
             // Genuine but over this driver's limits: the task fails, rather
             // than waiting for an answer that was already given.
             Err(Error::TooLarge { len, limit }) => return self.too_large(bytes, len, limit),
-            Err(_) => {
+            Err(error) => {
+                tracing::debug!(%error, job = %self.id, "ignored a result entry");
                 self.shared.stats.forged();
                 return None;
             }
         };
-        let Some((first, count)) = self.waiting.get(&result.task).copied() else {
+        let Some((first, count)) = self.waiting.get(&result.task).map(|w| (w.first, w.count))
+        else {
             self.shared.stats.duplicate();
             return None;
         };
         if result.job != self.id || (result.first, result.count) != (first, count) {
             self.shared.stats.forged();
+            return None;
+        }
+        // The worker found the function missing or altered in Redis: it is
+        // stored again and the task sent again, rather than failed.
+        let unfetched = matches!(
+            result.output,
+            Err(WireError::Broker { .. } | WireError::Unauthenticated { .. })
+        );
+        if unfetched && self.waiting[&result.task].resends < MAX_RESENDS {
+            self.repairs.push(result.task);
             return None;
         }
         self.waiting.remove(&result.task);
@@ -321,7 +409,7 @@ impl Job {
             self.shared.stats.forged();
             return None;
         };
-        let Some((first, count)) = self.waiting.get(&route.task).copied() else {
+        let Some((first, count)) = self.waiting.get(&route.task).map(|w| (w.first, w.count)) else {
             self.shared.stats.duplicate();
             return None;
         };
@@ -338,44 +426,25 @@ impl Job {
         })
     }
 
-    /// Connects again within the reconnect window, and checks that the
-    /// broker still has the job.
-    fn reconnect(&mut self) -> Result<()> {
-        let deadline = Instant::now() + self.shared.config.reconnect;
-        let mut pause = Duration::from_millis(50);
-        loop {
-            match self.shared.client.get_connection() {
-                Ok(connection) => {
-                    self.connection = connection;
-                    break;
-                }
-                Err(error) if Instant::now() >= deadline => {
-                    return Err(broker("reconnect")(error));
-                }
-                Err(_) => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_secs(1));
-                }
-            }
-        }
-        let exists: bool = self
-            .connection
-            .exists(self.shared.keys.job(&self.id))
-            .map_err(broker("check the job"))?;
-        if !exists {
-            return Err(Error::Broker {
-                reason: format!(
-                    "the broker lost job `{}` (restarted without persistence, or its keys expired)",
-                    self.id
-                ),
-            });
-        }
-        Ok(())
+    /// The driver gave up on the job: workers skip its tasks left (best
+    /// effort: the broker may be what failed).
+    pub(crate) fn cancel(&mut self) {
+        let marker = self.shared.keys.cancelled(&self.id);
+        let ttl = self.shared.config.result_ttl.as_secs();
+        self.link.try_once(|connection| {
+            let _: redis::RedisResult<()> = connection.set_ex(&marker, 1u8, ttl);
+        });
     }
-}
 
-fn is_connection(error: &redis::RedisError) -> bool {
-    error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal()
+    /// Every result was read: the job's description and results go (a
+    /// late duplicate answer makes a results stream that expires).
+    pub(crate) fn finish(&mut self) {
+        let keys = &self.shared.keys;
+        let (job_key, results) = (keys.job(&self.id), keys.results(&self.id));
+        self.link.try_once(|connection| {
+            let _: redis::RedisResult<()> = connection.del(&[job_key, results]);
+        });
+    }
 }
 
 pub(crate) fn job_id() -> String {

@@ -27,6 +27,8 @@ pub(crate) struct Feed<'e, A, R, I> {
     /// Set when the broker failed: every item left gets a copy.
     failed: Option<Error>,
     input_done: bool,
+    /// Set once every result was read and the job's keys deleted.
+    finished: bool,
     types: PhantomData<fn(&'e RedisExecutor, A)>,
 }
 
@@ -45,6 +47,7 @@ where
             limits: executor.shared().config.limits,
             failed: None,
             input_done: false,
+            finished: false,
             types: PhantomData,
         }
     }
@@ -96,6 +99,10 @@ where
             }
         }
         if job.waiting.is_empty() {
+            if self.input_done && !self.finished {
+                self.finished = true;
+                job.finish();
+            }
             return !self.ready.is_empty();
         }
         match job.receive() {
@@ -115,10 +122,17 @@ where
     /// every item not yet sent.
     fn fail(&mut self, error: Error) {
         if let Ok(job) = &mut self.job {
-            for (_, (first, count)) in job.waiting.drain() {
-                let failed = ChunkResults::failed(error.duplicate(), count);
-                self.ready.insert(first, (count, failed));
+            // Answers that came before the failure are still answers.
+            for answer in std::mem::take(&mut job.answered) {
+                let results = decode_chunk(answer.count, answer.output, &self.limits, answer.seq);
+                self.ready.insert(answer.first, (answer.count, results));
             }
+            for (_, waiting) in job.waiting.drain() {
+                let failed = ChunkResults::failed(error.duplicate(), waiting.count);
+                self.ready.insert(waiting.first, (waiting.count, failed));
+            }
+            // Workers skip what is left of it.
+            job.cancel();
         }
         self.failed = Some(error);
     }
@@ -182,14 +196,27 @@ impl OwnedFeed {
     pub(crate) fn run_one(self) -> Result<Vec<u8>> {
         let mut job = self.job?;
         let (block, count) = self.block?;
-        job.send(block, count)?;
-        loop {
-            if let Some(answer) = job.receive()?.pop() {
-                let mut payload = vec![u8::from(answer.seq)];
-                payload.extend(answer.output?);
-                return Ok(payload);
+        let answer = job.send(block, count).and_then(|()| loop {
+            match job.receive() {
+                Ok(mut answers) => {
+                    if let Some(answer) = answers.pop() {
+                        break Ok(answer);
+                    }
+                }
+                Err(error) => break job.answered.pop().ok_or(error),
             }
-        }
+        });
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(error) => {
+                job.cancel();
+                return Err(error);
+            }
+        };
+        job.finish();
+        let mut payload = vec![u8::from(answer.seq)];
+        payload.extend(answer.output?);
+        Ok(payload)
     }
 }
 
@@ -236,12 +263,13 @@ macro_rules! map_type {
 
             /// Names the job, so that a driver that restarts can
             /// [`reattach`](RedisExecutor::reattach) to it; before the first item only.
+            /// A job whose every result was read is deleted, and its name free again.
             ///
             #[doc = redis_map_example!(
-                "let job = format!(\"squares-{}\", std::process::id()); // unique: a job's results outlive it",
+                "let job = format!(\"squares-{}\", std::process::id()); // unique: an unfinished job outlives its driver",
                 concat!("let map = fleet.", $method, "(&square, 0..100).job(&job);"),
                 "assert_eq!(map.job_name(), Some(job.as_str()));",
-                "assert_eq!(map.count(), 100);",
+                "assert_eq!(map.take(10).count(), 10); // then the driver stops",
                 "assert_eq!(fleet.reattach::<u64>(&job)?.count(), 100);",
             )]
             pub fn job(mut self, name: &str) -> Self {
@@ -255,8 +283,8 @@ macro_rules! map_type {
             #[doc = redis_map_example!(
                 concat!("let map = fleet.", $method, "(&square, 0..10);"),
                 "let job = map.job_name().expect(\"started\").to_owned();",
-                "assert_eq!(map.count(), 10);",
-                "// Later, from this driver or another: the results again, none run twice.",
+                "assert_eq!(map.take(2).count(), 2); // then the driver stops",
+                "// Later, from this driver or another: every result, none run twice.",
                 "assert_eq!(fleet.reattach::<u64>(&job)?.count(), 10);",
             )]
             pub fn job_name(&self) -> Option<&str> {

@@ -30,9 +30,11 @@
 //!   encoding (`{prefix}:fn:{hash}`); each worker fetches it once and keeps
 //!   the 64 most recent.
 //! - **Results** go to the job's own stream (`{prefix}:job:{job}:results`),
-//!   matched by task id and deduplicated by the driver; they are kept for
-//!   [`result_ttl`](RedisExecutorBuilder::result_ttl) after the last one,
-//!   and a driver that restarted reads them again with
+//!   matched by task id and deduplicated by the driver. Once the driver
+//!   has read every result, the job's keys are deleted; a job left
+//!   unfinished (its driver stopped or crashed) is kept for
+//!   [`result_ttl`](RedisExecutorBuilder::result_ttl) after its last
+//!   result, and a driver that restarted reads it again with
 //!   [`RedisExecutor::reattach`].
 //! - **At least once**: a worker acknowledges a task in the same
 //!   transaction that publishes its result. Tasks left pending by a dead
@@ -41,12 +43,54 @@
 //!   worker renews its claim while it runs, so that it is not stolen. A
 //!   task delivered more than [`max_deliveries`](RedisWorker::max_deliveries)
 //!   times goes to the dead-letter stream (`{prefix}:dead`) and the driver
-//!   gets [`Error::DeadLetter`] for its items.
+//!   gets [`Error::DeadLetter`] for its items, in one transaction.
 //!
 //! A task may thus run more than once (a worker that died after running it
 //! but before its answer was published): **functions should be
 //! idempotent**, or their effects outside their result tolerant of a
 //! repeat. The driver keeps the first answer for each task.
+//!
+//! # Outages and deadlines
+//! - **A broker outage shorter than the
+//!   [`reconnect`](RedisExecutorBuilder::reconnect) window loses nothing.**
+//!   Every command of the driver that fails on a dropped connection, or
+//!   while Redis loads its data (`LOADING`) or runs a script (`BUSY`), is
+//!   tried again on a new connection, with a pause that grows from 20 ms
+//!   to 1 s (jittered), until the window closes. A task whose sending
+//!   failed is sent again under its own task number (if both copies
+//!   arrive, the second answer is ignored); results are read on from where
+//!   they were. With persistence (`appendonly yes`) every item gets its
+//!   result; a Redis that came back without the job (no persistence) fails
+//!   every item left with [`Error::Broker`] naming the job.
+//! - **A driver that gives up** (the window closed, the job was lost, a
+//!   deadline passed) marks its job cancelled
+//!   (`{prefix}:job:{job}:cancelled`): workers skip its tasks left.
+//! - **No wait is unbounded.** A task whose answer has not come within its
+//!   [`timeout`](RedisExecutorBuilder::timeout) plus
+//!   [`task_slack`](RedisExecutorBuilder::task_slack) (10 minutes by
+//!   default) fails with [`Error::Broker`]; so does every item left past
+//!   the [`map_deadline`](RedisExecutorBuilder::map_deadline), if set. Each
+//!   second, the driver also looks for its tasks in the task stream: one
+//!   that is neither queued nor pending (deleted, trimmed, or read by
+//!   something other than serfn's workers) and unanswered is sent again,
+//!   twice at most, then fails with [`Error::Broker`] (or
+//!   [`Error::DeadLetter`] naming the cause when a worker refused it, such
+//!   as a key mismatch).
+//! - Workers retry a lost connection for ever, with a pause that grows
+//!   from 50 ms to 2 s, jittered by up to a quarter either way.
+//!
+//! # What is kept, and for how long
+//! | key | what | kept |
+//! |-----|------|------|
+//! | `{prefix}:tasks` | tasks queued or running | until answered; trimmed to about [`queue_cap`](RedisExecutorBuilder::queue_cap) entries (a million by default) |
+//! | `{prefix}:dead` | genuine tasks given up, with why | trimmed to about [`dead_letter_cap`](RedisWorker::dead_letter_cap) entries (10,000 by default) |
+//! | `{prefix}:forged` | entries a worker could not open, never attributed to a job | trimmed as `{prefix}:dead`; `{prefix}:forged:count` counts them all |
+//! | `{prefix}:fn:{hash}` | a function and its capture | `result_ttl` after the last map that sent it |
+//! | `{prefix}:job:{job}`, `…:results` | an unfinished job | deleted once its driver read every result, else `result_ttl` after the last result |
+//! | `{prefix}:job:{job}:cancelled` | a job its driver gave up | `result_ttl` |
+//!
+//! A finished job thus leaves its function (shared by every map of the
+//! same function and capture) for `result_ttl`, and nothing else.
 //!
 //! # Security
 //! Redis is a shared store: anyone who can write to it can add, change,
@@ -56,20 +100,35 @@
 //! [`Key`] set on the driver and the workers
 //! ([`RedisExecutorBuilder::key`], [`RedisWorker::key`]), every task,
 //! result and stored function is signed (HMAC-SHA256): a worker refuses an
-//! unsigned or altered task with [`Error::Unauthenticated`], moves it to the
-//! dead-letter stream and never runs it; the driver ignores results that
+//! unsigned or altered task, parks it in `{prefix}:forged` (apart from the
+//! dead letters, counted, and attributed to no job: what it says of itself
+//! is not to be trusted) and never runs it; the driver ignores results that
 //! are not signed (and counts them in [`RedisStats::forged`]); a task names
 //! its job and index inside what is signed, so an entry cannot be moved to
-//! another job. Without a key, a writer to Redis can make workers call any
-//! registered function with arguments of their choosing, and forge results.
+//! another job. Nothing a writer without the key adds (copies, reordered or
+//! altered entries, results, dead-letter reports) changes the answer a
+//! driver gives for a genuine task: a copy is answered twice and the second
+//! answer ignored, a worker only ever reports on a task it could
+//! authenticate, and a stored function found missing or altered is stored
+//! again by its driver and its tasks sent again (a worker keeps no such
+//! failure). Deleting entries can only delay a task (it is sent again,
+//! twice at most) or, done each time, fail it. A key mismatch is named:
+//! "this entry is signed, but this worker has no key", "this entry is not
+//! signed, but a key is set", "signed with another key, or altered".
+//! Without a key, a
+//! writer to Redis can make workers call any registered function with
+//! arguments of their choosing, and forge results.
 
+mod backoff;
 mod builder;
 mod claim;
 mod entry;
 mod job;
+mod link;
 mod map;
 mod outbox;
 mod reattach;
+mod watch;
 mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,7 +142,7 @@ pub use self::builder::RedisExecutorBuilder;
 pub use self::claim::TIMEOUT_EXIT_CODE;
 use self::entry::Keys;
 pub use self::map::{RedisMap, RedisMapUnordered};
-pub use self::worker::RedisWorker;
+pub use self::worker::{RedisWorker, DEFAULT_DEAD_LETTER_CAP};
 use crate::codec::{Key, Limits};
 use crate::error::{Error, Result};
 use crate::executor::Executor;
@@ -93,6 +152,14 @@ use crate::pool::task::Task;
 
 /// The prefix of every key serfn uses, unless set otherwise.
 pub const DEFAULT_PREFIX: &str = "serfn";
+
+/// How long past its timeout a driver waits for a task's answer, unless
+/// set otherwise ([`RedisExecutorBuilder::task_slack`]).
+pub const DEFAULT_TASK_SLACK: Duration = Duration::from_secs(600);
+
+/// About how many entries the task stream keeps, unless set otherwise
+/// ([`RedisExecutorBuilder::queue_cap`]).
+pub const DEFAULT_QUEUE_CAP: usize = 1_000_000;
 
 /// Runs maps, calls and submits on workers behind a Redis server.
 ///
@@ -139,6 +206,9 @@ pub(crate) struct Config {
     pub(crate) result_ttl: Duration,
     pub(crate) limits: Limits,
     pub(crate) reconnect: Duration,
+    pub(crate) task_slack: Duration,
+    pub(crate) map_deadline: Option<Duration>,
+    pub(crate) queue_cap: usize,
 }
 
 /// A Redis failure as [`Error::Broker`], saying what was being done.
@@ -193,6 +263,9 @@ impl RedisExecutor {
                 result_ttl: Duration::from_secs(24 * 3600),
                 limits: Limits::default(),
                 reconnect: Duration::from_secs(10),
+                task_slack: DEFAULT_TASK_SLACK,
+                map_deadline: None,
+                queue_cap: DEFAULT_QUEUE_CAP,
             },
         }
     }
@@ -276,11 +349,16 @@ impl RedisExecutor {
     }
 
     /// The results a job has, and those still to come, as `(index,
-    /// result)`: for a driver that restarted. Nothing is sent again.
+    /// result)`: for a driver that restarted before it read them all.
+    /// Nothing is sent again. If no result comes for the driver's deadline
+    /// (its [`timeout`](RedisExecutorBuilder::timeout) plus
+    /// [`task_slack`](RedisExecutorBuilder::task_slack)), the iterator
+    /// yields one [`Error::Broker`] and ends.
     ///
     /// # Errors
-    /// [`Error::Broker`] if the job is unknown (never started, or its
-    /// results expired) or Redis cannot be reached.
+    /// [`Error::Broker`] if the job is unknown (never started, its results
+    /// expired, or its driver read them all and deleted it) or Redis cannot
+    /// be reached within the reconnect window.
     ///
     /// # Example
     /// ```no_run

@@ -12,11 +12,14 @@ use redis::streams::{
 };
 use redis::Commands;
 
+use super::backoff::Backoff;
 use super::claim::{Heartbeat, Running};
 use super::entry::{self, Context, Keys, TaskEntry, TaskHeader, FIELD};
-use super::outbox::{acknowledge, append_result, Outbox};
+use super::outbox::{
+    acknowledge, append_dead_letter, append_forged, append_result, Checked, Outbox, Parked,
+};
 use super::{broker, DEFAULT_PREFIX};
-use crate::codec::{Key, Limits, TAG_LEN};
+use crate::codec::{Key, Limits};
 use crate::error::{Error, Result, WireError};
 use crate::handle::DynFn;
 use crate::pool::protocol::Fields;
@@ -47,8 +50,12 @@ pub struct RedisWorker {
     claim_idle: Duration,
     max_deliveries: u32,
     limits: Limits,
+    dead_letter_cap: usize,
     stop: Arc<AtomicBool>,
 }
+
+/// Entries kept in each of the dead-letter and forged streams, about.
+pub const DEFAULT_DEAD_LETTER_CAP: usize = 10_000;
 
 impl RedisWorker {
     /// A worker for the Redis server at `url`, with the defaults.
@@ -73,6 +80,7 @@ impl RedisWorker {
             claim_idle: Duration::from_secs(30),
             max_deliveries: 5,
             limits: Limits::default(),
+            dead_letter_cap: DEFAULT_DEAD_LETTER_CAP,
             stop: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -192,6 +200,24 @@ impl RedisWorker {
         self
     }
 
+    /// About how many entries the dead-letter stream (`{prefix}:dead`) and
+    /// the stream of refused entries (`{prefix}:forged`) keep, each
+    /// ([`DEFAULT_DEAD_LETTER_CAP`] by default): older ones are trimmed as
+    /// new ones come (`XADD MAXLEN ~`), so a flood cannot grow them.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::redis::RedisWorker;
+    /// # let url = "redis://127.0.0.1:6379";
+    ///
+    /// let worker = RedisWorker::new(url).dead_letter_cap(1_000);
+    /// assert!(format!("{worker:?}").contains("dead_letter_cap: 1000"));
+    /// ```
+    pub fn dead_letter_cap(mut self, entries: usize) -> Self {
+        self.dead_letter_cap = entries.max(1);
+        self
+    }
+
     /// A flag that stops [`run`](Self::run) when set (checked between tasks).
     ///
     /// # Example
@@ -213,7 +239,8 @@ impl RedisWorker {
     }
 
     /// Serves tasks until the stop flag is set. Connection failures are
-    /// retried for ever, with a pause that grows to 2 s.
+    /// retried for ever, with a pause that grows from 50 ms to 2 s, jittered
+    /// by up to a quarter either way, and starts again after a success.
     ///
     /// # Errors
     /// [`Error::Broker`] if the URL is invalid.
@@ -256,12 +283,18 @@ impl RedisWorker {
             functions: Functions::default(),
             running,
             last_claim: None,
+            checked: Checked::default(),
         };
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
         while !self.stop.load(Ordering::SeqCst) {
-            if let Err(error) = serving.turn() {
-                tracing::warn!(%error, "serfn redis worker: broker error; reconnecting");
-                serving.connection = None;
-                std::thread::sleep(Duration::from_millis(200));
+            match serving.turn() {
+                Ok(()) => backoff.reset(),
+                Err(error) => {
+                    let pause = backoff.pause();
+                    tracing::warn!(%error, ?pause, "serfn redis worker: broker error; reconnecting");
+                    serving.connection = None;
+                    std::thread::sleep(pause);
+                }
             }
         }
         let _ = beating.join();
@@ -293,6 +326,7 @@ struct Serving<'w> {
     functions: Functions,
     running: Arc<Mutex<Option<Running>>>,
     last_claim: Option<Instant>,
+    checked: Checked,
 }
 
 impl Serving<'_> {
@@ -364,18 +398,27 @@ impl Serving<'_> {
         let task: TaskEntry = match entry::open(&bytes, key, Context::Task, &self.worker.limits) {
             Ok(task) => task,
             Err(error) => {
-                tracing::warn!(task = %id.id, %error, "refused a task: dead-lettered, not run");
-                return self.dead_letter(&id.id, &bytes, None, deliveries, &error.to_string());
+                tracing::warn!(task = %id.id, %error, "refused an entry: parked apart, not run");
+                return self.park_forged(&id.id, &bytes, &error.to_string());
             }
         };
         let header = &task.header;
+        if self.cancelled(&header.job)? {
+            tracing::debug!(task = %id.id, job = %header.job, "skipped a task of a cancelled job");
+            let mut pipe = redis::pipe();
+            acknowledge(&mut pipe, &self.keys, &id.id);
+            let _: () = pipe
+                .query(self.connection()?)
+                .map_err(broker("drop a cancelled task"))?;
+            return Ok(());
+        }
         if deliveries > self.worker.max_deliveries {
             let reason = format!(
                 "delivered {deliveries} times, more than the {} allowed",
                 self.worker.max_deliveries
             );
             tracing::warn!(task = %id.id, %reason, "dead-lettered");
-            return self.dead_letter(&id.id, &bytes, Some(header), deliveries, &reason);
+            return self.dead_letter(&id.id, &bytes, header, deliveries, &reason);
         }
         let started = Instant::now();
         *lock(&self.running) = Some(Running {
@@ -414,9 +457,13 @@ impl Serving<'_> {
     /// The function of that hash: cached, or fetched, checked and decoded.
     fn function(&mut self, hash: &[u8; 32], name: &str) -> std::result::Result<&DynFn, WireError> {
         if !self.functions.loaded.contains_key(hash) {
-            let loaded = self
-                .fetch(hash, name)
-                .map_err(|error| WireError::from(&error));
+            let loaded = self.fetch(hash, name);
+            // What Redis holds may be put right (stored again, or a forgery
+            // replaced): only what this binary makes of genuine bytes is kept.
+            if let Err(error @ (Error::Broker { .. } | Error::Unauthenticated { .. })) = &loaded {
+                return Err(WireError::from(error));
+            }
+            let loaded = loaded.map_err(|error| WireError::from(&error));
             if self.functions.order.len() >= CACHED_FUNCTIONS {
                 if let Some(oldest) = self.functions.order.pop_front() {
                     self.functions.loaded.remove(&oldest);
@@ -447,67 +494,80 @@ impl Serving<'_> {
         self.worker.limits.from_bytes::<DynFn>(envelope)
     }
 
-    /// Moves a task to the dead-letter stream and acknowledges it. The
-    /// driver of an authentic task gets [`Error::DeadLetter`] for it; so
-    /// does the job a refused entry names (the answer is signed by this
-    /// worker, so a driver with the key accepts it).
+    /// Whether the driver of `job` gave up on it.
+    fn cancelled(&mut self, job: &str) -> Result<bool> {
+        if let Some(cancelled) = self.checked.get(job) {
+            return Ok(cancelled);
+        }
+        let marker = self.keys.cancelled(job);
+        let cancelled = self
+            .connection()?
+            .exists(marker)
+            .map_err(broker("check the job"))?;
+        self.checked.put(job, cancelled);
+        Ok(cancelled)
+    }
+
+    /// Moves a genuine task to the dead-letter stream, tells its driver
+    /// (signed: [`Error::DeadLetter`]) and acknowledges it, in one
+    /// transaction: the task leaves the stream only with its answer given.
     fn dead_letter(
         &mut self,
         id: &str,
         bytes: &[u8],
-        task: Option<&TaskHeader>,
+        task: &TaskHeader,
         deliveries: u32,
         reason: &str,
     ) -> Result<()> {
-        let claimed = task.cloned().or_else(|| self.claimed_task(bytes));
-        let keys = self.keys.clone();
+        let error = Error::DeadLetter {
+            name: task.name.clone(),
+            deliveries,
+            reason: reason.to_owned(),
+        };
+        let sealed = self
+            .outbox
+            .seal(task, Err(WireError::from(&error)), Duration::ZERO)?;
+        let (keys, cap) = (self.keys.clone(), self.worker.dead_letter_cap);
         let consumer = self.worker.consumer.clone();
         let mut pipe = redis::pipe();
-        pipe.atomic().xadd(
-            keys.dead(),
-            "*",
-            &[
-                (FIELD, bytes.to_vec()),
-                ("reason", reason.as_bytes().to_vec()),
-                ("deliveries", deliveries.to_string().into_bytes()),
-                ("worker", consumer.into_bytes()),
-            ],
-        );
-        pipe.ignore();
+        pipe.atomic();
+        let parked = Parked {
+            id,
+            bytes,
+            reason,
+            worker: &consumer,
+        };
+        append_dead_letter(&mut pipe, &keys, cap, &parked, task, deliveries);
+        append_result(&mut pipe, &keys, task, &sealed);
         acknowledge(&mut pipe, &keys, id);
         let _: () = pipe
             .query(self.connection()?)
             .map_err(broker("dead-letter a task"))?;
-        if let Some(header) = claimed {
-            let error = Error::DeadLetter {
-                name: header.name.clone(),
-                deliveries,
-                reason: reason.to_owned(),
-            };
-            // Acknowledged above: this only tells the driver.
-            let sealed = self
-                .outbox
-                .seal(&header, Err(WireError::from(&error)), Duration::ZERO)?;
-            let mut pipe = redis::pipe();
-            append_result(&mut pipe, &keys, &header, &sealed);
-            let _: () = pipe
-                .query(self.connection()?)
-                .map_err(broker("report a dead letter"))?;
-        }
         Ok(())
     }
 
-    /// What a refused entry says of its task, read without trusting it,
-    /// only to tell the job it names.
-    fn claimed_task(&self, bytes: &[u8]) -> Option<TaskHeader> {
-        let limits = self.worker.limits;
-        let unsigned = match self.worker.key {
-            Some(_) if bytes.len() > TAG_LEN => &bytes[..bytes.len() - TAG_LEN],
-            _ => bytes,
+    /// Parks an entry this worker could not open (not signed with its key,
+    /// or not a task) apart from the dead letters and acknowledges it. No
+    /// one is told: what it names of itself is not to be trusted, and a
+    /// genuine task refused here (a key mismatch) is found missing by its
+    /// driver, which knows its own bytes.
+    fn park_forged(&mut self, id: &str, bytes: &[u8], reason: &str) -> Result<()> {
+        let (keys, cap) = (self.keys.clone(), self.worker.dead_letter_cap);
+        let consumer = self.worker.consumer.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let parked = Parked {
+            id,
+            bytes,
+            reason,
+            worker: &consumer,
         };
-        entry::open::<TaskEntry>(unsigned, None, Context::Task, &limits)
-            .ok()
-            .map(|task| task.header)
+        append_forged(&mut pipe, &keys, cap, &parked);
+        acknowledge(&mut pipe, &keys, id);
+        let _: () = pipe
+            .query(self.connection()?)
+            .map_err(broker("park a refused entry"))?;
+        Ok(())
     }
 }
 

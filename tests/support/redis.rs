@@ -4,6 +4,7 @@
 //! `.ci/redis-up.sh`); without it, a test fails under `CI=true` and starts
 //! its own server otherwise. Workers are this test binary re-executed,
 //! filtered to its `redis_worker_entry` test.
+#![allow(dead_code, reason = "each test crate uses its own part")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,6 +14,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub struct Server {
     pub url: String,
     own: Option<PathBuf>,
+    /// Whether this test's own server keeps its data (`appendonly yes`).
+    persistent: bool,
 }
 
 fn repo() -> &'static Path {
@@ -23,7 +26,11 @@ impl Server {
     /// The server the tests share.
     pub fn shared() -> Server {
         match std::env::var("SERFN_REDIS_URL") {
-            Ok(url) => Server { url, own: None },
+            Ok(url) => Server {
+                url,
+                own: None,
+                persistent: false,
+            },
             Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
                 panic!("CI=true and SERFN_REDIS_URL is unset: .ci/run starts Redis with .ci/redis-up.sh")
             }
@@ -35,11 +42,50 @@ impl Server {
     /// stop and restart.
     pub fn own() -> Server {
         let dir = tempdir("serfn-redis-own");
-        let url = up(&dir, None);
+        let url = up(&dir, None, false, "");
         Server {
             url,
             own: Some(dir),
+            persistent: false,
         }
+    }
+
+    /// A server of this test's own with `appendonly yes`: stopped with
+    /// [`stop`](Self::stop) and restarted, it has its data back.
+    pub fn own_persistent() -> Server {
+        let dir = tempdir("serfn-redis-aof");
+        let url = up(&dir, None, true, "");
+        Server {
+            url,
+            own: Some(dir),
+            persistent: true,
+        }
+    }
+
+    /// Stops this test's own server as an operator would (SIGTERM: it
+    /// writes its append-only file and exits), and waits until it is gone.
+    pub fn stop(&self) {
+        let dir = self
+            .own
+            .as_ref()
+            .expect("only a test's own server is stopped");
+        let pid = std::fs::read_to_string(dir.join("redis.pid")).unwrap();
+        let pid = pid.trim().to_owned();
+        Command::new("kill").arg(&pid).status().unwrap();
+        // Gone, or a zombie (exited, not yet reaped by whoever adopted it).
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit(')')
+                    .next()
+                    .is_some_and(|s| !s.starts_with(" Z"))
+            })
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while alive() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(!alive(), "redis-server {pid} did not stop");
+        let _ = std::fs::remove_file(dir.join("redis.pid"));
     }
 
     pub fn port(&self) -> u16 {
@@ -60,13 +106,23 @@ impl Server {
         let _ = std::fs::remove_file(dir.join("redis.pid"));
     }
 
-    /// Starts this test's own server again, empty, on the same port.
+    /// Starts this test's own server again on the same port: empty, or
+    /// with its data back if it is persistent.
     pub fn restart(&self) {
         let dir = self
             .own
             .as_ref()
             .expect("only a test's own server is restarted");
-        up(dir, Some(self.port()));
+        up(dir, Some(self.port()), self.persistent, "");
+    }
+
+    /// As [`restart`](Self::restart), with more `redis-server` options.
+    pub fn restart_with(&self, options: &str) {
+        let dir = self
+            .own
+            .as_ref()
+            .expect("only a test's own server is restarted");
+        up(dir, Some(self.port()), self.persistent, options);
     }
 
     /// A connection for checks.
@@ -101,10 +157,17 @@ fn tempdir(label: &str) -> PathBuf {
     dir
 }
 
-/// Runs `.ci/redis-up.sh` (on `port` if given); returns the URL.
-fn up(dir: &Path, port: Option<u16>) -> String {
+/// Runs `.ci/redis-up.sh` (on `port` if given, with `options` for
+/// `redis-server`); returns the URL.
+fn up(dir: &Path, port: Option<u16>, persistent: bool, options: &str) -> String {
     let mut command = Command::new("bash");
-    command.arg(repo().join(".ci/redis-up.sh")).arg(dir);
+    command
+        .arg(repo().join(".ci/redis-up.sh"))
+        .arg(dir)
+        .env("SERFN_REDIS_ARGS", options);
+    if persistent {
+        command.env("SERFN_REDIS_APPENDONLY", "yes");
+    }
     if let Some(port) = port {
         command.env("SERFN_REDIS_PORT", port.to_string());
     }
@@ -130,6 +193,7 @@ pub struct WorkerSetup {
     pub key: Option<String>,
     pub claim_idle_ms: Option<u64>,
     pub max_deliveries: Option<u32>,
+    pub dead_letter_cap: Option<usize>,
     /// Another program than this test binary.
     pub program: Option<PathBuf>,
 }
@@ -173,6 +237,9 @@ impl Worker {
         if let Some(n) = setup.max_deliveries {
             command.env("SERFN_TEST_MAX_DELIVERIES", n.to_string());
         }
+        if let Some(n) = setup.dead_letter_cap {
+            command.env("SERFN_TEST_DEAD_LETTER_CAP", n.to_string());
+        }
         Worker {
             child: command.spawn().unwrap(),
         }
@@ -211,6 +278,9 @@ pub fn serve_from_env() {
     }
     if let Ok(n) = std::env::var("SERFN_TEST_MAX_DELIVERIES") {
         worker = worker.max_deliveries(n.parse().unwrap());
+    }
+    if let Ok(n) = std::env::var("SERFN_TEST_DEAD_LETTER_CAP") {
+        worker = worker.dead_letter_cap(n.parse().unwrap());
     }
     worker.run().unwrap();
     std::process::exit(0);
