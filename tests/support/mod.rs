@@ -69,7 +69,9 @@ impl Wire {
 }
 
 /// The cargo flags that build an example program with this test's wire
-/// format (a worker of another format refuses the pool's bytes).
+/// format (a worker of another format refuses the pool's bytes), and with
+/// its other features, so that cargo reuses this test's build of serfn
+/// instead of compiling it again.
 pub fn format_flags() -> Vec<&'static str> {
     let mut flags = Vec::new();
     if !cfg!(feature = "bincode") {
@@ -77,6 +79,12 @@ pub fn format_flags() -> Vec<&'static str> {
     }
     if cfg!(feature = "postcard") {
         flags.extend(["--features", "postcard"]);
+    }
+    if cfg!(feature = "progress") {
+        flags.extend(["--features", "progress"]);
+    }
+    if cfg!(feature = "tracing") {
+        flags.extend(["--features", "tracing"]);
     }
     flags
 }

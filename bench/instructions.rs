@@ -1,6 +1,6 @@
 //! One operation run N times, for counting instructions under callgrind:
-//! `cargo bench --bench instructions -- --op NAME --iters N`; `--list` (or
-//! no `--op`) prints the operations. `benches/instructions.sh` runs each op
+//! `cargo bench -p serfn-bench --bench instructions -- --op NAME --iters N`; `--list` (or
+//! no `--op`) prints the operations. `bench/instructions.sh` runs each op
 //! at N and 2N iterations under `valgrind --tool=callgrind` and divides the
 //! difference by N, so start-up and the warm-up call cancel.
 //!

@@ -1,4 +1,4 @@
-"""Turns benches/instructions.sh's counts into a table, a JSON file and a baseline check.
+"""Turns bench/instructions.sh's counts into a table, a JSON file and a baseline check.
 
 Usage: instructions.py COUNTS_TSV JSON_OUT CHECK_BASELINE_OR_EMPTY WRITE_BASELINE_OR_EMPTY
 """

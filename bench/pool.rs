@@ -1,6 +1,6 @@
-//! Pool throughput, speed-up and start-up: `cargo bench --bench pool [-- OPTIONS]`.
+//! Pool throughput, speed-up and start-up: `cargo bench -p serfn-bench --bench pool [-- OPTIONS]`.
 //!
-//! The Rust side of `benches/python/bench_pool.py`; `benches/compare.sh` runs
+//! The Rust side of `bench/python/bench_pool.py`; `bench/compare.sh` runs
 //! both and prints them side by side. Workloads, mirrored from that script:
 //!
 //! - `tiny_chunk1`, `tiny_chunked`, `tiny_auto`: `x * f` with a captured
@@ -23,7 +23,7 @@
 //! - `capture_100m`: a closure over 100 MiB of `f64`, to its first result from
 //!   a started pool (limits raised to 256 MiB); ms.
 //!
-//! Peers, in the same run (`benches/common/peers.rs`): procspawn (fn pointers;
+//! Peers, in the same run (`bench/common/peers.rs`): procspawn (fn pointers;
 //! `tiny_chunk1` one call per item on a fifth of the items, `tiny_chunked`
 //! with hand-made `Vec` chunks, `cpu_speedup`, `capture_100m` sending the same
 //! `Vec`) and rayon (`tiny_*` and `cpu_speedup` on threads: the in-process limit).
@@ -34,7 +34,8 @@
 //!
 //! Options: `--runs N`, `--workers N` (default 2), `--items N`, `--cpu-iters N`, `--quick`
 //! (1 run, 10,000 items, small CPU load), `--json PATH` (default
-//! `target/rustbench.json`), `--only w1,w2` (just these workloads, e.g. to
+//! the repository's `target/rustbench.json`; cargo runs a bench in `bench/`, so a
+//! relative PATH starts there), `--only w1,w2` (just these workloads, e.g. to
 //! profile one under callgrind). Other arguments (cargo's `--bench`) are ignored.
 //! The JSON has the Python script's flat schema:
 //! `{"workers", "runs", "items", "results": [{"workload", "library", "value", "unit", ...}]}`.
@@ -86,7 +87,7 @@ fn parse_args() -> Args {
     let mut workers = 2;
     let mut items = None;
     let mut quick = false;
-    let mut json = "target/rustbench.json".to_string();
+    let mut json = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/rustbench.json").to_string();
     let mut only = None;
     let mut cpu_iters_given = None;
     let mut flags = args::Flags::new();

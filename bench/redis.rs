@@ -1,8 +1,8 @@
 //! Throughput through Redis with 2 workers, beside the local pool:
-//! `cargo bench --features redis --bench redis [-- OPTIONS]`.
+//! `cargo bench -p serfn-bench --features redis --bench redis [-- OPTIONS]`.
 //!
-//! The Rust side of `benches/python/celery/bench_celery.py`;
-//! `benches/compare_redis.sh` runs both against one Redis and prints them
+//! The Rust side of `bench/python/celery/bench_celery.py`;
+//! `bench/compare_redis.sh` runs both against one Redis and prints them
 //! side by side. Workloads, mirrored in that script:
 //!
 //! - `tiny_one_per_entry`: `x * f` with a captured `f = 1.5` over `--items`
@@ -30,8 +30,8 @@
 //!
 //! Options: `--url URL`, `--runs N`, `--workers N`, `--items N`,
 //! `--batched-items N`, `--batched-chunk N`, `--capture-items N`, `--only w1,w2`, `--json PATH`
-//! (default `target/redisbench.json`). Other arguments (cargo's `--bench`)
-//! are ignored. The JSON has `benches/pool.rs`'s flat schema.
+//! (default the repository's `target/redisbench.json`; a relative PATH starts in
+//! `bench/`). Other arguments (cargo's `--bench`) are ignored. The JSON has `bench/pool.rs`'s flat schema.
 
 #[path = "common/args.rs"]
 mod args;
@@ -82,7 +82,7 @@ fn parse_args() -> Args {
         batched_items: 1_000_000,
         batched_chunk: None,
         capture_items: 10_000,
-        json: "target/redisbench.json".into(),
+        json: repo().join("target/redisbench.json").display().to_string(),
         only: None,
     };
     let mut flags = args::Flags::new();
@@ -113,8 +113,9 @@ struct OwnRedis {
     dir: std::path::PathBuf,
 }
 
+/// The repository (this package is its `bench/`): `.ci/` and `target/` are there.
 fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
 impl OwnRedis {

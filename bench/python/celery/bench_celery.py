@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Celery with its Redis broker, beside serfn's `cargo bench --features redis --bench redis`.
+"""Celery with its Redis broker, beside serfn's `cargo bench -p serfn-bench --features redis --bench redis`.
 
 Starts `--workers` Celery workers (default 2; `--pool=solo`, i.e. one process
 each running tasks itself, `--concurrency=1`) on the Redis at `--url` (broker
@@ -54,7 +54,7 @@ def parse_args():
     p.add_argument("--json", default=str(REPO_ROOT / "target" / "celerybench.json"))
     args = p.parse_args()
     if not args.url:
-        p.error("--url or SERFN_REDIS_URL is needed (benches/compare_redis.sh starts a Redis)")
+        p.error("--url or SERFN_REDIS_URL is needed (bench/compare_redis.sh starts a Redis)")
     return args
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Prints the ratios of a `cargo bench --bench codec` run, from criterion's estimates."""
+"""Prints the ratios of a `cargo bench -p serfn-bench --bench codec` run, from criterion's estimates."""
 import json
 import pathlib
 import sys

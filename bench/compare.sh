@@ -2,7 +2,7 @@
 # Runs serfn's pool bench and the Python process-pool baseline, then prints one
 # markdown table per workload (also written to target/compare.md).
 #
-#   bash benches/compare.sh [--quick] [--runs N] [--workers N] [--items N]
+#   bash bench/compare.sh [--quick] [--runs N] [--workers N] [--items N]
 #
 # The arguments go to both benches. The Rust bench also runs procspawn (a Rust process
 # pool: fn pointers, hand-made Vec chunks) and rayon (threads in-process: the limit
@@ -13,9 +13,10 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-py=$(bash benches/python/setup.sh | tail -n 1)
-cargo bench --bench pool -- --json target/rustbench.json "$@"
-"$py" benches/python/bench_pool.py --json target/pybench.json "$@"
+py=$(bash bench/python/setup.sh | tail -n 1)
+# Cargo runs a bench in its package folder (bench/): absolute paths.
+cargo bench -p serfn-bench --bench pool -- --json "$PWD/target/rustbench.json" "$@"
+"$py" bench/python/bench_pool.py --json target/pybench.json "$@"
 
 python3 - target/rustbench.json target/pybench.json target/compare.md <<'PY'
 import json

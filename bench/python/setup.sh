@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Creates target/celery-venv with the pinned Celery; prints its python path last.
+# Creates target/pybench-venv with the pinned pool libraries; prints its python path last.
 set -euo pipefail
 
-cd "$(dirname "$0")/../../.."
-venv=target/celery-venv
-req=benches/python/celery/requirements.txt
+cd "$(dirname "$0")/../.."
+venv=target/pybench-venv
+req=bench/python/requirements.txt
 py="$venv/bin/python"
 
-# True when every `name[extra]==version` pin in $req is installed in the venv.
+# True when every `name==version` pin in $req is installed in the venv.
 pins_satisfied() {
     [ -x "$py" ] || return 1
     "$py" - "$req" <<'PY'
@@ -20,7 +20,7 @@ for line in open(sys.argv[1]):
         continue
     name, want = line.split("==")
     try:
-        if version(name.split("[", 1)[0]) != want:
+        if version(name) != want:
             sys.exit(1)
     except PackageNotFoundError:
         sys.exit(1)

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Instructions per operation for serfn and its references, counted by callgrind:
 #
-#   bash benches/instructions.sh [--quick] [--ops a,b] [--repeat]
+#   bash bench/instructions.sh [--quick] [--ops a,b] [--repeat]
 #                                [--check BASELINE] [--write-baseline [BASELINE]]
 #
-# Each op of benches/instructions.rs runs under `valgrind --tool=callgrind` at N and 2N
+# Each op of bench/instructions.rs runs under `valgrind --tool=callgrind` at N and 2N
 # iterations; (count(2N) - count(N)) / N is its cost, start-up cancelled. Prints a table,
 # writes target/instructions.json. --quick: smaller N (CI). --repeat: measure everything
 # twice and fail unless the counts agree (0.1%; the pool's parent 10%). --check: exit 1 when a ratio or a
 # serfn count is more than 20% above BASELINE. --write-baseline: rewrite BASELINE
-# (default benches/instructions.baseline.json). Needs valgrind and python3.
+# (default bench/instructions.baseline.json). Needs valgrind and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
         --ops) only="$2"; shift ;;
         --check) check="$2"; shift ;;
         --write-baseline)
-            write=benches/instructions.baseline.json
+            write=bench/instructions.baseline.json
             if [ $# -gt 1 ] && [ "${2#--}" = "$2" ]; then write="$2"; shift; fi ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -30,11 +30,12 @@ done
 
 command -v valgrind >/dev/null || { echo "valgrind not found (apt-get install -y valgrind)" >&2; exit 2; }
 
-# One codegen unit for serfn (its lib and this bench; dependencies as built): with the
+# One codegen unit for serfn's lib and this bench (dependencies as built): with the
 # default 16, how generic code is split and inlined moved the large-capture counts by 40%
 # when unrelated code of the bench moved. With one, they did not move.
-bin=$(cargo bench --no-run --bench instructions --message-format=json \
-    --config 'profile.bench.package.serfn.codegen-units=1' |
+bin=$(cargo bench -p serfn-bench --no-run --bench instructions --message-format=json \
+    --config 'profile.bench.package.serfn.codegen-units=1' \
+    --config 'profile.bench.package.serfn-bench.codegen-units=1' |
     python3 -c '
 import json, sys
 for line in sys.stdin:
@@ -83,4 +84,4 @@ while IFS=$'\t' read -r op per what; do
     echo "counted $op" >&2
 done < <("$bin" --list)
 
-python3 benches/instructions.py "$counts" target/instructions.json "$check" "$write"
+python3 bench/instructions.py "$counts" target/instructions.json "$check" "$write"

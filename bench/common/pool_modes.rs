@@ -1,4 +1,4 @@
-//! The pool bench's `pipeline` and `capture_100m` workloads (see `benches/pool.rs`).
+//! The pool bench's `pipeline` and `capture_100m` workloads (see `bench/pool.rs`).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 # beside it) and the Celery bench against it, then prints one markdown table
 # (also written to target/compare_redis.md).
 #
-#   bash benches/compare_redis.sh [--runs N] [--items N] [--batched-items N] [--capture-items N]
+#   bash bench/compare_redis.sh [--runs N] [--items N] [--batched-items N] [--capture-items N]
 #
 # The arguments go to both benches. Ratio column: serfn / Celery for tasks/s,
 # Celery / serfn for seconds (above 1: serfn ahead); the local pool row gives
@@ -12,15 +12,16 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-py=$(bash benches/python/celery/setup.sh | tail -n 1)
-cargo bench --features redis --bench redis --no-run
+py=$(bash bench/python/celery/setup.sh | tail -n 1)
+cargo bench -p serfn-bench --features redis --bench redis --no-run
 redis_dir=$(mktemp -d /tmp/serfn-compare-redis.XXXXXX)
 trap 'bash .ci/redis-down.sh "$redis_dir"' EXIT
 url=$(bash .ci/redis-up.sh "$redis_dir" | tail -n 1)
 echo "redis: $url"
 
-cargo bench --features redis --bench redis -- --url "$url" --json target/redisbench.json "$@"
-"$py" benches/python/celery/bench_celery.py --url "$url" --json target/celerybench.json "$@"
+# Cargo runs a bench in its package folder (bench/): absolute paths.
+cargo bench -p serfn-bench --features redis --bench redis -- --url "$url" --json "$PWD/target/redisbench.json" "$@"
+"$py" bench/python/celery/bench_celery.py --url "$url" --json target/celerybench.json "$@"
 
 python3 - target/redisbench.json target/celerybench.json target/compare_redis.md <<'PY'
 import json

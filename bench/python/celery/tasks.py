@@ -1,4 +1,4 @@
-"""The Celery side of serfn's `cargo bench --features redis --bench redis`.
+"""The Celery side of serfn's `cargo bench -p serfn-bench --features redis --bench redis`.
 
 The broker and the result backend are the Redis at CELERY_BENCH_BROKER and
 CELERY_BENCH_BACKEND (other db numbers than serfn's); tasks go to the queue

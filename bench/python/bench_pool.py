@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Python process-pool baseline for serfn's `cargo bench --bench pool`.
+"""Python process-pool baseline for serfn's `cargo bench -p serfn-bench --bench pool`.
 
 Compares stdlib multiprocessing (pickle: no closures, so functools.partial),
 multiprocess (dill) and loky (cloudpickle) on:
   tiny_chunk1 / tiny_chunked  `x * f` with a captured float, tasks/s
   cpu_speedup                 pure-Python float loops, sequential vs pool
   startup                     new 2-worker pool -> first result, ms
-Run with the venv made by benches/python/setup.sh.
+Run with the venv made by bench/python/setup.sh.
 """
 import argparse
 import functools

@@ -2,7 +2,7 @@
 //! side with raw bincode of the same capture struct, a direct call, and
 //! `serde_closure`'s `Fn!`; and encode + decode of captures of 8 B to
 //! 16 MiB (`capture_size`), in MB/s beside raw bincode of the same struct.
-//! `benches/report.py` turns the run into ratios.
+//! `bench/report.py` turns the run into ratios.
 
 #![allow(
     missing_docs,
