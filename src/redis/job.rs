@@ -69,9 +69,21 @@ impl Job {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let envelope = f.to_bytes()?;
-        let hash = entry::sha256(&envelope);
         let batches = f.clone().into_dyn().batches();
+        Job::start_encoded(shared, f.to_bytes()?, f.name(), batches, id)
+    }
+
+    /// [`start`](Self::start) for a function already encoded (any kind:
+    /// a fold's state, a `SerFnOnce`); `seq`: whether its tasks carry items
+    /// as one codec sequence.
+    pub(crate) fn start_encoded(
+        shared: &Arc<Shared>,
+        envelope: Vec<u8>,
+        name: &'static str,
+        seq: bool,
+        id: String,
+    ) -> Result<Job> {
+        let hash = entry::sha256(&envelope);
         let mut connection = shared.client.get_connection().map_err(broker("connect"))?;
         let keys = &shared.keys;
         let ttl = shared.config.result_ttl.as_secs();
@@ -97,11 +109,7 @@ impl Job {
             shared: Arc::clone(shared),
             connection,
             id,
-            function: Prepared {
-                hash,
-                name: f.name(),
-                seq: batches,
-            },
+            function: Prepared { hash, name, seq },
             next_task: 0,
             next_item: 0,
             waiting: HashMap::new(),

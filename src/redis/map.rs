@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::handle::SerFn;
 use crate::pool::answer::{self, decode_chunk, ChunkResults};
 use crate::pool::map::items_block;
+use crate::pool::MapItem;
 
 /// The typed side of a map: items become tasks, answers become results.
 pub(crate) struct Feed<'e, A, R, I> {
@@ -32,11 +33,17 @@ pub(crate) struct Feed<'e, A, R, I> {
 
 impl<'e, A, R, I> Feed<'e, A, R, I>
 where
-    A: Serialize + DeserializeOwned + 'static,
-    R: Serialize + DeserializeOwned + 'static,
+    A: Serialize,
+    R: DeserializeOwned,
     I: Iterator<Item = A>,
 {
-    pub(crate) fn new(executor: &'e RedisExecutor, f: &SerFn<A, R>, items: I) -> Self {
+    /// A map of `f` over `items`, each an argument of `f` or a reference to one.
+    pub(crate) fn new<Arg>(executor: &'e RedisExecutor, f: &SerFn<Arg, R>, items: I) -> Self
+    where
+        Arg: Serialize + DeserializeOwned + 'static,
+        R: Serialize + 'static,
+        A: MapItem<Arg>,
+    {
         Feed {
             job: Job::start(executor.shared(), f, job_id()),
             items: items.fuse(),
@@ -162,8 +169,8 @@ pub(crate) struct OwnedFeed {
 
 impl<A, R, I> From<Feed<'_, A, R, I>> for OwnedFeed
 where
-    A: Serialize + DeserializeOwned + 'static,
-    R: Serialize + DeserializeOwned + 'static,
+    A: Serialize,
+    R: DeserializeOwned,
     I: Iterator<Item = A>,
 {
     fn from(mut feed: Feed<'_, A, R, I>) -> Self {
@@ -222,8 +229,8 @@ macro_rules! map_type {
 
         impl<'e, A, R, I> $map<'e, A, R, I>
         where
-            A: Serialize + DeserializeOwned + 'static,
-            R: Serialize + DeserializeOwned + 'static,
+            A: Serialize,
+            R: DeserializeOwned,
             I: Iterator<Item = A>,
         {
             pub(crate) fn new(feed: Feed<'e, A, R, I>) -> Self {
@@ -302,8 +309,8 @@ map_type! {
 
 impl<A, R, I> Iterator for RedisMap<'_, A, R, I>
 where
-    A: Serialize + DeserializeOwned + 'static,
-    R: Serialize + DeserializeOwned + 'static,
+    A: Serialize,
+    R: DeserializeOwned,
     I: Iterator<Item = A>,
 {
     type Item = Result<R>;
@@ -335,8 +342,8 @@ where
 
 impl<A, R, I> Iterator for RedisMapUnordered<'_, A, R, I>
 where
-    A: Serialize + DeserializeOwned + 'static,
-    R: Serialize + DeserializeOwned + 'static,
+    A: Serialize,
+    R: DeserializeOwned,
     I: Iterator<Item = A>,
 {
     type Item = (usize, Result<R>);

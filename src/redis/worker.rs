@@ -16,9 +16,10 @@ use super::claim::{Heartbeat, Running};
 use super::entry::{self, Context, Keys, TaskEntry, TaskHeader, FIELD};
 use super::outbox::{acknowledge, append_result, Outbox};
 use super::{broker, DEFAULT_PREFIX};
-use crate::codec::{Key, Limits, TAG_LEN};
+use crate::codec::{self, Key, Limits, TAG_LEN};
 use crate::error::{Error, Result, WireError};
 use crate::handle::DynFn;
+use crate::plumbing::Kind;
 use crate::pool::protocol::Fields;
 use crate::sync::lock;
 
@@ -396,6 +397,24 @@ impl Serving<'_> {
         let limits = self.worker.limits;
         let function = self.function(&task.function, &task.header.name)?;
         let mut out = Vec::new();
+        let kind = function.signature().kind();
+        if kind != Kind::Fn && !task.header.seq {
+            // A fold's state or a `SerFnOnce`: a fresh copy of the stored one.
+            let mut function = function.clone();
+            let items = Fields(&task.items).items()?;
+            if kind == Kind::FnOnce {
+                let [args] = items[..] else {
+                    let message = format!("a `SerFnOnce` task carries {} items", items.len());
+                    return Err(WireError::from(&Error::decode(message)));
+                };
+                codec::encode_len_into(1, &mut out).map_err(|e| WireError::from(&e))?;
+                function.call_once_into(args, &limits, &mut out)?;
+                return Ok(out);
+            }
+            function.call_each_mut(&items, &limits, &mut out)?;
+            let state = function.to_bytes().map_err(|e| WireError::from(&e))?;
+            return Ok(super::once::join_state(&out, &state));
+        }
         if task.header.seq {
             function.call_batch(&task.items, &limits, &mut out)?;
         } else {

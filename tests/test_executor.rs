@@ -1,0 +1,131 @@
+//! One generic function against both executors: a `Pool` and a
+//! `RedisExecutor` on a real Redis with real worker processes, with owned
+//! and borrowed items. Run with `cargo test --features redis,async --test
+//! test_executor` (the server: `SERFN_REDIS_URL`, see tests/support/redis.rs).
+
+serfn::test_support!();
+
+#[path = "support/redis.rs"]
+#[allow(dead_code, reason = "the helpers of the Redis fault tests")]
+mod redis_support;
+mod support;
+
+use redis_support::{prefix, Server, Worker, WorkerSetup};
+use serfn::redis::RedisExecutor;
+use serfn::{Error, Executor, Pool, SerFn, SerFnMut};
+
+/// The fleet's worker side of this binary.
+#[test]
+fn redis_worker_entry() {
+    redis_support::serve_from_env();
+}
+
+fn square() -> SerFn<u64, u64> {
+    serfn::closure!("test_executor::square", [], move |x: u64| -> u64 {
+        assert!(x != 13, "unlucky {x}");
+        x * x
+    })
+}
+
+fn sum() -> SerFnMut<u64, u64> {
+    serfn::closure!(mut "test_executor::sum", [total: u64 = 0], move |x: u64| -> u64 {
+        *total += x;
+        *total
+    })
+}
+
+/// Everything the trait offers, checked against a sequential run. Compiled
+/// once, run on both executors.
+fn exercise<E: Executor>(on: &E) {
+    let f = square();
+    let items: Vec<u64> = (0..2_000).filter(|&x| x != 13).collect();
+    let expected: Vec<u64> = items.iter().map(|&x| x * x).collect();
+
+    let owned: Vec<u64> = on
+        .map(&f, items.clone())
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    assert_eq!(owned, expected);
+    let borrowed: Vec<u64> = on.map(&f, &items).collect::<serfn::Result<_>>().unwrap();
+    assert_eq!(borrowed, expected);
+    let by_iter: Vec<u64> = on
+        .map(&f, items.iter())
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    assert_eq!(by_iter, expected);
+
+    let mut unordered = vec![0; items.len()];
+    let mut seen = 0;
+    for (index, result) in on.map_unordered(&f, &items) {
+        unordered[index] = result.unwrap();
+        seen += 1;
+    }
+    assert_eq!((seen, unordered), (items.len(), expected.clone()));
+
+    // Each item's error is its own, typed, in its place.
+    let results: Vec<_> = on.map(&f, [12, 13, 14]).collect();
+    assert!(
+        matches!(&results[1], Err(Error::Panicked { message, .. }) if message.contains("unlucky 13"))
+    );
+    assert_eq!(
+        (results[0].as_ref().ok(), results[2].as_ref().ok()),
+        (Some(&144), Some(&196))
+    );
+
+    assert_eq!(on.call(&f, 9).unwrap(), 81);
+    assert!(matches!(on.call(&f, 13), Err(Error::Panicked { .. })));
+    let tasks: Vec<_> = (1..=5).map(|x| on.submit(&f, x)).collect();
+    let got: Vec<u64> = tasks.into_iter().map(|t| t.wait().unwrap()).collect();
+    assert_eq!(got, [1, 4, 9, 16, 25]);
+
+    let words = vec!["one".to_owned(), "machine".to_owned(), "or many".to_owned()];
+    let join = serfn::closure!(once "test_executor::join", [words: Vec<String>], move |sep: String| -> String {
+        words.join(&sep)
+    });
+    assert_eq!(
+        on.call_once(join, " ".into()).unwrap(),
+        "one machine or many"
+    );
+
+    // However many states come back, combined they saw every item once.
+    let mut states = on.fold(&sum(), &items).unwrap();
+    assert!(!states.is_empty());
+    let total: u64 = states.iter_mut().map(|state| state.call_mut(0)).sum();
+    assert_eq!(total, items.iter().sum::<u64>());
+    // A panic inside a fold is the fold's error.
+    let picky = serfn::closure!(mut "test_executor::picky", [total: u64 = 0], move |x: u64| -> u64 {
+        assert!(x != 13, "unlucky {x}");
+        *total += x;
+        *total
+    });
+    assert!(matches!(
+        on.fold(&picky, [1, 13, 2]),
+        Err(Error::Panicked { .. })
+    ));
+}
+
+#[test]
+fn one_generic_function_runs_on_a_pool() {
+    let pool = Pool::builder().workers(2).build().unwrap();
+    exercise(&pool);
+}
+
+#[test]
+fn one_generic_function_runs_on_a_fleet() {
+    let server = Server::shared();
+    let prefix = prefix("executor");
+    let setup = WorkerSetup {
+        prefix: prefix.clone(),
+        ..Default::default()
+    };
+    let _workers: Vec<Worker> = (0..2).map(|_| Worker::start(&server.url, &setup)).collect();
+    let fleet = RedisExecutor::builder(&server.url)
+        .prefix(&prefix)
+        .build()
+        .unwrap();
+    exercise(&fleet);
+    // The fleet's fold is sequential: one state, which saw every item.
+    let mut states = fleet.fold(&sum(), 1..=100u64).unwrap();
+    assert_eq!(states.len(), 1);
+    assert_eq!(states[0].call_mut(0), 5050);
+}
