@@ -104,10 +104,48 @@ fn exercise<E: Executor>(on: &E) {
     ));
 }
 
+/// The async forms, generic too: results as they come, the same errors.
+#[cfg(feature = "async")]
+fn exercise_async<E: Executor>(on: &E) {
+    use futures_core::Stream;
+
+    let f = square();
+    let items: Vec<u64> = (0..1_000).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut ordered = Vec::new();
+        let mut stream = std::pin::pin!(on.map_stream(&f, &items));
+        while let Some(result) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+            ordered.push(result);
+        }
+        assert_eq!(ordered.len(), items.len());
+        assert!(matches!(ordered[13], Err(Error::Panicked { .. })));
+        assert!(ordered
+            .iter()
+            .enumerate()
+            .all(|(i, r)| i == 13 || r.as_ref().ok() == Some(&((i * i) as u64))));
+
+        let mut seen = vec![false; items.len()];
+        let mut stream = std::pin::pin!(on.map_unordered_stream(&f, items.clone()));
+        while let Some((index, result)) =
+            std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await
+        {
+            assert_eq!(result.is_err(), index == 13);
+            seen[index] = true;
+        }
+        assert!(seen.iter().all(|&s| s));
+        assert_eq!(on.call_async(&f, 12).await.unwrap(), 144);
+    });
+}
+
 #[test]
 fn one_generic_function_runs_on_a_pool() {
     let pool = Pool::builder().workers(2).build().unwrap();
     exercise(&pool);
+    #[cfg(feature = "async")]
+    exercise_async(&pool);
 }
 
 #[test]
@@ -124,6 +162,8 @@ fn one_generic_function_runs_on_a_fleet() {
         .build()
         .unwrap();
     exercise(&fleet);
+    #[cfg(feature = "async")]
+    exercise_async(&fleet);
     // The fleet's fold is sequential: one state, which saw every item.
     let mut states = fleet.fold(&sum(), 1..=100u64).unwrap();
     assert_eq!(states.len(), 1);

@@ -81,6 +81,8 @@ pub(crate) mod protocol;
 pub(crate) mod serve;
 mod slot;
 mod stats;
+#[cfg(feature = "async")]
+pub(crate) mod stream;
 pub(crate) mod task;
 
 use std::sync::atomic::AtomicU64;
@@ -98,6 +100,8 @@ pub use self::input::{MapFn, MapItem};
 use self::job::{FnEntry, Job, Queue, Reply, TaskCell, Work};
 pub use self::map::{Map, MapUnordered, Progress};
 pub use self::stats::Stats;
+#[cfg(feature = "async")]
+pub use self::stream::{MapStream, MapUnorderedStream};
 pub use self::task::{Cancelled, Task};
 use crate::error::{Error, Result};
 use crate::handle::{SerFn, SerFnMut};

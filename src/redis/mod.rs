@@ -66,6 +66,8 @@ mod map;
 mod once;
 mod outbox;
 mod reattach;
+#[cfg(feature = "async")]
+mod stream;
 mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,6 +81,8 @@ pub use self::builder::RedisExecutorBuilder;
 pub use self::claim::TIMEOUT_EXIT_CODE;
 use self::entry::Keys;
 pub use self::map::{RedisMap, RedisMapUnordered};
+#[cfg(feature = "async")]
+pub use self::stream::{RedisMapStream, RedisMapUnorderedStream};
 pub use self::worker::RedisWorker;
 use crate::codec::{Key, Limits};
 use crate::error::{Error, Result};
