@@ -221,13 +221,23 @@ pub trait Executor {
     /// code: results in input order, as they come, with no thread of the
     /// caller's blocked. Dropping it stops the map. Feature `async`.
     ///
+    /// Through the trait, the iterators and streams borrow `f` as well as
+    /// the executor (a trait's `impl Trait` return captures every lifetime
+    /// in scope); the executors' own methods borrow the executor only.
+    ///
     /// # Example
     /// ```no_run
     /// use serfn::{Executor, SerFn};
     /// use futures_core::Stream;
     ///
-    /// fn squares<'e>(on: &'e impl Executor, f: &SerFn<u64, u64>) -> impl Stream<Item = serfn::Result<u64>> + 'e {
-    ///     on.map_stream(f, 0..1_000)
+    /// async fn total(on: &impl Executor, f: &SerFn<u64, u64>) -> serfn::Result<u64> {
+    ///     // Pinned: the trait does not promise an `Unpin` stream.
+    ///     let mut squares = std::pin::pin!(on.map_stream(f, 0..1_000));
+    ///     let mut sum = 0;
+    ///     while let Some(square) = std::future::poll_fn(|cx| squares.as_mut().poll_next(cx)).await {
+    ///         sum += square?;
+    ///     }
+    ///     Ok(sum)
     /// }
     /// ```
     #[cfg(feature = "async")]
@@ -250,8 +260,13 @@ pub trait Executor {
     /// use serfn::{Executor, SerFn};
     /// use futures_core::Stream;
     ///
-    /// fn squares<'e>(on: &'e impl Executor, f: &SerFn<u64, u64>) -> impl Stream<Item = (usize, serfn::Result<u64>)> + 'e {
-    ///     on.map_unordered_stream(f, 0..1_000)
+    /// async fn squares(on: &impl Executor, f: &SerFn<u64, u64>) -> serfn::Result<Vec<u64>> {
+    ///     let mut squares = vec![0; 100];
+    ///     let mut stream = std::pin::pin!(on.map_unordered_stream(f, 0..100));
+    ///     while let Some((index, square)) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+    ///         squares[index] = square?;
+    ///     }
+    ///     Ok(squares)
     /// }
     /// ```
     #[cfg(feature = "async")]
