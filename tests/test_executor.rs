@@ -140,6 +140,56 @@ fn exercise_async<E: Executor>(on: &E) {
     });
 }
 
+/// A fleet's stream waits on Redis on a thread of its own: a ticker on the
+/// same single-threaded runtime keeps ticking (a read of Redis blocks for
+/// up to 500 ms, which would show as a gap).
+#[cfg(feature = "async")]
+fn ticker_keeps_ticking(fleet: &RedisExecutor) {
+    use futures_core::Stream;
+    use std::time::{Duration, Instant};
+
+    const PERIOD: Duration = Duration::from_millis(10);
+    let nap = serfn::closure!("test_executor::nap", [], move |ms: u64| -> u64 {
+        std::thread::sleep(Duration::from_millis(ms));
+        ms
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let local = tokio::task::LocalSet::new();
+    let (sum, longest) = local.block_on(&runtime, async {
+        let stop = std::rc::Rc::new(std::cell::Cell::new(false));
+        let ticking = stop.clone();
+        let ticker = tokio::task::spawn_local(async move {
+            let mut longest = Duration::ZERO;
+            while !ticking.get() {
+                let before = Instant::now();
+                tokio::time::sleep(PERIOD).await;
+                longest = longest.max(before.elapsed());
+            }
+            longest
+        });
+        tokio::time::sleep(PERIOD).await;
+        // 200 items of 10 ms on two workers: a second of waiting on Redis.
+        let mut stream = fleet.map_stream(&nap, vec![10u64; 200]);
+        let mut sum = 0;
+        while let Some(ms) =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut stream).poll_next(cx)).await
+        {
+            sum += ms.unwrap();
+        }
+        stop.set(true);
+        (sum, ticker.await.unwrap())
+    });
+    assert_eq!(sum, 2_000);
+    eprintln!("fleet stream: the ticker's longest gap {longest:?} (period {PERIOD:?})");
+    assert!(
+        longest <= PERIOD + Duration::from_millis(50),
+        "the runtime was held for {longest:?}"
+    );
+}
+
 #[test]
 fn one_generic_function_runs_on_a_pool() {
     let pool = Pool::builder().workers(2).build().unwrap();
@@ -164,6 +214,8 @@ fn one_generic_function_runs_on_a_fleet() {
     exercise(&fleet);
     #[cfg(feature = "async")]
     exercise_async(&fleet);
+    #[cfg(feature = "async")]
+    ticker_keeps_ticking(&fleet);
     // The fleet's fold is sequential: one state, which saw every item.
     let mut states = fleet.fold(&sum(), 1..=100u64).unwrap();
     assert_eq!(states.len(), 1);
