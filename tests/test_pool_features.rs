@@ -449,6 +449,39 @@ fn maps_and_folds_take_borrowed_items() {
     assert_eq!(words.len(), 100);
 }
 
+/// Items whose type is known only from the function: an empty `vec![]`,
+/// `std::iter::empty()`, `[]`, as well as owned and borrowed forms, each
+/// compiles and maps with real workers.
+#[test]
+fn maps_take_empty_owned_and_borrowed_items_alike() {
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let double: SerFn<u64, u64> =
+        serfn::closure!("features::double", [], move |x: u64| -> u64 { 2 * x });
+    let none = |results: Vec<serfn::Result<u64>>| results.is_empty();
+    assert!(none(pool.map(&double, vec![]).collect()));
+    assert!(none(pool.map(&double, std::iter::empty()).collect()));
+    assert!(none(pool.map(&double, []).collect()));
+    assert_eq!(pool.map_unordered(&double, vec![]).count(), 0);
+    let items: Vec<u64> = vec![1, 2, 3];
+    let queue: std::collections::VecDeque<u64> = items.iter().copied().collect();
+    let twice = |results: Vec<serfn::Result<u64>>| {
+        results
+            .into_iter()
+            .collect::<serfn::Result<Vec<u64>>>()
+            .unwrap()
+    };
+    assert_eq!(twice(pool.map(&double, &items).collect()), [2, 4, 6]);
+    assert_eq!(twice(pool.map(&double, &[1, 2, 3]).collect()), [2, 4, 6]);
+    assert_eq!(twice(pool.map(&double, &queue).collect()), [2, 4, 6]);
+    assert_eq!(twice(pool.map(&double, queue.iter()).collect()), [2, 4, 6]);
+    assert_eq!(
+        twice(pool.map(&double, items.iter().copied()).collect()),
+        [2, 4, 6]
+    );
+    assert_eq!(twice(pool.map(&double, 1..4).collect()), [2, 4, 6]);
+    assert_eq!(twice(pool.map(&double, items).collect()), [2, 4, 6]);
+}
+
 /// Everything the `serfn` target logs, captured for the tracing test.
 #[cfg(feature = "tracing")]
 #[derive(Clone, Default)]

@@ -1,6 +1,6 @@
 //! What [`Pool::map`](super::Pool::map) accepts: [`MapFn`], a function it
-//! can run on many items, and [`MapItem`], an item given by value or by
-//! reference.
+//! can run on many items, and [`MapItems`], items given by value or
+//! borrowed.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -57,8 +57,16 @@ where
     }
 }
 
-/// An item of a map over arguments of type `A`: an `A`, or a `&A` borrowed
-/// from a slice or a collection, encoded as it is without a clone. Sealed.
+/// The items of a map over arguments of type `A`: any collection or
+/// iterator of `A`s, or a borrowed collection of them (`&Vec<A>`, `&[A]`,
+/// `&[A; N]`, `&VecDeque<A>`, or their `.iter()`), whose `&A`s are encoded
+/// as they are, without a clone.
+///
+/// `How` is [`Owned`] or [`Borrowed`], and the compiler infers it: one
+/// trait with two readings of the same items would leave `vec![]` or
+/// `std::iter::empty()` ambiguous, since their item type is known only as
+/// `A`. So an iterator of references is read as borrowed items only in the
+/// forms above; add `.cloned()` to any other.
 ///
 /// # Example
 /// ```no_run
@@ -71,18 +79,68 @@ where
 /// let by_value: Vec<usize> = pool.map(&len, words).collect::<serfn::Result<_>>()?;
 /// assert_eq!(by_ref, [1, 3]);
 /// assert_eq!((by_iter, by_value), (by_ref.clone(), by_ref));
+/// let none: Vec<usize> = pool.map(&len, vec![]).collect::<serfn::Result<_>>()?;
+/// assert!(none.is_empty());
 /// # Ok::<(), serfn::Error>(())
 /// ```
-pub trait MapItem<A>: Serialize + sealed::Item<A> {}
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a collection or iterator of `{A}`, nor a borrowed slice of them",
+    label = "not items of type `{A}`",
+    note = "give the items by value (any `IntoIterator<Item = {A}>`), or borrowed as \
+            `&Vec<{A}>`, `&[{A}]`, `&[{A}; N]`, `&VecDeque<{A}>` or their `.iter()`; \
+            add `.cloned()` to another iterator of references"
+)]
+pub trait MapItems<A, How>: Sized {
+    /// What is encoded for each item: `A` or `&A`.
+    type Item: Serialize;
+    /// The iterator of the items.
+    type IntoIter: Iterator<Item = Self::Item>;
 
-impl<A: Serialize> MapItem<A> for A {}
-impl<A: Serialize> MapItem<A> for &A {}
+    /// The items, one by one.
+    fn into_items(self) -> Self::IntoIter;
+}
+
+/// The [`MapItems`] reading of items given by value.
+#[derive(Debug)]
+pub enum Owned {}
+
+/// The [`MapItems`] reading of borrowed items, encoded without a clone.
+#[derive(Debug)]
+pub enum Borrowed {}
+
+impl<A: Serialize, I: IntoIterator<Item = A>> MapItems<A, Owned> for I {
+    type Item = A;
+    type IntoIter = I::IntoIter;
+
+    fn into_items(self) -> I::IntoIter {
+        self.into_iter()
+    }
+}
+
+/// `MapItems<A, Borrowed>` for borrowed forms whose iterator yields `&'a A`.
+macro_rules! borrowed {
+    ($([$($generics:tt)*] $ty:ty => $iter:ty;)*) => {$(
+        impl<'a, A: Serialize $($generics)*> MapItems<A, Borrowed> for $ty {
+            type Item = &'a A;
+            type IntoIter = $iter;
+
+            fn into_items(self) -> $iter {
+                self.into_iter()
+            }
+        }
+    )*};
+}
+
+borrowed! {
+    [] &'a Vec<A> => std::slice::Iter<'a, A>;
+    [] &'a [A] => std::slice::Iter<'a, A>;
+    [, const N: usize] &'a [A; N] => std::slice::Iter<'a, A>;
+    [] &'a std::collections::VecDeque<A> => std::collections::vec_deque::Iter<'a, A>;
+    [] std::slice::Iter<'a, A> => std::slice::Iter<'a, A>;
+    [] std::collections::vec_deque::Iter<'a, A> => std::collections::vec_deque::Iter<'a, A>;
+}
 
 mod sealed {
     pub trait Sealed {}
     impl<A, R> Sealed for crate::handle::SerFn<A, R> {}
-
-    pub trait Item<A> {}
-    impl<A> Item<A> for A {}
-    impl<A> Item<A> for &A {}
 }

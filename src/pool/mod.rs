@@ -56,7 +56,7 @@
 //!   [`Map::timeout`], beside the pool's [`PoolBuilder::timeout`];
 //! - `close` and `join`, with how each worker ended: [`Pool::close`],
 //!   [`Pool::join`], [`Pool::terminate`], [`WorkerExit`];
-//! - borrowed items: `pool.map(&f, &items)`, see [`MapItem`];
+//! - borrowed items: `pool.map(&f, &items)`, see [`MapItems`];
 //! - a [`SerFnMut`] given to `map` is refused at compile time, pointing to
 //!   [`Pool::fold`] (see [`MapFn`]);
 //! - with the `tracing` feature, events (target `serfn`) for workers
@@ -96,7 +96,7 @@ use serde::Serialize;
 pub(crate) use self::builder::Config;
 pub use self::builder::PoolBuilder;
 pub use self::exit::WorkerExit;
-pub use self::input::{MapFn, MapItem};
+pub use self::input::{Borrowed, MapFn, MapItems, Owned};
 use self::job::{FnEntry, Job, Queue, Reply, TaskCell, Work};
 pub use self::map::{Map, MapUnordered, Progress};
 pub use self::stats::Stats;
@@ -305,7 +305,7 @@ impl Pool {
     /// a timeout per item with [`Map::timeout`].
     ///
     /// Items may be borrowed: `pool.map(&f, &items)` or `items.iter()`
-    /// encodes each `&A` as it is, with no clone (see [`MapItem`]). `f` is a
+    /// encodes each `&A` as it is, with no clone (see [`MapItems`]). `f` is a
     /// [`SerFn`]: a [`SerFnMut`] goes to [`fold`](Self::fold) instead.
     ///
     /// # Example
@@ -317,14 +317,13 @@ impl Pool {
     /// assert_eq!(squares[3], 9);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    pub fn map<F, I>(&self, f: &F, items: I) -> Map<'_, I::Item, F::Output, I::IntoIter>
+    pub fn map<F, I, How>(&self, f: &F, items: I) -> Map<'_, I::Item, F::Output, I::IntoIter>
     where
         F: MapFn,
-        I: IntoIterator,
-        I::Item: MapItem<F::Arg>,
+        I: MapItems<F::Arg, How>,
     {
         let function = self.function(f.ser_fn());
-        Map::new(map::Feed::new(self, function, items.into_iter()))
+        Map::new(map::Feed::new(self, function, items.into_items()))
     }
 
     /// As [`map`](Self::map), but yields `(index, result)` as soon as each
@@ -345,18 +344,17 @@ impl Pool {
     /// assert_eq!(done, [300, 10, 20, 30]);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    pub fn map_unordered<F, I>(
+    pub fn map_unordered<F, I, How>(
         &self,
         f: &F,
         items: I,
     ) -> MapUnordered<'_, I::Item, F::Output, I::IntoIter>
     where
         F: MapFn,
-        I: IntoIterator,
-        I::Item: MapItem<F::Arg>,
+        I: MapItems<F::Arg, How>,
     {
         let function = self.function(f.ser_fn());
-        MapUnordered::new(map::Feed::new(self, function, items.into_iter()))
+        MapUnordered::new(map::Feed::new(self, function, items.into_items()))
     }
 
     /// Folds `items` into one copy of `f`'s state per worker: each worker
@@ -380,18 +378,17 @@ impl Pool {
     /// assert_eq!(total, 5050);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    pub fn fold<A, R, I>(&self, f: &SerFnMut<A, R>, items: I) -> Result<Vec<SerFnMut<A, R>>>
+    pub fn fold<A, R, I, How>(&self, f: &SerFnMut<A, R>, items: I) -> Result<Vec<SerFnMut<A, R>>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
-        I: IntoIterator,
-        I::Item: MapItem<A>,
+        I: MapItems<A, How>,
     {
         let function = self.intern(f.to_bytes()?, f.name(), true, false)?;
         let mut calls = MapUnordered::new(map::Feed::<_, R, _>::new(
             self,
             Ok(Arc::clone(&function)),
-            items.into_iter(),
+            items.into_items(),
         ));
         if let Some((_, Err(error))) = calls.find(|(_, result)| result.is_err()) {
             // Let the chunks in flight finish before the states are dropped.
