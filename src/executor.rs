@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::handle::{SerFn, SerFnMut, SerFnOnce};
-use crate::pool::{MapFn, MapItem, Pool, Task};
+use crate::pool::{MapFn, MapItems, Pool, Task};
 
 /// Runs serialized functions somewhere else: in local worker processes
 /// ([`Pool`]) or on a fleet of workers behind a broker
@@ -16,7 +16,7 @@ use crate::pool::{MapFn, MapItem, Pool, Task};
 /// Both have the same methods as their own, with the same bounds, so that
 /// code written against one runs on the other; this trait is for code
 /// generic over the two. Items are given by value or by reference
-/// ([`MapItem`]). With the `async` feature, `call_async`, `map_stream` and
+/// ([`MapItems`]). With the `async` feature, `call_async`, `map_stream` and
 /// `map_unordered_stream` are the forms for async code: nothing of theirs
 /// blocks the caller's thread.
 ///
@@ -117,7 +117,7 @@ pub trait Executor {
         R: Serialize + DeserializeOwned + 'static;
 
     /// Applies `f` to every item on workers; yields the results in input
-    /// order. Items are owned or borrowed ([`MapItem`]).
+    /// order. Items are owned or borrowed ([`MapItems`]).
     ///
     /// # Example
     /// ```no_run
@@ -130,11 +130,10 @@ pub trait Executor {
     /// assert_eq!(sum, 385);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    fn map<F, I>(&self, f: &F, items: I) -> impl Iterator<Item = Result<F::Output>>
+    fn map<F, I, How>(&self, f: &F, items: I) -> impl Iterator<Item = Result<F::Output>>
     where
         F: MapFn,
-        I: IntoIterator,
-        I::Item: MapItem<F::Arg>;
+        I: MapItems<F::Arg, How>;
 
     /// As [`map`](Self::map), but yields `(index, result)` in the order
     /// results come in.
@@ -153,15 +152,14 @@ pub trait Executor {
     /// assert_eq!(squares[9], 81);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    fn map_unordered<F, I>(
+    fn map_unordered<F, I, How>(
         &self,
         f: &F,
         items: I,
     ) -> impl Iterator<Item = (usize, Result<F::Output>)>
     where
         F: MapFn,
-        I: IntoIterator,
-        I::Item: MapItem<F::Arg>;
+        I: MapItems<F::Arg, How>;
 
     /// Folds `items` into copies of `f`'s state and gives them back, for
     /// you to combine: one per worker on a [`Pool`] (each worker folds the
@@ -186,12 +184,11 @@ pub trait Executor {
     /// assert_eq!(total(&serfn::Pool::new()?, &sum)?, 5050);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    fn fold<A, R, I>(&self, f: &SerFnMut<A, R>, items: I) -> Result<Vec<SerFnMut<A, R>>>
+    fn fold<A, R, I, How>(&self, f: &SerFnMut<A, R>, items: I) -> Result<Vec<SerFnMut<A, R>>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
-        I: IntoIterator,
-        I::Item: MapItem<A>;
+        I: MapItems<A, How>;
 
     /// `f(args)` for async code: a future of the result that blocks no
     /// thread of the caller's (the same [`Task`] as [`submit`](Self::submit)
@@ -241,15 +238,14 @@ pub trait Executor {
     /// }
     /// ```
     #[cfg(feature = "async")]
-    fn map_stream<F, I>(
+    fn map_stream<F, I, How>(
         &self,
         f: &F,
         items: I,
     ) -> impl futures_core::Stream<Item = Result<F::Output>>
     where
         F: MapFn,
-        I: IntoIterator,
-        I::Item: MapItem<F::Arg>;
+        I: MapItems<F::Arg, How>;
 
     /// [`map_unordered`](Self::map_unordered) as a
     /// [`Stream`](futures_core::Stream): `(index, result)` as they come.
@@ -270,15 +266,14 @@ pub trait Executor {
     /// }
     /// ```
     #[cfg(feature = "async")]
-    fn map_unordered_stream<F, I>(
+    fn map_unordered_stream<F, I, How>(
         &self,
         f: &F,
         items: I,
     ) -> impl futures_core::Stream<Item = (usize, Result<F::Output>)>
     where
         F: MapFn,
-        I: IntoIterator,
-        I::Item: MapItem<F::Arg>;
+        I: MapItems<F::Arg, How>;
 }
 
 /// The trait's methods, each the executor's own method of that name.
@@ -309,34 +304,35 @@ macro_rules! forward_executor {
                 <$executor>::call_once(self, f, args)
             }
 
-            fn map<F, I>(&self, f: &F, items: I) -> impl Iterator<Item = Result<F::Output>>
+            fn map<F, I, How>(&self, f: &F, items: I) -> impl Iterator<Item = Result<F::Output>>
             where
                 F: MapFn,
-                I: IntoIterator,
-                I::Item: MapItem<F::Arg>,
+                I: MapItems<F::Arg, How>,
             {
                 <$executor>::map(self, f, items)
             }
 
-            fn map_unordered<F, I>(
+            fn map_unordered<F, I, How>(
                 &self,
                 f: &F,
                 items: I,
             ) -> impl Iterator<Item = (usize, Result<F::Output>)>
             where
                 F: MapFn,
-                I: IntoIterator,
-                I::Item: MapItem<F::Arg>,
+                I: MapItems<F::Arg, How>,
             {
                 <$executor>::map_unordered(self, f, items)
             }
 
-            fn fold<A, R, I>(&self, f: &SerFnMut<A, R>, items: I) -> Result<Vec<SerFnMut<A, R>>>
+            fn fold<A, R, I, How>(
+                &self,
+                f: &SerFnMut<A, R>,
+                items: I,
+            ) -> Result<Vec<SerFnMut<A, R>>>
             where
                 A: Serialize + DeserializeOwned + 'static,
                 R: Serialize + DeserializeOwned + 'static,
-                I: IntoIterator,
-                I::Item: MapItem<A>,
+                I: MapItems<A, How>,
             {
                 <$executor>::fold(self, f, items)
             }
@@ -351,29 +347,27 @@ macro_rules! forward_executor {
             }
 
             #[cfg(feature = "async")]
-            fn map_stream<F, I>(
+            fn map_stream<F, I, How>(
                 &self,
                 f: &F,
                 items: I,
             ) -> impl futures_core::Stream<Item = Result<F::Output>>
             where
                 F: MapFn,
-                I: IntoIterator,
-                I::Item: MapItem<F::Arg>,
+                I: MapItems<F::Arg, How>,
             {
                 <$executor>::map_stream(self, f, items)
             }
 
             #[cfg(feature = "async")]
-            fn map_unordered_stream<F, I>(
+            fn map_unordered_stream<F, I, How>(
                 &self,
                 f: &F,
                 items: I,
             ) -> impl futures_core::Stream<Item = (usize, Result<F::Output>)>
             where
                 F: MapFn,
-                I: IntoIterator,
-                I::Item: MapItem<F::Arg>,
+                I: MapItems<F::Arg, How>,
             {
                 <$executor>::map_unordered_stream(self, f, items)
             }

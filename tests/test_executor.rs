@@ -53,6 +53,8 @@ fn exercise<E: Executor>(on: &E) {
         .collect::<serfn::Result<_>>()
         .unwrap();
     assert_eq!(by_iter, expected);
+    assert_eq!(on.map(&f, vec![]).count(), 0);
+    assert_eq!(on.map(&f, std::iter::empty()).count(), 0);
 
     let mut unordered = vec![0; items.len()];
     let mut seen = 0;

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::map::{Map, MapUnordered};
-use super::{MapFn, MapItem, Pool, Task};
+use super::{MapFn, MapItems, Pool, Task};
 use crate::error::Result;
 use crate::handle::SerFn;
 
@@ -229,15 +229,14 @@ impl Pool {
     ///     Ok(sum)
     /// }
     /// ```
-    pub fn map_stream<F, I>(
+    pub fn map_stream<F, I, How>(
         &self,
         f: &F,
         items: I,
     ) -> MapStream<'_, I::Item, F::Output, I::IntoIter>
     where
         F: MapFn,
-        I: IntoIterator,
-        I::Item: MapItem<F::Arg>,
+        I: MapItems<F::Arg, How>,
     {
         self.map(f, items).into_stream()
     }
@@ -262,15 +261,14 @@ impl Pool {
     ///     Ok(squares)
     /// }
     /// ```
-    pub fn map_unordered_stream<F, I>(
+    pub fn map_unordered_stream<F, I, How>(
         &self,
         f: &F,
         items: I,
     ) -> MapUnorderedStream<'_, I::Item, F::Output, I::IntoIter>
     where
         F: MapFn,
-        I: IntoIterator,
-        I::Item: MapItem<F::Arg>,
+        I: MapItems<F::Arg, How>,
     {
         self.map_unordered(f, items).into_stream()
     }

@@ -14,7 +14,6 @@ use crate::error::{Error, Result};
 use crate::handle::SerFn;
 use crate::pool::answer::{self, decode_chunk, ChunkResults};
 use crate::pool::map::items_block;
-use crate::pool::MapItem;
 
 /// The typed side of a map: items become tasks, answers become results.
 pub(crate) struct Feed<'e, A, R, I> {
@@ -42,7 +41,6 @@ where
     where
         Arg: Serialize + DeserializeOwned + 'static,
         R: Serialize + 'static,
-        A: MapItem<Arg>,
     {
         Feed {
             job: Job::start(executor.shared(), f, job_id()),

@@ -89,7 +89,7 @@ use crate::error::{Error, Result};
 use crate::handle::{SerFn, SerFnMut, SerFnOnce};
 use crate::pool::job::TaskCell;
 use crate::pool::task::Task;
-use crate::pool::{MapFn, MapItem};
+use crate::pool::{MapFn, MapItems};
 
 /// The prefix of every key serfn uses, unless set otherwise.
 pub const DEFAULT_PREFIX: &str = "serfn";
@@ -233,13 +233,12 @@ impl RedisExecutor {
     /// assert_eq!(roots[2].as_ref().ok(), Some(&3.0));
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    pub fn map<F, I>(&self, f: &F, items: I) -> RedisMap<'_, I::Item, F::Output, I::IntoIter>
+    pub fn map<F, I, How>(&self, f: &F, items: I) -> RedisMap<'_, I::Item, F::Output, I::IntoIter>
     where
         F: MapFn,
-        I: IntoIterator,
-        I::Item: MapItem<F::Arg>,
+        I: MapItems<F::Arg, How>,
     {
-        RedisMap::new(map::Feed::new(self, f.ser_fn(), items.into_iter()))
+        RedisMap::new(map::Feed::new(self, f.ser_fn(), items.into_items()))
     }
 
     /// As [`map`](Self::map), yielding `(index, result)` as results come in.
@@ -258,17 +257,16 @@ impl RedisExecutor {
     /// assert_eq!(squares[9], 81);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    pub fn map_unordered<F, I>(
+    pub fn map_unordered<F, I, How>(
         &self,
         f: &F,
         items: I,
     ) -> RedisMapUnordered<'_, I::Item, F::Output, I::IntoIter>
     where
         F: MapFn,
-        I: IntoIterator,
-        I::Item: MapItem<F::Arg>,
+        I: MapItems<F::Arg, How>,
     {
-        RedisMapUnordered::new(map::Feed::new(self, f.ser_fn(), items.into_iter()))
+        RedisMapUnordered::new(map::Feed::new(self, f.ser_fn(), items.into_items()))
     }
 
     /// Calls `f(args)` on a worker of the fleet and waits for the result.
@@ -389,12 +387,11 @@ impl RedisExecutor {
     /// assert_eq!(states[0].call_mut(0), 5050);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    pub fn fold<A, R, I>(&self, f: &SerFnMut<A, R>, items: I) -> Result<Vec<SerFnMut<A, R>>>
+    pub fn fold<A, R, I, How>(&self, f: &SerFnMut<A, R>, items: I) -> Result<Vec<SerFnMut<A, R>>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
-        I: IntoIterator,
-        I::Item: MapItem<A>,
+        I: MapItems<A, How>,
     {
         once::fold(self, f, items)
     }

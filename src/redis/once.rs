@@ -18,7 +18,7 @@ use crate::handle::{SerFnMut, SerFnOnce};
 use crate::plumbing::Kind;
 use crate::pool::answer::{decode_chunk_bytes, decode_one};
 use crate::pool::map::items_block;
-use crate::pool::MapItem;
+use crate::pool::MapItems;
 
 /// Items in one task of a fold, unless the executor's `chunk_size` says.
 const FOLD_CHUNK: usize = 4096;
@@ -87,7 +87,7 @@ where
 }
 
 /// Folds `items` into `f`'s state, one task at a time.
-pub(crate) fn fold<A, R, I>(
+pub(crate) fn fold<A, R, I, How>(
     executor: &RedisExecutor,
     f: &SerFnMut<A, R>,
     items: I,
@@ -95,8 +95,7 @@ pub(crate) fn fold<A, R, I>(
 where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + 'static,
-    I: IntoIterator,
-    I::Item: MapItem<A>,
+    I: MapItems<A, How>,
 {
     let config = &executor.shared().config;
     let (limits, limit) = (config.limits, config.limits.get_max_bytes());
@@ -104,7 +103,7 @@ where
     // An `Fn` given as a `SerFnMut` has no state to carry: it stays as it is.
     let carries_state = f.signature().kind() == Kind::FnMut;
     let mut state = f.to_bytes()?;
-    let (mut items, mut held) = (items.into_iter(), VecDeque::new());
+    let (mut items, mut held) = (items.into_items(), VecDeque::new());
     loop {
         let target = MAX_TASK_BYTES.min(limit);
         let block = items_block(&mut items, &mut held, chunk, target, limit, false)?;

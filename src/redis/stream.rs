@@ -25,6 +25,7 @@ use crate::handle::SerFn;
 use crate::pool::answer::{decode_chunk, ChunkResults};
 use crate::pool::map::items_block;
 use crate::pool::stream::Budget;
+use crate::pool::{MapFn, MapItems};
 use crate::sync::lock;
 
 /// What the job's thread hands back.
@@ -424,18 +425,17 @@ impl RedisExecutor {
     ///     Ok(sum)
     /// }
     /// ```
-    pub fn map_stream<F, I>(
+    pub fn map_stream<F, I, How>(
         &self,
         f: &F,
         items: I,
     ) -> RedisMapStream<'_, I::Item, F::Output, I::IntoIter>
     where
-        F: crate::pool::MapFn,
-        I: IntoIterator,
-        I::Item: crate::pool::MapItem<F::Arg>,
+        F: MapFn,
+        I: MapItems<F::Arg, How>,
     {
         RedisMapStream {
-            core: Core::new(self, f.ser_fn(), items.into_iter()),
+            core: Core::new(self, f.ser_fn(), items.into_items()),
             parked: BTreeMap::new(),
             current: ChunkResults::empty(),
             yielded: 0,
@@ -462,18 +462,17 @@ impl RedisExecutor {
     ///     n
     /// }
     /// ```
-    pub fn map_unordered_stream<F, I>(
+    pub fn map_unordered_stream<F, I, How>(
         &self,
         f: &F,
         items: I,
     ) -> RedisMapUnorderedStream<'_, I::Item, F::Output, I::IntoIter>
     where
-        F: crate::pool::MapFn,
-        I: IntoIterator,
-        I::Item: crate::pool::MapItem<F::Arg>,
+        F: MapFn,
+        I: MapItems<F::Arg, How>,
     {
         RedisMapUnorderedStream {
-            core: Core::new(self, f.ser_fn(), items.into_iter()),
+            core: Core::new(self, f.ser_fn(), items.into_items()),
             current: None,
             budget: Budget::new(),
         }
