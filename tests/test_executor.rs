@@ -185,6 +185,11 @@ fn ticker_keeps_ticking(fleet: &RedisExecutor) {
         (sum, ticker.await.unwrap())
     });
     assert_eq!(sum, 2_000);
+    // A multi-threaded runtime's `spawn` may move it between threads.
+    fn is_send<T: Send>(_: &T) {}
+    let items: Vec<u64> = vec![1];
+    is_send(&fleet.map_stream(&nap, &items));
+    is_send(&fleet.map_unordered_stream(&nap, 0..1u64));
     eprintln!("fleet stream: the ticker's longest gap {longest:?} (period {PERIOD:?})");
     assert!(
         longest <= PERIOD + Duration::from_millis(50),

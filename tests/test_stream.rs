@@ -177,3 +177,44 @@ fn dropping_a_stream_mid_map_runs_nothing_not_yet_started() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn is_send<T: Send>(_: &T) {}
+fn is_sync<T: Sync>(_: &T) {}
+
+/// What a multi-threaded runtime's `spawn` needs: the pool shared by
+/// reference, and its streams and tasks moved between threads.
+#[test]
+fn streams_and_tasks_can_move_between_threads() {
+    let pool = pool(1);
+    let f = square();
+    let items: Vec<u64> = (0..10).collect();
+    is_sync(&pool);
+    let ordered = pool.map_stream(&f, &items);
+    is_send(&ordered);
+    let unordered = pool.map_unordered_stream(&f, 0..10u64);
+    is_send(&unordered);
+    let with_progress = pool
+        .map(&f, items.clone())
+        .on_progress(|_| {})
+        .into_stream();
+    is_send(&with_progress);
+    let task = pool.call_async(&f, 3);
+    is_send(&task);
+    let results = std::thread::scope(|scope| {
+        scope
+            .spawn(move || runtime().block_on(collect(ordered)))
+            .join()
+            .unwrap()
+    });
+    assert_eq!(results.len(), 10);
+    drop((unordered, with_progress));
+    assert_eq!(runtime().block_on(task).unwrap(), 9);
+}
+
+async fn collect<S: Stream<Item = serfn::Result<u64>> + Unpin>(mut stream: S) -> Vec<u64> {
+    let mut out = Vec::new();
+    while let Some(result) = next(&mut stream).await {
+        out.push(result.unwrap());
+    }
+    out
+}

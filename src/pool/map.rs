@@ -215,7 +215,7 @@ pub(crate) struct Feed<'p, A, R, I> {
     timeout: Option<Duration>,
     total: Option<usize>,
     done: usize,
-    progress: Option<Box<dyn FnMut(Progress) + 'p>>,
+    progress: Option<Box<dyn FnMut(Progress) + Send + 'p>>,
     types: PhantomData<fn(A) -> R>,
 }
 
