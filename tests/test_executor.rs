@@ -228,3 +228,63 @@ fn one_generic_function_runs_on_a_fleet() {
     assert_eq!(states.len(), 1);
     assert_eq!(states[0].call_mut(0), 5050);
 }
+
+/// A fleet's stream through a Redis restart (without persistence: the job
+/// is lost): the results before it, then the broker's typed error for
+/// every item left, and the stream ends; as the blocking map does.
+#[cfg(feature = "async")]
+#[test]
+fn a_fleet_stream_through_a_lost_broker_ends_with_typed_errors() {
+    use futures_core::Stream;
+    use std::time::{Duration, Instant};
+
+    let server = Server::own();
+    let prefix = prefix("stream-restart");
+    let setup = WorkerSetup {
+        prefix: prefix.clone(),
+        ..Default::default()
+    };
+    let _worker = Worker::start(&server.url, &setup);
+    let fleet = RedisExecutor::builder(&server.url)
+        .prefix(&prefix)
+        .chunk_size(1)
+        .in_flight(4)
+        .reconnect(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let slow = serfn::closure!("test_executor::slow", [], move |x: u64| -> u64 {
+        std::thread::sleep(Duration::from_millis(20));
+        x
+    });
+    let started = Instant::now();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let results: Vec<serfn::Result<u64>> = runtime.block_on(async {
+        let mut stream = fleet.map_stream(&slow, 0..200u64);
+        let mut results = Vec::new();
+        while let Some(result) =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut stream).poll_next(cx)).await
+        {
+            if results.len() == 5 {
+                server.kill();
+                server.restart();
+            }
+            results.push(result);
+        }
+        results
+    });
+    assert_eq!(results.len(), 200);
+    assert!(results[..5]
+        .iter()
+        .enumerate()
+        .all(|(i, r)| r.as_ref().ok() == Some(&(i as u64))));
+    let first_error = results
+        .iter()
+        .position(|r| r.is_err())
+        .expect("an error after the restart");
+    assert!(results[first_error..]
+        .iter()
+        .all(|r| matches!(r, Err(Error::Broker { .. }))));
+    assert!(started.elapsed() < Duration::from_secs(30));
+}

@@ -134,12 +134,22 @@ fn marks(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir).unwrap().count()
 }
 
-/// Dropping a stream mid-map: the chunks no worker had never run. Each
-/// item that runs leaves a file, written by the worker.
+/// Dropping a map mid-way, as a stream or as the blocking iterator: the
+/// chunks no worker had never run. Each item that runs leaves a file,
+/// written by the worker.
 #[test]
 fn dropping_a_stream_mid_map_runs_nothing_not_yet_started() {
+    dropped_mid_map(true);
+}
+
+#[test]
+fn dropping_an_iterator_mid_map_runs_nothing_not_yet_started() {
+    dropped_mid_map(false);
+}
+
+fn dropped_mid_map(stream: bool) {
     let dir: PathBuf =
-        std::env::temp_dir().join(format!("serfn-stream-drop-{}", std::process::id()));
+        std::env::temp_dir().join(format!("serfn-stream-drop-{}-{stream}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let at = dir.to_string_lossy().into_owned();
@@ -151,13 +161,18 @@ fn dropping_a_stream_mid_map_runs_nothing_not_yet_started() {
     let workers = 2;
     let pool = pool(workers);
     let (items, taken) = (400u64, 6);
-    runtime().block_on(async {
-        let mut stream = pool.map(&marked, 0..items).chunk_size(1).into_stream();
-        for expected in 0..taken {
-            assert_eq!(next(&mut stream).await.unwrap().unwrap(), expected);
-        }
-        drop(stream);
-    });
+    let map = pool.map(&marked, 0..items).chunk_size(1);
+    if stream {
+        runtime().block_on(async {
+            let mut stream = map.into_stream();
+            for expected in 0..taken {
+                assert_eq!(next(&mut stream).await.unwrap().unwrap(), expected);
+            }
+        });
+    } else {
+        let got: Vec<u64> = map.take(taken as usize).map(Result::unwrap).collect();
+        assert_eq!(got, (0..taken).collect::<Vec<_>>());
+    }
     // Whatever a worker had (one running, a few read ahead) finishes.
     std::thread::sleep(Duration::from_secs(2));
     let ran = marks(&dir);
@@ -167,9 +182,9 @@ fn dropping_a_stream_mid_map_runs_nothing_not_yet_started() {
     let bound = taken as usize + workers * 4;
     assert!(
         ran >= taken as usize && ran <= bound,
-        "{ran} of {items} items ran after the stream was dropped at {taken}: at most {bound} may"
+        "{ran} of {items} items ran after the map was dropped at {taken}: at most {bound} may"
     );
-    eprintln!("{ran} of {items} items ran; the stream was dropped after {taken}");
+    eprintln!("{ran} of {items} items ran; the map was dropped after {taken}");
     // The pool goes on serving.
     assert_eq!(
         pool.map(&marked, [1_000u64]).next().unwrap().unwrap(),
