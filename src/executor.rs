@@ -11,7 +11,8 @@ use crate::pool::{MapFn, MapItems, Pool, Task};
 
 /// Runs serialized functions somewhere else: in local worker processes
 /// ([`Pool`]) or on a fleet of workers behind a broker
-/// ([`RedisExecutor`](crate::redis::RedisExecutor), feature `redis`).
+/// ([`RedisExecutor`], feature `redis`): see [where does it
+/// run](crate#where-does-it-run).
 ///
 /// Both have the same methods as their own, with the same bounds, so that
 /// code written against one runs on the other; this trait is for code
@@ -41,6 +42,14 @@ use crate::pool::{MapFn, MapItems, Pool, Task};
 /// assert_eq!(losses(&pool, &square)?[3], 9.0);
 /// # Ok::<(), serfn::Error>(())
 /// ```
+#[cfg_attr(
+    feature = "redis",
+    doc = "[`RedisExecutor`]: crate::redis::RedisExecutor"
+)]
+#[cfg_attr(
+    not(feature = "redis"),
+    doc = "[`RedisExecutor`]: https://docs.rs/serfn/latest/serfn/redis/struct.RedisExecutor.html"
+)]
 pub trait Executor {
     /// Calls `f(args)` on a worker and waits for the result.
     ///
@@ -163,7 +172,7 @@ pub trait Executor {
 
     /// Folds `items` into copies of `f`'s state and gives them back, for
     /// you to combine: one per worker on a [`Pool`] (each worker folds the
-    /// items it is given), one on a [`RedisExecutor`](crate::redis::RedisExecutor)
+    /// items it is given), one on a `RedisExecutor`
     /// (a sequential fold: the state travels with each task, one task at a
     /// time). The calls' results are dropped.
     ///
