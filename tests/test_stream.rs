@@ -72,11 +72,19 @@ fn a_ticker_keeps_ticking_while_a_million_items_stream_through() {
         tokio::time::sleep(PERIOD).await;
         let mut stream = pool.map_stream(&f, (0..items).filter(|&x| x != 13));
         let (mut sum, mut count) = (0u64, 0u64);
-        while let Some(result) = next(&mut stream).await {
+        let mut slowest = Duration::ZERO;
+        let mut timed = |cx: &mut std::task::Context<'_>| {
+            let at = Instant::now();
+            let poll = Pin::new(&mut stream).poll_next(cx);
+            slowest = slowest.max(at.elapsed());
+            poll
+        };
+        while let Some(result) = poll_fn(&mut timed).await {
             sum = sum.wrapping_add(result.unwrap());
             count += 1;
         }
         stop.set(true);
+        eprintln!("the slowest poll of the stream: {slowest:?}");
         (sum, count, ticker.await.unwrap())
     });
     let elapsed = started.elapsed();

@@ -26,6 +26,14 @@ const MAX_CHUNK: usize = 100_000;
 const MAX_CHUNK_BYTES: usize = 4 << 20;
 /// Items in flight per worker, below which more chunks are sent.
 const ITEMS_AHEAD: usize = 1024;
+/// Items in one automatic chunk of a stream, at most: encoding or decoding
+/// a chunk happens in a poll, and should hold the polling thread for about
+/// a millisecond, not the tens a 100,000-item chunk takes.
+#[cfg(feature = "async")]
+const STREAM_CHUNK: usize = 8192;
+/// Encoding a stream does in one poll before it lets results through.
+#[cfg(feature = "async")]
+const STREAM_FILL: Duration = Duration::from_millis(1);
 
 /// How far a map has come, for [`Map::on_progress`].
 ///
@@ -216,6 +224,10 @@ pub(crate) struct Feed<'p, A, R, I> {
     total: Option<usize>,
     done: usize,
     progress: Option<Box<dyn FnMut(Progress) + Send + 'p>>,
+    /// Items in an automatic chunk, at most.
+    max_chunk: usize,
+    /// How long one `fill` may encode, once it has sent a chunk (a stream's).
+    fill_for: Option<Duration>,
     types: PhantomData<fn(A) -> R>,
 }
 
@@ -253,6 +265,8 @@ where
             total,
             done: 0,
             progress: None,
+            max_chunk: MAX_CHUNK,
+            fill_for: None,
             types: PhantomData,
         }
     }
@@ -269,12 +283,12 @@ where
             // Not timed yet: one item a chunk, so slow items are not bunched
             // before their cost is known; the first answers time them.
             0 => 1,
-            ns => usize::try_from(CHUNK_NS / ns).unwrap_or(MAX_CHUNK),
+            ns => usize::try_from(CHUNK_NS / ns).unwrap_or(self.max_chunk),
         };
-        let by_balance = self.total.map_or(MAX_CHUNK, |total| {
+        let by_balance = self.total.map_or(self.max_chunk, |total| {
             total.div_ceil(4 * self.pool.workers()).max(1)
         });
-        by_time.min(by_balance).clamp(1, MAX_CHUNK)
+        by_time.min(by_balance).clamp(1, self.max_chunk)
     }
 
     /// [`next_chunk_size`](Self::next_chunk_size), made small enough for
@@ -307,7 +321,13 @@ where
             return;
         };
         let mut jobs = std::mem::take(&mut self.jobs);
+        let started = self.fill_for.map(|_| std::time::Instant::now());
         while self.has_room() {
+            if let (Some(started), Some(limit)) = (started, self.fill_for) {
+                if !jobs.is_empty() && started.elapsed() >= limit {
+                    break;
+                }
+            }
             let size = self.fitting_chunk_size(&function);
             let limit = self.pool.shared.config.limits.get_max_bytes();
             self.block.clear();
@@ -396,6 +416,33 @@ where
             Err(error) => ChunkResults::failed(error, count),
         };
         Some((seq, start, results))
+    }
+}
+
+#[cfg(feature = "async")]
+impl<A, R, I> Feed<'_, A, R, I> {
+    /// Smaller steps for a stream: see [`STREAM_CHUNK`] and [`STREAM_FILL`].
+    fn polled(&mut self) {
+        self.max_chunk = STREAM_CHUNK;
+        self.fill_for = Some(STREAM_FILL);
+    }
+}
+
+#[cfg(feature = "async")]
+impl<A, R, I> Map<'_, A, R, I> {
+    /// This map, to be polled: smaller steps (see [`Feed::polled`]).
+    pub(crate) fn polled(mut self) -> Self {
+        self.feed.polled();
+        self
+    }
+}
+
+#[cfg(feature = "async")]
+impl<A, R, I> MapUnordered<'_, A, R, I> {
+    /// This map, to be polled: smaller steps (see [`Feed::polled`]).
+    pub(crate) fn polled(mut self) -> Self {
+        self.feed.polled();
+        self
     }
 }
 

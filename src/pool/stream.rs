@@ -78,7 +78,7 @@ pub struct MapStream<'p, A, R, I> {
 impl<'p, A, R, I> MapStream<'p, A, R, I> {
     pub(crate) fn new(map: Map<'p, A, R, I>) -> Self {
         MapStream {
-            map,
+            map: map.polled(),
             budget: Budget::new(),
         }
     }
@@ -138,7 +138,7 @@ pub struct MapUnorderedStream<'p, A, R, I> {
 impl<'p, A, R, I> MapUnorderedStream<'p, A, R, I> {
     pub(crate) fn new(map: MapUnordered<'p, A, R, I>) -> Self {
         MapUnorderedStream {
-            map,
+            map: map.polled(),
             budget: Budget::new(),
         }
     }
