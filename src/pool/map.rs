@@ -26,14 +26,8 @@ const MAX_CHUNK: usize = 100_000;
 const MAX_CHUNK_BYTES: usize = 4 << 20;
 /// Items in flight per worker, below which more chunks are sent.
 const ITEMS_AHEAD: usize = 1024;
-/// Items in one automatic chunk of a stream, at most: encoding or decoding
-/// a chunk happens in a poll, and should hold the polling thread for about
-/// a millisecond, not the tens a 100,000-item chunk takes.
 #[cfg(feature = "async")]
-const STREAM_CHUNK: usize = 8192;
-/// Encoding a stream does in one poll before it lets results through.
-#[cfg(feature = "async")]
-const STREAM_FILL: Duration = Duration::from_millis(1);
+use super::stream::{STREAM_CHUNK, STREAM_FILL};
 
 /// How far a map has come, for [`Map::on_progress`].
 ///

@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use futures_core::Stream;
 use serde::de::DeserializeOwned;
@@ -24,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::handle::SerFn;
 use crate::pool::answer::{decode_chunk, ChunkResults};
 use crate::pool::map::items_block;
-use crate::pool::stream::Budget;
+use crate::pool::stream::{Budget, STREAM_CHUNK, STREAM_FILL};
 use crate::pool::{MapFn, MapItems};
 use crate::sync::lock;
 
@@ -188,10 +189,16 @@ where
             return;
         }
         let Some(tasks) = &self.tasks else { return };
-        let chunk = lock(&self.link.state).chunk_size;
+        let chunk = lock(&self.link.state).chunk_size.min(STREAM_CHUNK);
         let chunk = self.shared.config.chunk_size.unwrap_or(chunk);
         let limit = self.limits.get_max_bytes();
+        let started = Instant::now();
+        let mut sent = false;
         while self.waiting.len() < self.shared.config.in_flight {
+            // Encoding happens in a poll: the rest waits for the next one.
+            if sent && started.elapsed() >= STREAM_FILL {
+                return;
+            }
             let (items, held) = (&mut self.items, &mut self.held);
             let target = MAX_TASK_BYTES.min(limit);
             match items_block(items, held, chunk, target, limit, self.seq) {
@@ -199,6 +206,7 @@ where
                 Ok((block, count)) => {
                     // A thread gone has said why, as an event: the chunk fails then.
                     let _ = tasks.send((block, count));
+                    sent = true;
                     self.waiting.insert(self.next_item, count);
                     self.next_item += u64::from(count);
                 }
