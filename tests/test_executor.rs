@@ -12,7 +12,7 @@ mod support;
 
 use redis_support::{prefix, Server, Worker, WorkerSetup};
 use serfn::redis::RedisExecutor;
-use serfn::{Error, Executor, Pool, SerFn, SerFnMut};
+use serfn::{Error, Executor, Pool, SerFn, SerFnMut, SerFnOnce};
 
 /// The fleet's worker side of this binary.
 #[test]
@@ -94,6 +94,16 @@ fn exercise<E: Executor>(on: &E) {
     assert!(!states.is_empty());
     let total: u64 = states.iter_mut().map(|state| state.call_mut(0)).sum();
     assert_eq!(total, items.iter().sum::<u64>());
+    // Handles converted to a later kind keep working: an `Fn` folded (no
+    // state to carry), an `FnMut` called once (its state dropped).
+    let mut plain = on.fold(&SerFnMut::from(square()), [2u64, 3]).unwrap();
+    assert_eq!(plain[0].call_mut(4), 16);
+    assert!(matches!(
+        on.fold(&SerFnMut::from(square()), [13u64]),
+        Err(Error::Panicked { .. })
+    ));
+    assert_eq!(on.call_once(SerFnOnce::from(sum()), 5).unwrap(), 5);
+    assert_eq!(on.call_once(SerFnOnce::from(square()), 5).unwrap(), 25);
     // A panic inside a fold is the fold's error.
     let picky = serfn::closure!(mut "test_executor::picky", [total: u64 = 0], move |x: u64| -> u64 {
         assert!(x != 13, "unlucky {x}");

@@ -134,6 +134,25 @@ fn streams_give_each_item_its_own_typed_error() {
             _ => assert_eq!(result.unwrap(), (index * index) as u64),
         }
     }
+    // Progress as the blocking map reports it.
+    let mut last = None;
+    let items: Vec<u64> = (0..1_000).collect();
+    let stream = pool
+        .map(&f, &items)
+        .chunk_size(100)
+        .on_progress(|p| last = Some(p))
+        .into_stream();
+    let n = runtime().block_on(async {
+        let mut stream = stream;
+        let mut n = 0;
+        while next(&mut stream).await.is_some() {
+            n += 1;
+        }
+        n
+    });
+    assert_eq!(n, 1_000);
+    let last = last.expect("progress reported");
+    assert_eq!((last.done, last.total), (1_000, Some(1_000)));
     let answer = runtime().block_on(pool.call_async(&f, 7)).unwrap();
     assert_eq!(answer, 49);
 }
