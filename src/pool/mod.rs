@@ -62,6 +62,9 @@
 //! - with the `tracing` feature, events (target `serfn`) for workers
 //!   started, dead, recycled or killed, and for functions shipped; without
 //!   it the pool prints none of this.
+//! - async code: with the `async` feature, `map_stream`,
+//!   `map_unordered_stream` and `call_async`, which block no thread: an
+//!   answer wakes the polling task, on any runtime.
 //!
 //! Retrying what a dead worker was running is off by default
 //! ([`PoolBuilder::retries`]): the function may have had effects outside
