@@ -65,6 +65,7 @@ impl Link {
 /// are owed; ends when the stream is dropped (its sender with it) or the
 /// broker fails. Tasks already sent still run on the fleet.
 fn serve(shared: Arc<Shared>, start: Start, tasks: Receiver<(Vec<u8>, u32)>, link: Arc<Link>) {
+    let _unwinding = Unwinding(Arc::clone(&link));
     let failed = |error| link.push([Event::Failed(error)], 1);
     let job = start.and_then(|(envelope, name, seq)| {
         Job::start_encoded(&shared, envelope, name, seq, job_id())
@@ -93,6 +94,21 @@ fn serve(shared: Arc<Shared>, start: Start, tasks: Receiver<(Vec<u8>, u32)>, lin
             Ok(answers) if answers.is_empty() => {}
             Ok(answers) => link.push(answers.into_iter().map(Event::Answer), job.chunk_size()),
             Err(error) => return failed(error),
+        }
+    }
+}
+
+/// Fails what the stream waits for if the job's thread panics, so that a
+/// bug there is an error for the items left, not a stream pending forever.
+struct Unwinding(Arc<Link>);
+
+impl Drop for Unwinding {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let error = Error::Broker {
+                reason: "the thread that talks to Redis for this map panicked".into(),
+            };
+            self.0.push([Event::Failed(error)], 1);
         }
     }
 }
