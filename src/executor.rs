@@ -6,13 +6,20 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::handle::SerFn;
-use crate::pool::{Pool, Task};
+use crate::handle::{SerFn, SerFnMut, SerFnOnce};
+use crate::pool::{MapFn, MapItems, Pool, Task};
 
 /// Runs serialized functions somewhere else: in local worker processes
 /// ([`Pool`]) or on a fleet of workers behind a broker
 /// ([`RedisExecutor`], feature `redis`): see [where does it
 /// run](crate#where-does-it-run).
+///
+/// Both have the same methods as their own, with the same bounds, so that
+/// code written against one runs on the other; this trait is for code
+/// generic over the two. Items are given by value or by reference
+/// ([`MapItems`]). With the `async` feature, `call_async`, `map_stream` and
+/// `map_unordered_stream` are the forms for async code: nothing of theirs
+/// blocks the caller's thread.
 ///
 /// Errors are the same typed [`Error`](crate::Error)s on both: a panic is
 /// [`Error::Panicked`](crate::Error::Panicked) for its item, a function the
@@ -25,7 +32,8 @@ use crate::pool::{Pool, Task};
 ///
 /// /// The same code for one machine or many.
 /// fn losses(executor: &impl Executor, loss: &SerFn<f64, f64>) -> serfn::Result<Vec<f64>> {
-///     executor.map(loss, (0..100).map(f64::from)).collect()
+///     let points: Vec<f64> = (0..100).map(f64::from).collect();
+///     executor.map(loss, &points).collect() // borrowed items, or owned ones
 /// }
 ///
 /// serfn::worker::init();
@@ -70,7 +78,8 @@ pub trait Executor {
         self.submit(f, args).wait()
     }
 
-    /// Sends `f(args)` to a worker; the [`Task`] gives the result.
+    /// Sends `f(args)` to a worker; the [`Task`] gives the result, by
+    /// [`wait`](Task::wait) or `.await`.
     ///
     /// # Example
     /// ```no_run
@@ -92,7 +101,32 @@ pub trait Executor {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static;
 
-    /// Applies `f` to every item on workers; yields the results in input order.
+    /// Calls a [`SerFnOnce`] on a worker, consuming it, and waits for the result.
+    ///
+    /// # Errors
+    /// As [`call`](Self::call).
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::{Executor, SerFnOnce};
+    ///
+    /// fn finish(on: &impl Executor, report: SerFnOnce<String, String>) -> serfn::Result<String> {
+    ///     on.call_once(report, "done".into())
+    /// }
+    ///
+    /// serfn::worker::init();
+    /// let title = String::from("report: ");
+    /// let report = serfn::closure!(once "report", [title: String], move |last: String| -> String { title + &last });
+    /// assert_eq!(finish(&serfn::Pool::new()?, report)?, "report: done");
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    fn call_once<A, R>(&self, f: SerFnOnce<A, R>, args: A) -> Result<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static;
+
+    /// Applies `f` to every item on workers; yields the results in input
+    /// order. Items are owned or borrowed ([`MapItems`]).
     ///
     /// # Example
     /// ```no_run
@@ -105,16 +139,10 @@ pub trait Executor {
     /// assert_eq!(sum, 385);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    fn map<'a, A, R, I>(
-        &'a self,
-        f: &SerFn<A, R>,
-        items: I,
-    ) -> impl Iterator<Item = Result<R>> + 'a
+    fn map<F, I, How>(&self, f: &F, items: I) -> impl Iterator<Item = Result<F::Output>>
     where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-        I: IntoIterator<Item = A>,
-        I::IntoIter: 'a;
+        F: MapFn,
+        I: MapItems<F::Arg, How>;
 
     /// As [`map`](Self::map), but yields `(index, result)` in the order
     /// results come in.
@@ -133,48 +161,229 @@ pub trait Executor {
     /// assert_eq!(squares[9], 81);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    fn map_unordered<'a, A, R, I>(
-        &'a self,
-        f: &SerFn<A, R>,
+    fn map_unordered<F, I, How>(
+        &self,
+        f: &F,
         items: I,
-    ) -> impl Iterator<Item = (usize, Result<R>)> + 'a
+    ) -> impl Iterator<Item = (usize, Result<F::Output>)>
+    where
+        F: MapFn,
+        I: MapItems<F::Arg, How>;
+
+    /// Folds `items` into copies of `f`'s state and gives them back, for
+    /// you to combine: one per worker on a [`Pool`] (each worker folds the
+    /// items it is given), one on a `RedisExecutor`
+    /// (a sequential fold: the state travels with each task, one task at a
+    /// time). The calls' results are dropped.
+    ///
+    /// # Errors
+    /// The first item's error, as [`call`](Self::call); a fold is never retried.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::{Executor, SerFnMut};
+    ///
+    /// fn total(on: &impl Executor, sum: &SerFnMut<u64, u64>) -> serfn::Result<u64> {
+    ///     let mut states = on.fold(sum, 1..=100)?;
+    ///     Ok(states.iter_mut().map(|state| state.call_mut(0)).sum())
+    /// }
+    ///
+    /// serfn::worker::init();
+    /// let sum = serfn::closure!(mut "sum", [total: u64 = 0], move |x: u64| -> u64 { *total += x; *total });
+    /// assert_eq!(total(&serfn::Pool::new()?, &sum)?, 5050);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    fn fold<A, R, I, How>(&self, f: &SerFnMut<A, R>, items: I) -> Result<Vec<SerFnMut<A, R>>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
-        I: IntoIterator<Item = A>,
-        I::IntoIter: 'a;
+        I: MapItems<A, How>;
+
+    /// `f(args)` for async code: a future of the result that blocks no
+    /// thread of the caller's (the same [`Task`] as [`submit`](Self::submit)
+    /// gives). Feature `async`.
+    ///
+    /// # Errors
+    /// As [`call`](Self::call).
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::{Executor, SerFn};
+    ///
+    /// async fn double(on: &impl Executor, f: &SerFn<u64, u64>) -> serfn::Result<u64> {
+    ///     on.call_async(f, 21).await
+    /// }
+    /// ```
+    #[cfg(feature = "async")]
+    fn call_async<A, R>(&self, f: &SerFn<A, R>, args: A) -> Task<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.submit(f, args)
+    }
+
+    /// [`map`](Self::map) as a [`Stream`](futures_core::Stream), for async
+    /// code: results in input order, as they come, with no thread of the
+    /// caller's blocked. Dropping it stops the map. Feature `async`.
+    ///
+    /// Through the trait, the iterators and streams borrow `f` as well as
+    /// the executor (a trait's `impl Trait` return captures every lifetime
+    /// in scope); the executors' own methods borrow the executor only.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::{Executor, SerFn};
+    /// use futures_core::Stream;
+    ///
+    /// async fn total(on: &impl Executor, f: &SerFn<u64, u64>) -> serfn::Result<u64> {
+    ///     // Pinned: the trait does not promise an `Unpin` stream.
+    ///     let mut squares = std::pin::pin!(on.map_stream(f, 0..1_000));
+    ///     let mut sum = 0;
+    ///     while let Some(square) = std::future::poll_fn(|cx| squares.as_mut().poll_next(cx)).await {
+    ///         sum += square?;
+    ///     }
+    ///     Ok(sum)
+    /// }
+    /// ```
+    #[cfg(feature = "async")]
+    fn map_stream<F, I, How>(
+        &self,
+        f: &F,
+        items: I,
+    ) -> impl futures_core::Stream<Item = Result<F::Output>>
+    where
+        F: MapFn,
+        I: MapItems<F::Arg, How>;
+
+    /// [`map_unordered`](Self::map_unordered) as a
+    /// [`Stream`](futures_core::Stream): `(index, result)` as they come.
+    /// Feature `async`.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::{Executor, SerFn};
+    /// use futures_core::Stream;
+    ///
+    /// async fn squares(on: &impl Executor, f: &SerFn<u64, u64>) -> serfn::Result<Vec<u64>> {
+    ///     let mut squares = vec![0; 100];
+    ///     let mut stream = std::pin::pin!(on.map_unordered_stream(f, 0..100));
+    ///     while let Some((index, square)) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+    ///         squares[index] = square?;
+    ///     }
+    ///     Ok(squares)
+    /// }
+    /// ```
+    #[cfg(feature = "async")]
+    fn map_unordered_stream<F, I, How>(
+        &self,
+        f: &F,
+        items: I,
+    ) -> impl futures_core::Stream<Item = (usize, Result<F::Output>)>
+    where
+        F: MapFn,
+        I: MapItems<F::Arg, How>;
 }
 
-impl Executor for Pool {
-    fn submit<A, R>(&self, f: &SerFn<A, R>, args: A) -> Task<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
-        Pool::submit(self, f, args)
-    }
+/// The trait's methods, each the executor's own method of that name.
+macro_rules! forward_executor {
+    ($executor:ty) => {
+        impl $crate::executor::Executor for $executor {
+            fn call<A, R>(&self, f: &SerFn<A, R>, args: A) -> Result<R>
+            where
+                A: Serialize + DeserializeOwned + 'static,
+                R: Serialize + DeserializeOwned + 'static,
+            {
+                <$executor>::call(self, f, args)
+            }
 
-    fn map<'a, A, R, I>(&'a self, f: &SerFn<A, R>, items: I) -> impl Iterator<Item = Result<R>> + 'a
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-        I: IntoIterator<Item = A>,
-        I::IntoIter: 'a,
-    {
-        Pool::map(self, f, items)
-    }
+            fn submit<A, R>(&self, f: &SerFn<A, R>, args: A) -> Task<R>
+            where
+                A: Serialize + DeserializeOwned + 'static,
+                R: Serialize + DeserializeOwned + 'static,
+            {
+                <$executor>::submit(self, f, args)
+            }
 
-    fn map_unordered<'a, A, R, I>(
-        &'a self,
-        f: &SerFn<A, R>,
-        items: I,
-    ) -> impl Iterator<Item = (usize, Result<R>)> + 'a
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-        I: IntoIterator<Item = A>,
-        I::IntoIter: 'a,
-    {
-        Pool::map_unordered(self, f, items)
-    }
+            fn call_once<A, R>(&self, f: SerFnOnce<A, R>, args: A) -> Result<R>
+            where
+                A: Serialize + DeserializeOwned + 'static,
+                R: Serialize + DeserializeOwned + 'static,
+            {
+                <$executor>::call_once(self, f, args)
+            }
+
+            fn map<F, I, How>(&self, f: &F, items: I) -> impl Iterator<Item = Result<F::Output>>
+            where
+                F: MapFn,
+                I: MapItems<F::Arg, How>,
+            {
+                <$executor>::map(self, f, items)
+            }
+
+            fn map_unordered<F, I, How>(
+                &self,
+                f: &F,
+                items: I,
+            ) -> impl Iterator<Item = (usize, Result<F::Output>)>
+            where
+                F: MapFn,
+                I: MapItems<F::Arg, How>,
+            {
+                <$executor>::map_unordered(self, f, items)
+            }
+
+            fn fold<A, R, I, How>(
+                &self,
+                f: &SerFnMut<A, R>,
+                items: I,
+            ) -> Result<Vec<SerFnMut<A, R>>>
+            where
+                A: Serialize + DeserializeOwned + 'static,
+                R: Serialize + DeserializeOwned + 'static,
+                I: MapItems<A, How>,
+            {
+                <$executor>::fold(self, f, items)
+            }
+
+            #[cfg(feature = "async")]
+            fn call_async<A, R>(&self, f: &SerFn<A, R>, args: A) -> Task<R>
+            where
+                A: Serialize + DeserializeOwned + 'static,
+                R: Serialize + DeserializeOwned + 'static,
+            {
+                <$executor>::call_async(self, f, args)
+            }
+
+            #[cfg(feature = "async")]
+            fn map_stream<F, I, How>(
+                &self,
+                f: &F,
+                items: I,
+            ) -> impl futures_core::Stream<Item = Result<F::Output>>
+            where
+                F: MapFn,
+                I: MapItems<F::Arg, How>,
+            {
+                <$executor>::map_stream(self, f, items)
+            }
+
+            #[cfg(feature = "async")]
+            fn map_unordered_stream<F, I, How>(
+                &self,
+                f: &F,
+                items: I,
+            ) -> impl futures_core::Stream<Item = (usize, Result<F::Output>)>
+            where
+                F: MapFn,
+                I: MapItems<F::Arg, How>,
+            {
+                <$executor>::map_unordered_stream(self, f, items)
+            }
+        }
+    };
 }
+
+forward_executor!(Pool);
+#[cfg(all(unix, feature = "redis"))]
+forward_executor!(crate::redis::RedisExecutor);

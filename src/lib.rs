@@ -219,6 +219,25 @@
 //!   need the same format.
 //! - `progress`: an indicatif bar for long maps. `redis`: `serfn::redis`, a fleet
 //!   over Redis Streams. `tracing`: events for restarts and timeouts.
+//! - `async`: the drivers' forms for async code, on a [`Pool`] and a fleet
+//!   alike (and in [`Executor`]): `map_stream` and `map_unordered_stream`
+//!   give a `futures_core::Stream` of results as they come, `call_async`
+//!   a future of one result; a [`Task`] is always a `Future`. None of them
+//!   blocks a runtime thread, and none needs a runtime: an answer wakes the
+//!   task. Dropping a stream stops the map, as dropping the iterator does.
+//!
+//!   ```no_run
+//!   # #[cfg(feature = "async")]
+//!   async fn total(pool: &serfn::Pool, f: &serfn::SerFn<u64, u64>) -> serfn::Result<u64> {
+//!       use futures_core::Stream;
+//!       let mut results = pool.map_stream(f, 0..1_000_000);
+//!       let mut sum = 0;
+//!       while let Some(r) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut results).poll_next(cx)).await {
+//!           sum += r?; // or `StreamExt::next` of the `futures` crate
+//!       }
+//!       Ok(sum)
+//!   }
+//!   ```
 //!
 //! The codec, the handles and the registry build on every platform std
 //! supports. The process pool ([`Pool`], [`worker`], [`Executor`]) and the

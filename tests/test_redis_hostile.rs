@@ -18,7 +18,7 @@ use redis::Commands;
 use redis_support::{prefix, Server, Worker, WorkerSetup};
 use serfn::codec::Key;
 use serfn::redis::RedisExecutor;
-use serfn::{Error, Executor};
+use serfn::Error;
 
 /// The worker's side of this binary: see `Worker::start`.
 #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::task::Waker;
 use std::time::Duration;
@@ -236,12 +236,17 @@ pub(crate) type ChunkAnswer = (u64, Result<Payload>);
 pub(crate) struct Inbox {
     state: Mutex<InboxState>,
     ready: Condvar,
+    /// The map is gone: its chunks not yet in a worker are dropped, never
+    /// run. Apart from `state`: each chunk a slot takes reads it.
+    closed: AtomicBool,
 }
 
 #[derive(Default)]
 struct InboxState {
     answers: VecDeque<ChunkAnswer>,
     waiting: bool,
+    /// The task of an async map, woken by the next answer.
+    waker: Option<Waker>,
 }
 
 impl Inbox {
@@ -249,6 +254,7 @@ impl Inbox {
         Arc::new(Inbox {
             state: Mutex::new(InboxState::default()),
             ready: Condvar::new(),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -256,10 +262,39 @@ impl Inbox {
         let mut state = lock(&self.state);
         state.answers.push_back((seq, result));
         let wake = state.waiting;
+        let waker = state.waker.take();
         drop(state);
         if wake {
             self.ready.notify_one();
         }
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// [`recv_all`](Self::recv_all) for async code: `Pending` until
+    /// answers are in, and `cx`'s task is woken when they come.
+    pub(crate) fn poll_recv_all(
+        &self,
+        into: &mut VecDeque<ChunkAnswer>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let mut state = lock(&self.state);
+        if state.answers.is_empty() {
+            state.waker = Some(cx.waker().clone());
+            return std::task::Poll::Pending;
+        }
+        std::mem::swap(&mut state.answers, into);
+        std::task::Poll::Ready(())
+    }
+
+    /// The map was dropped: what it has queued is not to run.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
     }
 
     /// Waits for answers, then swaps them all into `into` (empty): one
@@ -320,9 +355,13 @@ impl Job {
         !state.cancelled
     }
 
-    /// Whether its task was cancelled: then it is dropped, never run.
+    /// Whether its task was cancelled, or its map dropped: then it is
+    /// dropped, never run.
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.cell().is_some_and(|cell| lock(&cell.state).cancelled)
+        match &self.reply {
+            Reply::Task(cell) => lock(&cell.state).cancelled,
+            Reply::Chunk { inbox, .. } => inbox.is_closed(),
+        }
     }
 
     pub(crate) fn fail(self, error: Error) {

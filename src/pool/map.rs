@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -25,6 +26,8 @@ const MAX_CHUNK: usize = 100_000;
 const MAX_CHUNK_BYTES: usize = 4 << 20;
 /// Items in flight per worker, below which more chunks are sent.
 const ITEMS_AHEAD: usize = 1024;
+#[cfg(feature = "async")]
+use super::stream::{STREAM_CHUNK, STREAM_FILL};
 
 /// How far a map has come, for [`Map::on_progress`].
 ///
@@ -214,7 +217,11 @@ pub(crate) struct Feed<'p, A, R, I> {
     timeout: Option<Duration>,
     total: Option<usize>,
     done: usize,
-    progress: Option<Box<dyn FnMut(Progress) + 'p>>,
+    progress: Option<Box<dyn FnMut(Progress) + Send + 'p>>,
+    /// Items in an automatic chunk, at most.
+    max_chunk: usize,
+    /// How long one `fill` may encode, once it has sent a chunk (a stream's).
+    fill_for: Option<Duration>,
     types: PhantomData<fn(A) -> R>,
 }
 
@@ -252,6 +259,8 @@ where
             total,
             done: 0,
             progress: None,
+            max_chunk: MAX_CHUNK,
+            fill_for: None,
             types: PhantomData,
         }
     }
@@ -268,12 +277,12 @@ where
             // Not timed yet: one item a chunk, so slow items are not bunched
             // before their cost is known; the first answers time them.
             0 => 1,
-            ns => usize::try_from(CHUNK_NS / ns).unwrap_or(MAX_CHUNK),
+            ns => usize::try_from(CHUNK_NS / ns).unwrap_or(self.max_chunk),
         };
-        let by_balance = self.total.map_or(MAX_CHUNK, |total| {
+        let by_balance = self.total.map_or(self.max_chunk, |total| {
             total.div_ceil(4 * self.pool.workers()).max(1)
         });
-        by_time.min(by_balance).clamp(1, MAX_CHUNK)
+        by_time.min(by_balance).clamp(1, self.max_chunk)
     }
 
     /// [`next_chunk_size`](Self::next_chunk_size), made small enough for
@@ -306,7 +315,13 @@ where
             return;
         };
         let mut jobs = std::mem::take(&mut self.jobs);
+        let started = self.fill_for.map(|_| std::time::Instant::now());
         while self.has_room() {
+            if let (Some(started), Some(limit)) = (started, self.fill_for) {
+                if !jobs.is_empty() && started.elapsed() >= limit {
+                    break;
+                }
+            }
             let size = self.fitting_chunk_size(&function);
             let limit = self.pool.shared.config.limits.get_max_bytes();
             self.block.clear();
@@ -358,14 +373,26 @@ where
         self.jobs = jobs;
     }
 
-    /// The next chunk answered: its sequence number, first index and results.
-    fn recv(&mut self) -> Option<(u64, usize, ChunkResults<R>)> {
+    /// The next chunk answered: its sequence number, first index and
+    /// results. Blocks for it without `cx`; with `cx`, is `Pending` until
+    /// it comes, and wakes `cx`'s task then.
+    fn recv(
+        &mut self,
+        cx: Option<&mut Context<'_>>,
+    ) -> Poll<Option<(u64, usize, ChunkResults<R>)>> {
         if self.in_flight.len == 0 {
-            return None;
+            return Poll::Ready(None);
         }
         if self.arrived.is_empty() {
-            self.inbox.recv_all(&mut self.arrived);
+            match cx {
+                None => self.inbox.recv_all(&mut self.arrived),
+                Some(cx) => std::task::ready!(self.inbox.poll_recv_all(&mut self.arrived, cx)),
+            }
         }
+        Poll::Ready(self.take_arrived())
+    }
+
+    fn take_arrived(&mut self) -> Option<(u64, usize, ChunkResults<R>)> {
         let (seq, answer) = self.arrived.pop_front()?;
         let (start, count) = self.in_flight.remove(seq)?;
         self.in_flight_items -= count as usize;
@@ -386,9 +413,45 @@ where
     }
 }
 
+#[cfg(feature = "async")]
+impl<A, R, I> Feed<'_, A, R, I> {
+    /// Smaller steps for a stream: see [`STREAM_CHUNK`] and [`STREAM_FILL`].
+    fn polled(&mut self) {
+        self.max_chunk = STREAM_CHUNK;
+        self.fill_for = Some(STREAM_FILL);
+    }
+}
+
+#[cfg(feature = "async")]
+impl<A, R, I> Map<'_, A, R, I> {
+    /// This map, to be polled: smaller steps (see [`Feed::polled`]).
+    pub(crate) fn polled(mut self) -> Self {
+        self.feed.polled();
+        self
+    }
+}
+
+#[cfg(feature = "async")]
+impl<A, R, I> MapUnordered<'_, A, R, I> {
+    /// This map, to be polled: smaller steps (see [`Feed::polled`]).
+    pub(crate) fn polled(mut self) -> Self {
+        self.feed.polled();
+        self
+    }
+}
+
+impl<A, R, I> Drop for Feed<'_, A, R, I> {
+    /// Chunks queued and not yet in a worker are dropped, never run.
+    fn drop(&mut self) {
+        self.inbox.close();
+    }
+}
+
 /// The results of [`Pool::map`], in input order. Lazy: nothing is sent
-/// until the first call to `next`. Dropped early, it stops taking input;
-/// chunks already sent still run, and their results are discarded.
+/// until the first call to `next`. Dropped early, it stops taking input,
+/// and the chunks it queued that no worker has yet are dropped, never run;
+/// those a worker has (it is sent a couple ahead of the one it runs) still
+/// run, and their results are discarded.
 ///
 /// # Example
 /// ```no_run
@@ -440,8 +503,16 @@ where
         // refill inlined, each call paid ~40 instructions of prologue.
         match self.ready.next() {
             Some(result) => Some(result),
-            None => self.next_chunk(),
+            None => blocking(self.next_chunk(None)),
         }
+    }
+}
+
+/// The answer of a receive without a `Context`, which blocks until it has one.
+fn blocking<T>(poll: Poll<Option<T>>) -> Option<T> {
+    match poll {
+        Poll::Ready(next) => next,
+        Poll::Pending => unreachable!("a receive without a `Context` blocks"),
     }
 }
 
@@ -451,23 +522,39 @@ where
     R: DeserializeOwned,
     I: Iterator<Item = A>,
 {
-    /// Sends more, waits for the next chunk in order, and yields its first result.
+    /// The next result, for async code: `Pending` until it is in.
+    #[cfg(feature = "async")]
+    pub(crate) fn poll_next_result(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<R>>> {
+        match self.ready.next() {
+            Some(result) => Poll::Ready(Some(result)),
+            None => self.next_chunk(Some(cx)),
+        }
+    }
+
+    /// Sends more, waits for the next chunk in order (blocking without
+    /// `cx`), and yields its first result.
     #[inline(never)]
-    fn next_chunk(&mut self) -> Option<Result<R>> {
+    fn next_chunk(&mut self, mut cx: Option<&mut Context<'_>>) -> Poll<Option<Result<R>>> {
         loop {
             if let Some(result) = self.ready.next() {
-                return Some(result);
+                return Poll::Ready(Some(result));
             }
             if let Some(error) = self.feed.setup_error.take() {
-                return Some(Err(error));
+                return Poll::Ready(Some(Err(error)));
             }
             self.feed.fill();
             if let Some(Some(_)) = self.parked.front() {
                 self.next_seq += 1;
-                self.ready = self.parked.pop_front().flatten()?;
+                match self.parked.pop_front().flatten() {
+                    Some(ready) => self.ready = ready,
+                    None => return Poll::Ready(None),
+                }
                 continue;
             }
-            let (seq, _, results) = self.feed.recv()?;
+            let Some((seq, _, results)) = std::task::ready!(self.feed.recv(cx.as_deref_mut()))
+            else {
+                return Poll::Ready(None);
+            };
             if seq == self.next_seq {
                 // In order, as most are: no trip through `parked`.
                 self.next_seq += 1;
@@ -476,7 +563,12 @@ where
                 continue;
             }
             // Sequence numbers in flight are below `next_seq` plus the window.
-            let at = usize::try_from(seq.checked_sub(self.next_seq)?).ok()?;
+            let Some(at) = seq
+                .checked_sub(self.next_seq)
+                .and_then(|at| usize::try_from(at).ok())
+            else {
+                return Poll::Ready(None);
+            };
             if self.parked.len() <= at {
                 self.parked.resize_with(at + 1, || None);
             }
@@ -529,15 +621,33 @@ where
     type Item = (usize, Result<R>);
 
     fn next(&mut self) -> Option<(usize, Result<R>)> {
+        blocking(self.poll_next_pair(None))
+    }
+}
+
+impl<A, R, I> MapUnordered<'_, A, R, I>
+where
+    A: Serialize,
+    R: DeserializeOwned,
+    I: Iterator<Item = A>,
+{
+    /// The next `(index, result)`; blocks without `cx`.
+    pub(crate) fn poll_next_pair(
+        &mut self,
+        mut cx: Option<&mut Context<'_>>,
+    ) -> Poll<Option<(usize, Result<R>)>> {
         loop {
             if let Some(pair) = self.ready.pop_front() {
-                return Some(pair);
+                return Poll::Ready(Some(pair));
             }
             if let Some(error) = self.feed.setup_error.take() {
-                return Some((0, Err(error)));
+                return Poll::Ready(Some((0, Err(error))));
             }
             self.feed.fill();
-            let (_, start, results) = self.feed.recv()?;
+            let Some((_, start, results)) = std::task::ready!(self.feed.recv(cx.as_deref_mut()))
+            else {
+                return Poll::Ready(None);
+            };
             self.ready.extend((start..).zip(results));
         }
     }

@@ -68,6 +68,9 @@
 //! - with the `tracing` feature, events (target `serfn`) for workers
 //!   started, dead, recycled or killed, and for functions shipped; without
 //!   it the pool prints none of this.
+//! - async code: with the `async` feature, `map_stream`,
+//!   `map_unordered_stream` and `call_async`, which block no thread: an
+//!   answer wakes the polling task, on any runtime.
 //!
 //! Retrying what a dead worker was running is off by default
 //! ([`PoolBuilder::retries`]): the function may have had effects outside
@@ -96,6 +99,8 @@ pub(crate) mod protocol;
 pub(crate) mod serve;
 mod slot;
 mod stats;
+#[cfg(feature = "async")]
+pub(crate) mod stream;
 pub(crate) mod task;
 
 use std::sync::atomic::AtomicU64;
@@ -113,6 +118,8 @@ pub use self::input::{Borrowed, MapFn, MapItems, Owned};
 use self::job::{FnEntry, Job, Queue, Reply, TaskCell, Work};
 pub use self::map::{Map, MapUnordered, Progress};
 pub use self::stats::Stats;
+#[cfg(feature = "async")]
+pub use self::stream::{MapStream, MapUnorderedStream};
 pub use self::task::{Cancelled, Task};
 use crate::error::{Error, Result};
 use crate::handle::{SerFn, SerFnMut};

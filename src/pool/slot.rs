@@ -312,7 +312,7 @@ fn write(
             continue;
         }
         if job.is_cancelled() {
-            continue; // its `Task` is gone
+            continue; // its `Task` is gone, or its map dropped
         }
         let count = u64::from(job.work.count());
         if job.pin.is_none() && spent(shared, sending, loaded, count) {

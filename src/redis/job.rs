@@ -97,9 +97,21 @@ impl Job {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let envelope = f.to_bytes()?;
-        let hash = entry::sha256(&envelope);
         let batches = f.clone().into_dyn().batches();
+        Job::start_encoded(shared, f.to_bytes()?, f.name(), batches, id)
+    }
+
+    /// [`start`](Self::start) for a function already encoded (any kind:
+    /// a fold's state, a `SerFnOnce`); `seq`: whether its tasks carry items
+    /// as one codec sequence.
+    pub(crate) fn start_encoded(
+        shared: &Arc<Shared>,
+        envelope: Vec<u8>,
+        name: &'static str,
+        seq: bool,
+        id: String,
+    ) -> Result<Job> {
+        let hash = entry::sha256(&envelope);
         let mut link = Link::new(shared.client.clone(), shared.config.reconnect);
         let keys = &shared.keys;
         let ttl = shared.config.result_ttl.as_secs();
@@ -132,8 +144,8 @@ impl Job {
             function: Prepared {
                 hash,
                 stored,
-                name: f.name(),
-                seq: batches,
+                name,
+                seq,
             },
             next_task: 0,
             next_item: 0,
@@ -424,6 +436,27 @@ impl Job {
             seq: false,
             output: Err(Error::TooLarge { len, limit }),
         })
+    }
+
+    /// Sends one task and waits for its answer; the job is finished after
+    /// it, or cancelled when the broker failed first (an answer read before
+    /// the failure is still the answer).
+    pub(crate) fn run_one(mut self, block: Vec<u8>, count: u32) -> Result<Answer> {
+        let answer = self.send(block, count).and_then(|()| loop {
+            match self.receive() {
+                Ok(mut answers) => {
+                    if let Some(answer) = answers.pop() {
+                        break Ok(answer);
+                    }
+                }
+                Err(error) => break self.answered.pop().ok_or(error),
+            }
+        });
+        match &answer {
+            Ok(_) => self.finish(),
+            Err(_) => self.cancel(),
+        }
+        answer
     }
 
     /// The driver gave up on the job: workers skip its tasks left (best

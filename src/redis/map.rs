@@ -34,11 +34,16 @@ pub(crate) struct Feed<'e, A, R, I> {
 
 impl<'e, A, R, I> Feed<'e, A, R, I>
 where
-    A: Serialize + DeserializeOwned + 'static,
-    R: Serialize + DeserializeOwned + 'static,
+    A: Serialize,
+    R: DeserializeOwned,
     I: Iterator<Item = A>,
 {
-    pub(crate) fn new(executor: &'e RedisExecutor, f: &SerFn<A, R>, items: I) -> Self {
+    /// A map of `f` over `items`, each an argument of `f` or a reference to one.
+    pub(crate) fn new<Arg>(executor: &'e RedisExecutor, f: &SerFn<Arg, R>, items: I) -> Self
+    where
+        Arg: Serialize + DeserializeOwned + 'static,
+        R: Serialize + 'static,
+    {
         Feed {
             job: Job::start(executor.shared(), f, job_id()),
             items: items.fuse(),
@@ -176,8 +181,8 @@ pub(crate) struct OwnedFeed {
 
 impl<A, R, I> From<Feed<'_, A, R, I>> for OwnedFeed
 where
-    A: Serialize + DeserializeOwned + 'static,
-    R: Serialize + DeserializeOwned + 'static,
+    A: Serialize,
+    R: DeserializeOwned,
     I: Iterator<Item = A>,
 {
     fn from(mut feed: Feed<'_, A, R, I>) -> Self {
@@ -194,26 +199,9 @@ where
 impl OwnedFeed {
     /// Sends the task and waits for its answer: `[seq][output]`.
     pub(crate) fn run_one(self) -> Result<Vec<u8>> {
-        let mut job = self.job?;
+        let job = self.job?;
         let (block, count) = self.block?;
-        let answer = job.send(block, count).and_then(|()| loop {
-            match job.receive() {
-                Ok(mut answers) => {
-                    if let Some(answer) = answers.pop() {
-                        break Ok(answer);
-                    }
-                }
-                Err(error) => break job.answered.pop().ok_or(error),
-            }
-        });
-        let answer = match answer {
-            Ok(answer) => answer,
-            Err(error) => {
-                job.cancel();
-                return Err(error);
-            }
-        };
-        job.finish();
+        let answer = job.run_one(block, count)?;
         let mut payload = vec![u8::from(answer.seq)];
         payload.extend(answer.output?);
         Ok(payload)
@@ -249,8 +237,8 @@ macro_rules! map_type {
 
         impl<'e, A, R, I> $map<'e, A, R, I>
         where
-            A: Serialize + DeserializeOwned + 'static,
-            R: Serialize + DeserializeOwned + 'static,
+            A: Serialize,
+            R: DeserializeOwned,
             I: Iterator<Item = A>,
         {
             pub(crate) fn new(feed: Feed<'e, A, R, I>) -> Self {
@@ -330,8 +318,8 @@ map_type! {
 
 impl<A, R, I> Iterator for RedisMap<'_, A, R, I>
 where
-    A: Serialize + DeserializeOwned + 'static,
-    R: Serialize + DeserializeOwned + 'static,
+    A: Serialize,
+    R: DeserializeOwned,
     I: Iterator<Item = A>,
 {
     type Item = Result<R>;
@@ -363,8 +351,8 @@ where
 
 impl<A, R, I> Iterator for RedisMapUnordered<'_, A, R, I>
 where
-    A: Serialize + DeserializeOwned + 'static,
-    R: Serialize + DeserializeOwned + 'static,
+    A: Serialize,
+    R: DeserializeOwned,
     I: Iterator<Item = A>,
 {
     type Item = (usize, Result<R>);

@@ -13,7 +13,7 @@
 //! the [front page](crate#where-does-it-run) compares them.
 //!
 //! ```no_run
-//! use serfn::{Executor, SerFn};
+//! use serfn::SerFn;
 //! use serfn::redis::RedisExecutor;
 //!
 //! let fleet = RedisExecutor::new("redis://127.0.0.1:6379")?;
@@ -126,8 +126,11 @@ mod entry;
 mod job;
 mod link;
 mod map;
+mod once;
 mod outbox;
 mod reattach;
+#[cfg(feature = "async")]
+mod stream;
 mod watch;
 mod worker;
 
@@ -142,13 +145,15 @@ pub use self::builder::RedisExecutorBuilder;
 pub use self::claim::TIMEOUT_EXIT_CODE;
 use self::entry::Keys;
 pub use self::map::{RedisMap, RedisMapUnordered};
+#[cfg(feature = "async")]
+pub use self::stream::{RedisMapStream, RedisMapUnorderedStream};
 pub use self::worker::{RedisWorker, DEFAULT_DEAD_LETTER_CAP};
 use crate::codec::{Key, Limits};
 use crate::error::{Error, Result};
-use crate::executor::Executor;
-use crate::handle::SerFn;
+use crate::handle::{SerFn, SerFnMut, SerFnOnce};
 use crate::pool::job::TaskCell;
 use crate::pool::task::Task;
+use crate::pool::{MapFn, MapItems};
 
 /// The prefix of every key serfn uses, unless set otherwise.
 pub const DEFAULT_PREFIX: &str = "serfn";
@@ -232,7 +237,7 @@ impl RedisExecutor {
     /// # std::thread::spawn(move || worker.run());
     /// let fleet = serfn::redis::RedisExecutor::new(url)?;
     /// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
-    /// assert_eq!(serfn::Executor::call(&fleet, &square, 12)?, 144);
+    /// assert_eq!(fleet.call(&square, 12)?, 144);
     /// # Ok::<(), serfn::Error>(())
     /// ```
     pub fn new(url: &str) -> Result<Self> {
@@ -310,13 +315,12 @@ impl RedisExecutor {
     /// assert_eq!(roots[2].as_ref().ok(), Some(&3.0));
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    pub fn map<A, R, I>(&self, f: &SerFn<A, R>, items: I) -> RedisMap<'_, A, R, I::IntoIter>
+    pub fn map<F, I, How>(&self, f: &F, items: I) -> RedisMap<'_, I::Item, F::Output, I::IntoIter>
     where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-        I: IntoIterator<Item = A>,
+        F: MapFn,
+        I: MapItems<F::Arg, How>,
     {
-        RedisMap::new(map::Feed::new(self, f, items.into_iter()))
+        RedisMap::new(map::Feed::new(self, f.ser_fn(), items.into_items()))
     }
 
     /// As [`map`](Self::map), yielding `(index, result)` as results come in.
@@ -335,17 +339,143 @@ impl RedisExecutor {
     /// assert_eq!(squares[9], 81);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    pub fn map_unordered<A, R, I>(
+    pub fn map_unordered<F, I, How>(
         &self,
-        f: &SerFn<A, R>,
+        f: &F,
         items: I,
-    ) -> RedisMapUnordered<'_, A, R, I::IntoIter>
+    ) -> RedisMapUnordered<'_, I::Item, F::Output, I::IntoIter>
+    where
+        F: MapFn,
+        I: MapItems<F::Arg, How>,
+    {
+        RedisMapUnordered::new(map::Feed::new(self, f.ser_fn(), items.into_items()))
+    }
+
+    /// Calls `f(args)` on a worker of the fleet and waits for the result.
+    ///
+    /// # Errors
+    /// [`Error::Panicked`] if `f` panicked; [`Error::Broker`] if Redis
+    /// failed; [`Error::DeadLetter`] if no worker could run it;
+    /// [`Error::UnknownFunction`] if the workers do not register `f`.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # let url = "redis://127.0.0.1:6379";
+    /// # let worker = serfn::redis::RedisWorker::new(url);
+    /// # std::thread::spawn(move || worker.run());
+    /// let fleet = serfn::redis::RedisExecutor::new(url)?;
+    /// let add = serfn::closure!("add", [], move |x: i64, y: i64| -> i64 { x + y });
+    /// assert_eq!(fleet.call(&add, (40, 2))?, 42);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn call<A, R>(&self, f: &SerFn<A, R>, args: A) -> Result<R>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
-        I: IntoIterator<Item = A>,
     {
-        RedisMapUnordered::new(map::Feed::new(self, f, items.into_iter()))
+        self.submit(f, args).wait()
+    }
+
+    /// Sends `f(args)` to the fleet; the [`Task`] gives the result, by
+    /// [`wait`](Task::wait) or `.await`. The task is sent, and its answer
+    /// awaited, on a thread of its own: [`Task::cancel`] cannot take back a
+    /// task the broker has.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # let url = "redis://127.0.0.1:6379";
+    /// # let worker = serfn::redis::RedisWorker::new(url);
+    /// # std::thread::spawn(move || worker.run());
+    /// let fleet = serfn::redis::RedisExecutor::new(url)?;
+    /// let square = serfn::closure!("square", [], move |x: u64| -> u64 { x * x });
+    /// let tasks: Vec<_> = (1..=4).map(|x| fleet.submit(&square, x)).collect();
+    /// let squares = tasks.into_iter().map(|t| t.wait()).collect::<serfn::Result<Vec<u64>>>()?;
+    /// assert_eq!(squares, [1, 4, 9, 16]);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn submit<A, R>(&self, f: &SerFn<A, R>, args: A) -> Task<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        // A one-item map on its own thread, which completes the task.
+        let cell = TaskCell::new();
+        let feed = map::Feed::new(self, f, std::iter::once(args));
+        let owned = map::OwnedFeed::from(feed);
+        let completing = Arc::clone(&cell);
+        let spawned = std::thread::Builder::new()
+            .name("serfn-redis-submit".into())
+            .spawn(move || completing.complete(owned.run_one()));
+        if let Err(error) = spawned {
+            return Task::failed(Error::Broker {
+                reason: format!("cannot start a thread: {error}"),
+            });
+        }
+        Task::new(cell, map::decode_owned::<R>, self.shared.config.limits)
+    }
+
+    /// Calls a [`SerFnOnce`] on a worker of the fleet, consuming it, and
+    /// waits for the result. It travels with its task, as a map's function
+    /// does.
+    ///
+    /// # Errors
+    /// As [`call`](Self::call).
+    ///
+    /// # Example
+    /// ```no_run
+    /// # let url = "redis://127.0.0.1:6379";
+    /// # let worker = serfn::redis::RedisWorker::new(url);
+    /// # std::thread::spawn(move || worker.run());
+    /// let fleet = serfn::redis::RedisExecutor::new(url)?;
+    /// let words = vec!["serialized".to_string(), "closures".to_string()];
+    /// let join = serfn::closure!(once "join", [words: Vec<String>], move |sep: String| -> String {
+    ///     words.join(&sep)
+    /// });
+    /// assert_eq!(fleet.call_once(join, " ".into())?, "serialized closures");
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn call_once<A, R>(&self, f: SerFnOnce<A, R>, args: A) -> Result<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        once::call_once(self, f, args)
+    }
+
+    /// Folds `items` into `f`'s state, sequentially: the fleet's workers
+    /// have no state of their own to keep between tasks, so the state
+    /// travels with each task (the items of a
+    /// [`chunk_size`](RedisExecutorBuilder::chunk_size), 4096 unless set),
+    /// one task at a time, and comes back in the answer. Gives back the one
+    /// final state, in a `Vec` as [`Pool::fold`](crate::Pool::fold) gives
+    /// one state per worker, so that code generic over an
+    /// [`Executor`](crate::Executor) combines them the same way. It runs
+    /// on one worker at a time: a fold on the fleet is for a state that
+    /// must see every item, not for speed.
+    ///
+    /// # Errors
+    /// The first item's error ([`Error::Panicked`] and as
+    /// [`call`](Self::call)); the fold stops there. Never retried.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # let url = "redis://127.0.0.1:6379";
+    /// # let worker = serfn::redis::RedisWorker::new(url);
+    /// # std::thread::spawn(move || worker.run());
+    /// let fleet = serfn::redis::RedisExecutor::new(url)?;
+    /// let sum = serfn::closure!(mut "sum", [total: u64 = 0], move |x: u64| -> u64 { *total += x; *total });
+    /// let mut states = fleet.fold(&sum, 1..=100)?;
+    /// assert_eq!(states.len(), 1);
+    /// assert_eq!(states[0].call_mut(0), 5050);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn fold<A, R, I, How>(&self, f: &SerFnMut<A, R>, items: I) -> Result<Vec<SerFnMut<A, R>>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: MapItems<A, How>,
+    {
+        once::fold(self, f, items)
     }
 
     /// The results a job has, and those still to come, as `(index,
@@ -389,46 +519,6 @@ impl RedisExecutor {
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
-    }
-}
-
-impl Executor for RedisExecutor {
-    fn submit<A, R>(&self, f: &SerFn<A, R>, args: A) -> Task<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
-        // A one-item map on its own thread, which completes the task.
-        let cell = TaskCell::new();
-        let feed = map::Feed::new(self, f, std::iter::once(args));
-        let owned = map::OwnedFeed::from(feed);
-        let completing = Arc::clone(&cell);
-        std::thread::spawn(move || completing.complete(owned.run_one()));
-        Task::new(cell, map::decode_owned::<R>, self.shared.config.limits)
-    }
-
-    fn map<'a, A, R, I>(&'a self, f: &SerFn<A, R>, items: I) -> impl Iterator<Item = Result<R>> + 'a
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-        I: IntoIterator<Item = A>,
-        I::IntoIter: 'a,
-    {
-        RedisExecutor::map(self, f, items)
-    }
-
-    fn map_unordered<'a, A, R, I>(
-        &'a self,
-        f: &SerFn<A, R>,
-        items: I,
-    ) -> impl Iterator<Item = (usize, Result<R>)> + 'a
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-        I: IntoIterator<Item = A>,
-        I::IntoIter: 'a,
-    {
-        RedisExecutor::map_unordered(self, f, items)
     }
 }
 

@@ -19,9 +19,10 @@ use super::outbox::{
     acknowledge, append_dead_letter, append_forged, append_result, Checked, Outbox, Parked,
 };
 use super::{broker, DEFAULT_PREFIX};
-use crate::codec::{Key, Limits};
+use crate::codec::{self, Key, Limits};
 use crate::error::{Error, Result, WireError};
 use crate::handle::DynFn;
+use crate::plumbing::Kind;
 use crate::pool::protocol::Fields;
 use crate::sync::lock;
 
@@ -440,6 +441,24 @@ impl Serving<'_> {
         let limits = self.worker.limits;
         let function = self.function(&task.function, &task.header.name)?;
         let mut out = Vec::new();
+        let kind = function.signature().kind();
+        if kind != Kind::Fn && !task.header.seq {
+            // A fold's state or a `SerFnOnce`: a fresh copy of the stored one.
+            let mut function = function.clone();
+            let items = Fields(&task.items).items()?;
+            if kind == Kind::FnOnce {
+                let [args] = items[..] else {
+                    let message = format!("a `SerFnOnce` task carries {} items", items.len());
+                    return Err(WireError::from(&Error::decode(message)));
+                };
+                codec::encode_len_into(1, &mut out).map_err(|e| WireError::from(&e))?;
+                function.call_once_into(args, &limits, &mut out)?;
+                return Ok(out);
+            }
+            function.call_each_mut(&items, &limits, &mut out)?;
+            let state = function.to_bytes().map_err(|e| WireError::from(&e))?;
+            return Ok(super::once::join_state(&out, &state));
+        }
         if task.header.seq {
             function.call_batch(&task.items, &limits, &mut out)?;
         } else {

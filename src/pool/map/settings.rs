@@ -70,7 +70,8 @@ macro_rules! map_settings {
             }
 
             /// Calls `report` each time a chunk's results are in, on the
-            /// thread that iterates.
+            /// thread that iterates. `Send`, so that a map, or its stream
+            /// in a spawned task, may move between threads.
             ///
             #[doc = map_example!(
                 "let mut last = None;",
@@ -80,7 +81,7 @@ macro_rules! map_settings {
                 "let last = last.expect(\"at least one chunk\");",
                 "assert_eq!((last.done, last.total), (1_000, Some(1_000)));",
             )]
-            pub fn on_progress(mut self, report: impl FnMut(Progress) + 'p) -> Self {
+            pub fn on_progress(mut self, report: impl FnMut(Progress) + Send + 'p) -> Self {
                 self.feed.progress = Some(Box::new(report));
                 self
             }
