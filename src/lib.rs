@@ -229,8 +229,8 @@ pub use crate::error::{Error, Failure, Result};
 #[cfg(unix)]
 #[cfg_attr(docsrs, doc(cfg(unix)))]
 pub use crate::executor::Executor;
-pub use crate::function::{Call, CallMut, CallOnce};
-pub use crate::handle::{DynFn, SerFn, SerFnMut, SerFnOnce};
+pub use crate::function::{AsyncCall, Call, CallMut, CallOnce};
+pub use crate::handle::{AsyncSerFn, AsyncStage, DynFn, SerFn, SerFnMut, SerFnOnce};
 #[cfg(unix)]
 #[cfg_attr(docsrs, doc(cfg(unix)))]
 pub use crate::pool::{Map, MapUnordered, Pool, PoolBuilder, Progress, Stats, Task, WorkerExit};
