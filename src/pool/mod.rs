@@ -78,6 +78,7 @@ pub(crate) mod link;
 pub(crate) mod map;
 mod process;
 pub(crate) mod protocol;
+mod run_async;
 pub(crate) mod serve;
 mod slot;
 mod stats;
@@ -100,7 +101,8 @@ pub use self::map::{Map, MapUnordered, Progress};
 pub use self::stats::Stats;
 pub use self::task::{Cancelled, Task};
 use crate::error::{Error, Result};
-use crate::handle::{SerFn, SerFnMut};
+use crate::handle::{DynFn, SerFnMut};
+use crate::signature::Kind;
 use crate::sync::lock;
 
 /// Encoded functions a pool keeps for reuse across maps, at most.
@@ -319,7 +321,7 @@ impl Pool {
         I: IntoIterator,
         I::Item: MapItem<F::Arg>,
     {
-        let function = self.function(f.ser_fn());
+        let function = self.function(f.dyn_fn());
         Map::new(map::Feed::new(self, function, items.into_iter()))
     }
 
@@ -351,7 +353,7 @@ impl Pool {
         I: IntoIterator,
         I::Item: MapItem<F::Arg>,
     {
-        let function = self.function(f.ser_fn());
+        let function = self.function(f.dyn_fn());
         MapUnordered::new(map::Feed::new(self, function, items.into_iter()))
     }
 
@@ -383,7 +385,7 @@ impl Pool {
         I: IntoIterator,
         I::Item: MapItem<A>,
     {
-        let function = self.intern(f.to_bytes()?, f.name(), true, false)?;
+        let function = self.intern(f.to_bytes()?, f.name(), true, false, false)?;
         let mut calls = MapUnordered::new(map::Feed::<_, R, _>::new(
             self,
             Ok(Arc::clone(&function)),
@@ -419,17 +421,14 @@ impl Pool {
 
     /// The shared entry for an encoded function: a cached one with the same
     /// bytes, so that workers that have it are not sent it again.
-    fn function<A, R>(&self, f: &SerFn<A, R>) -> Result<Arc<FnEntry>>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
-        let batches = f.clone().into_dyn().batches();
+    fn function(&self, f: DynFn) -> Result<Arc<FnEntry>> {
+        let batches = f.batches();
         // Sized as its last encoding: growing from 64 bytes took a fifth of
         // a 100 MiB capture's encoding.
         let mut bytes = Vec::with_capacity(self.last_size(f.name()).max(64));
         f.to_bytes_into(&mut bytes)?;
-        self.intern(bytes, f.name(), false, batches)
+        let is_async = f.signature().kind() == Kind::Async;
+        self.intern(bytes, f.name(), false, batches, is_async)
     }
 
     /// The size of the last cached encoding of function `name`, or 0.
@@ -448,13 +447,16 @@ impl Pool {
         name: &'static str,
         mutable: bool,
         batches: bool,
+        is_async: bool,
     ) -> Result<Arc<FnEntry>> {
         let fresh = |bytes, hash| {
             let id = self
                 .shared
                 .next_function
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Arc::new(FnEntry::new(id, name, (bytes, hash), mutable, batches))
+            let mut entry = FnEntry::new(id, name, (bytes, hash), mutable, batches);
+            entry.is_async = is_async;
+            Arc::new(entry)
         };
         // A function the workers could not read is refused here, not by them.
         let limit = self.shared.config.limits.get_max_bytes();
