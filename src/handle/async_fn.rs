@@ -1,22 +1,6 @@
 //! [`AsyncSerFn`]: a serializable async function.
 //!
-//! # Sync or async?
-//! Use a sync function ([`SerFn`], [`closure!`](crate::closure)`(... move |x| ...)`)
-//! for work that keeps a core busy: parsing, hashing, numbers. A pool
-//! runs one at a time per worker process, so its parallelism is the number
-//! of workers. Use an async function (`closure!(... async move |x| ...)`,
-//! `#[serfn::function] async fn`, [`AsyncCall`]) for work that mostly
-//! waits: a request, a query, an upload. A worker runs up to
-//! [`max_concurrent`](crate::PoolBuilder::max_concurrent) of them at once on
-//! one thread of its own runtime (the `tokio` feature), so waiting items
-//! overlap instead of queueing: a function that waits 100 ms gives about
-//! ten items a second per worker as a `SerFn`, hundreds as an `AsyncSerFn`.
-//! An async body that keeps the thread busy holds back the other items of
-//! its worker: give such work to a sync function.
-//!
-//! Both cross the wire the same way, under signatures of different kinds
-//! ([`Kind::Fn`], [`Kind::Async`]): bytes of one are refused as the other
-//! with [`Error::SignatureMismatch`].
+//! Its calls are futures; it encodes, decodes and composes like [`SerFn`].
 
 use std::fmt;
 use std::future::Future;
@@ -45,15 +29,33 @@ type Caller<A, R> = Arc<dyn Fn(A) -> BoxFuture<R> + Send + Sync>;
 const MAX_TYPED_DEPTH: usize = 64;
 
 /// A serializable async function called through `&self`, any number of
-/// times: its call is a future. See the [module docs](self) for when to
-/// choose it over a [`SerFn`].
+/// times: its call is a future.
 ///
 /// Several arguments are one tuple, as for `SerFn`. Arguments and outputs
 /// are `Send`, so that a multi-threaded runtime can run its futures.
 ///
+/// # Sync or async
+/// Use a sync function ([`SerFn`], [`closure!`](crate::closure)`(... move |x| ...)`)
+/// for work that keeps a core busy: parsing, hashing, numbers. A pool
+/// runs one at a time per worker process, so its parallelism is the number
+/// of workers. Use an async function (`closure!(... async move |x| ...)`,
+/// `#[serfn::function] async fn`, [`AsyncCall`]) for work that mostly
+/// waits: a request, a query, an upload. A worker runs up to
+/// [`max_concurrent`](crate::PoolBuilder::max_concurrent) of them at once on
+/// one thread of its own runtime (the `tokio` feature), so waiting items
+/// overlap instead of queueing: a function that waits 100 ms gives about
+/// ten items a second per worker as a `SerFn`, and about 200 times as many
+/// as an `AsyncSerFn` with `max_concurrent(200)` (`cargo run --release
+/// --features tokio --example async_throughput`).
+/// An async body that keeps the thread busy holds back the other items of
+/// its worker: give such work to a sync function.
+///
+/// Both cross the wire the same way, under signatures of different kinds
+/// ([`Kind::Fn`], [`Kind::Async`]): bytes of one are refused as the other
+/// with [`Error::SignatureMismatch`].
+///
 /// # Example
 /// ```
-/// use std::time::Duration;
 /// use serfn::AsyncSerFn;
 ///
 /// let base = 10;

@@ -304,7 +304,7 @@ impl Pool {
     ///
     /// Items may be borrowed: `pool.map(&f, &items)` or `items.iter()`
     /// encodes each `&A` as it is, with no clone (see [`MapItem`]). `f` is a
-    /// [`SerFn`]: a [`SerFnMut`] goes to [`fold`](Self::fold) instead.
+    /// [`SerFn`](crate::SerFn) or an [`AsyncSerFn`](crate::AsyncSerFn): a [`SerFnMut`] goes to [`fold`](Self::fold) instead.
     ///
     /// # Example
     /// ```no_run
