@@ -157,3 +157,21 @@ fn a_panic_in_the_future_is_the_callers() {
     assert!(joined.unwrap_err().is_panic());
     assert_eq!(runtime.block_on(boom.call(1)), 1);
 }
+
+static PARSED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[test]
+fn nothing_runs_until_polled_even_a_decoded_pipelines_sync_stage() {
+    use std::sync::atomic::Ordering;
+    let parse = serfn::closure!("test_async::parse", [], move |s: String| -> i64 {
+        PARSED.fetch_add(1, Ordering::SeqCst);
+        s.parse().unwrap()
+    });
+    let typed = parse.then_async(add(1));
+    let decoded = AsyncSerFn::<String, i64>::from_bytes(&typed.to_bytes().unwrap()).unwrap();
+    let pending = [typed.call("1".into()), decoded.call("2".into())];
+    assert_eq!(PARSED.load(Ordering::SeqCst), 0);
+    let [a, b] = pending;
+    assert_eq!((block_on(a), block_on(b)), (2, 3));
+    assert_eq!(PARSED.load(Ordering::SeqCst), 2);
+}

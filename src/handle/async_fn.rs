@@ -163,17 +163,19 @@ where
     pub fn try_call(&self, args: A) -> impl Future<Output = Result<R>> + Send + 'static {
         let (typed, erased) = match &self.typed {
             Some(typed) => (Some((typed.call)(args)), None),
-            None => {
-                let mut input = Slot(Some(args));
-                let started = Arc::clone(&self.erased).__serfn_call_async(Input::Slot(&mut input));
-                (None, Some(started))
-            }
+            None => (None, Some((Arc::clone(&self.erased), args))),
         };
         async move {
             match (typed, erased) {
                 (Some(typed), _) => Ok(typed.await),
-                (None, Some(started)) => {
-                    let bytes = started?.await?;
+                (None, Some((erased, args))) => {
+                    // Started here, when polled: a pipeline's first stage
+                    // may be sync, and runs as it starts.
+                    let started = {
+                        let mut input = Slot(Some(args));
+                        erased.__serfn_call_async(Input::Slot(&mut input))?
+                    };
+                    let bytes = started.await?;
                     // Our own encoding: no limit to enforce.
                     codec::decode_value(&bytes, &Limits::unlimited())
                 }

@@ -215,8 +215,10 @@ impl PoolBuilder {
     /// For an async function, a [`timeout`](Self::timeout) applies to each
     /// item: past it, the item's future is dropped and the item fails with
     /// [`Error::Timeout`](crate::Error::Timeout); the worker and the
-    /// other items go on. Needs the `tokio` feature (see
-    /// [`AsyncSerFn`](crate::AsyncSerFn)).
+    /// other items go on. Needs the `tokio` feature: a worker then runs a
+    /// current-thread tokio runtime with its timers, and its I/O driver when
+    /// the program enables tokio's `net` feature. Without it, an async
+    /// function's items fail with [`Error::SignatureMismatch`](crate::Error::SignatureMismatch).
     ///
     /// # Example
     /// ```no_run
