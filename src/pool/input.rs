@@ -30,8 +30,8 @@ use crate::handle::{AsyncSerFn, DynFn, SerFn};
 /// # Ok::<(), serfn::Error>(())
 /// ```
 #[diagnostic::on_unimplemented(
-    message = "`Pool::map` runs a `SerFn` (an `Fn`), and `{Self}` is not one",
-    label = "not a `SerFn`",
+    message = "`Pool::map` runs a `SerFn` (an `Fn`) or an `AsyncSerFn`, and `{Self}` is neither",
+    label = "not a `SerFn` or an `AsyncSerFn`",
     note = "a `SerFnMut` keeps state between calls: run it with `Pool::fold`, \
             which gives back each worker's state, instead of `map`"
 )]
