@@ -145,3 +145,26 @@ fn nap_is_registered() {
     // Keeps `nap` used in builds without the runtime.
     assert_eq!(nap().signature().kind(), serfn::Kind::Async);
 }
+
+/// A body that blocks its worker's thread instead of awaiting: no timer
+/// fires in that worker, so the pool kills it past the items' timeouts
+/// and a grace, and the items fail with the timeout.
+#[cfg(feature = "tokio")]
+#[test]
+fn a_body_that_blocks_its_worker_is_bounded_by_a_kill() {
+    let stuck = serfn::closure!("pool_async::stuck", [], async move |ms: u64| -> u64 {
+        std::thread::sleep(Duration::from_millis(ms));
+        ms
+    });
+    let pool = Pool::builder()
+        .workers(1)
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let before = pool.worker_pids();
+    let results: Vec<serfn::Result<u64>> = pool.map(&stuck, [60_000, 1]).collect();
+    for result in &results {
+        assert!(matches!(result, Err(Error::Timeout { .. })), "{result:?}");
+    }
+    assert_ne!(pool.call(&pid(), ()).unwrap(), before[0], "a new worker");
+}

@@ -210,7 +210,11 @@ impl PoolBuilder {
     /// async function's items this many to a message (unless a
     /// [`chunk_size`](Self::chunk_size) is set), and the worker overlaps
     /// them: 200 items that each wait 100 ms take about 100 ms, not 20 s.
-    /// Sync functions are unaffected: a worker runs one at a time.
+    /// Sync functions are unaffected: a worker runs one at a time. A
+    /// chunk's answer goes back once all its items are done, and a worker
+    /// runs its chunks in order: an item that waits long holds back the
+    /// rest of its chunk's answer and the worker's next chunk (a timeout
+    /// bounds how long).
     ///
     /// For an async function, a [`timeout`](Self::timeout) applies to each
     /// item: past it, the item's future is dropped and the item fails with
