@@ -9,6 +9,8 @@
 //! This module depends on no function type: the registry's trait uses it.
 
 use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
 
 use serde::Serialize;
 
@@ -36,7 +38,16 @@ pub enum Output<'a> {
     Slot(&'a mut (dyn Any + 'static)),
     /// A buffer that receives the encoding of `Ok::<R, Panic>(result)`.
     Bytes(&'a mut Vec<u8>),
+    /// A buffer that receives the encoding of the result alone: how a
+    /// stage of an async pipeline hands its output to the next.
+    Value(&'a mut Vec<u8>),
 }
+
+/// The future of an async call through the registry's trait: the encoding
+/// of the result. It owns what it needs (`'static`), so that a runtime can
+/// run it apart from the frame that started it.
+#[doc(hidden)]
+pub type AsyncOutput = Pin<Box<dyn Future<Output = Result<Vec<u8>>> + Send>>;
 
 /// A typed value behind a trait object: an argument in flight, or a stage's output.
 #[doc(hidden)]

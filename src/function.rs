@@ -110,3 +110,42 @@ where
     /// Calls the function, consuming it.
     fn call_once(self, args: A) -> Self::Output;
 }
+
+/// A function called through `&self` and awaited, any number of times: an
+/// async [`Fn`]. Its handle is [`AsyncSerFn`](crate::AsyncSerFn).
+///
+/// The future must be `Send`, so that a multi-threaded runtime can run it;
+/// it may borrow the capture (`&self`).
+///
+/// # Example
+/// ```
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Greet {
+///     greeting: String,
+/// }
+///
+/// #[serfn::register]
+/// impl serfn::AsyncCall<String> for Greet {
+///     type Output = String;
+///     async fn call(&self, name: String) -> String {
+///         format!("{}, {name}", self.greeting)
+///     }
+/// }
+///
+/// let f = serfn::AsyncSerFn::new(Greet { greeting: "hello".into() });
+/// let g: serfn::AsyncSerFn<String, String> = serfn::AsyncSerFn::from_bytes(&f.to_bytes()?)?;
+/// # let _ = g;
+/// # Ok::<(), serfn::Error>(())
+/// ```
+pub trait AsyncCall<A>: Serialize + DeserializeOwned + Send + Sync + 'static
+where
+    A: Serialize + DeserializeOwned + Send + 'static,
+{
+    /// What the function's future gives.
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+
+    /// Calls the function: a future of its output.
+    fn call(&self, args: A) -> impl std::future::Future<Output = Self::Output> + Send;
+}

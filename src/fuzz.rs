@@ -32,6 +32,8 @@ pub mod tags {
     pub const FORGET: u8 = proto::FORGET;
     /// See the protocol module.
     pub const BATCH_SEQ: u8 = proto::BATCH_SEQ;
+    /// See the protocol module.
+    pub const ASYNC_BATCH: u8 = proto::ASYNC_BATCH;
 }
 
 /// Both sides' limits here: the defaults but for size, so that a claimed

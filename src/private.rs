@@ -13,9 +13,9 @@ use serde::Serialize;
 
 pub use crate::__serfn_register_erased as register_erased;
 pub use crate::compose::ArgTuple;
-pub use crate::erased::{ArgSlot, Input, Output, Slot};
+pub use crate::erased::{ArgSlot, AsyncOutput, Input, Output, Slot};
 pub use crate::registry::{Registered, Registration};
-pub use crate::registry::{SerializableFn, TypedFn};
+pub use crate::registry::{SerializableFn, TypedAsyncFn, TypedFn};
 pub use crate::signature::{Kind, Signature, TypeInfo};
 pub use ::core::{concat, file, line, module_path, option::Option, result::Result};
 pub use {erased_serde, inventory, serde, typetag};
@@ -164,6 +164,13 @@ macro_rules! __serfn_register_erased {
                     <$crate::__private::kind::$kind as $crate::__private::Invoke<$ty, $args>>::call_once(self, input, output)
                 }
 
+                fn __serfn_call_async(
+                    self: ::std::sync::Arc<Self>,
+                    input: $crate::__private::Input<'_>,
+                ) -> $crate::Result<$crate::__private::AsyncOutput> {
+                    <$crate::__private::kind::$kind as $crate::__private::Invoke<$ty, $args>>::call_async(self, input)
+                }
+
                 fn __serfn_batches(&self) -> bool {
                     <$crate::__private::kind::$kind as $crate::__private::Invoke<$ty, $args>>::BATCHES
                 }
@@ -228,6 +235,8 @@ pub mod kind {
     pub struct CallMut;
     /// [`CallOnce`](crate::CallOnce): `FnOnce`.
     pub struct CallOnce;
+    /// [`AsyncCall`](crate::AsyncCall): `Async`.
+    pub struct AsyncCall;
 }
 
 /// How to call a `T` that implements the trait `Self` names, for `A`.
@@ -250,6 +259,15 @@ pub trait Invoke<T, A> {
     {
         let _ = target;
         Some(f)
+    }
+    /// Starts an async call (`Async` only): the argument taken now, the
+    /// result encoded when the future is done.
+    fn call_async(f: Arc<T>, input: Input<'_>) -> SerfnResult<AsyncOutput>
+    where
+        T: SerializableFn,
+    {
+        let _ = input;
+        Err(wrong_kind(&*f, Kind::Async))
     }
     /// Whether [`call_batch`](Self::call_batch) is implemented: for `Fn` only.
     const BATCHES: bool = false;
@@ -325,6 +343,7 @@ fn put_output<R: Serialize + 'static>(output: Output<'_>, result: R) -> SerfnRes
             Ok(())
         }
         Output::Bytes(buf) => codec::encode_ok_into(&result, buf),
+        Output::Value(buf) => codec::encode_value_into(&result, buf),
     }
 }
 
@@ -437,6 +456,45 @@ where
         match Arc::try_unwrap(f) {
             Ok(f) => put_output(output, f.call_once(take_args(input)?)),
             Err(shared) => shared.__serfn_clone()?.__serfn_call_once(input, output),
+        }
+    }
+}
+
+impl<T, A> Invoke<T, A> for kind::AsyncCall
+where
+    T: crate::AsyncCall<A> + SerializableFn,
+    A: Serialize + DeserializeOwned + Send + 'static,
+{
+    type Output = T::Output;
+    const KIND: Kind = Kind::Async;
+
+    fn call(f: &T, _: Input<'_>, _: Output<'_>) -> SerfnResult<()> {
+        Err(wrong_kind(f, Kind::Fn))
+    }
+
+    fn call_mut(f: &mut T, _: Input<'_>, _: Output<'_>) -> SerfnResult<()> {
+        Err(wrong_kind(f, Kind::FnMut))
+    }
+
+    fn call_once(f: Arc<T>, _: Input<'_>, _: Output<'_>) -> SerfnResult<()> {
+        Err(wrong_kind(&*f, Kind::FnOnce))
+    }
+
+    fn call_async(f: Arc<T>, input: Input<'_>) -> SerfnResult<AsyncOutput> {
+        let args: A = take_args(input)?;
+        Ok(Box::pin(async move {
+            let result = f.call(args).await;
+            codec::encode_value(&result)
+        }))
+    }
+
+    fn into_typed(f: Arc<T>, target: &mut dyn Any) -> Option<Arc<dyn SerializableFn>> {
+        match target.downcast_mut::<Option<Arc<dyn TypedAsyncFn<A, T::Output>>>>() {
+            Some(slot) => {
+                *slot = Some(f);
+                None
+            }
+            None => Some(f),
         }
     }
 }

@@ -28,6 +28,8 @@
 use std::any::Any;
 use std::cell::Cell;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
 use fnv::FnvHashMap;
@@ -35,11 +37,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec::{Limits, Prefix};
-use crate::erased::{ArgSlot, Input, Output};
+use crate::erased::{ArgSlot, AsyncOutput, Input, Output};
 use crate::error::{Error, Result};
-use crate::function::Call;
+use crate::function::{AsyncCall, Call};
 use crate::schema::Layout;
-use crate::signature::{Signature, TypeInfo};
+use crate::signature::{Kind, Signature, TypeInfo};
 
 /// A registered function with its captured state, type-erased.
 ///
@@ -77,6 +79,20 @@ pub trait SerializableFn: Send + Sync + 'static {
 
     #[doc(hidden)]
     fn __serfn_call_once(self: Arc<Self>, input: Input<'_>, output: Output<'_>) -> Result<()>;
+
+    /// Starts an async call: takes the argument from `input` now and returns
+    /// the future of the result's encoding. Only `Async` functions, and
+    /// pipelines holding one, run this way.
+    #[doc(hidden)]
+    fn __serfn_call_async(self: Arc<Self>, input: Input<'_>) -> Result<AsyncOutput> {
+        let _ = input;
+        let found = self.signature();
+        Err(Error::SignatureMismatch {
+            name: self.name().into(),
+            expected: Signature::new(Kind::Async, found.args(), found.output()).to_string(),
+            found: found.to_string(),
+        })
+    }
 
     /// A deep copy: through the capture's `Clone` when it has one, otherwise
     /// through the codec.
@@ -164,6 +180,30 @@ where
     #[inline]
     fn __serfn_typed_call(&self, args: A) -> T::Output {
         self.call(args)
+    }
+}
+
+/// A registered `Async` function called with its own types: what an
+/// [`AsyncSerFn`](crate::AsyncSerFn) calls, with no encoding in between.
+#[doc(hidden)]
+pub trait TypedAsyncFn<A, R>: SerializableFn {
+    /// Calls the function: its future, owning the function and the argument.
+    fn __serfn_typed_call_async(
+        self: Arc<Self>,
+        args: A,
+    ) -> Pin<Box<dyn Future<Output = R> + Send>>;
+}
+
+impl<T, A> TypedAsyncFn<A, T::Output> for T
+where
+    T: AsyncCall<A> + SerializableFn,
+    A: Serialize + DeserializeOwned + Send + 'static,
+{
+    fn __serfn_typed_call_async(
+        self: Arc<Self>,
+        args: A,
+    ) -> Pin<Box<dyn Future<Output = T::Output> + Send>> {
+        Box::pin(async move { self.call(args).await })
     }
 }
 

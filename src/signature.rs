@@ -11,7 +11,9 @@ use crate::schema::{self, Layout};
 ///
 /// A function of one kind can be used wherever a later kind is wanted:
 /// an `Fn` function works as a [`SerFnMut`](crate::SerFnMut) or a
-/// [`SerFnOnce`](crate::SerFnOnce), never the other way round.
+/// [`SerFnOnce`](crate::SerFnOnce), never the other way round. An
+/// [`Async`](Kind::Async) function stands apart: it is called only as one,
+/// and only an async function is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     /// Called through `&self` ([`Call`](crate::Call)), any number of times.
@@ -20,6 +22,9 @@ pub enum Kind {
     FnMut,
     /// Consumed by its call ([`CallOnce`](crate::CallOnce)).
     FnOnce,
+    /// Called through `&self` and awaited ([`AsyncCall`](crate::AsyncCall)),
+    /// any number of times; also a pipeline holding such a stage.
+    Async,
 }
 
 impl Kind {
@@ -29,9 +34,14 @@ impl Kind {
     /// use serfn::plumbing::Kind;
     /// assert!(Kind::Fn.can_act_as(Kind::FnOnce));
     /// assert!(!Kind::FnOnce.can_act_as(Kind::Fn));
+    /// assert!(!Kind::Fn.can_act_as(Kind::Async) && !Kind::Async.can_act_as(Kind::FnOnce));
     /// ```
     pub fn can_act_as(self, wanted: Kind) -> bool {
-        self <= wanted
+        match (self, wanted) {
+            (Kind::Async, wanted) => wanted == Kind::Async,
+            (_, Kind::Async) => false,
+            (found, wanted) => found <= wanted,
+        }
     }
 
     fn as_str(self) -> &'static str {
@@ -39,6 +49,7 @@ impl Kind {
             Kind::Fn => "Fn",
             Kind::FnMut => "FnMut",
             Kind::FnOnce => "FnOnce",
+            Kind::Async => "Async",
         }
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use serfn::{DynFn, SerFn, SerFnMut, SerFnOnce};
+use serfn::{AsyncSerFn, DynFn, SerFn, SerFnMut, SerFnOnce};
 
 #[derive(Serialize, Deserialize)]
 struct Scale {
@@ -33,6 +33,26 @@ fn affine(#[capture] slope: &f64, #[capture] intercept: &f64, x: f64) -> f64 {
 fn shift() -> SerFn<f64, f64> {
     let offset = 0.5;
     serfn::closure!("golden::shift", [offset: f64], move |x: f64| -> f64 { x + offset })
+}
+
+fn async_scale() -> AsyncSerFn<f64, f64> {
+    let factor = 2.0;
+    serfn::closure!("golden::async_scale", [factor: f64], async move |x: f64| -> f64 {
+        std::future::ready(x * factor).await
+    })
+}
+
+#[serfn::function(name = "golden::async_affine")]
+async fn async_affine(#[capture] slope: &f64, #[capture] intercept: &f64, x: f64) -> f64 {
+    std::future::ready(slope * x + intercept).await
+}
+
+/// Runs a future to its end on a runtime of its own.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(future)
 }
 
 /// A higher-order capture: a function inside.
@@ -203,6 +223,37 @@ const CASES: &[Case] = &[
         check: |b| {
             let f = decode::<SerFn<String, f64>>(b);
             assert_eq!((f.call("a".into()), f.call("b".into())), (4.0, 50.0));
+        },
+    },
+    Case {
+        name: "async",
+        make: || bytes(&async_scale()),
+        check: |b| {
+            assert_eq!(block_on(decode::<AsyncSerFn<f64, f64>>(b).call(2.0)), 4.0);
+            // Its own kind: never read as a sync function.
+            assert!(matches!(
+                serfn::from_bytes::<SerFn<f64, f64>>(b),
+                Err(serfn::Error::SignatureMismatch { .. })
+            ));
+        },
+    },
+    Case {
+        name: "async_then",
+        make: || {
+            bytes(
+                &SerFn::new(Scale { factor: 1.5 })
+                    .then_async(async_affine(3.0, 1.0))
+                    .then(shift())
+                    .then(async_scale()),
+            )
+        },
+        // ((1 * 1.5) * 3 + 1 + 0.5) * 2
+        check: |b| {
+            assert_eq!(block_on(decode::<AsyncSerFn<f64, f64>>(b).call(1.0)), 12.0);
+            assert!(matches!(
+                serfn::from_bytes::<SerFn<f64, f64>>(b),
+                Err(serfn::Error::SignatureMismatch { .. })
+            ));
         },
     },
     Case {

@@ -15,6 +15,8 @@ pub(crate) enum Kind {
     Call,
     CallMut,
     CallOnce,
+    /// `AsyncCall`: through `&self`, awaited; apart from the three above.
+    AsyncCall,
 }
 
 impl Kind {
@@ -23,6 +25,7 @@ impl Kind {
             "Call" => Some(Kind::Call),
             "CallMut" => Some(Kind::CallMut),
             "CallOnce" => Some(Kind::CallOnce),
+            "AsyncCall" => Some(Kind::AsyncCall),
             _ => None,
         }
     }
@@ -33,13 +36,14 @@ impl Kind {
             Kind::Call => "Call",
             Kind::CallMut => "CallMut",
             Kind::CallOnce => "CallOnce",
+            Kind::AsyncCall => "AsyncCall",
         };
         Ident::new(name, Span::call_site())
     }
 
     fn method(self) -> Ident {
         let name = match self {
-            Kind::Call => "call",
+            Kind::Call | Kind::AsyncCall => "call",
             Kind::CallMut => "call_mut",
             Kind::CallOnce => "call_once",
         };
@@ -52,6 +56,7 @@ impl Kind {
             Kind::Call => "SerFn",
             Kind::CallMut => "SerFnMut",
             Kind::CallOnce => "SerFnOnce",
+            Kind::AsyncCall => "AsyncSerFn",
         };
         Ident::new(name, Span::call_site())
     }
@@ -78,7 +83,7 @@ impl By {
     /// How every capture of a closure of `kind` is seen.
     pub(crate) fn of(kind: Kind) -> By {
         match kind {
-            Kind::Call => By::Ref,
+            Kind::Call | Kind::AsyncCall => By::Ref,
             Kind::CallMut => By::Mut,
             Kind::CallOnce => By::Value,
         }
@@ -210,8 +215,11 @@ impl CallImpl<'_> {
         // `self` resolves at the macro's definition site, so a `self` in the
         // user's body cannot silently mean the capture struct.
         let this = quote_spanned!(Span::mixed_site()=> self);
+        if *kind == Kind::AsyncCall {
+            return self.async_tokens(&this);
+        }
         let receiver = match kind {
-            Kind::Call => quote!(&#this),
+            Kind::Call | Kind::AsyncCall => quote!(&#this),
             Kind::CallMut => quote!(&mut #this),
             Kind::CallOnce if self.captures.iter().any(|c| c.by == By::Mut) => quote!(mut #this),
             Kind::CallOnce => quote!(#this),
@@ -246,6 +254,43 @@ impl CallImpl<'_> {
 
                 #(#method_attrs)*
                 fn #method(#receiver, #param) -> #output #block
+            }
+        }
+    }
+}
+
+impl CallImpl<'_> {
+    /// The impl of `AsyncCall`: the captures bound by reference, then the
+    /// body as an `async move` block, which owns the arguments and borrows
+    /// the capture for as long as the future lives.
+    fn async_tokens(&self, this: &TokenStream) -> TokenStream {
+        let CallImpl {
+            krate,
+            self_ty,
+            output,
+            method_attrs,
+            body,
+            ..
+        } = self;
+        let bindings = self
+            .captures
+            .iter()
+            .map(|Capture { ident, .. }| quote!(let #ident = &#this.#ident;));
+        let stmts = &body.stmts;
+        let mut block = Group::new(Delimiter::Brace, quote!(#(#stmts)*));
+        block.set_span(body.brace_token.span.join());
+        let (param, args_ty) = args_param(self.args);
+        quote! {
+            #[automatically_derived]
+            impl #krate::AsyncCall<#args_ty> for #self_ty {
+                type Output = #output;
+
+                #(#method_attrs)*
+                #[allow(clippy::manual_async_fn)]
+                fn call(&#this, #param) -> impl ::core::future::Future<Output = #output> + ::core::marker::Send {
+                    #(#bindings)*
+                    async move #block
+                }
             }
         }
     }

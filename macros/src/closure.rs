@@ -99,6 +99,7 @@ impl Closure {
             syn::Error::new(error.span(), format_args!("expected a closure: `{USAGE}`"))
         })?;
         let (args, all_typed, output) = check_closure(&closure, errors);
+        let kind = async_kind(kind, &closure, errors);
         let options = if input.parse::<Option<Token![,]>>()?.is_some() {
             Args::parse(input, errors)?
         } else if input.is_empty() {
@@ -324,10 +325,6 @@ fn check_closure(closure: &ExprClosure, errors: &mut Errors) -> (Vec<Arg>, bool,
             .constness
             .as_ref()
             .map(|t| (t.span, "`const` closures")),
-        closure
-            .asyncness
-            .as_ref()
-            .map(|t| (t.span, "`async` closures")),
     ];
     for (span, what) in unsupported.into_iter().flatten() {
         errors.error_at(
@@ -412,6 +409,22 @@ fn check_closure(closure: &ExprClosure, errors: &mut Errors) -> (Vec<Arg>, bool,
         }
     };
     (args, all_typed, output)
+}
+
+/// `async move |x: A| -> R { ... }` is an `AsyncCall`; `mut` and `once`
+/// have no async form.
+fn async_kind(kind: Kind, closure: &ExprClosure, errors: &mut Errors) -> Kind {
+    let Some(asyncness) = &closure.asyncness else {
+        return kind;
+    };
+    if kind != Kind::Call {
+        errors.error_at(
+            asyncness.span,
+            "an async `serfn::closure!` is called through `&self`: leave out `mut` and `once`",
+        );
+        return kind;
+    }
+    Kind::AsyncCall
 }
 
 fn respan_pat(pat: &Pat) -> Pat {

@@ -44,6 +44,22 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     errors.fallback(item)
 }
 
+/// An `async fn` is an `AsyncCall`: its future borrows the capture, so
+/// each `#[capture]` is a `&T`.
+fn async_kind(captures: &[Capture], errors: &mut Errors) -> Kind {
+    for capture in captures.iter().filter(|c| c.by != By::Ref) {
+        errors.error(
+            &capture.ident,
+            format_args!(
+                "an async `#[serfn::function]` takes its captures by reference: write `{}: &{}`",
+                capture.ident,
+                ast::compact(&capture.ty)
+            ),
+        );
+    }
+    Kind::AsyncCall
+}
+
 /// A fn split into what the expansion needs.
 struct Function<'a> {
     item: &'a ItemFn,
@@ -61,7 +77,6 @@ impl<'a> Function<'a> {
         let sig = &item.sig;
         let unsupported = [
             sig.constness.as_ref().map(|t| (t.span, "`const fn`")),
-            sig.asyncness.as_ref().map(|t| (t.span, "`async fn`")),
             match &sig.safety {
                 syn::Safety::Unsafe(t) => Some((t.span, "`unsafe fn`")),
                 _ => None,
@@ -142,11 +157,14 @@ impl<'a> Function<'a> {
                 (**ty).clone()
             }
         };
-        let kind = captures
-            .iter()
-            .map(|c| c.by.kind())
-            .max()
-            .unwrap_or(Kind::Call);
+        let kind = match &sig.asyncness {
+            Some(_) => async_kind(&captures, errors),
+            None => captures
+                .iter()
+                .map(|c| c.by.kind())
+                .max()
+                .unwrap_or(Kind::Call),
+        };
         Function {
             item,
             captures,

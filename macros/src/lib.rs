@@ -128,7 +128,8 @@ pub fn register(args: TokenStream, input: TokenStream) -> TokenStream {
 ///
 /// The name defaults to the module path and the fn's name; `name = "..."`,
 /// `version = N` and `crate = path` work as for
-/// [`#[serfn::register]`](macro@register). Generic, `async`, `const` and
+/// [`#[serfn::register]`](macro@register). An `async fn` makes an
+/// `AsyncSerFn`, its captures taken as `&T`. Generic, `const` and
 /// `unsafe` fns, `self` and `impl Trait` are not supported: a registered
 /// function has one concrete signature.
 #[proc_macro_attribute]
@@ -167,6 +168,8 @@ pub fn function(args: TokenStream, input: TokenStream) -> TokenStream {
 ///
 /// - `mut` makes an `FnMut` (`serfn::SerFnMut`), `once` an `FnOnce`
 ///   (`serfn::SerFnOnce`); the default is an `Fn` (`serfn::SerFn`).
+///   `async move |args| -> Output { body }` makes an async function
+///   (`serfn::AsyncSerFn`), whose body sees each capture as `&T`.
 /// - Each capture is `name: Type`, which moves the variable `name` in, or
 ///   `name: Type = value`. The capture types must implement serde's
 ///   `Serialize` and `Deserialize`. The body sees each capture as a closure

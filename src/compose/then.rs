@@ -11,8 +11,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{Stage, StageRef};
-use crate::codec::{self, stash};
-use crate::erased::{ArgSlot, Input, Output};
+use crate::codec::{self, stash, Limits};
+use crate::erased::{ArgSlot, AsyncOutput, Input, Output};
 use crate::error::{Error, Result};
 use crate::registry::{Registered, Registration, SerializableFn};
 use crate::signature::{Kind, Signature, TypeInfo};
@@ -109,10 +109,24 @@ impl fmt::Debug for Then {
     }
 }
 
-/// Refuses empty pipelines and stages whose input is not the previous output.
+/// Refuses empty pipelines, stages whose input is not the previous
+/// output, and an async pipeline with a stage that needs `&mut` or `self`.
 fn check_links(stages: &[Arc<dyn SerializableFn>]) -> Result<()> {
     if stages.is_empty() {
         return Err(Error::decode("a `then` pipeline with no stage"));
+    }
+    let kinds = || stages.iter().map(|stage| stage.signature().kind());
+    if kinds().any(|kind| kind == Kind::Async) {
+        if let Some(stage) = stages
+            .iter()
+            .find(|stage| !matches!(stage.signature().kind(), Kind::Fn | Kind::Async))
+        {
+            return Err(Error::SignatureMismatch {
+                name: stage.name().into(),
+                expected: "an `Fn` or `Async` stage in an async pipeline".into(),
+                found: stage.signature().to_string(),
+            });
+        }
     }
     for pair in stages.windows(2) {
         let (before, after) = (pair[0].signature(), pair[1].signature());
@@ -189,6 +203,17 @@ fn run_in(
     Ok(())
 }
 
+/// Starts one stage of an async pipeline: an async stage's own future, or
+/// a sync stage run now, its output encoded for the next.
+fn start_stage(stage: &Arc<dyn SerializableFn>, input: Input<'_>) -> Result<AsyncOutput> {
+    if stage.signature().kind() == Kind::Async {
+        return Arc::clone(stage).__serfn_call_async(input);
+    }
+    let mut value = Vec::new();
+    stage.__serfn_call(input, Output::Value(&mut value))?;
+    Ok(Box::pin(std::future::ready(Ok(value))))
+}
+
 #[typetag::serde(name = "serfn::then")]
 impl SerializableFn for Then {
     fn signature(&self) -> Signature {
@@ -253,6 +278,29 @@ impl SerializableFn for Then {
             |stage, input, output| stage.__serfn_call_once(input, output),
             |stage| stage.__serfn_output_slot(),
         )
+    }
+
+    fn __serfn_call_async(self: Arc<Self>, input: Input<'_>) -> Result<AsyncOutput> {
+        if self.kind != Kind::Async {
+            let found = self.signature();
+            return Err(Error::SignatureMismatch {
+                name: REGISTRATION.name().into(),
+                expected: Signature::new(Kind::Async, found.args(), found.output()).to_string(),
+                found: found.to_string(),
+            });
+        }
+        // The first stage takes its argument now; each later one takes the
+        // encoding of the output before it (our own bytes: no limit).
+        let first = start_stage(self.first(), input)?;
+        Ok(Box::pin(async move {
+            let mut value = first.await?;
+            for stage in &self.stages[1..] {
+                let input = Input::Bytes(&value, &Limits::unlimited());
+                let next = start_stage(stage, input)?;
+                value = next.await?;
+            }
+            Ok(value)
+        }))
     }
 
     fn __serfn_encode_capture(&self, out: &mut Vec<u8>) -> Result<()> {

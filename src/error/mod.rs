@@ -243,8 +243,9 @@ pub enum Error {
     },
 
     /// The task ran past the pool's [`timeout`](crate::PoolBuilder::timeout):
-    /// its worker was killed and replaced.
-    #[error("`{name}` ran past its timeout of {timeout:?}; its worker was killed")]
+    /// a sync function's worker was killed and replaced; an async
+    /// function's item was dropped, and its worker went on with the others.
+    #[error("`{name}` ran past its timeout of {timeout:?}")]
     Timeout {
         /// The function that ran too long.
         name: String,

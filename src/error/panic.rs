@@ -70,6 +70,26 @@ pub(crate) struct Panic {
     pub(crate) backtrace: Option<String>,
 }
 
+/// What a [`Panic`]'s location starts with when it stands for an item that
+/// timed out, followed by the timeout in nanoseconds: an async chunk's
+/// answer has one error form per item, a panic's, and a timeout travels in
+/// it. No location the hook notes starts with a NUL.
+#[cfg(unix)]
+const TIMEOUT_MARK: &str = "\0serfn-timeout:";
+
+#[cfg(all(unix, feature = "tokio"))]
+impl Panic {
+    /// An async item of function `name` dropped past its `timeout`.
+    pub(crate) fn timeout(name: &str, timeout: std::time::Duration) -> Panic {
+        Panic {
+            name: name.into(),
+            message: format!("ran past its timeout of {timeout:?}"),
+            location: Some(format!("{TIMEOUT_MARK}{}", timeout.as_nanos())),
+            backtrace: None,
+        }
+    }
+}
+
 impl From<Panic> for Error {
     fn from(
         Panic {
@@ -79,6 +99,15 @@ impl From<Panic> for Error {
             backtrace,
         }: Panic,
     ) -> Self {
+        #[cfg(unix)]
+        if let Some(nanos) = location
+            .as_deref()
+            .and_then(|at| at.strip_prefix(TIMEOUT_MARK))
+            .and_then(|nanos| nanos.parse::<u64>().ok())
+        {
+            let timeout = std::time::Duration::from_nanos(nanos);
+            return Error::Timeout { name, timeout };
+        }
         Error::Panicked {
             name,
             message,

@@ -7,6 +7,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::wire;
 use crate::codec::{self, Limits};
+#[cfg(all(unix, feature = "tokio"))]
+use crate::erased::AsyncOutput;
 use crate::erased::{Input, Output};
 use crate::error::{Error, Result};
 use crate::registry::SerializableFn;
@@ -232,6 +234,20 @@ impl DynFn {
             catching(name, |i, o| f.__serfn_call(i, o), args, limits, out)?;
         }
         Ok(())
+    }
+
+    #[cfg(unix)] // for the pool
+    /// Appends the envelope [`to_bytes`](Self::to_bytes) returns to `out`.
+    pub(crate) fn to_bytes_into(&self, out: &mut Vec<u8>) -> Result<()> {
+        wire::write_envelope(&*self.inner, out)
+    }
+
+    #[cfg(all(unix, feature = "tokio"))] // for the workers' runtimes
+    /// Starts an async call of an `Async` function on the encoded `args`:
+    /// the future of the result's encoding (the value alone).
+    pub(crate) fn start_async(&self, args: &[u8], limits: &Limits) -> Result<AsyncOutput> {
+        self.require(Kind::Async)?;
+        Arc::clone(&self.inner).__serfn_call_async(Input::Bytes(args, limits))
     }
 
     #[cfg(unix)] // for the pool's and the fleet's workers

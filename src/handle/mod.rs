@@ -5,6 +5,7 @@
 //! the handle was built or decoded; calls then pass arguments and results
 //! through typed slots on the stack, with no serialization and no allocation.
 
+mod async_fn;
 mod bind;
 mod convert;
 mod dyn_fn;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use self::async_fn::{AsyncSerFn, AsyncStage};
 pub use self::dyn_fn::DynFn;
 pub use self::fn_mut::SerFnMut;
 pub use self::fn_once::SerFnOnce;

@@ -28,6 +28,7 @@ where
         Kind::Fn => "serfn::Fn",
         Kind::FnMut => "serfn::FnMut",
         Kind::FnOnce => "serfn::FnOnce",
+        Kind::Async => "serfn::Async",
     };
     let (_, _): (A, R) = deserializer.deserialize_newtype_struct(marker, NewtypeOf::default())?;
     Ok(Arc::new(Placeholder))

@@ -338,7 +338,7 @@ fn check_header(
         // but what it claims can be checked against what is asked for now.
         _ => {
             if let Some(expected) = expected {
-                let acceptable = [Kind::Fn, Kind::FnMut, Kind::FnOnce]
+                let acceptable = [Kind::Fn, Kind::FnMut, Kind::FnOnce, Kind::Async]
                     .into_iter()
                     .filter(|kind| kind.can_act_as(expected.kind()))
                     .map(|kind| Signature::new(kind, expected.args(), expected.output()));

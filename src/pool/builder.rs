@@ -33,7 +33,12 @@ pub(crate) struct Config {
     pub(crate) limits: Limits,
     pub(crate) initializer: Option<Initializer>,
     pub(crate) max_tasks: Option<u64>,
+    /// Async items a worker runs at once.
+    pub(crate) max_concurrent: usize,
 }
+
+/// [`PoolBuilder::max_concurrent`]'s default.
+pub(crate) const DEFAULT_MAX_CONCURRENT: usize = 100;
 
 /// Settings for a [`Pool`]: `Pool::builder().workers(4).build()?`.
 ///
@@ -71,6 +76,7 @@ impl Default for PoolBuilder {
                 limits: Limits::default(),
                 initializer: None,
                 max_tasks: None,
+                max_concurrent: DEFAULT_MAX_CONCURRENT,
             },
         }
     }
@@ -196,6 +202,36 @@ impl PoolBuilder {
     /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.config.timeout = Some(timeout);
+        self
+    }
+
+    /// How many items of an async function ([`AsyncSerFn`](crate::AsyncSerFn))
+    /// a worker runs at once, on its runtime; default 100. A map sends an
+    /// async function's items this many to a message (unless a
+    /// [`chunk_size`](Self::chunk_size) is set), and the worker overlaps
+    /// them: 200 items that each wait 100 ms take about 100 ms, not 20 s.
+    /// Sync functions are unaffected: a worker runs one at a time. A
+    /// chunk's answer goes back once all its items are done, and a worker
+    /// runs its chunks in order: an item that waits long holds back the
+    /// rest of its chunk's answer and the worker's next chunk (a timeout
+    /// bounds how long).
+    ///
+    /// For an async function, a [`timeout`](Self::timeout) applies to each
+    /// item: past it, the item's future is dropped and the item fails with
+    /// [`Error::Timeout`](crate::Error::Timeout); the worker and the
+    /// other items go on. Needs the `tokio` feature: a worker then runs a
+    /// current-thread tokio runtime with its timers, and its I/O driver when
+    /// the program enables tokio's `net` feature. Without it, an async
+    /// function's items fail with [`Error::SignatureMismatch`](crate::Error::SignatureMismatch).
+    ///
+    /// # Example
+    /// ```no_run
+    /// serfn::worker::init();
+    /// let pool = serfn::Pool::builder().workers(2).max_concurrent(200).build()?;
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn max_concurrent(mut self, items: usize) -> Self {
+        self.config.max_concurrent = items.clamp(1, u32::MAX as usize);
         self
     }
 

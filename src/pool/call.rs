@@ -125,7 +125,7 @@ impl Pool {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let sent = self.function(f).and_then(|function| {
+        let sent = self.function(f.clone().into_dyn()).and_then(|function| {
             let once = std::iter::once(args);
             let batched = function.batches;
             let limit = self.shared.config.limits.get_max_bytes();

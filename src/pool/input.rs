@@ -5,11 +5,12 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::handle::SerFn;
+use crate::handle::{AsyncSerFn, DynFn, SerFn};
 
 /// A function [`Pool::map`](super::Pool::map) and
 /// [`map_unordered`](super::Pool::map_unordered) can run: a [`SerFn`], which
-/// each worker calls on many items. Sealed.
+/// each worker calls on many items, or an [`AsyncSerFn`], whose items a
+/// worker overlaps. Sealed.
 ///
 /// A [`SerFnMut`](crate::SerFnMut) keeps state from call to call, which a
 /// map spread over workers would split and drop: run it with
@@ -29,8 +30,8 @@ use crate::handle::SerFn;
 /// # Ok::<(), serfn::Error>(())
 /// ```
 #[diagnostic::on_unimplemented(
-    message = "`Pool::map` runs a `SerFn` (an `Fn`), and `{Self}` is not one",
-    label = "not a `SerFn`",
+    message = "`Pool::map` runs a `SerFn` (an `Fn`) or an `AsyncSerFn`, and `{Self}` is neither",
+    label = "not a `SerFn` or an `AsyncSerFn`",
     note = "a `SerFnMut` keeps state between calls: run it with `Pool::fold`, \
             which gives back each worker's state, instead of `map`"
 )]
@@ -41,7 +42,7 @@ pub trait MapFn: sealed::Sealed {
     type Output: Serialize + DeserializeOwned + 'static;
 
     #[doc(hidden)]
-    fn ser_fn(&self) -> &SerFn<Self::Arg, Self::Output>;
+    fn dyn_fn(&self) -> DynFn;
 }
 
 impl<A, R> MapFn for SerFn<A, R>
@@ -52,8 +53,23 @@ where
     type Arg = A;
     type Output = R;
 
-    fn ser_fn(&self) -> &SerFn<A, R> {
-        self
+    fn dyn_fn(&self) -> DynFn {
+        self.clone().into_dyn()
+    }
+}
+
+/// An async function: each worker runs up to
+/// [`max_concurrent`](super::PoolBuilder::max_concurrent) of its items at once.
+impl<A, R> MapFn for AsyncSerFn<A, R>
+where
+    A: Serialize + DeserializeOwned + Send + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+{
+    type Arg = A;
+    type Output = R;
+
+    fn dyn_fn(&self) -> DynFn {
+        self.clone().into_dyn()
     }
 }
 
@@ -143,4 +159,5 @@ borrowed! {
 mod sealed {
     pub trait Sealed {}
     impl<A, R> Sealed for crate::handle::SerFn<A, R> {}
+    impl<A, R> Sealed for crate::handle::AsyncSerFn<A, R> {}
 }

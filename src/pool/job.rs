@@ -23,6 +23,8 @@ pub(crate) struct FnEntry {
     pub(crate) mutable: bool,
     /// Runs chunks in one typed pass (`BATCH_SEQ`): a registered `Fn`, not a pipeline.
     pub(crate) batches: bool,
+    /// An `Async` function: its chunks run concurrently (`ASYNC_BATCH`).
+    pub(crate) is_async: bool,
     /// Worker time per item, measured: sizes chunks and worker windows (0: not yet known).
     ns_per_item: AtomicU64,
     /// Answer bytes per item, measured: keeps a chunk's answer within the limits (0: not yet known).
@@ -48,6 +50,7 @@ impl FnEntry {
             bytes,
             mutable,
             batches: batches && !mutable,
+            is_async: false,
             ns_per_item: AtomicU64::new(0),
             answer_bytes: AtomicU64::new(0),
             lost: Mutex::new(None),

@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::builder::Config;
 use super::job::{Job, Payload, Runner, Work};
 use super::process;
 use super::protocol::{self as proto, Fields, FrameReader, Next};
@@ -113,7 +114,7 @@ pub(super) fn read(shared: &Shared, link: &Link, stream: UnixStream) {
             (heard, seen) = (Instant::now(), reader.bytes_read());
         }
         if !reader.has_frame() {
-            let wait = next_check(link, config.timeout, config.liveness, heard);
+            let wait = next_check(link, config, heard);
             let _ = reader
                 .get_ref()
                 .set_read_timeout(Some(wait.clamp(Duration::from_millis(1), MAX_WAIT)));
@@ -135,7 +136,7 @@ pub(super) fn read(shared: &Shared, link: &Link, stream: UnixStream) {
                 if reader.bytes_read() != seen {
                     (heard, seen) = (Instant::now(), reader.bytes_read());
                 }
-                check(link, config.timeout, config.liveness, heard);
+                check(link, config, heard);
             }
             Err(error) => break Err(error),
         }
@@ -144,17 +145,13 @@ pub(super) fn read(shared: &Shared, link: &Link, stream: UnixStream) {
 }
 
 /// How long until the oldest job's deadline or the worker's silence bound.
-fn next_check(
-    link: &Link,
-    timeout: Option<Duration>,
-    liveness: Duration,
-    heard: Instant,
-) -> Duration {
+fn next_check(link: &Link, config: &Config, heard: Instant) -> Duration {
+    let liveness = config.liveness;
     let state = lock(&link.state);
     let Some(head) = state.in_flight.front() else {
         return MAX_WAIT;
     };
-    let (Some(started), timeout) = (head.started, head.job.timeout.or(timeout)) else {
+    let (Some(started), timeout) = (head.started, kill_after(&head.job, config)) else {
         return MAX_WAIT;
     };
     let silent_since = heard.max(started);
@@ -167,7 +164,8 @@ fn next_check(
 
 /// Kills the worker if its oldest job ran past `timeout`, or if it owes an
 /// answer and has sent nothing, not even a heartbeat, for `liveness`.
-fn check(link: &Link, timeout: Option<Duration>, liveness: Duration, heard: Instant) {
+fn check(link: &Link, config: &Config, heard: Instant) {
+    let liveness = config.liveness;
     let mut state = lock(&link.state);
     let Some(head) = state.in_flight.front_mut() else {
         return;
@@ -175,7 +173,7 @@ fn check(link: &Link, timeout: Option<Duration>, liveness: Duration, heard: Inst
     let (Some(started), None) = (head.started, head.killed) else {
         return;
     };
-    let timeout = head.job.timeout.or(timeout);
+    let timeout = kill_after(&head.job, config);
     if timeout.is_some_and(|timeout| started.elapsed() >= timeout) {
         head.killed = Some(Killed::Timeout);
         event!(
@@ -197,6 +195,30 @@ fn check(link: &Link, timeout: Option<Duration>, liveness: Duration, heard: Inst
     drop(state);
     let _ = lock(&link.child).kill();
 }
+
+/// How long a job may run before its worker is killed: its timeout. An
+/// async chunk's worker drops each late item itself, so its worker is
+/// killed only past a timeout per round of `max_concurrent` items, and a
+/// grace: when the worker itself is stuck (a body that never yields).
+fn kill_after(job: &Job, config: &Config) -> Option<Duration> {
+    let timeout = job.timeout.or(config.timeout)?;
+    match &job.work {
+        Work::Batch {
+            function, count, ..
+        } if function.is_async => {
+            let rounds = count.div_ceil(u32::try_from(config.max_concurrent).unwrap_or(u32::MAX));
+            Some(
+                timeout
+                    .saturating_mul(rounds.max(1))
+                    .saturating_add(ASYNC_GRACE),
+            )
+        }
+        _ => Some(timeout),
+    }
+}
+
+/// What an async chunk's worker is given past its items' timeouts.
+const ASYNC_GRACE: Duration = Duration::from_secs(1);
 
 /// Hands one answer to the job it answers: always the oldest in flight.
 /// An answer that does not fit that job breaks the protocol: the worker is

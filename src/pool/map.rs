@@ -270,6 +270,14 @@ where
         if let Some(size) = self.chunk_size {
             return size;
         }
+        // An async chunk's items run at once, each with its own timeout:
+        // a chunk is what a worker overlaps, shared fairly among workers.
+        if function.is_async {
+            let fair = self.total.map_or(usize::MAX, |total| {
+                total.div_ceil(self.pool.workers()).max(1)
+            });
+            return config.max_concurrent.min(fair).clamp(1, MAX_CHUNK);
+        }
         if config.timeout.is_some() || self.timeout.is_some() {
             return 1;
         }

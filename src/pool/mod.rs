@@ -96,6 +96,7 @@ pub(crate) mod link;
 pub(crate) mod map;
 mod process;
 pub(crate) mod protocol;
+mod run_async;
 pub(crate) mod serve;
 mod slot;
 mod stats;
@@ -122,7 +123,8 @@ pub use self::stats::Stats;
 pub use self::stream::{MapStream, MapUnorderedStream};
 pub use self::task::{Cancelled, Task};
 use crate::error::{Error, Result};
-use crate::handle::{SerFn, SerFnMut};
+use crate::handle::{DynFn, SerFnMut};
+use crate::signature::Kind;
 use crate::sync::lock;
 
 /// Encoded functions a pool keeps for reuse across maps, at most.
@@ -336,7 +338,7 @@ impl Pool {
     ///
     /// Items may be borrowed: `pool.map(&f, &items)` or `items.iter()`
     /// encodes each `&A` as it is, with no clone (see [`MapItems`]). `f` is a
-    /// [`SerFn`]: a [`SerFnMut`] goes to [`fold`](Self::fold) instead.
+    /// [`SerFn`](crate::SerFn) or an [`AsyncSerFn`](crate::AsyncSerFn): a [`SerFnMut`] goes to [`fold`](Self::fold) instead.
     ///
     /// # Example
     /// ```no_run
@@ -352,7 +354,7 @@ impl Pool {
         F: MapFn,
         I: MapItems<F::Arg, How>,
     {
-        let function = self.function(f.ser_fn());
+        let function = self.function(f.dyn_fn());
         Map::new(map::Feed::new(self, function, items.into_items()))
     }
 
@@ -383,7 +385,7 @@ impl Pool {
         F: MapFn,
         I: MapItems<F::Arg, How>,
     {
-        let function = self.function(f.ser_fn());
+        let function = self.function(f.dyn_fn());
         MapUnordered::new(map::Feed::new(self, function, items.into_items()))
     }
 
@@ -414,7 +416,7 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'static,
         I: MapItems<A, How>,
     {
-        let function = self.intern(f.to_bytes()?, f.name(), true, false)?;
+        let function = self.intern(f.to_bytes()?, f.name(), true, false, false)?;
         let mut calls = MapUnordered::new(map::Feed::<_, R, _>::new(
             self,
             Ok(Arc::clone(&function)),
@@ -450,17 +452,14 @@ impl Pool {
 
     /// The shared entry for an encoded function: a cached one with the same
     /// bytes, so that workers that have it are not sent it again.
-    fn function<A, R>(&self, f: &SerFn<A, R>) -> Result<Arc<FnEntry>>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
-        let batches = f.clone().into_dyn().batches();
+    fn function(&self, f: DynFn) -> Result<Arc<FnEntry>> {
+        let batches = f.batches();
         // Sized as its last encoding: growing from 64 bytes took a fifth of
         // a 100 MiB capture's encoding.
         let mut bytes = Vec::with_capacity(self.last_size(f.name()).max(64));
         f.to_bytes_into(&mut bytes)?;
-        self.intern(bytes, f.name(), false, batches)
+        let is_async = f.signature().kind() == Kind::Async;
+        self.intern(bytes, f.name(), false, batches, is_async)
     }
 
     /// The size of the last cached encoding of function `name`, or 0.
@@ -479,13 +478,16 @@ impl Pool {
         name: &'static str,
         mutable: bool,
         batches: bool,
+        is_async: bool,
     ) -> Result<Arc<FnEntry>> {
         let fresh = |bytes, hash| {
             let id = self
                 .shared
                 .next_function
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Arc::new(FnEntry::new(id, name, (bytes, hash), mutable, batches))
+            let mut entry = FnEntry::new(id, name, (bytes, hash), mutable, batches);
+            entry.is_async = is_async;
+            Arc::new(entry)
         };
         // A function the workers could not read is refused here, not by them.
         let limit = self.shared.config.limits.get_max_bytes();

@@ -44,6 +44,12 @@ pub(crate) const FORGET: u8 = 6;
 /// in one typed pass. `[task u64][id u64][codec sequence of arguments]`
 pub(crate) const BATCH_SEQ: u8 = 7;
 
+/// Parent to worker: call a loaded `Async` function on each item, up to
+/// `concurrency` at once on the worker's runtime, each within `timeout`
+/// (0: none); answered as [`BATCH`] is, in item order.
+/// `[task u64][id u64][timeout ns u64][concurrency u32][items]`
+pub(crate) const ASYNC_BATCH: u8 = 8;
+
 /// Worker to parent, first frame: `[token u64][pid u32]`
 pub(crate) const HELLO: u8 = 0x81;
 /// Worker to parent: a task's results. `[task u64][elapsed ns u64][codec

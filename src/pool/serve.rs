@@ -15,6 +15,7 @@ use crate::error::{Error, WireError};
 use crate::event::event;
 use crate::handle::DynFn;
 use crate::pool::protocol::{self as proto, Fields, FrameReader, Next};
+use crate::pool::run_async;
 use crate::sync::lock;
 
 pub(crate) const ENV_SOCKET: &str = "SERFN_WORKER_SOCKET";
@@ -243,6 +244,7 @@ type Loaded = std::result::Result<DynFn, WireError>;
 pub(crate) struct Worker {
     limits: Limits,
     functions: HashMap<u64, Loaded>,
+    runner: run_async::Runner,
 }
 
 impl Worker {
@@ -250,6 +252,7 @@ impl Worker {
         Worker {
             limits,
             functions: HashMap::new(),
+            runner: run_async::Runner::default(),
         }
     }
 
@@ -268,7 +271,12 @@ impl Worker {
                     .remove(&fields.u64().map_err(proto::invalid)?);
                 return Ok(());
             }
-            proto::BATCH | proto::BATCH_SEQ | proto::BATCH_MUT | proto::ONCE | proto::TAKE => {}
+            proto::BATCH
+            | proto::BATCH_SEQ
+            | proto::BATCH_MUT
+            | proto::ASYNC_BATCH
+            | proto::ONCE
+            | proto::TAKE => {}
             other => return Err(proto::invalid(format!("unknown frame tag {other:#04x}"))),
         }
         let task = fields.u64().map_err(proto::invalid)?;
@@ -291,6 +299,7 @@ impl Worker {
             proto::TAKE => self.take(fields, out),
             proto::ONCE => self.once(fields, out),
             proto::BATCH_SEQ => self.batch_seq(fields, out),
+            proto::ASYNC_BATCH => self.batch_async(fields, out),
             _ => self.batch(tag == proto::BATCH_MUT, fields, out),
         };
         if let Err(error) = result {
@@ -340,6 +349,31 @@ impl Worker {
         } else {
             function.call_each(&items, &limits, out)?;
         }
+        Ok(())
+    }
+
+    fn batch_async(
+        &mut self,
+        mut fields: Fields<'_>,
+        out: &mut Vec<u8>,
+    ) -> std::result::Result<(), WireError> {
+        let id = fields.u64()?;
+        let timeout = match fields.u64()? {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        };
+        let concurrency = fields.u32()?.max(1) as usize;
+        let items = fields.items()?;
+        let limits = self.limits;
+        let settings = run_async::Settings {
+            timeout,
+            concurrency,
+        };
+        self.function(id)?;
+        let Some(Ok(function)) = self.functions.get(&id) else {
+            unreachable!("checked above");
+        };
+        self.runner.run(function, &items, &limits, &settings, out)?;
         Ok(())
     }
 

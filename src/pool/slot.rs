@@ -9,8 +9,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
+use super::builder::Config;
 use super::exit::WorkerExit;
-use super::job::{FnEntry, Runner, Work};
+use super::job::{FnEntry, Job, Runner, Work};
 use super::link::{self, Link, LinkState, Sent};
 use super::process::{self, StartFailure, Worker};
 use super::protocol as proto;
@@ -341,7 +342,12 @@ fn write(
         }
         let task = shared.next_task.fetch_add(1, Ordering::Relaxed);
         let job_frame = out.len();
-        encode(&job.work, task, &mut out);
+        encode(
+            &job.work,
+            task,
+            async_fields(&job, &shared.config),
+            &mut out,
+        );
         shared
             .stats
             .bytes_sent
@@ -459,8 +465,24 @@ fn ensure_loaded(
     Ok(direct)
 }
 
-fn encode(work: &Work, task: u64, out: &mut Vec<u8>) {
+/// An async chunk's fields: each item's timeout in ns (0: none), and how
+/// many items run at once; `None` for any other job.
+fn async_fields(job: &Job, config: &Config) -> Option<(u64, u32)> {
+    match &job.work {
+        Work::Batch { function, .. } if function.is_async => {
+            let timeout = job.timeout.or(config.timeout).map_or(0, |timeout| {
+                u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX).max(1)
+            });
+            let concurrency = u32::try_from(config.max_concurrent).unwrap_or(u32::MAX);
+            Some((timeout, concurrency))
+        }
+        _ => None,
+    }
+}
+
+fn encode(work: &Work, task: u64, async_fields: Option<(u64, u32)>, out: &mut Vec<u8>) {
     let (tag, id) = match work {
+        Work::Batch { function, .. } if async_fields.is_some() => (proto::ASYNC_BATCH, function.id),
         Work::Batch { function, .. } if function.mutable => (proto::BATCH_MUT, function.id),
         Work::Batch { function, .. } if function.batches => (proto::BATCH_SEQ, function.id),
         Work::Batch { function, .. } => (proto::BATCH, function.id),
@@ -472,6 +494,10 @@ fn encode(work: &Work, task: u64, out: &mut Vec<u8>) {
     match work {
         Work::Batch { items, .. } => {
             out.extend_from_slice(&id.to_le_bytes());
+            if let Some((timeout, concurrency)) = async_fields {
+                out.extend_from_slice(&timeout.to_le_bytes());
+                out.extend_from_slice(&concurrency.to_le_bytes());
+            }
             out.extend_from_slice(items.as_slice());
         }
         Work::Once {

@@ -7,15 +7,13 @@ use std::time::{Duration, Instant};
 
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use redis::Commands;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use super::entry::{self, Context, ResultEntry, TaskEntry, TaskHeader, FIELD};
 use super::link::Link;
 use super::Shared;
 use crate::codec::Limits;
 use crate::error::{Error, Result, WireError};
-use crate::handle::SerFn;
+use crate::handle::DynFn;
 
 /// Bytes of encoded items in one task, at most.
 pub(crate) const MAX_TASK_BYTES: usize = 4 << 20;
@@ -92,13 +90,8 @@ pub(crate) struct Job {
 impl Job {
     /// Stores the function (once: by content); the first task claims the
     /// job's name (`claim`).
-    pub(crate) fn start<A, R>(shared: &Arc<Shared>, f: &SerFn<A, R>, id: String) -> Result<Job>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
-        let batches = f.clone().into_dyn().batches();
-        Job::start_encoded(shared, f.to_bytes()?, f.name(), batches, id)
+    pub(crate) fn start(shared: &Arc<Shared>, f: &DynFn, id: String) -> Result<Job> {
+        Job::start_encoded(shared, f.to_bytes()?, f.name(), f.batches(), id)
     }
 
     /// [`start`](Self::start) for a function already encoded (any kind:

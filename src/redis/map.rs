@@ -11,7 +11,7 @@ use super::job::{job_id, Job, MAX_TASK_BYTES};
 use super::RedisExecutor;
 use crate::codec::Limits;
 use crate::error::{Error, Result};
-use crate::handle::SerFn;
+use crate::handle::DynFn;
 use crate::pool::answer::{self, decode_chunk, ChunkResults};
 use crate::pool::map::items_block;
 
@@ -39,11 +39,7 @@ where
     I: Iterator<Item = A>,
 {
     /// A map of `f` over `items`, each an argument of `f` or a reference to one.
-    pub(crate) fn new<Arg>(executor: &'e RedisExecutor, f: &SerFn<Arg, R>, items: I) -> Self
-    where
-        Arg: Serialize + DeserializeOwned + 'static,
-        R: Serialize + 'static,
-    {
+    pub(crate) fn new(executor: &'e RedisExecutor, f: &DynFn, items: I) -> Self {
         Feed {
             job: Job::start(executor.shared(), f, job_id()),
             items: items.fuse(),

@@ -320,7 +320,7 @@ impl RedisExecutor {
         F: MapFn,
         I: MapItems<F::Arg, How>,
     {
-        RedisMap::new(map::Feed::new(self, f.ser_fn(), items.into_items()))
+        RedisMap::new(map::Feed::new(self, &f.dyn_fn(), items.into_items()))
     }
 
     /// As [`map`](Self::map), yielding `(index, result)` as results come in.
@@ -348,7 +348,7 @@ impl RedisExecutor {
         F: MapFn,
         I: MapItems<F::Arg, How>,
     {
-        RedisMapUnordered::new(map::Feed::new(self, f.ser_fn(), items.into_items()))
+        RedisMapUnordered::new(map::Feed::new(self, &f.dyn_fn(), items.into_items()))
     }
 
     /// Calls `f(args)` on a worker of the fleet and waits for the result.
@@ -400,7 +400,7 @@ impl RedisExecutor {
     {
         // A one-item map on its own thread, which completes the task.
         let cell = TaskCell::new();
-        let feed = map::Feed::new(self, f, std::iter::once(args));
+        let feed = map::Feed::<A, R, _>::new(self, &f.clone().into_dyn(), std::iter::once(args));
         let owned = map::OwnedFeed::from(feed);
         let completing = Arc::clone(&cell);
         let spawned = std::thread::Builder::new()

@@ -22,7 +22,7 @@ use super::job::{job_id, Answer, Job, MAX_TASK_BYTES};
 use super::{RedisExecutor, Shared};
 use crate::codec::Limits;
 use crate::error::{Error, Result};
-use crate::handle::SerFn;
+use crate::handle::{DynFn, SerFn};
 use crate::pool::answer::{decode_chunk, ChunkResults};
 use crate::pool::map::items_block;
 use crate::pool::stream::{Budget, STREAM_CHUNK, STREAM_FILL};
@@ -158,12 +158,8 @@ where
     R: DeserializeOwned,
     I: Iterator<Item = A>,
 {
-    fn new<Arg>(executor: &'e RedisExecutor, f: &SerFn<Arg, R>, items: I) -> Self
-    where
-        Arg: Serialize + DeserializeOwned + 'static,
-        R: Serialize + 'static,
-    {
-        let seq = f.clone().into_dyn().batches();
+    fn new(executor: &'e RedisExecutor, f: &DynFn, items: I) -> Self {
+        let seq = f.batches();
         let shared = Arc::clone(executor.shared());
         Core {
             limits: shared.config.limits,
@@ -477,7 +473,7 @@ impl RedisExecutor {
         I: MapItems<F::Arg, How>,
     {
         RedisMapStream {
-            core: Core::new(self, f.ser_fn(), items.into_items()),
+            core: Core::new(self, &f.dyn_fn(), items.into_items()),
             parked: BTreeMap::new(),
             current: ChunkResults::empty(),
             yielded: 0,
@@ -514,7 +510,7 @@ impl RedisExecutor {
         I: MapItems<F::Arg, How>,
     {
         RedisMapUnorderedStream {
-            core: Core::new(self, f.ser_fn(), items.into_items()),
+            core: Core::new(self, &f.dyn_fn(), items.into_items()),
             current: None,
             budget: Budget::new(),
         }

@@ -48,6 +48,8 @@ macro_rules! map_settings {
             /// the pool's [`timeout`](crate::PoolBuilder::timeout), and fails
             /// that chunk's items with [`Error::Timeout`](crate::Error::Timeout). Chunks are then
             /// one item each, unless a [`chunk_size`](Self::chunk_size) is set.
+            /// For an [`AsyncSerFn`](crate::AsyncSerFn), the timeout is each
+            /// item's own: see [`PoolBuilder::max_concurrent`](crate::PoolBuilder::max_concurrent).
             ///
             /// # Example
             /// ```no_run
