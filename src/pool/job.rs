@@ -4,11 +4,13 @@
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, Weak};
 use std::task::Waker;
 use std::time::Duration;
 
+use super::shm::Segment;
 use crate::error::{Error, Result};
+use crate::event::event;
 use crate::sync::lock;
 
 /// A function as the workers receive it: encoded once, shipped to each
@@ -29,6 +31,8 @@ pub(crate) struct FnEntry {
     answer_bytes: AtomicU64,
     /// Why this fold state is gone, once a worker holding it died.
     lost: Mutex<Option<Error>>,
+    /// `bytes` in shared memory, made when a worker first needs them.
+    segment: OnceLock<Option<Segment>>,
 }
 
 impl FnEntry {
@@ -51,7 +55,31 @@ impl FnEntry {
             ns_per_item: AtomicU64::new(0),
             answer_bytes: AtomicU64::new(0),
             lost: Mutex::new(None),
+            segment: OnceLock::new(),
         }
+    }
+
+    /// The function's bytes in a sealed memfd, for workers to map: made on
+    /// first use, once for all workers. `None` below
+    /// [`SHARED_FROM`](super::shm::SHARED_FROM), off Linux, or when no
+    /// memfd can be made (the socket carries the bytes then).
+    pub(crate) fn segment(&self) -> Option<&Segment> {
+        if self.bytes.len() < super::shm::SHARED_FROM {
+            return None;
+        }
+        self.segment
+            .get_or_init(|| {
+                Segment::create(self.name, &self.bytes)
+                    .map_err(|_error| {
+                        event!(
+                            debug,
+                            function = self.name,
+                            "no shared memory ({_error}): the socket carries it"
+                        );
+                    })
+                    .ok()
+            })
+            .as_ref()
     }
 
     pub(crate) fn ns_per_item(&self) -> u64 {

@@ -79,6 +79,7 @@ pub(crate) mod map;
 mod process;
 pub(crate) mod protocol;
 pub(crate) mod serve;
+mod shm;
 mod slot;
 mod stats;
 pub(crate) mod task;
