@@ -12,6 +12,7 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serfn::{Error, Limits, Pool, SerFn};
 use support::{alive, eventually};
 
@@ -114,6 +115,27 @@ fn a_large_capture_reaches_each_worker_once_through_shared_memory() {
     assert_eq!(again.bytes_shared, after.bytes_shared);
 }
 
+/// A capture field that decodes slowly in a worker, after the text before
+/// it: the worker holds the capture mapped for that long, long enough to be
+/// killed during it whatever the machine's load.
+struct Slow;
+
+impl Serialize for Slow {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u8(0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Slow {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        u8::deserialize(deserializer)?;
+        if serfn::worker::is_worker() {
+            std::thread::sleep(Duration::from_secs(30));
+        }
+        Ok(Slow)
+    }
+}
+
 /// The processes whose descriptors or mappings name `label`.
 fn holders(label: &str) -> Vec<u32> {
     let mut found = Vec::new();
@@ -144,8 +166,9 @@ fn a_worker_killed_while_it_maps_a_capture_leaves_no_segment_behind() {
     let victim = pool.worker_pids()[0];
     // The pool names its memfds after itself and the function.
     let label = format!("memfd:serfn {} ", std::process::id());
-    let text = "a".repeat(LEN);
-    let f = serfn::closure!("test_pool_shared::mapped", [text: String], move |x: u64| -> u64 {
+    let (text, slow) = ("a".repeat(LEN), Slow);
+    let f = serfn::closure!("test_pool_shared::mapped", [text: String, slow: Slow], move |x: u64| -> u64 {
+        let _ = slow;
         x + text.len() as u64
     });
     let label = format!("{label}{}", f.name());
