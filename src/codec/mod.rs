@@ -16,6 +16,7 @@
 //! the envelope to the key and to a context, and [`from_bytes_signed`]
 //! checks it before decoding anything; see [`Key`] for the format.
 
+pub mod bulk;
 pub(crate) mod format;
 mod guard;
 mod limits;
@@ -32,6 +33,7 @@ use std::sync::LazyLock;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use self::bulk::Bulk;
 pub use self::limits::Limits;
 #[cfg(unix)]
 pub(crate) use self::results::{decode_batch_results, decode_results};
