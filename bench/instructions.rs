@@ -30,6 +30,21 @@ impl serfn::Call<f64> for Weights {
 
 serfn::register_instance!(Weights as Call<f64>, name = "instructions::Weights");
 
+/// The same numbers as a `serfn::codec::Bulk`: one byte string.
+#[derive(Serialize, Deserialize, Clone)]
+struct BulkWeights {
+    values: serfn::codec::Bulk<f64>,
+}
+
+impl serfn::Call<f64> for BulkWeights {
+    type Output = f64;
+    fn call(&self, x: f64) -> f64 {
+        x * self.values.len() as f64
+    }
+}
+
+serfn::register_instance!(BulkWeights as Call<f64>, name = "instructions::BulkWeights");
+
 const ELEMENTS_64K: usize = (64 << 10) / 8;
 const ELEMENTS_1M: usize = (1 << 20) / 8;
 /// Items per message in `pool_map`: fixed, since automatic chunking depends on time.
@@ -55,6 +70,11 @@ const OPS: &[(&str, &str, usize)] = &[
         "raw bincode encode + decode of the same capture struct + direct call",
         1,
     ),
+    (
+        "empty_loop",
+        "the calls' loop and black_box with nothing called: subtracted from each call",
+        1,
+    ),
     ("serfn_call", "SerFn::call in process", 1),
     ("box_dyn_call", "Box<dyn Fn(f64) -> f64> call", 1),
     ("direct_call", "direct call of the impl", 1),
@@ -74,6 +94,11 @@ const OPS: &[(&str, &str, usize)] = &[
         ELEMENTS_64K,
     ),
     (
+        "serfn_bulk_large_64k",
+        "to_bytes + from_bytes of the same 64 KiB as a Bulk<f64> capture, per element",
+        ELEMENTS_64K,
+    ),
+    (
         "serfn_large_1m",
         "to_bytes + from_bytes of a Vec<f64> capture of 1 MiB, per element",
         ELEMENTS_1M,
@@ -81,6 +106,11 @@ const OPS: &[(&str, &str, usize)] = &[
     (
         "bincode_large_1m",
         "raw bincode encode + decode of the same 1 MiB struct, per element",
+        ELEMENTS_1M,
+    ),
+    (
+        "serfn_bulk_large_1m",
+        "to_bytes + from_bytes of the same 1 MiB as a Bulk<f64> capture, per element",
         ELEMENTS_1M,
     ),
     (
@@ -160,6 +190,11 @@ fn run(op: &str, iters: usize) {
                 black_box(black_box(&f)(black_box(2.0)));
             });
         }
+        "empty_loop" => {
+            repeat(iters, || {
+                black_box(black_box(2.0f64));
+            });
+        }
         "direct_call" => {
             let capture = Scale { factor: 1.5 };
             repeat(iters, || {
@@ -169,6 +204,15 @@ fn run(op: &str, iters: usize) {
         "serfn_large_64k" | "serfn_large_1m" => {
             let elements = elements_of(op);
             let f = SerFn::new(weights(elements));
+            repeat(iters, || {
+                black_box(serfn_round_trip(black_box(&f)));
+            });
+        }
+        "serfn_bulk_large_64k" | "serfn_bulk_large_1m" => {
+            let values = weights(elements_of(op)).values;
+            let f = SerFn::new(BulkWeights {
+                values: values.into(),
+            });
             repeat(iters, || {
                 black_box(serfn_round_trip(black_box(&f)));
             });

@@ -47,7 +47,7 @@ for line in sys.stdin:
 # N per op: enough that the difference dwarfs any jitter, small enough for CI.
 iters() {
     case "$1" in
-        *_call) echo $((quick ? 20000 : 200000)) ;;
+        *_call | empty_loop) echo $((quick ? 20000 : 200000)) ;;
         *_stage) echo $((quick ? 5000 : 50000)) ;;
         *_round_trip | *_round_trip_into) echo $((quick ? 500 : 5000)) ;;
         *_large_64k) echo $((quick ? 4 : 20)) ;;

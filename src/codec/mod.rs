@@ -19,6 +19,7 @@
 //! [`to_bytes`] and [`from_bytes`] are re-exported at the crate root and
 //! introduced on the [front page](crate#encoding-and-decoding).
 
+pub mod bulk;
 pub(crate) mod format;
 mod guard;
 mod limits;
@@ -35,6 +36,7 @@ use std::sync::LazyLock;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use self::bulk::Bulk;
 pub use self::limits::Limits;
 #[cfg(unix)]
 pub(crate) use self::results::{decode_batch_results, decode_results};

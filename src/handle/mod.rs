@@ -325,8 +325,16 @@ where
         match &self.inner {
             Target::Typed(f) => f.__serfn_typed_call(args),
             Target::Composed(pipeline) => pipeline.call(args),
-            Target::Erased(_) => unwrap_call(&*self.inner, self.try_call(args)),
+            Target::Erased(_) => self.call_erased(args),
         }
+    }
+
+    /// The erased call, out of line: inlined, its frame (slots for the
+    /// arguments and the result) kept `call` itself from being inlined and
+    /// cost the typed path a 320-byte stack frame per call.
+    #[inline(never)]
+    fn call_erased(&self, args: A) -> R {
+        unwrap_call(&*self.inner, self.try_call(args))
     }
 
     /// Calls the function, returning the errors [`call`](Self::call) panics on.

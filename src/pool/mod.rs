@@ -98,6 +98,7 @@ mod process;
 pub(crate) mod protocol;
 mod run_async;
 pub(crate) mod serve;
+mod shm;
 mod slot;
 mod stats;
 #[cfg(feature = "async")]

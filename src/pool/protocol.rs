@@ -43,12 +43,16 @@ pub(crate) const FORGET: u8 = 6;
 /// Parent to worker: call a loaded `Fn` on each element of a codec sequence,
 /// in one typed pass. `[task u64][id u64][codec sequence of arguments]`
 pub(crate) const BATCH_SEQ: u8 = 7;
+/// Parent to worker: load a function from shared memory, a sealed memfd
+/// attached to the frame (`SCM_RIGHTS`), see [`shm`](super::shm).
+/// `[id u64][envelope len u64]`
+pub(crate) const LOAD_SHARED: u8 = 8;
 
 /// Parent to worker: call a loaded `Async` function on each item, up to
 /// `concurrency` at once on the worker's runtime, each within `timeout`
 /// (0: none); answered as [`BATCH`] is, in item order.
 /// `[task u64][id u64][timeout ns u64][concurrency u32][items]`
-pub(crate) const ASYNC_BATCH: u8 = 8;
+pub(crate) const ASYNC_BATCH: u8 = 9;
 
 /// Worker to parent, first frame: `[token u64][pid u32]`
 pub(crate) const HELLO: u8 = 0x81;

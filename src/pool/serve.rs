@@ -2,9 +2,10 @@
 //! started serves its frames here, from [`worker::init`](crate::worker::init)
 //! until the pool goes away.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -16,6 +17,7 @@ use crate::event::event;
 use crate::handle::DynFn;
 use crate::pool::protocol::{self as proto, Fields, FrameReader, Next};
 use crate::pool::run_async;
+use crate::pool::shm;
 use crate::sync::lock;
 
 pub(crate) const ENV_SOCKET: &str = "SERFN_WORKER_SOCKET";
@@ -90,7 +92,7 @@ fn serve(socket: OsString) -> io::Result<()> {
 
     crate::registry::trace_all(); // layouts traced now, not by the first task (the flusher beats meanwhile)
     let mut worker = Worker::new(limits);
-    let mut reader = FrameReader::new(stream, frame_limit(&limits));
+    let mut reader = FrameReader::new(shm::Receiver::new(stream), frame_limit(&limits));
     let mut out = Vec::with_capacity(64 << 10);
     loop {
         // Results go out in batches, but never wait behind a read that blocks.
@@ -100,6 +102,10 @@ fn serve(socket: OsString) -> io::Result<()> {
         match reader.next_frame()? {
             Next::Closed => return Ok(()),
             Next::Frame(tag, body) => {
+                // A descriptor comes with its frame's first byte: it is here.
+                while let Some(fd) = reader.get_ref().take_fd() {
+                    worker.fds.push_back(fd);
+                }
                 worker.handle(tag, reader.body(body), &mut out)?;
                 outbox.add(&mut out);
             }
@@ -245,6 +251,8 @@ pub(crate) struct Worker {
     limits: Limits,
     functions: HashMap<u64, Loaded>,
     runner: run_async::Runner,
+    /// Descriptors received for `LOAD_SHARED` frames, oldest first.
+    fds: VecDeque<OwnedFd>,
 }
 
 impl Worker {
@@ -253,6 +261,7 @@ impl Worker {
             limits,
             functions: HashMap::new(),
             runner: run_async::Runner::default(),
+            fds: VecDeque::new(),
         }
     }
 
@@ -263,6 +272,17 @@ impl Worker {
             proto::LOAD => {
                 let id = fields.u64().map_err(proto::invalid)?;
                 let loaded = self.limits.from_bytes::<DynFn>(fields.rest());
+                self.functions.insert(id, loaded.map_err(WireError::from));
+                return Ok(());
+            }
+            proto::LOAD_SHARED => {
+                let id = fields.u64().map_err(proto::invalid)?;
+                let len = fields.u64().map_err(proto::invalid)?;
+                let fd = self
+                    .fds
+                    .pop_front()
+                    .ok_or_else(|| proto::invalid("a shared-memory LOAD without its descriptor"))?;
+                let loaded = self.load_shared(fd, len);
                 self.functions.insert(id, loaded.map_err(WireError::from));
                 return Ok(());
             }
@@ -324,6 +344,17 @@ impl Worker {
         }
         proto::finish_frame(out, frame);
         Ok(())
+    }
+
+    /// Decodes a function in place from the memfd `fd`, under the limits
+    /// that bound a `LOAD` frame's bytes, and unmaps it.
+    fn load_shared(&self, fd: OwnedFd, len: u64) -> std::result::Result<DynFn, Error> {
+        let limit = self.limits.get_max_bytes();
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|len| *len <= limit)
+            .ok_or(Error::TooLarge { len, limit })?;
+        shm::map_and(fd, len, |bytes| self.limits.from_bytes::<DynFn>(bytes)).map_err(Error::io)?
     }
 
     fn function(&mut self, id: u64) -> std::result::Result<&mut DynFn, WireError> {

@@ -326,7 +326,7 @@ fn write(
         }
         let mut frame_start = out.len();
         if let Some(function) = job.work.needs() {
-            match ensure_loaded(shared, function, loaded, &mut out, &mut writer) {
+            match ensure_loaded(shared, function, loaded, &mut out, stream) {
                 // `out` was flushed, the LOAD frame counted.
                 Ok(true) => frame_start = 0,
                 Ok(false) => {}
@@ -400,7 +400,8 @@ fn write(
 }
 
 /// Appends a `LOAD` frame unless the worker has `function`; evicts the least
-/// recently used functions past the limits. A large function is written
+/// recently used functions past the limits. A large function goes through
+/// shared memory where it can ([`shm`](super::shm)), else is written
 /// straight from its bytes, after what `out` holds: copying a 100 MiB
 /// capture into `out` cost a copy, page faults, and a buffer kept that large.
 /// Returns whether it did so (`out` is then flushed and the frame counted).
@@ -409,31 +410,51 @@ fn ensure_loaded(
     function: &Arc<FnEntry>,
     loaded: &mut Vec<Arc<FnEntry>>,
     out: &mut Vec<u8>,
-    writer: &mut impl Write,
+    stream: &UnixStream,
 ) -> io::Result<bool> {
     if let Some(at) = loaded.iter().position(|f| Arc::ptr_eq(f, function)) {
         let recent = loaded.remove(at);
         loaded.push(recent);
         return Ok(false);
     }
-    let frame = proto::start_frame(out, proto::LOAD);
-    out.extend_from_slice(&function.id.to_le_bytes());
-    if function.bytes.len() < WRITE_DIRECT {
-        out.extend_from_slice(&function.bytes);
+    let mut writer = stream;
+    let segment = function.segment();
+    let direct = segment.is_some() || function.bytes.len() >= WRITE_DIRECT;
+    if let Some(segment) = segment {
+        proto::flush(&mut writer, out)?;
+        let frame = proto::start_frame(out, proto::LOAD_SHARED);
+        out.extend_from_slice(&function.id.to_le_bytes());
+        out.extend_from_slice(&(segment.len() as u64).to_le_bytes());
         proto::finish_frame(out, frame);
-    } else {
-        let len = out.len() - frame - proto::LEN_BYTES + function.bytes.len();
-        let len = u32::try_from(len).map_err(io::Error::other)?;
-        out[frame..frame + proto::LEN_BYTES].copy_from_slice(&len.to_le_bytes());
-        let sent = out.len() - frame + function.bytes.len();
-        proto::flush(writer, out)?;
-        writer.write_all(&function.bytes)?;
+        segment.send(stream, out)?;
         shared
             .stats
             .bytes_sent
-            .fetch_add(sent as u64, Ordering::Relaxed);
+            .fetch_add(out.len() as u64, Ordering::Relaxed);
+        shared
+            .stats
+            .bytes_shared
+            .fetch_add(segment.len() as u64, Ordering::Relaxed);
+        out.clear();
+    } else {
+        let frame = proto::start_frame(out, proto::LOAD);
+        out.extend_from_slice(&function.id.to_le_bytes());
+        if function.bytes.len() < WRITE_DIRECT {
+            out.extend_from_slice(&function.bytes);
+            proto::finish_frame(out, frame);
+        } else {
+            let len = out.len() - frame - proto::LEN_BYTES + function.bytes.len();
+            let len = u32::try_from(len).map_err(io::Error::other)?;
+            out[frame..frame + proto::LEN_BYTES].copy_from_slice(&len.to_le_bytes());
+            let sent = out.len() - frame + function.bytes.len();
+            proto::flush(&mut writer, out)?;
+            writer.write_all(&function.bytes)?;
+            shared
+                .stats
+                .bytes_sent
+                .fetch_add(sent as u64, Ordering::Relaxed);
+        }
     }
-    let direct = function.bytes.len() >= WRITE_DIRECT;
     shared
         .stats
         .functions_shipped

@@ -31,6 +31,10 @@ pub struct Stats {
     pub bytes_sent: u64,
     /// Bytes read from the workers' sockets.
     pub bytes_received: u64,
+    /// Bytes of functions that workers mapped from shared memory instead
+    /// of reading them from their sockets (Linux, functions of 1 MiB or
+    /// more): each worker's mapping counts, the bytes are written once.
+    pub bytes_shared: u64,
     /// Functions sent to a worker (each send of one function to one worker counts once).
     pub functions_shipped: u64,
     /// Workers started to replace one that died or was killed.
@@ -47,6 +51,7 @@ pub(crate) struct Counters {
     pub(crate) tasks: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) bytes_received: AtomicU64,
+    pub(crate) bytes_shared: AtomicU64,
     pub(crate) functions_shipped: AtomicU64,
     pub(crate) restarts: AtomicU64,
     pub(crate) retries: AtomicU64,
@@ -61,6 +66,7 @@ impl Counters {
             tasks: get(&self.tasks),
             bytes_sent: get(&self.bytes_sent),
             bytes_received: get(&self.bytes_received),
+            bytes_shared: get(&self.bytes_shared),
             functions_shipped: get(&self.functions_shipped),
             restarts: get(&self.restarts),
             retries: get(&self.retries),

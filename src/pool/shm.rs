@@ -1,0 +1,266 @@
+//! Large functions through shared memory: a function whose encoding is
+//! [`SHARED_FROM`] bytes or more reaches Linux workers as a sealed `memfd`,
+//! not through their sockets.
+//!
+//! The parent writes the encoding into the memfd once, the first time a
+//! worker needs it, and seals it (`F_SEAL_WRITE | F_SEAL_SHRINK |
+//! F_SEAL_GROW | F_SEAL_SEAL`). Each worker that needs the function gets a
+//! `LOAD_SHARED` frame of 21 bytes on its socket with the descriptor
+//! attached (`SCM_RIGHTS`): it maps the memfd read-only, decodes the
+//! function in place under its limits, as from a `LOAD` frame's bytes, and
+//! unmaps it. The bytes are never copied per worker, and a worker holds one
+//! copy of a capture (the decoded one), not two (a frame buffer and the
+//! decoded one). Ship-once is unchanged: a worker that holds a function is
+//! not sent it again, through either path.
+//!
+//! Why a descriptor over the socket, not at spawn: functions are made
+//! after their workers start, and a replacement worker needs the same ones.
+//! A memfd has no name in any file system: it goes away with its last
+//! descriptor and mapping, so a worker killed while it maps one leaves
+//! nothing behind, and the parent's descriptor closes when the pool drops
+//! the function.
+//!
+//! Elsewhere (other Unix: no memfd here) and when a memfd cannot be made
+//! (a sandbox that forbids it), functions go through the socket as before.
+
+/// Encoded functions of this many bytes or more go through shared memory
+/// (Linux). Below it, a copy through the socket costs less than the
+/// memfd, the descriptor passing and the mapping (tens of microseconds).
+pub(crate) const SHARED_FROM: usize = 1 << 20;
+
+#[cfg(target_os = "linux")]
+pub(crate) use linux::{map_and, Receiver, Segment};
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) use elsewhere::{map_and, Receiver, Segment};
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::fs::File;
+    use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+    use std::mem::MaybeUninit;
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::os::unix::net::UnixStream;
+
+    use rustix::fs::{self as rfs, MemfdFlags, SealFlags};
+    use rustix::net::{
+        self as rnet, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+        SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
+    };
+
+    /// What a worker requires of a memfd before it maps it: nobody can
+    /// write, shrink or grow it while it is mapped.
+    const SEALS: SealFlags = SealFlags::WRITE
+        .union(SealFlags::SHRINK)
+        .union(SealFlags::GROW);
+
+    /// Descriptors one `recvmsg` accepts; the pool attaches one per frame.
+    const MAX_FDS: usize = 4;
+
+    /// A function's encoding in a sealed memfd, written once.
+    pub(crate) struct Segment {
+        fd: OwnedFd,
+        len: usize,
+    }
+
+    impl Segment {
+        /// Writes `bytes` into a new memfd and seals it.
+        pub(crate) fn create(name: &str, bytes: &[u8]) -> io::Result<Segment> {
+            // The name shows in /proc/*/fd and /proc/*/maps as
+            // `/memfd:serfn <pid> <name> (deleted)`: tests look for it there.
+            let label = format!("serfn {} {name}", std::process::id());
+            let fd = rfs::memfd_create(
+                label.as_str(),
+                MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+            )?;
+            let mut file = File::from(fd);
+            // Written, not mapped writable: F_SEAL_WRITE refuses a file with
+            // a writable shared mapping.
+            file.write_all(bytes)?;
+            rfs::fcntl_add_seals(&file, SEALS | SealFlags::SEAL)?;
+            Ok(Segment {
+                fd: file.into(),
+                len: bytes.len(),
+            })
+        }
+
+        /// Its length in bytes.
+        pub(crate) fn len(&self) -> usize {
+            self.len
+        }
+
+        /// Writes `frame` to `stream` with this memfd attached to its first
+        /// byte, so that the worker receives the two together.
+        pub(crate) fn send(&self, stream: &UnixStream, frame: &[u8]) -> io::Result<()> {
+            let fds = [self.fd.as_fd()];
+            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+            let mut control = SendAncillaryBuffer::new(&mut space);
+            if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+                return Err(io::Error::other("no room for a descriptor"));
+            }
+            let sent = loop {
+                match rnet::sendmsg(
+                    stream,
+                    &[IoSlice::new(frame)],
+                    &mut control,
+                    SendFlags::NOSIGNAL,
+                ) {
+                    Err(rustix::io::Errno::INTR) => continue,
+                    other => break other?,
+                }
+            };
+            if sent == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            // The descriptor went with the first bytes; the rest, if the
+            // kernel took less, follows as plain bytes.
+            let mut rest = stream;
+            rest.write_all(&frame[sent..])
+        }
+    }
+
+    /// A worker's end of its socket: reads bytes as [`UnixStream`] does, and
+    /// keeps the descriptors that come with them, in order, for
+    /// [`take_fd`](Receiver::take_fd).
+    pub(crate) struct Receiver {
+        stream: UnixStream,
+        fds: RefCell<VecDeque<OwnedFd>>,
+    }
+
+    impl Receiver {
+        pub(crate) fn new(stream: UnixStream) -> Self {
+            Receiver {
+                stream,
+                fds: RefCell::new(VecDeque::new()),
+            }
+        }
+
+        /// The oldest descriptor received and not yet taken.
+        pub(crate) fn take_fd(&self) -> Option<OwnedFd> {
+            self.fds.borrow_mut().pop_front()
+        }
+    }
+
+    impl Read for Receiver {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+            let mut control = RecvAncillaryBuffer::new(&mut space);
+            let got = rnet::recvmsg(
+                &self.stream,
+                &mut [IoSliceMut::new(buf)],
+                &mut control,
+                RecvFlags::CMSG_CLOEXEC,
+            )?;
+            let fds = self.fds.get_mut();
+            for message in control.drain() {
+                if let RecvAncillaryMessage::ScmRights(received) = message {
+                    fds.extend(received);
+                }
+            }
+            if got.flags.contains(ReturnFlags::CTRUNC) {
+                return Err(crate::pool::protocol::invalid(
+                    "more descriptors than a frame carries",
+                ));
+            }
+            Ok(got.bytes)
+        }
+    }
+
+    /// Maps the first `len` bytes of the sealed memfd `fd` read-only and
+    /// gives them to `decode`; unmaps them before returning.
+    ///
+    /// # Errors
+    /// The memfd is not sealed against writing, shrinking and growing, is
+    /// shorter than `len`, or cannot be mapped.
+    pub(crate) fn map_and<T>(
+        fd: OwnedFd,
+        len: usize,
+        decode: impl FnOnce(&[u8]) -> T,
+    ) -> io::Result<T> {
+        let seals = rfs::fcntl_get_seals(&fd)?;
+        if !seals.contains(SEALS) {
+            return Err(io::Error::other(
+                "shared memory that is not sealed against writes",
+            ));
+        }
+        let size = rfs::fstat(&fd)?.st_size;
+        if u64::try_from(size).map_or(true, |size| size < len as u64) || len == 0 {
+            return Err(io::Error::other(format!(
+                "shared memory of {size} bytes, not {len}"
+            )));
+        }
+        let mapping = map_sealed(&File::from(fd), len)?;
+        Ok(decode(&mapping))
+    }
+
+    /// The crate's one `unsafe`: `memmap2` cannot know that nothing else
+    /// changes or truncates the file while it is mapped. Here nothing can:
+    /// the caller checked that the memfd carries F_SEAL_WRITE (no process
+    /// can write to it or map it writable), F_SEAL_SHRINK (no access past
+    /// its end can fault with SIGBUS) and F_SEAL_GROW, and that it is at
+    /// least `len` bytes long; seals cannot be removed. So the `&[u8]` the
+    /// mapping gives is immutable for as long as it lives.
+    ///
+    /// Measured against reading the bytes through the socket, which needs
+    /// no `unsafe`: a 100 MiB capture costs each worker a copy through the
+    /// kernel and a second resident copy, and the parent a write per worker.
+    #[allow(unsafe_code)]
+    fn map_sealed(file: &File, len: usize) -> io::Result<memmap2::Mmap> {
+        // SAFETY: see above: the file is sealed against change and is at least `len` long.
+        unsafe { memmap2::MmapOptions::new().len(len).populate().map(file) }
+    }
+}
+
+/// Other Unix: functions go through the socket; nothing here is used.
+#[cfg(not(target_os = "linux"))]
+mod elsewhere {
+    use std::io::{self, Read};
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+
+    /// Never made: no memfd on this system.
+    pub(crate) enum Segment {}
+
+    impl Segment {
+        pub(crate) fn create(_name: &str, _bytes: &[u8]) -> io::Result<Segment> {
+            Err(io::ErrorKind::Unsupported.into())
+        }
+
+        pub(crate) fn len(&self) -> usize {
+            match *self {}
+        }
+
+        pub(crate) fn send(&self, _stream: &UnixStream, _frame: &[u8]) -> io::Result<()> {
+            match *self {}
+        }
+    }
+
+    /// A worker's socket, read as it is.
+    pub(crate) struct Receiver(UnixStream);
+
+    impl Receiver {
+        pub(crate) fn new(stream: UnixStream) -> Self {
+            Receiver(stream)
+        }
+
+        pub(crate) fn take_fd(&self) -> Option<OwnedFd> {
+            None
+        }
+    }
+
+    impl Read for Receiver {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+
+    pub(crate) fn map_and<T>(
+        _fd: OwnedFd,
+        _len: usize,
+        _decode: impl FnOnce(&[u8]) -> T,
+    ) -> io::Result<T> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
