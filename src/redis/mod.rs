@@ -60,11 +60,16 @@
 
 mod builder;
 mod claim;
+mod dead;
 mod entry;
+mod fleet;
 mod job;
 mod map;
 mod outbox;
+mod presence;
 mod reattach;
+mod shutdown;
+mod status;
 mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,8 +81,13 @@ use serde::Serialize;
 
 pub use self::builder::RedisExecutorBuilder;
 pub use self::claim::TIMEOUT_EXIT_CODE;
+pub use self::dead::DeadLetter;
 use self::entry::Keys;
+pub use self::fleet::{Fleet, PurgedJob, Requeued};
 pub use self::map::{RedisMap, RedisMapUnordered};
+pub use self::presence::{CurrentTask, WorkerStatus};
+pub use self::shutdown::GRACE_EXIT_CODE;
+pub use self::status::{ConsumerStatus, FleetStatus, JobStatus, PendingTask, QueueStatus};
 pub use self::worker::RedisWorker;
 use crate::codec::{Key, Limits};
 use crate::error::{Error, Result};
@@ -298,6 +308,51 @@ impl RedisExecutor {
         R: DeserializeOwned + 'static,
     {
         reattach::Reattached::new(self, job)
+    }
+
+    /// The fleet this executor sends to, as an operator sees it: the same
+    /// server, prefix, key and limits. See [`Fleet`].
+    ///
+    /// # Errors
+    /// [`Error::Broker`] if the server does not answer.
+    ///
+    /// # Example
+    /// ```no_run
+    /// let executor = serfn::redis::RedisExecutor::new("redis://127.0.0.1:6379")?;
+    /// let fleet = executor.fleet()?;
+    /// for dead in fleet.dead_letters(100)? {
+    ///     println!("{}: {}", dead.id, dead.reason);
+    /// }
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn fleet(&self) -> Result<Fleet> {
+        let shared = &self.shared;
+        let key = shared.config.key.clone();
+        Fleet::from_client(
+            &shared.client,
+            shared.keys.clone(),
+            key,
+            shared.config.limits,
+        )
+    }
+
+    /// What the fleet is doing: its workers, queue, pending tasks, dead
+    /// letters and jobs in flight ([`Fleet::status`]).
+    ///
+    /// # Errors
+    /// [`Error::Broker`] if Redis fails.
+    ///
+    /// # Example
+    /// ```no_run
+    /// let executor = serfn::redis::RedisExecutor::new("redis://127.0.0.1:6379")?;
+    /// let status = executor.fleet_status()?;
+    /// if status.workers.is_empty() {
+    ///     eprintln!("no worker is alive: {} tasks wait", status.queue.waiting);
+    /// }
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn fleet_status(&self) -> Result<FleetStatus> {
+        self.fleet()?.status()
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {

@@ -15,6 +15,8 @@ use redis::Commands;
 use super::claim::{Heartbeat, Running};
 use super::entry::{self, Context, Keys, TaskEntry, TaskHeader, FIELD};
 use super::outbox::{acknowledge, append_result, Outbox};
+use super::presence::{self, Announcer, Tally};
+use super::shutdown::{self, Grace, Signals};
 use super::{broker, DEFAULT_PREFIX};
 use crate::codec::{Key, Limits, TAG_LEN};
 use crate::error::{Error, Result, WireError};
@@ -48,6 +50,9 @@ pub struct RedisWorker {
     max_deliveries: u32,
     limits: Limits,
     stop: Arc<AtomicBool>,
+    heartbeat: Duration,
+    grace: Duration,
+    signals: bool,
 }
 
 impl RedisWorker {
@@ -74,6 +79,9 @@ impl RedisWorker {
             max_deliveries: 5,
             limits: Limits::default(),
             stop: Arc::new(AtomicBool::new(false)),
+            heartbeat: presence::DEFAULT_TTL,
+            grace: shutdown::DEFAULT_GRACE,
+            signals: false,
         }
     }
 
@@ -212,11 +220,73 @@ impl RedisWorker {
         Arc::clone(&self.stop)
     }
 
-    /// Serves tasks until the stop flag is set. Connection failures are
+    /// How long this worker's heartbeat key (`{prefix}:worker:{name}`, read
+    /// by [`Fleet::workers`](super::Fleet::workers) and `serfn status`)
+    /// lives after its last refresh: 15 s by default, refreshed every third
+    /// of that. A worker that stops deletes its key; a killed one's expires.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// // A killed worker drops out of `serfn status` within 6 s.
+    /// let worker = serfn::redis::RedisWorker::new("redis://127.0.0.1:6379").heartbeat(Duration::from_secs(6));
+    /// assert!(format!("{worker:?}").contains("heartbeat: 6s"));
+    /// ```
+    pub fn heartbeat(mut self, ttl: Duration) -> Self {
+        self.heartbeat = ttl.max(Duration::from_millis(300));
+        self
+    }
+
+    /// How long a worker asked to stop waits for its running task (30 s by
+    /// default). It takes no new task meanwhile; when the task ends, its
+    /// answer is published and [`run`](Self::run) returns `Ok`. Past the
+    /// grace period the process exits with [`GRACE_EXIT_CODE`](super::GRACE_EXIT_CODE)
+    /// and the task stays pending, for another worker to take over at once.
+    /// Under systemd, keep `TimeoutStopSec` above it.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let worker = serfn::redis::RedisWorker::new("redis://127.0.0.1:6379")
+    ///     .grace(Duration::from_secs(60))
+    ///     .stop_on_signals();
+    /// worker.run()?; // Ok after SIGTERM, once the running task is published
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Stops on SIGTERM or SIGINT (Ctrl-C) as on the
+    /// [`stop_flag`](Self::stop_flag), with the [`grace`](Self::grace)
+    /// period; a second signal ends the process at once with
+    /// [`GRACE_EXIT_CODE`](super::GRACE_EXIT_CODE). The handlers are
+    /// installed by [`run`](Self::run) and removed when it returns.
+    /// [`serfn::worker::redis`](crate::worker::redis) does this.
+    ///
+    /// # Example
+    /// ```no_run
+    /// fn main() -> serfn::Result<()> {
+    ///     // `kill -TERM` or Ctrl-C: the running task finishes, then `main` returns Ok.
+    ///     serfn::redis::RedisWorker::new("redis://127.0.0.1:6379").stop_on_signals().run()
+    /// }
+    /// ```
+    pub fn stop_on_signals(mut self) -> Self {
+        self.signals = true;
+        self
+    }
+
+    /// Serves tasks until the stop flag is set (or a signal comes, with
+    /// [`stop_on_signals`](Self::stop_on_signals)), then finishes the
+    /// running task (see [`grace`](Self::grace)). Connection failures are
     /// retried for ever, with a pause that grows to 2 s.
     ///
     /// # Errors
-    /// [`Error::Broker`] if the URL is invalid.
+    /// [`Error::Broker`] if the URL is invalid; [`Error::Io`] if a thread or
+    /// a signal handler cannot be set up.
     ///
     /// # Example
     /// ```
@@ -229,6 +299,13 @@ impl RedisWorker {
         let client = redis::Client::open(self.url.as_str()).map_err(broker("connect"))?;
         let keys = Keys::new(&self.prefix);
         tracing::info!(consumer = %self.consumer, prefix = %self.prefix, "serfn redis worker starting");
+        let _signals = match self.signals {
+            true => Some(Signals::install(&self.stop)?),
+            false => None,
+        };
+        // Set once serving ended: the helper threads then end too.
+        let finished = Arc::new(AtomicBool::new(false));
+        let tally = Arc::new(Tally::default());
         let running = Arc::new(Mutex::new(None));
         let outbox = Outbox {
             keys: keys.clone(),
@@ -240,12 +317,33 @@ impl RedisWorker {
             outbox: outbox.clone(),
             running: Arc::clone(&running),
             every: self.claim_idle / 3,
-            stop: Arc::clone(&self.stop),
+            // Not the stop flag: a stopping worker's task keeps its claim.
+            stop: Arc::clone(&finished),
         };
-        let beating = std::thread::Builder::new()
-            .name("serfn-heartbeat".into())
-            .spawn(move || heartbeat.run())
-            .map_err(Error::io)?;
+        let announcer = Announcer {
+            client: client.clone(),
+            keys: keys.clone(),
+            name: self.consumer.clone(),
+            ttl: self.heartbeat,
+            tally: Arc::clone(&tally),
+            stopping: Arc::clone(&self.stop),
+            finished: Arc::clone(&finished),
+        };
+        let grace = Grace {
+            client: client.clone(),
+            keys: keys.clone(),
+            consumer: self.consumer.clone(),
+            claim_idle: self.claim_idle,
+            grace: self.grace,
+            running: Arc::clone(&running),
+            stop: Arc::clone(&self.stop),
+            finished: Arc::clone(&finished),
+        };
+        let helpers = [
+            spawn("serfn-heartbeat", move || heartbeat.run()),
+            spawn("serfn-announce", move || announcer.run()),
+            spawn("serfn-grace", move || grace.run()),
+        ];
         let mut serving = Serving {
             worker: &self,
             client,
@@ -254,6 +352,7 @@ impl RedisWorker {
             connection: None,
             functions: Functions::default(),
             running,
+            tally,
             last_claim: None,
         };
         while !self.stop.load(Ordering::SeqCst) {
@@ -263,17 +362,24 @@ impl RedisWorker {
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
-        let _ = beating.join();
+        finished.store(true, Ordering::SeqCst);
+        for helper in helpers {
+            let _ = helper.map(std::thread::JoinHandle::join);
+        }
         tracing::info!(consumer = %self.consumer, "serfn redis worker stopped");
         Ok(())
     }
 }
 
 fn default_consumer() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_owned())
-        .unwrap_or_else(|_| "host".into());
-    format!("{host}-{}", std::process::id())
+    format!("{}-{}", presence::hostname(), std::process::id())
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(Error::io)
 }
 
 /// Decoded functions by hash, the most recent [`CACHED_FUNCTIONS`].
@@ -291,6 +397,7 @@ struct Serving<'w> {
     connection: Option<redis::Connection>,
     functions: Functions,
     running: Arc<Mutex<Option<Running>>>,
+    tally: Arc<Tally>,
     last_claim: Option<Instant>,
 }
 
@@ -358,6 +465,13 @@ impl Serving<'_> {
     }
 
     fn process(&mut self, id: StreamId, deliveries: u32) -> Result<()> {
+        if self.worker.stop.load(Ordering::SeqCst) {
+            // Read as the worker was asked to stop: another worker runs it.
+            let (keys, idle) = (self.keys.clone(), self.worker.claim_idle);
+            let consumer = &self.worker.consumer;
+            let released = shutdown::release(self.connection()?, &keys, consumer, &id.id, idle);
+            return released.map_err(broker("release a task"));
+        }
         let bytes: Vec<u8> = id.get(FIELD).unwrap_or_default();
         let key = self.worker.key.as_ref();
         let task: TaskEntry = match entry::open(&bytes, key, Context::Task, &self.worker.limits) {
@@ -384,11 +498,14 @@ impl Serving<'_> {
                 .timeout_ms
                 .map(|ms| started + Duration::from_millis(ms)),
         });
+        self.tally.begin(&id.id, header);
         let output = self.run_task(&task);
         let elapsed = started.elapsed();
+        let failed = output.is_err();
         let outbox = self.outbox.clone();
         let published = outbox.publish(self.connection()?, &id.id, header, output, elapsed);
         *lock(&self.running) = None;
+        self.tally.end(failed);
         published
     }
 
@@ -477,6 +594,7 @@ impl Serving<'_> {
         let _: () = pipe
             .query(self.connection()?)
             .map_err(broker("dead-letter a task"))?;
+        self.tally.count(true);
         if let Some(header) = claimed {
             let error = Error::DeadLetter {
                 name: header.name.clone(),

@@ -4,6 +4,7 @@
 //! `.ci/redis-up.sh`); without it, a test fails under `CI=true` and starts
 //! its own server otherwise. Workers are this test binary re-executed,
 //! filtered to its `redis_worker_entry` test.
+#![allow(dead_code, reason = "each test crate uses its own part")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -130,6 +131,10 @@ pub struct WorkerSetup {
     pub key: Option<String>,
     pub claim_idle_ms: Option<u64>,
     pub max_deliveries: Option<u32>,
+    /// `RedisWorker::grace`, in milliseconds.
+    pub grace_ms: Option<u64>,
+    /// `RedisWorker::heartbeat`, in milliseconds.
+    pub heartbeat_ms: Option<u64>,
     /// Another program than this test binary.
     pub program: Option<PathBuf>,
 }
@@ -173,6 +178,12 @@ impl Worker {
         if let Some(n) = setup.max_deliveries {
             command.env("SERFN_TEST_MAX_DELIVERIES", n.to_string());
         }
+        if let Some(ms) = setup.grace_ms {
+            command.env("SERFN_TEST_GRACE_MS", ms.to_string());
+        }
+        if let Some(ms) = setup.heartbeat_ms {
+            command.env("SERFN_TEST_HEARTBEAT_MS", ms.to_string());
+        }
         Worker {
             child: command.spawn().unwrap(),
         }
@@ -181,6 +192,31 @@ impl Worker {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Sends it a signal by name (`TERM`, `INT`), as an operator would.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for it to exit, at most `limit`.
+    pub fn wait_exit(&mut self, limit: std::time::Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.exited() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the worker did not exit in {limit:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     /// Whether it has exited, and how.
@@ -212,7 +248,14 @@ pub fn serve_from_env() {
     if let Ok(n) = std::env::var("SERFN_TEST_MAX_DELIVERIES") {
         worker = worker.max_deliveries(n.parse().unwrap());
     }
-    worker.run().unwrap();
+    if let Ok(ms) = std::env::var("SERFN_TEST_GRACE_MS") {
+        worker = worker.grace(std::time::Duration::from_millis(ms.parse().unwrap()));
+    }
+    if let Ok(ms) = std::env::var("SERFN_TEST_HEARTBEAT_MS") {
+        worker = worker.heartbeat(std::time::Duration::from_millis(ms.parse().unwrap()));
+    }
+    // As `serfn::worker::redis` does: SIGTERM is a warm shutdown.
+    worker.stop_on_signals().run().unwrap();
     std::process::exit(0);
 }
 

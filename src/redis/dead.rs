@@ -1,0 +1,194 @@
+//! The dead-letter stream seen by an operator: its entries read with their
+//! reasons, put back on the task stream as they were signed, or deleted.
+
+use redis::streams::{StreamId, StreamRangeReply};
+use redis::Commands;
+use serde::Serialize;
+
+use super::broker;
+use super::entry::{self, Context, Keys, TaskEntry, TaskHeader, FIELD};
+use crate::codec::{Key, Limits, TAG_LEN};
+use crate::error::Result;
+
+/// Entries read from a stream at once.
+pub(super) const BATCH: usize = 500;
+
+/// A task in the dead-letter stream, and why it is there.
+///
+/// `job`, `task` and `function` are what the entry says of itself: with no
+/// key given to the [`Fleet`](super::Fleet) (or a key that refuses the
+/// entry, `authentic: Some(false)`), a writer to Redis may have made them up.
+///
+/// # Example
+/// ```no_run
+/// let fleet = serfn::redis::Fleet::new("redis://127.0.0.1:6379")?;
+/// for dead in fleet.dead_letters(100)? {
+///     println!("{} (job {:?}, task {:?}): {}", dead.id, dead.job, dead.task, dead.reason);
+/// }
+/// # Ok::<(), serfn::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct DeadLetter {
+    /// Its id in the dead-letter stream: what [`Fleet::requeue`](super::Fleet::requeue) takes.
+    pub id: String,
+    /// When it was dead-lettered, in milliseconds since the Unix epoch
+    /// (Redis's clock, from the id).
+    pub when_unix_ms: u64,
+    /// Why: the refusal or the delivery count.
+    pub reason: String,
+    /// Deliveries of the task before it was dead-lettered.
+    pub deliveries: u32,
+    /// The worker that dead-lettered it.
+    pub worker: String,
+    /// The job the task names, if it decodes.
+    pub job: Option<String>,
+    /// The task's index in its job, if it decodes.
+    pub task: Option<u64>,
+    /// The function it names, if it decodes.
+    pub function: Option<String>,
+    /// Whether its signature holds under the fleet's key; `None` without a key.
+    pub authentic: Option<bool>,
+    /// The task entry's size in bytes.
+    pub bytes: usize,
+}
+
+/// One dead-letter entry as stored: the task's bytes, unchanged, with the
+/// fields the worker added. Kept in this one function so that a change of
+/// the entry's layout is a change here.
+pub(super) fn parse(entry: &StreamId, key: Option<&Key>, limits: &Limits) -> DeadLetter {
+    let text = |field: &str| entry.get::<String>(field).unwrap_or_default();
+    let bytes: Vec<u8> = entry.get(FIELD).unwrap_or_default();
+    let (header, authentic) = read_header(&bytes, key, limits);
+    DeadLetter {
+        id: entry.id.clone(),
+        when_unix_ms: entry
+            .id
+            .split('-')
+            .next()
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or(0),
+        reason: text("reason"),
+        deliveries: text("deliveries").parse().unwrap_or(0),
+        worker: text("worker"),
+        job: header.as_ref().map(|h| h.job.clone()),
+        task: header.as_ref().map(|h| h.task),
+        function: header.map(|h| h.name),
+        authentic,
+        bytes: bytes.len(),
+    }
+}
+
+/// A task entry's header: checked with a key, else as it claims (signed or
+/// not: an entry with a tag decodes only once the tag is cut off).
+fn read_header(
+    bytes: &[u8],
+    key: Option<&Key>,
+    limits: &Limits,
+) -> (Option<TaskHeader>, Option<bool>) {
+    if let Some(key) = key {
+        if let Ok(task) = entry::open::<TaskEntry>(bytes, Some(key), Context::Task, limits) {
+            return (Some(task.header), Some(true));
+        }
+    }
+    let claimed = claimed(bytes, limits);
+    (claimed, key.map(|_| false))
+}
+
+/// What a task entry says of itself, unchecked, signed or not.
+pub(super) fn claimed(bytes: &[u8], limits: &Limits) -> Option<TaskHeader> {
+    entry::open::<TaskEntry>(bytes, None, Context::Task, limits)
+        .or_else(|error| match bytes.len().checked_sub(TAG_LEN) {
+            Some(len) => entry::open(&bytes[..len], None, Context::Task, limits),
+            None => Err(error),
+        })
+        .ok()
+        .map(|task| task.header)
+}
+
+/// The oldest `count` dead letters.
+pub(super) fn list(
+    connection: &mut redis::Connection,
+    keys: &Keys,
+    key: Option<&Key>,
+    limits: &Limits,
+    count: usize,
+) -> Result<Vec<DeadLetter>> {
+    let mut out = Vec::new();
+    let mut from = "-".to_owned();
+    while out.len() < count {
+        let want = (count - out.len()).min(BATCH);
+        let range: StreamRangeReply = connection
+            .xrange_count(keys.dead(), &from, "+", want)
+            .map_err(broker("read dead letters"))?;
+        let Some(last) = range.ids.last() else {
+            break;
+        };
+        from = format!("({}", last.id);
+        let full = range.ids.len() == want;
+        out.extend(range.ids.iter().map(|entry| parse(entry, key, limits)));
+        if !full {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Moves one dead letter back to the task stream, its task bytes exactly as
+/// they were (a forged one is refused again); nothing if it is gone. In one
+/// script, so that two operators requeueing it at once send it once.
+const REQUEUE: &str = r"
+local found = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if #found == 0 then return 0 end
+local fields = found[1][2]
+for i = 1, #fields, 2 do
+    if fields[i] == ARGV[2] then
+        redis.call('XADD', KEYS[2], '*', ARGV[2], fields[i + 1])
+        redis.call('XDEL', KEYS[1], ARGV[1])
+        return 1
+    end
+end
+return 0
+";
+
+/// Requeues one dead letter; whether it was there.
+pub(super) fn requeue(connection: &mut redis::Connection, keys: &Keys, id: &str) -> Result<bool> {
+    let moved: i64 = redis::cmd("EVAL")
+        .arg(REQUEUE)
+        .arg(2)
+        .arg(keys.dead())
+        .arg(keys.tasks())
+        .arg(id)
+        .arg(FIELD)
+        .query(connection)
+        .map_err(broker("requeue a dead letter"))?;
+    Ok(moved == 1)
+}
+
+/// Requeues every dead letter there now (not those added meanwhile, such
+/// as a requeued task refused again); how many.
+pub(super) fn requeue_all(connection: &mut redis::Connection, keys: &Keys) -> Result<u64> {
+    let newest: StreamRangeReply = connection
+        .xrevrange_count(keys.dead(), "+", "-", 1)
+        .map_err(broker("read dead letters"))?;
+    let Some(newest) = newest.ids.first() else {
+        return Ok(0);
+    };
+    let mut moved = 0;
+    let mut from = "-".to_owned();
+    loop {
+        let range: StreamRangeReply = connection
+            .xrange_count(keys.dead(), &from, &newest.id, BATCH)
+            .map_err(broker("read dead letters"))?;
+        let Some(last) = range.ids.last() else {
+            return Ok(moved);
+        };
+        from = format!("({}", last.id);
+        for entry in &range.ids {
+            moved += u64::from(requeue(connection, keys, &entry.id)?);
+        }
+        if range.ids.len() < BATCH {
+            return Ok(moved);
+        }
+    }
+}
