@@ -3,6 +3,7 @@
 //! is a thin shell around it.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use redis::streams::{StreamInfoGroupsReply, StreamRangeReply};
 use redis::Commands;
@@ -16,6 +17,9 @@ use super::{broker, DEFAULT_PREFIX};
 use crate::codec::{Key, Limits};
 use crate::error::Result;
 use crate::sync::lock;
+
+/// How long connecting, or one command, may take.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A fleet as an operator sees it: its workers, queue, dead letters and
 /// jobs, under one key prefix of one Redis server.
@@ -70,7 +74,7 @@ impl Fleet {
     ///
     /// # Errors
     /// [`Error::Broker`](crate::Error::Broker) if the URL is invalid or the
-    /// server does not answer.
+    /// server does not answer (within 10 s; so for each command after).
     ///
     /// # Example
     /// ```no_run
@@ -90,7 +94,14 @@ impl Fleet {
         key: Option<Key>,
         limits: Limits,
     ) -> Result<Fleet> {
-        let connection = client.get_connection().map_err(broker("connect"))?;
+        let connection = client
+            .get_connection_with_timeout(IO_TIMEOUT)
+            .map_err(broker("connect"))?;
+        // No wait unbounded: a server that stops answering is an error.
+        connection
+            .set_read_timeout(Some(IO_TIMEOUT))
+            .and_then(|()| connection.set_write_timeout(Some(IO_TIMEOUT)))
+            .map_err(broker("connect"))?;
         Ok(Fleet {
             connection: Mutex::new(connection),
             keys,
@@ -314,7 +325,7 @@ impl Fleet {
     pub fn purge_dead(&self) -> Result<u64> {
         let mut connection = self.connection();
         let dead = self.keys.dead();
-        let (count, ()): (u64, ()) = redis::pipe()
+        let (count,): (u64,) = redis::pipe()
             .atomic()
             .xlen(&dead)
             .del(&dead)
