@@ -57,8 +57,10 @@ enum Command {
     /// Lists the dead-lettered tasks, oldest first, each with its reason, job,
     /// task, deliveries, the worker that gave up on it, and when.
     ///
-    /// Job, task and function are what each entry says of itself: only a
-    /// worker with the key can tell a forged entry.
+    /// With --forged, lists instead the entries workers could not open (not
+    /// signed with the fleet's key, altered, or not tasks at all), which
+    /// name no job: a writer to Redis without the key, or a driver or worker
+    /// with another key.
     #[command(name = "dead-letters")]
     DeadLetters {
         #[command(flatten)]
@@ -66,6 +68,9 @@ enum Command {
         /// List at most this many.
         #[arg(long, default_value_t = 1000)]
         limit: usize,
+        /// List the entries workers refused as forged instead.
+        #[arg(long)]
+        forged: bool,
     },
     /// Put dead-lettered tasks back on the queue, as they were signed.
     ///
@@ -86,8 +91,10 @@ enum Command {
     },
     /// Delete the waiting tasks, the dead letters, or one job (with --yes).
     ///
-    /// Deletes the waiting tasks (--queue), the dead letters (--dead), or one
-    /// job's tasks and results (--job NAME); nothing without --yes.
+    /// Deletes the waiting tasks (--queue), the dead letters (--dead), the
+    /// entries refused as forged (--forged), or one job's tasks and results
+    /// (--job NAME, also marked cancelled for the workers); nothing without
+    /// --yes.
     ///
     /// --queue deletes only tasks no worker has taken: running tasks finish.
     /// Drivers waiting on deleted tasks get no answer for them: purge what
@@ -112,6 +119,9 @@ struct PurgeWhat {
     /// The dead-letter stream.
     #[arg(long)]
     dead: bool,
+    /// The stream of entries workers refused as forged.
+    #[arg(long)]
+    forged: bool,
     /// One job: its tasks still in the queue, its description, its results.
     #[arg(long, value_name = "NAME")]
     job: Option<String>,
@@ -169,17 +179,24 @@ fn run(command: Command) -> serfn::Result<Outcome> {
             }
             Ok(Outcome::Done)
         }
-        Command::DeadLetters { common, limit } => {
+        Command::DeadLetters {
+            common,
+            limit,
+            forged,
+        } => {
             let fleet = common.fleet()?;
-            let total = fleet.status()?.dead_letters;
-            let dead = fleet.dead_letters(limit)?;
+            let status = fleet.status()?;
+            let (total, dead) = match forged {
+                true => (status.forged, fleet.forged(limit)?),
+                false => (status.dead_letters, fleet.dead_letters(limit)?),
+            };
             match common.json {
                 true => json(&DeadList {
                     prefix: &common.prefix,
                     total,
                     dead_letters: &dead,
                 }),
-                false => print!("{}", dead_table(&dead, total)),
+                false => print!("{}", dead_table(&dead, total, forged)),
             }
             Ok(Outcome::Done)
         }
@@ -229,10 +246,11 @@ fn requeue(common: &Common, ids: &[String], all: bool) -> serfn::Result<Outcome>
 }
 
 fn purge(common: &Common, what: &PurgeWhat, yes: bool) -> serfn::Result<Outcome> {
-    let target = match (&what.job, what.queue) {
-        (Some(job), _) => format!("job `{job}`"),
-        (None, true) => "the waiting tasks".to_owned(),
-        (None, false) => "the dead letters".to_owned(),
+    let target = match &what.job {
+        Some(job) => format!("job `{job}`"),
+        None if what.queue => "the waiting tasks".to_owned(),
+        None if what.forged => "the entries refused as forged".to_owned(),
+        None => "the dead letters".to_owned(),
     };
     if !yes {
         eprintln!(
@@ -247,6 +265,8 @@ fn purge(common: &Common, what: &PurgeWhat, yes: bool) -> serfn::Result<Outcome>
         serde_json::json!({ "purged": "job", "job": job, "tasks": purged.tasks, "keys": purged.keys })
     } else if what.queue {
         serde_json::json!({ "purged": "queue", "tasks": fleet.purge_queue()? })
+    } else if what.forged {
+        serde_json::json!({ "purged": "forged", "entries": fleet.purge_forged()? })
     } else {
         serde_json::json!({ "purged": "dead", "dead_letters": fleet.purge_dead()? })
     };
@@ -258,6 +278,7 @@ fn purge(common: &Common, what: &PurgeWhat, yes: bool) -> serfn::Result<Outcome>
                 report["tasks"], report["keys"]
             ),
             None if what.queue => println!("deleted {} waiting tasks", report["tasks"]),
+            None if what.forged => println!("deleted {} refused entries", report["entries"]),
             None => println!("deleted {} dead letters", report["dead_letters"]),
         },
     }
@@ -266,12 +287,13 @@ fn purge(common: &Common, what: &PurgeWhat, yes: bool) -> serfn::Result<Outcome>
 
 fn status_tables(status: &FleetStatus) -> String {
     let mut out = format!(
-        "prefix `{}`: {} workers, {} tasks waiting, {} pending, {} dead letters, {} jobs in flight ({} finished, kept)\n",
+        "prefix `{}`: {} workers, {} tasks waiting, {} pending, {} dead letters, {} refused as forged, {} jobs in flight ({} finished, kept)\n",
         status.prefix,
         status.workers.len(),
         status.queue.waiting,
         status.queue.pending,
         status.dead_letters,
+        status.forged,
         status.jobs.len(),
         status.finished_jobs,
     );
@@ -351,7 +373,7 @@ fn status_tables(status: &FleetStatus) -> String {
     out
 }
 
-fn dead_table(dead: &[DeadLetter], total: u64) -> String {
+fn dead_table(dead: &[DeadLetter], total: u64, forged: bool) -> String {
     let mut table = Table::new(&[
         "ID",
         "AGE",
@@ -375,7 +397,12 @@ fn dead_table(dead: &[DeadLetter], total: u64) -> String {
             entry.reason.clone(),
         ]);
     }
-    let mut out = format!("{total} dead letters\n");
+    let what = if forged {
+        "entries refused as forged"
+    } else {
+        "dead letters"
+    };
+    let mut out = format!("{total} {what}\n");
     if !table.is_empty() {
         out.push('\n');
         out.push_str(&table.render());

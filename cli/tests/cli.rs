@@ -343,3 +343,110 @@ fn errors_name_their_cause_and_usage_errors_exit_2() {
         "{help}"
     );
 }
+
+#[test]
+fn entries_in_the_documented_layout_are_read_and_forged_ones_kept_apart() {
+    use redis::Commands;
+    let server = Server::shared();
+    let prefix = prefix("cli-layout");
+    let mut connection = server.connection();
+    // A dead letter as workers write it: the task's bytes and what they read in it.
+    let _: String = connection
+        .xadd(
+            format!("{prefix}:dead"),
+            "*",
+            &[
+                ("e", "not a task"),
+                ("reason", "delivered 3 times, more than the 2 allowed"),
+                ("job", "nightly"),
+                ("task", "41"),
+                ("name", "etl::load"),
+                ("deliveries", "3"),
+                ("worker", "box-7"),
+                ("at", "1700000000000"),
+                ("id", "1699999999000-0"),
+            ],
+        )
+        .unwrap();
+    // Two refused entries, and the count of every one ever refused.
+    for reason in [
+        "this entry is not signed, but a key is set",
+        "signed with another key, or altered: the tag does not match",
+    ] {
+        let _: String = connection
+            .xadd(
+                format!("{prefix}:forged"),
+                "*",
+                &[
+                    ("e", "x"),
+                    ("reason", reason),
+                    ("worker", "box-7"),
+                    ("at", "1700000000001"),
+                    ("id", "1-1"),
+                ],
+            )
+            .unwrap();
+    }
+    let _: () = connection.set(format!("{prefix}:forged:count"), 5).unwrap();
+
+    let (url, prefix) = (server.url.as_str(), prefix.as_str());
+    let dead = serfn_json(&["dead-letters", url, "--prefix", prefix]);
+    let entry = &dead["dead_letters"][0];
+    assert_eq!(
+        (&entry["job"], &entry["task"], &entry["function"]),
+        (
+            &Value::from("nightly"),
+            &Value::from(41),
+            &Value::from("etl::load")
+        )
+    );
+    assert_eq!(
+        (&entry["when_unix_ms"], &entry["task_id"]),
+        (
+            &Value::from(1_700_000_000_000u64),
+            &Value::from("1699999999000-0")
+        )
+    );
+    let forged = serfn_json(&["dead-letters", url, "--prefix", prefix, "--forged"]);
+    assert_eq!(forged["total"], 2, "{forged:#}");
+    for entry in forged["dead_letters"].as_array().unwrap() {
+        // Never attributed to a job: what such an entry says of itself is unauthenticated.
+        assert!(
+            entry["job"].is_null() && entry["task"].is_null(),
+            "{entry:#}"
+        );
+    }
+    assert_eq!(
+        forged["dead_letters"][1]["reason"],
+        "signed with another key, or altered: the tag does not match"
+    );
+    let status = serfn_json(&["status", url, "--prefix", prefix]);
+    assert_eq!(
+        (
+            &status["dead_letters"],
+            &status["forged"],
+            &status["forged_total"]
+        ),
+        (&Value::from(1), &Value::from(2), &Value::from(5))
+    );
+    let human = stdout(&serfn(&["status", url, "--prefix", prefix]));
+    assert!(
+        human.contains("1 dead letters, 2 refused as forged"),
+        "{human}"
+    );
+
+    let purged = serfn_json(&["purge", url, "--prefix", prefix, "--forged", "--yes"]);
+    assert_eq!(
+        purged,
+        serde_json::json!({ "purged": "forged", "entries": 2 })
+    );
+    let status = serfn_json(&["status", url, "--prefix", prefix]);
+    assert_eq!(
+        (
+            &status["dead_letters"],
+            &status["forged"],
+            &status["forged_total"]
+        ),
+        (&Value::from(1), &Value::from(0), &Value::from(5))
+    );
+}

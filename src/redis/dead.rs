@@ -1,5 +1,6 @@
 //! The dead-letter stream seen by an operator: its entries read with their
-//! reasons, put back on the task stream as they were signed, or deleted.
+//! reasons, put back on the task stream as they were signed, or deleted;
+//! and the stream where workers park entries they could not open.
 
 use redis::streams::{StreamId, StreamRangeReply};
 use redis::Commands;
@@ -13,11 +14,15 @@ use crate::error::Result;
 /// Entries read from a stream at once.
 pub(super) const BATCH: usize = 500;
 
-/// A task in the dead-letter stream, and why it is there.
+/// A task in the dead-letter stream, and why it is there; or an entry a
+/// worker could not open ([`Fleet::forged`](super::Fleet::forged)), which
+/// names no job.
 ///
-/// `job`, `task` and `function` are what the entry says of itself: with no
-/// key given to the [`Fleet`](super::Fleet) (or a key that refuses the
-/// entry, `authentic: Some(false)`), a writer to Redis may have made them up.
+/// `job`, `task` and `function` are what the worker that gave up read in
+/// the task, or, in entries of workers that do not write them, what the
+/// task says of itself: with no key given to the [`Fleet`](super::Fleet)
+/// (or a key that refuses the entry, `authentic: Some(false)`), a writer to
+/// Redis may have made those up.
 ///
 /// # Example
 /// ```no_run
@@ -32,9 +37,10 @@ pub(super) const BATCH: usize = 500;
 pub struct DeadLetter {
     /// Its id in the dead-letter stream: what [`Fleet::requeue`](super::Fleet::requeue) takes.
     pub id: String,
-    /// When it was dead-lettered, in milliseconds since the Unix epoch
-    /// (Redis's clock, from the id).
+    /// When it was dead-lettered, in milliseconds since the Unix epoch.
     pub when_unix_ms: u64,
+    /// The task's id in the task stream, when the worker noted it.
+    pub task_id: Option<String>,
     /// Why: the refusal or the delivery count.
     pub reason: String,
     /// Deliveries of the task before it was dead-lettered.
@@ -53,30 +59,71 @@ pub struct DeadLetter {
     pub bytes: usize,
 }
 
-/// One dead-letter entry as stored: the task's bytes, unchanged, with the
-/// fields the worker added. Kept in this one function so that a change of
-/// the entry's layout is a change here.
-pub(super) fn parse(entry: &StreamId, key: Option<&Key>, limits: &Limits) -> DeadLetter {
-    let text = |field: &str| entry.get::<String>(field).unwrap_or_default();
+/// Which stream an entry comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Parked {
+    /// `{prefix}:dead`: genuine tasks given up.
+    Dead,
+    /// `{prefix}:forged`: entries that failed authentication or decoding,
+    /// never attributed to the job they name.
+    Forged,
+}
+
+/// One entry as stored: the task's bytes, unchanged, with the fields the
+/// worker added (`reason`, `deliveries`, `worker`; newer workers also
+/// `job`, `task`, `name`, `at` and the task's `id`). Kept in this one
+/// function so that a change of the entry's layout is a change here.
+pub(super) fn parse(
+    entry: &StreamId,
+    parked: Parked,
+    key: Option<&Key>,
+    limits: &Limits,
+) -> DeadLetter {
+    let field = |name: &str| entry.get::<String>(name);
+    let text = |name: &str| field(name).unwrap_or_default();
+    let number = |name: &str| field(name).and_then(|n| n.parse::<u64>().ok());
     let bytes: Vec<u8> = entry.get(FIELD).unwrap_or_default();
-    let (header, authentic) = read_header(&bytes, key, limits);
+    let (header, authentic) = match parked {
+        Parked::Dead => read_header(&bytes, key, limits),
+        Parked::Forged => (None, key.map(|_| false)),
+    };
+    let from_id = entry.id.split('-').next().and_then(|ms| ms.parse().ok());
+    let noted = field("job").is_some();
     DeadLetter {
         id: entry.id.clone(),
-        when_unix_ms: entry
-            .id
-            .split('-')
-            .next()
-            .and_then(|ms| ms.parse().ok())
-            .unwrap_or(0),
+        when_unix_ms: number("at").or(from_id).unwrap_or(0),
+        task_id: field("id"),
         reason: text("reason"),
-        deliveries: text("deliveries").parse().unwrap_or(0),
+        deliveries: number("deliveries").map_or(0, |n| n as u32),
         worker: text("worker"),
-        job: header.as_ref().map(|h| h.job.clone()),
-        task: header.as_ref().map(|h| h.task),
-        function: header.map(|h| h.name),
+        job: if noted {
+            field("job")
+        } else {
+            header.as_ref().map(|h| h.job.clone())
+        },
+        task: if noted {
+            number("task")
+        } else {
+            header.as_ref().map(|h| h.task)
+        },
+        function: if noted {
+            field("name")
+        } else {
+            header.map(|h| h.name)
+        },
         authentic,
         bytes: bytes.len(),
     }
+}
+
+/// The stream of entries workers could not open.
+pub(super) fn forged_key(keys: &Keys) -> String {
+    format!("{}:forged", keys.prefix())
+}
+
+/// How many entries workers could not open, ever (the stream is trimmed).
+pub(super) fn forged_count_key(keys: &Keys) -> String {
+    format!("{}:forged:count", keys.prefix())
 }
 
 /// A task entry's header: checked with a key, else as it claims (signed or
@@ -106,27 +153,37 @@ pub(super) fn claimed(bytes: &[u8], limits: &Limits) -> Option<TaskHeader> {
         .map(|task| task.header)
 }
 
-/// The oldest `count` dead letters.
+/// The oldest `count` entries of one stream.
 pub(super) fn list(
     connection: &mut redis::Connection,
     keys: &Keys,
+    parked: Parked,
     key: Option<&Key>,
     limits: &Limits,
     count: usize,
 ) -> Result<Vec<DeadLetter>> {
+    let stream = match parked {
+        Parked::Dead => keys.dead(),
+        Parked::Forged => forged_key(keys),
+    };
     let mut out = Vec::new();
     let mut from = "-".to_owned();
     while out.len() < count {
         let want = (count - out.len()).min(BATCH);
         let range: StreamRangeReply = connection
-            .xrange_count(keys.dead(), &from, "+", want)
+            .xrange_count(&stream, &from, "+", want)
             .map_err(broker("read dead letters"))?;
         let Some(last) = range.ids.last() else {
             break;
         };
         from = format!("({}", last.id);
         let full = range.ids.len() == want;
-        out.extend(range.ids.iter().map(|entry| parse(entry, key, limits)));
+        out.extend(
+            range
+                .ids
+                .iter()
+                .map(|entry| parse(entry, parked, key, limits)),
+        );
         if !full {
             break;
         }

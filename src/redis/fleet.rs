@@ -9,7 +9,7 @@ use redis::streams::{StreamInfoGroupsReply, StreamRangeReply};
 use redis::Commands;
 use serde::Serialize;
 
-use super::dead::{self, DeadLetter, BATCH};
+use super::dead::{self, DeadLetter, Parked, BATCH};
 use super::entry::{Keys, FIELD};
 use super::presence::WorkerStatus;
 use super::status::{self, FleetStatus};
@@ -17,6 +17,10 @@ use super::{broker, DEFAULT_PREFIX};
 use crate::codec::{Key, Limits};
 use crate::error::Result;
 use crate::sync::lock;
+
+/// How long a purged job stays marked cancelled: as long as a job is kept
+/// by default, past which no driver waits for it.
+const CANCEL_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// How long connecting, or one command, may take.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -162,8 +166,11 @@ impl Fleet {
         let mut connection = self.connection();
         let workers = status::workers(&mut connection, &self.keys)?;
         let (queue, pending) = status::queue(&mut connection, &self.keys)?;
-        let dead_letters: u64 = connection
+        let (dead_letters, forged, forged_total): (u64, u64, Option<u64>) = redis::pipe()
             .xlen(self.keys.dead())
+            .xlen(dead::forged_key(&self.keys))
+            .get(dead::forged_count_key(&self.keys))
+            .query(&mut *connection)
             .map_err(broker("count dead letters"))?;
         let (jobs, finished): (Vec<_>, Vec<_>) = status::jobs(&mut connection, &self.keys)?
             .into_iter()
@@ -174,6 +181,8 @@ impl Fleet {
             queue,
             pending,
             dead_letters,
+            forged,
+            forged_total: forged_total.unwrap_or(0).max(forged),
             jobs,
             finished_jobs: finished.len() as u64,
         })
@@ -213,7 +222,37 @@ impl Fleet {
         dead::list(
             &mut connection,
             &self.keys,
+            Parked::Dead,
             self.key.as_ref(),
+            &self.limits,
+            count,
+        )
+    }
+
+    /// The oldest `count` entries workers could not open (failed
+    /// authentication, a key mismatch, or not a task at all), parked in
+    /// `{prefix}:forged` with the reason and never attributed to the job
+    /// they name. Not requeued: a worker would refuse them again.
+    ///
+    /// # Errors
+    /// [`Error::Broker`](crate::Error::Broker) if Redis fails.
+    ///
+    /// # Example
+    /// ```no_run
+    /// let fleet = serfn::redis::Fleet::new("redis://127.0.0.1:6379")?;
+    /// for refused in fleet.forged(10)? {
+    ///     println!("{} from {}: {}", refused.id, refused.worker, refused.reason);
+    /// }
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn forged(&self, count: usize) -> Result<Vec<DeadLetter>> {
+        let mut connection = self.connection();
+        let key = self.key.as_ref();
+        dead::list(
+            &mut connection,
+            &self.keys,
+            Parked::Forged,
+            key,
             &self.limits,
             count,
         )
@@ -310,6 +349,34 @@ impl Fleet {
         }
     }
 
+    /// Deletes the stream of entries workers could not open; how many it had.
+    /// Their count ever (`forged_total` in [`status`](Self::status)) stays.
+    ///
+    /// # Errors
+    /// [`Error::Broker`](crate::Error::Broker) if Redis fails.
+    ///
+    /// # Example
+    /// ```no_run
+    /// let fleet = serfn::redis::Fleet::new("redis://127.0.0.1:6379")?;
+    /// println!("{} refused entries deleted", fleet.purge_forged()?);
+    /// assert_eq!(fleet.status()?.forged, 0);
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn purge_forged(&self) -> Result<u64> {
+        self.delete_stream(&dead::forged_key(&self.keys))
+    }
+
+    fn delete_stream(&self, stream: &str) -> Result<u64> {
+        let (count,): (u64,) = redis::pipe()
+            .atomic()
+            .xlen(stream)
+            .del(stream)
+            .ignore()
+            .query(&mut *self.connection())
+            .map_err(broker("delete a stream"))?;
+        Ok(count)
+    }
+
     /// Deletes the dead-letter stream; how many entries it had.
     ///
     /// # Errors
@@ -323,22 +390,14 @@ impl Fleet {
     /// # Ok::<(), serfn::Error>(())
     /// ```
     pub fn purge_dead(&self) -> Result<u64> {
-        let mut connection = self.connection();
-        let dead = self.keys.dead();
-        let (count,): (u64,) = redis::pipe()
-            .atomic()
-            .xlen(&dead)
-            .del(&dead)
-            .ignore()
-            .query(&mut *connection)
-            .map_err(broker("delete the dead letters"))?;
-        Ok(count)
+        self.delete_stream(&self.keys.dead())
     }
 
     /// Deletes a job: its tasks in the task stream (found by the job they
-    /// name), its description and its results. For a job whose driver is
-    /// gone; workers running one of its tasks finish it and publish to a
-    /// results stream nobody reads, which expires.
+    /// name), its description and its results; and marks it cancelled
+    /// (`{prefix}:job:{job}:cancelled`, for a day), so that workers that
+    /// check the mark skip any of its tasks still pending. For a job whose
+    /// driver is gone; a worker running one of its tasks finishes it.
     ///
     /// # Errors
     /// [`Error::Broker`](crate::Error::Broker) if Redis fails.
@@ -376,9 +435,15 @@ impl Fleet {
                 purged.tasks += removed;
             }
         }
-        purged.keys = connection
+        let cancelled = format!("{}:cancelled", self.keys.job(job));
+        let (keys,): (u64,) = redis::pipe()
+            .atomic()
             .del(&[self.keys.job(job), self.keys.results(job)])
+            .set_ex(&cancelled, 1, CANCEL_TTL.as_secs())
+            .ignore()
+            .query(&mut *connection)
             .map_err(broker("delete the job"))?;
+        purged.keys = keys;
         Ok(purged)
     }
 

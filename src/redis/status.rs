@@ -44,6 +44,11 @@ pub struct FleetStatus {
     pub pending: Vec<ConsumerStatus>,
     /// Entries in the dead-letter stream.
     pub dead_letters: u64,
+    /// Entries in the stream of those workers could not open
+    /// ([`Fleet::forged`](super::Fleet::forged)).
+    pub forged: u64,
+    /// Entries workers could not open, ever (that stream is trimmed).
+    pub forged_total: u64,
     /// Jobs with tasks not yet answered, by name.
     pub jobs: Vec<JobStatus>,
     /// Jobs still kept whose every task sent was answered.
