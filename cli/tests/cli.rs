@@ -450,3 +450,69 @@ fn entries_in_the_documented_layout_are_read_and_forged_ones_kept_apart() {
         (&Value::from(1), &Value::from(0), &Value::from(5))
     );
 }
+
+/// The `serfn` commands of OPERATIONS.md, each run against a live server
+/// (under a prefix of this test's own): every one is a valid command line
+/// that succeeds. The page shows no output, so none is to check.
+#[test]
+fn every_command_in_operations_md_runs() {
+    let server = Server::shared();
+    let prefix = prefix("cli-docs");
+    let page =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../OPERATIONS.md")).unwrap();
+    let mut in_sh = false;
+    let mut ran = Vec::new();
+    for line in page.lines() {
+        if line.starts_with("```") {
+            in_sh = line == "```sh";
+            continue;
+        }
+        let Some(command) = line.strip_prefix("serfn ").filter(|_| in_sh) else {
+            continue;
+        };
+        // What a shell would run: no comment, no pipe into jq, the URL expanded.
+        let command = command
+            .split(" #")
+            .next()
+            .unwrap()
+            .split(" | ")
+            .next()
+            .unwrap();
+        let mut args: Vec<String> = command
+            .split_whitespace()
+            .map(|arg| arg.replace("\"$SERFN_REDIS_URL\"", &server.url))
+            .collect();
+        match args.iter().position(|arg| arg == "--prefix") {
+            Some(at) => args[at + 1] = prefix.clone(),
+            None => args.extend(["--prefix".to_owned(), prefix.clone()]),
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = serfn(&args);
+        // Requeueing an id that is no dead letter here is exit code 3, as documented.
+        let expected = if args.contains(&"requeue") && !args.contains(&"--all") {
+            3
+        } else {
+            0
+        };
+        assert_eq!(
+            output.status.code(),
+            Some(expected),
+            "serfn {command}: {output:?}"
+        );
+        ran.push(args[0].to_owned());
+    }
+    for subcommand in ["status", "dead-letters", "requeue", "purge"] {
+        assert!(
+            ran.iter().any(|r| r == subcommand),
+            "no `serfn {subcommand}` in OPERATIONS.md: {ran:?}"
+        );
+    }
+    // The worker's exit codes it states are the library's.
+    for (code, name) in [
+        (serfn::redis::TIMEOUT_EXIT_CODE, "TIMEOUT_EXIT_CODE"),
+        (serfn::redis::GRACE_EXIT_CODE, "GRACE_EXIT_CODE"),
+    ] {
+        let row = page.lines().find(|line| line.contains(name)).unwrap();
+        assert!(row.starts_with(&format!("| `{code}` |")), "{row}");
+    }
+}
