@@ -12,6 +12,7 @@ use redis::Commands;
 use serde::Serialize;
 
 use super::entry::{Keys, TaskHeader};
+use super::RedisWorker;
 use crate::sync::lock;
 
 /// How long a worker's key lives after its last refresh, unless set otherwise.
@@ -34,6 +35,26 @@ pub(super) fn hostname() -> String {
         .ok()
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "host".into())
+}
+
+impl RedisWorker {
+    /// How long this worker's heartbeat key (`{prefix}:worker:{name}`, read
+    /// by [`Fleet::workers`](super::Fleet::workers) and `serfn status`)
+    /// lives after its last refresh: 15 s by default, refreshed every third
+    /// of that. A worker that stops deletes its key; a killed one's expires.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// // A killed worker drops out of `serfn status` within 6 s.
+    /// let worker = serfn::redis::RedisWorker::new("redis://127.0.0.1:6379").heartbeat(Duration::from_secs(6));
+    /// assert!(format!("{worker:?}").contains("heartbeat: 6s"));
+    /// ```
+    pub fn heartbeat(mut self, ttl: Duration) -> Self {
+        self.heartbeat = ttl.max(Duration::from_millis(300));
+        self
+    }
 }
 
 /// What a worker has done, kept up to date by its serving loop and read by

@@ -13,6 +13,7 @@ use signal_hook::SigId;
 
 use super::claim::Running;
 use super::entry::Keys;
+use super::RedisWorker;
 use crate::error::{Error, Result};
 use crate::sync::lock;
 
@@ -27,6 +28,51 @@ pub(super) const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 
 /// How often the stop flag is looked at.
 const TICK: Duration = Duration::from_millis(20);
+
+impl RedisWorker {
+    /// How long a worker asked to stop waits for its running task (30 s by
+    /// default). It takes no new task meanwhile; when the task ends, its
+    /// answer is published and [`run`](Self::run) returns `Ok`. Past the
+    /// grace period the process exits with [`GRACE_EXIT_CODE`](super::GRACE_EXIT_CODE)
+    /// and the task stays pending, for another worker to take over at once
+    /// (so in a program that runs a worker on a thread, past the grace
+    /// period the whole program ends). `Duration::MAX` waits for the task
+    /// however long it takes. Under systemd, keep `TimeoutStopSec` above it.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let worker = serfn::redis::RedisWorker::new("redis://127.0.0.1:6379")
+    ///     .grace(Duration::from_secs(60))
+    ///     .stop_on_signals();
+    /// worker.run()?; // Ok after SIGTERM, once the running task is published
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Stops on SIGTERM or SIGINT (Ctrl-C) as on the
+    /// [`stop_flag`](Self::stop_flag), with the [`grace`](Self::grace)
+    /// period; a second signal ends the process at once with
+    /// [`GRACE_EXIT_CODE`](super::GRACE_EXIT_CODE). The handlers are
+    /// installed by [`run`](Self::run) and removed when it returns.
+    /// [`serfn::worker::redis`](crate::worker::redis) does this.
+    ///
+    /// # Example
+    /// ```no_run
+    /// fn main() -> serfn::Result<()> {
+    ///     // `kill -TERM` or Ctrl-C: the running task finishes, then `main` returns Ok.
+    ///     serfn::redis::RedisWorker::new("redis://127.0.0.1:6379").stop_on_signals().run()
+    /// }
+    /// ```
+    pub fn stop_on_signals(mut self) -> Self {
+        self.signals = true;
+        self
+    }
+}
 
 /// SIGTERM and SIGINT handlers that set a stop flag, removed on drop.
 pub(super) struct Signals {
@@ -98,9 +144,10 @@ impl Grace {
             }
             std::thread::sleep(TICK);
         }
-        let deadline = Instant::now() + self.grace;
+        // No deadline for a grace too long to add (`Duration::MAX`).
+        let deadline = Instant::now().checked_add(self.grace);
         tracing::info!(grace = ?self.grace, "asked to stop: finishing the running task, taking no new one");
-        while Instant::now() < deadline {
+        while deadline.is_none_or(|deadline| Instant::now() < deadline) {
             if self.finished.load(Ordering::SeqCst) {
                 return;
             }

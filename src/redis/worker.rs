@@ -50,9 +50,11 @@ pub struct RedisWorker {
     max_deliveries: u32,
     limits: Limits,
     stop: Arc<AtomicBool>,
-    heartbeat: Duration,
-    grace: Duration,
-    signals: bool,
+    /// Set in presence.rs ([`RedisWorker::heartbeat`]).
+    pub(super) heartbeat: Duration,
+    /// Set in shutdown.rs ([`RedisWorker::grace`], [`RedisWorker::stop_on_signals`]).
+    pub(super) grace: Duration,
+    pub(super) signals: bool,
 }
 
 impl RedisWorker {
@@ -200,7 +202,9 @@ impl RedisWorker {
         self
     }
 
-    /// A flag that stops [`run`](Self::run) when set (checked between tasks).
+    /// A flag that stops [`run`](Self::run) when set (checked between
+    /// tasks): the running task finishes within the [`grace`](Self::grace)
+    /// period.
     ///
     /// # Example
     /// ```no_run
@@ -218,65 +222,6 @@ impl RedisWorker {
     /// ```
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.stop)
-    }
-
-    /// How long this worker's heartbeat key (`{prefix}:worker:{name}`, read
-    /// by [`Fleet::workers`](super::Fleet::workers) and `serfn status`)
-    /// lives after its last refresh: 15 s by default, refreshed every third
-    /// of that. A worker that stops deletes its key; a killed one's expires.
-    ///
-    /// # Example
-    /// ```no_run
-    /// use std::time::Duration;
-    ///
-    /// // A killed worker drops out of `serfn status` within 6 s.
-    /// let worker = serfn::redis::RedisWorker::new("redis://127.0.0.1:6379").heartbeat(Duration::from_secs(6));
-    /// assert!(format!("{worker:?}").contains("heartbeat: 6s"));
-    /// ```
-    pub fn heartbeat(mut self, ttl: Duration) -> Self {
-        self.heartbeat = ttl.max(Duration::from_millis(300));
-        self
-    }
-
-    /// How long a worker asked to stop waits for its running task (30 s by
-    /// default). It takes no new task meanwhile; when the task ends, its
-    /// answer is published and [`run`](Self::run) returns `Ok`. Past the
-    /// grace period the process exits with [`GRACE_EXIT_CODE`](super::GRACE_EXIT_CODE)
-    /// and the task stays pending, for another worker to take over at once.
-    /// Under systemd, keep `TimeoutStopSec` above it.
-    ///
-    /// # Example
-    /// ```no_run
-    /// use std::time::Duration;
-    ///
-    /// let worker = serfn::redis::RedisWorker::new("redis://127.0.0.1:6379")
-    ///     .grace(Duration::from_secs(60))
-    ///     .stop_on_signals();
-    /// worker.run()?; // Ok after SIGTERM, once the running task is published
-    /// # Ok::<(), serfn::Error>(())
-    /// ```
-    pub fn grace(mut self, grace: Duration) -> Self {
-        self.grace = grace;
-        self
-    }
-
-    /// Stops on SIGTERM or SIGINT (Ctrl-C) as on the
-    /// [`stop_flag`](Self::stop_flag), with the [`grace`](Self::grace)
-    /// period; a second signal ends the process at once with
-    /// [`GRACE_EXIT_CODE`](super::GRACE_EXIT_CODE). The handlers are
-    /// installed by [`run`](Self::run) and removed when it returns.
-    /// [`serfn::worker::redis`](crate::worker::redis) does this.
-    ///
-    /// # Example
-    /// ```no_run
-    /// fn main() -> serfn::Result<()> {
-    ///     // `kill -TERM` or Ctrl-C: the running task finishes, then `main` returns Ok.
-    ///     serfn::redis::RedisWorker::new("redis://127.0.0.1:6379").stop_on_signals().run()
-    /// }
-    /// ```
-    pub fn stop_on_signals(mut self) -> Self {
-        self.signals = true;
-        self
     }
 
     /// Serves tasks until the stop flag is set (or a signal comes, with
