@@ -140,6 +140,43 @@ fn past_the_grace_period_the_task_is_taken_over_and_completes_once() {
 }
 
 #[test]
+fn a_second_signal_ends_the_worker_at_once_and_the_task_is_taken_over() {
+    let server = Server::shared();
+    let prefix = prefix("twice");
+    let dir = scratch("twice");
+    let log = dir.join("log");
+    let setup = WorkerSetup {
+        prefix: prefix.clone(),
+        grace_ms: Some(60_000),
+        claim_idle_ms: Some(1_000),
+        ..Default::default()
+    };
+    let mut first_worker = Worker::start(&server.url, &setup);
+    let fleet = executor(&server, &prefix);
+    let task = fleet.submit(&slow(&log, 2_000), 9);
+    assert!(
+        eventually(|| lines(&log, "start") == 1),
+        "the task never started"
+    );
+    let _second_worker = Worker::start(&server.url, &setup);
+    let operator = Fleet::new(&server.url).unwrap().prefix(&prefix);
+
+    first_worker.signal("INT");
+    assert!(eventually(|| operator
+        .workers()
+        .unwrap()
+        .iter()
+        .any(|w| w.stopping)));
+    first_worker.signal("INT");
+    // Long before its 60 s grace period, and before the task's end.
+    let status = first_worker.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(GRACE_EXIT_CODE), "{status:?}");
+    assert_eq!(lines(&log, "end"), 0);
+    assert_eq!(task.wait().unwrap(), 10);
+    assert_eq!((lines(&log, "start"), lines(&log, "end")), (2, 1));
+}
+
+#[test]
 fn workers_restarted_100_times_leave_no_heartbeat_keys_after_their_ttl() {
     let server = Server::shared();
     let prefix = prefix("restarts");
@@ -153,7 +190,8 @@ fn workers_restarted_100_times_leave_no_heartbeat_keys_after_their_ttl() {
     let keys = |connection: &mut redis::Connection| -> Vec<String> {
         connection.keys(format!("{prefix}:worker:*")).unwrap()
     };
-    // Ten at a time; half killed (their keys expire), half stopped (they delete theirs).
+    // Ten at a time; half killed (their keys expire), half stopped with
+    // SIGTERM or SIGINT (they delete theirs).
     for round in 0..10 {
         let mut batch: Vec<Worker> = (0..10)
             .map(|_| Worker::start(&server.url, &setup))
@@ -167,10 +205,10 @@ fn workers_restarted_100_times_leave_no_heartbeat_keys_after_their_ttl() {
             "round {round}: not every worker announced itself"
         );
         for (i, worker) in batch.iter_mut().enumerate() {
-            if i % 2 == 0 {
-                worker.kill();
-            } else {
-                worker.signal("TERM");
+            match i % 4 {
+                0 | 2 => worker.kill(),
+                1 => worker.signal("TERM"),
+                _ => worker.signal("INT"),
             }
         }
         for worker in batch.iter_mut().skip(1).step_by(2) {

@@ -57,6 +57,19 @@
 //! its job and index inside what is signed, so an entry cannot be moved to
 //! another job. Without a key, a writer to Redis can make workers call any
 //! registered function with arguments of their choosing, and forge results.
+//!
+//! # Operating a fleet
+//! Each worker announces itself under `{prefix}:worker:{name}` (host, pid,
+//! version, counts, current task), a key that expires unless refreshed
+//! ([`RedisWorker::heartbeat`]). A [`Fleet`] reads it all, with the queue,
+//! the tasks pending on each worker, the dead letters and the jobs in flight
+//! ([`Fleet::status`], [`RedisExecutor::fleet_status`]), and requeues or
+//! purges; the `serfn` command-line tool (package `serfn-cli`) prints the
+//! same. On SIGTERM or SIGINT ([`RedisWorker::stop_on_signals`], the
+//! default of [`serfn::worker::redis`](crate::worker::redis)) a worker
+//! takes no new task and finishes its running one within a
+//! [`grace`](RedisWorker::grace) period. OPERATIONS.md, beside the README,
+//! covers systemd, retention and key rotation.
 
 mod builder;
 mod claim;
