@@ -228,25 +228,23 @@ pub(super) fn jobs(connection: &mut redis::Connection, keys: &Keys) -> Result<Ve
         .iter()
         .filter_map(|key| key.strip_prefix(&lead))
         .collect();
-    let mut pipe = redis::pipe();
-    for name in &names {
-        pipe.hgetall(keys.job(name)).xlen(keys.results(name));
+    if names.is_empty() {
+        return Ok(Vec::new()); // Redis refuses an empty pipeline
     }
-    let replies: Vec<(HashMap<String, String>, u64)> = if names.is_empty() {
-        Vec::new()
-    } else {
-        let flat: Vec<redis::Value> = pipe.query(connection).map_err(broker("read jobs"))?;
-        flat.chunks(2)
-            .filter_map(|pair| {
-                let fields = redis::from_redis_value_ref(&pair[0]).ok()?;
-                let answered = redis::from_redis_value_ref(&pair[1]).ok()?;
-                Some((fields, answered))
-            })
-            .collect()
-    };
+    let (mut described, mut answered) = (redis::pipe(), redis::pipe());
+    for name in &names {
+        described.hgetall(keys.job(name));
+        answered.xlen(keys.results(name));
+    }
+    let fields: Vec<HashMap<String, String>> =
+        described.query(connection).map_err(broker("read jobs"))?;
+    let counts: Vec<u64> = answered.query(connection).map_err(broker("read jobs"))?;
+    let replies = fields.into_iter().zip(counts);
     let jobs = names
         .iter()
         .zip(replies)
+        // A job deleted since the scan reads as no fields.
+        .filter(|(_, (fields, _))| !fields.is_empty())
         .map(|(name, (fields, answered))| {
             let number = |field: &str| {
                 fields
