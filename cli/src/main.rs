@@ -287,14 +287,14 @@ fn purge(common: &Common, what: &PurgeWhat, yes: bool) -> serfn::Result<Outcome>
 
 fn status_tables(status: &FleetStatus) -> String {
     let mut out = format!(
-        "prefix `{}`: {} workers, {} tasks waiting, {} pending, {} dead letters, {} refused as forged, {} jobs in flight ({} finished, kept)\n",
+        "prefix `{}`: {}, {} waiting, {} pending, {}, {} refused as forged, {} in flight ({} finished, kept)\n",
         status.prefix,
-        status.workers.len(),
-        status.queue.waiting,
+        count(status.workers.len() as u64, "worker"),
+        count(status.queue.waiting, "task"),
         status.queue.pending,
-        status.dead_letters,
+        count(status.dead_letters, "dead letter"),
         status.forged,
-        status.jobs.len(),
+        count(status.jobs.len() as u64, "job"),
         status.finished_jobs,
     );
     let mut workers = Table::new(&[
@@ -373,6 +373,15 @@ fn status_tables(status: &FleetStatus) -> String {
     out
 }
 
+/// `1 worker`, `2 workers`, `3 entries`.
+fn count(n: u64, noun: &str) -> String {
+    match (n, noun.strip_suffix('y')) {
+        (1, _) => format!("1 {noun}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        (_, None) => format!("{n} {noun}s"),
+    }
+}
+
 fn dead_table(dead: &[DeadLetter], total: u64, forged: bool) -> String {
     let mut table = Table::new(&[
         "ID",
@@ -397,12 +406,10 @@ fn dead_table(dead: &[DeadLetter], total: u64, forged: bool) -> String {
             entry.reason.clone(),
         ]);
     }
-    let what = if forged {
-        "entries refused as forged"
-    } else {
-        "dead letters"
+    let mut out = match forged {
+        true => format!("{}, refused as forged\n", count(total, "entry")),
+        false => format!("{}\n", count(total, "dead letter")),
     };
-    let mut out = format!("{total} {what}\n");
     if !table.is_empty() {
         out.push('\n');
         out.push_str(&table.render());

@@ -161,7 +161,7 @@ fn status_json_shows_both_workers_their_task_counts_and_the_queue() {
     assert!(human.status.success());
     let text = stdout(&human);
     assert!(
-        text.contains("2 workers, 3 tasks waiting, 2 pending"),
+        text.contains("2 workers, 3 tasks waiting, 2 pending, 0 dead letters"),
         "{text}"
     );
     for worker in listed {
@@ -264,7 +264,7 @@ fn a_poisoned_task_is_listed_with_its_reason_requeued_run_again_and_purged() {
     let id = dead["id"].as_str().unwrap().to_owned();
     let human = stdout(&serfn(&["dead-letters", url, "--prefix", prefix]));
     assert!(
-        human.starts_with("1 dead letters\n") && human.contains(reason),
+        human.starts_with("1 dead letter\n") && human.contains(reason),
         "{human}"
     );
     assert!(human.contains(&id) && human.contains(&job), "{human}");
@@ -438,7 +438,7 @@ fn entries_in_the_documented_layout_are_read_and_forged_ones_kept_apart() {
     );
     let human = stdout(&serfn(&["status", url, "--prefix", prefix]));
     assert!(
-        human.contains("1 dead letters, 2 refused as forged"),
+        human.contains("1 dead letter, 2 refused as forged"),
         "{human}"
     );
 
