@@ -523,3 +523,86 @@ fn every_command_in_operations_md_runs() {
         assert!(row.starts_with(&format!("| `{code}` |")), "{row}");
     }
 }
+
+/// Appends a line to `{dir}/runs` per run; aborts its worker while `{dir}/poison` exists.
+fn counted(dir: &Path) -> SerFn<u32, u32> {
+    let dir = dir.to_str().unwrap().to_owned();
+    serfn::closure!("cli_tests::counted", [dir: String], move |x: u32| -> u32 {
+        use std::io::Write;
+        let dir = std::path::Path::new(dir);
+        if dir.join("poison").exists() {
+            std::process::abort();
+        }
+        let mut runs = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("runs")).unwrap();
+        writeln!(runs, "{x}").unwrap();
+        x
+    })
+}
+
+#[test]
+fn a_forged_dead_letter_requeued_is_refused_again_and_never_runs() {
+    use redis::Commands;
+    let server = Server::shared();
+    let prefix = prefix("cli-forged-requeue");
+    let dir = scratch("forged-requeue");
+    let secret = "cli tests: the fleet's key";
+    let setup = WorkerSetup {
+        prefix: prefix.clone(),
+        key: Some(secret.to_owned()),
+        claim_idle_ms: Some(200),
+        max_deliveries: Some(1),
+        ..Default::default()
+    };
+    let _supervisor = Supervisor::start(&server.url, &setup, 2);
+    let fleet = RedisExecutor::builder(&server.url)
+        .prefix(&prefix)
+        .key(serfn::codec::Key::new(secret))
+        .build()
+        .unwrap();
+    std::fs::write(dir.join("poison"), b"").unwrap();
+    let results: Vec<serfn::Result<u32>> = fleet.map(&counted(&dir), [8]).collect();
+    assert!(
+        matches!(results[0], Err(Error::DeadLetter { .. })),
+        "{results:?}"
+    );
+
+    // A writer without the key adds an altered copy of the genuine dead letter,
+    // hoping that an operator requeues it.
+    let mut connection = server.connection();
+    let dead = format!("{prefix}:dead");
+    let genuine: redis::streams::StreamRangeReply = connection.xrange_all(&dead).unwrap();
+    let mut bytes: Vec<u8> = genuine.ids[0].get("e").unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    let _: String = connection
+        .xadd(
+            &dead,
+            "*",
+            &[
+                ("e", bytes.as_slice()),
+                ("reason", b"please requeue me".as_slice()),
+            ],
+        )
+        .unwrap();
+
+    std::fs::remove_file(dir.join("poison")).unwrap();
+    let (url, prefix) = (server.url.as_str(), prefix.as_str());
+    assert_eq!(
+        serfn_json(&["requeue", url, "--prefix", prefix, "--all"])["requeued"],
+        2
+    );
+    // The genuine task ran once; the copy was refused again and parked (with
+    // the dead letters or apart from them), never run.
+    let runs = || std::fs::read_to_string(dir.join("runs")).unwrap_or_default();
+    let parked = || {
+        let status = serfn_json(&["status", url, "--prefix", prefix]);
+        status["dead_letters"].as_u64().unwrap() + status["forged"].as_u64().unwrap()
+    };
+    assert!(
+        eventually(|| runs() == "8\n" && parked() == 1),
+        "runs {:?}, parked {}",
+        runs(),
+        parked()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!((runs().as_str(), parked()), ("8\n", 1));
+}
