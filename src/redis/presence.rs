@@ -57,6 +57,16 @@ impl RedisWorker {
     }
 }
 
+/// A connection whose every step is bounded by `limit`: a helper thread
+/// must not hang on a server that stopped answering.
+pub(super) fn connect(client: &redis::Client, limit: Duration) -> Option<redis::Connection> {
+    let limit = limit.max(Duration::from_millis(100));
+    let connection = client.get_connection_with_timeout(limit).ok()?;
+    connection.set_read_timeout(Some(limit)).ok()?;
+    connection.set_write_timeout(Some(limit)).ok()?;
+    Some(connection)
+}
+
 /// What a worker has done, kept up to date by its serving loop and read by
 /// its announcer.
 #[derive(Default)]
@@ -129,7 +139,7 @@ impl Announcer {
                 last = Some(Instant::now());
                 (seen_changes, was_stopping) = (changes, stopping);
                 if connection.is_none() {
-                    connection = self.client.get_connection().ok();
+                    connection = connect(&self.client, every);
                 }
                 if let Some(conn) = connection.as_mut() {
                     if let Err(error) = self.refresh(conn, started) {
@@ -140,7 +150,7 @@ impl Announcer {
             }
             std::thread::sleep(tick);
         }
-        let Some(conn) = connection.or_else(|| self.client.get_connection().ok()) else {
+        let Some(conn) = connection.or_else(|| connect(&self.client, every)) else {
             return; // The key expires on its own.
         };
         self.leave(conn);

@@ -13,7 +13,7 @@ use signal_hook::SigId;
 
 use super::claim::Running;
 use super::entry::Keys;
-use super::RedisWorker;
+use super::{presence, RedisWorker};
 use crate::error::{Error, Result};
 use crate::sync::lock;
 
@@ -156,18 +156,14 @@ impl Grace {
         let running = lock(&self.running);
         if let Some(task) = running.as_ref() {
             tracing::warn!(task = %task.id, grace = ?self.grace, "the task ran past the grace period: left for another worker");
-            let released = self.client.get_connection().and_then(|mut connection| {
-                release(
-                    &mut connection,
-                    &self.keys,
-                    &self.consumer,
-                    &task.id,
-                    self.claim_idle,
-                )
+            let connection = presence::connect(&self.client, Duration::from_secs(1));
+            let (keys, consumer) = (&self.keys, &self.consumer);
+            let released = connection.map(|mut connection| {
+                release(&mut connection, keys, consumer, &task.id, self.claim_idle)
             });
-            if let Err(error) = released {
+            if !matches!(released, Some(Ok(()))) {
                 // It is taken over after `claim_idle` all the same.
-                tracing::warn!(%error, "cannot release the task");
+                tracing::warn!(?released, "cannot release the task");
             }
         } else {
             tracing::warn!(grace = ?self.grace, "still not stopped after the grace period");
