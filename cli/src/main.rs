@@ -219,15 +219,10 @@ struct DeadList<'a> {
 
 fn requeue(common: &Common, ids: &[String], all: bool) -> serfn::Result<Outcome> {
     let fleet = common.fleet()?;
-    if all {
-        let requeued = fleet.requeue_all()?;
-        match common.json {
-            true => json(&serde_json::json!({ "requeued": requeued })),
-            false => println!("requeued {requeued} dead letters"),
-        }
-        return Ok(Outcome::Done);
-    }
-    let outcome = fleet.requeue(ids)?;
+    let outcome = match all {
+        true => fleet.requeue_all()?,
+        false => fleet.requeue(ids)?,
+    };
     match common.json {
         true => json(&outcome),
         false => {

@@ -246,6 +246,16 @@ fn a_poisoned_task_is_listed_with_its_reason_requeued_run_again_and_purged() {
     );
 
     let (url, prefix) = (server.url.as_str(), prefix.as_str());
+    // The worker that gave up on it counts it as failed.
+    let failed = || {
+        let status = serfn_json(&["status", url, "--prefix", prefix]);
+        let workers = status["workers"].as_array().unwrap().clone();
+        workers
+            .iter()
+            .map(|w| w["failed"].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert!(eventually(|| failed() == 1), "{} failed", failed());
     let listed = serfn_json(&["dead-letters", url, "--prefix", prefix]);
     assert_eq!(listed["total"], 1, "{listed:#}");
     let dead = &listed["dead_letters"][0];
@@ -586,10 +596,13 @@ fn a_forged_dead_letter_requeued_is_refused_again_and_never_runs() {
 
     std::fs::remove_file(dir.join("poison")).unwrap();
     let (url, prefix) = (server.url.as_str(), prefix.as_str());
+    let requeued = serfn_json(&["requeue", url, "--prefix", prefix, "--all"]);
     assert_eq!(
-        serfn_json(&["requeue", url, "--prefix", prefix, "--all"])["requeued"],
-        2
+        requeued["requeued"].as_array().unwrap().len(),
+        2,
+        "{requeued}"
     );
+    assert_eq!(requeued["missing"], serde_json::json!([]));
     // The genuine task ran once; the copy was refused again and parked (with
     // the dead letters or apart from them), never run.
     let runs = || std::fs::read_to_string(dir.join("runs")).unwrap_or_default();

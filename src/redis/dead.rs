@@ -223,15 +223,15 @@ pub(super) fn requeue(connection: &mut redis::Connection, keys: &Keys, id: &str)
 }
 
 /// Requeues every dead letter there now (not those added meanwhile, such
-/// as a requeued task refused again); how many.
-pub(super) fn requeue_all(connection: &mut redis::Connection, keys: &Keys) -> Result<u64> {
+/// as a requeued task refused again); the ids moved.
+pub(super) fn requeue_all(connection: &mut redis::Connection, keys: &Keys) -> Result<Vec<String>> {
     let newest: StreamRangeReply = connection
         .xrevrange_count(keys.dead(), "+", "-", 1)
         .map_err(broker("read dead letters"))?;
+    let mut moved = Vec::new();
     let Some(newest) = newest.ids.first() else {
-        return Ok(0);
+        return Ok(moved);
     };
-    let mut moved = 0;
     let mut from = "-".to_owned();
     loop {
         let range: StreamRangeReply = connection
@@ -242,7 +242,9 @@ pub(super) fn requeue_all(connection: &mut redis::Connection, keys: &Keys) -> Re
         };
         from = format!("({}", last.id);
         for entry in &range.ids {
-            moved += u64::from(requeue(connection, keys, &entry.id)?);
+            if requeue(connection, keys, &entry.id)? {
+                moved.push(entry.id.clone());
+            }
         }
         if range.ids.len() < BATCH {
             return Ok(moved);

@@ -42,8 +42,8 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 ///     println!("{} on {} (pid {}): {} done, {} failed", worker.name, worker.host, worker.pid, worker.done, worker.failed);
 /// }
 /// // Put back what was dead-lettered, after fixing its cause.
-/// let requeued = fleet.requeue_all()?;
-/// println!("{requeued} tasks requeued");
+/// let requeued = fleet.requeue_all()?.requeued;
+/// println!("{} tasks requeued", requeued.len());
 /// # Ok::<(), serfn::Error>(())
 /// ```
 pub struct Fleet {
@@ -290,7 +290,8 @@ impl Fleet {
     }
 
     /// Puts every dead letter there now back on the task stream, as
-    /// [`requeue`](Self::requeue); how many.
+    /// [`requeue`](Self::requeue); not those added meanwhile (a task
+    /// refused again, say).
     ///
     /// # Errors
     /// [`Error::Broker`](crate::Error::Broker) if Redis fails.
@@ -298,12 +299,15 @@ impl Fleet {
     /// # Example
     /// ```no_run
     /// let fleet = serfn::redis::Fleet::new("redis://127.0.0.1:6379")?;
-    /// println!("{} requeued", fleet.requeue_all()?);
+    /// println!("{:?} requeued", fleet.requeue_all()?.requeued);
     /// assert_eq!(fleet.status()?.dead_letters, 0); // unless one failed again meanwhile
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    pub fn requeue_all(&self) -> Result<u64> {
-        dead::requeue_all(&mut self.connection(), &self.keys)
+    pub fn requeue_all(&self) -> Result<Requeued> {
+        Ok(Requeued {
+            requeued: dead::requeue_all(&mut self.connection(), &self.keys)?,
+            missing: Vec::new(),
+        })
     }
 
     /// Deletes the tasks no worker has taken yet; how many. Running tasks
