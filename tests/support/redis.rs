@@ -16,8 +16,14 @@ pub struct Server {
     own: Option<PathBuf>,
 }
 
+/// The checkout's root, with `.ci/`: above this package's own directory
+/// for a workspace member's tests.
 fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let mut dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    while !dir.join(".ci/redis-up.sh").exists() {
+        dir = dir.parent().expect(".ci/redis-up.sh above the package");
+    }
+    dir
 }
 
 impl Server {
