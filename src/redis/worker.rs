@@ -284,11 +284,14 @@ impl RedisWorker {
             stop: Arc::clone(&self.stop),
             finished: Arc::clone(&finished),
         };
-        let helpers = [
-            spawn("serfn-heartbeat", move || heartbeat.run()),
-            spawn("serfn-announce", move || announcer.run()),
-            spawn("serfn-grace", move || grace.run()),
-        ];
+        let helpers = start_helpers(
+            &finished,
+            [
+                spawn("serfn-heartbeat", move || heartbeat.run()),
+                spawn("serfn-announce", move || announcer.run()),
+                spawn("serfn-grace", move || grace.run()),
+            ],
+        )?;
         let mut serving = Serving {
             worker: &self,
             client,
@@ -309,7 +312,7 @@ impl RedisWorker {
         }
         finished.store(true, Ordering::SeqCst);
         for helper in helpers {
-            let _ = helper.map(std::thread::JoinHandle::join);
+            let _ = helper.join();
         }
         tracing::info!(consumer = %self.consumer, "serfn redis worker stopped");
         Ok(())
@@ -325,6 +328,30 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<std::thread::J
         .name(name.into())
         .spawn(f)
         .map_err(Error::io)
+}
+
+/// The helper threads, all started; or, if one could not be, the others
+/// ended and the error.
+fn start_helpers<const N: usize>(
+    finished: &AtomicBool,
+    spawned: [Result<std::thread::JoinHandle<()>>; N],
+) -> Result<Vec<std::thread::JoinHandle<()>>> {
+    let mut started = Vec::with_capacity(N);
+    let mut failure = None;
+    for helper in spawned {
+        match helper {
+            Ok(handle) => started.push(handle),
+            Err(error) => failure = failure.or(Some(error)),
+        }
+    }
+    let Some(error) = failure else {
+        return Ok(started);
+    };
+    finished.store(true, Ordering::SeqCst);
+    for handle in started {
+        let _ = handle.join();
+    }
+    Err(error)
 }
 
 /// Decoded functions by hash, the most recent [`CACHED_FUNCTIONS`].
