@@ -1,5 +1,6 @@
 //! A worker of a Redis fleet: runs the tasks that `redis_driver` (or any
-//! driver linking the same functions) sends, until stopped with Ctrl-C.
+//! driver linking the same functions) sends, until stopped with SIGTERM or
+//! Ctrl-C, which let the running task finish first (OPERATIONS.md).
 //!
 //! `cargo run --release --features redis --example redis_worker -- redis://HOST:6379`
 //!
@@ -61,5 +62,5 @@ fn main() -> serfn::Result<()> {
         };
         worker = worker.claim_idle(std::time::Duration::from_millis(ms));
     }
-    worker.run()
+    worker.stop_on_signals().run()
 }

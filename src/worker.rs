@@ -109,16 +109,25 @@ fn other_threads() -> Option<usize> {
 /// server at `url`, with the defaults. [`RedisWorker`](crate::redis::RedisWorker)
 /// sets a key, a prefix and the rest.
 ///
+/// SIGTERM or SIGINT is a warm shutdown
+/// ([`RedisWorker::stop_on_signals`](crate::redis::RedisWorker::stop_on_signals)):
+/// no new task is taken, the running one finishes and is published within
+/// the 30 s grace period, and this returns `Ok` (exit code 0 from `main`).
+/// Past the grace period, or on a second signal, the process exits with
+/// [`GRACE_EXIT_CODE`](crate::redis::GRACE_EXIT_CODE) and the task is left
+/// for another worker.
+///
 /// # Errors
 /// [`Error::Broker`](crate::Error::Broker) if the URL is invalid.
 ///
 /// # Example
 /// ```no_run
-/// serfn::worker::redis("redis://127.0.0.1:6379")?;
-/// # Ok::<(), serfn::Error>(())
+/// fn main() -> serfn::Result<()> {
+///     serfn::worker::redis("redis://127.0.0.1:6379") // until SIGTERM, then Ok
+/// }
 /// ```
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub fn redis(url: &str) -> crate::Result<()> {
-    crate::redis::RedisWorker::new(url).run()
+    crate::redis::RedisWorker::new(url).stop_on_signals().run()
 }

@@ -74,6 +74,16 @@ impl Keys {
     pub(crate) fn job(&self, job: &str) -> String {
         format!("{}:job:{job}", self.prefix)
     }
+
+    /// A worker's heartbeat: who it is and what it runs, while it lives.
+    pub(crate) fn worker(&self, name: &str) -> String {
+        format!("{}:worker:{name}", self.prefix)
+    }
+
+    /// The prefix itself.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

@@ -118,17 +118,35 @@
 //! Without a key, a
 //! writer to Redis can make workers call any registered function with
 //! arguments of their choosing, and forge results.
+//!
+//! # Operating a fleet
+//! Each worker announces itself under `{prefix}:worker:{name}` (host, pid,
+//! version, counts, current task), a key that expires unless refreshed
+//! ([`RedisWorker::heartbeat`]). A [`Fleet`] reads it all, with the queue,
+//! the tasks pending on each worker, the dead letters and the jobs in flight
+//! ([`Fleet::status`], [`RedisExecutor::fleet_status`]), and requeues or
+//! purges; the `serfn` command-line tool (package `serfn-cli`) prints the
+//! same. On SIGTERM or SIGINT ([`RedisWorker::stop_on_signals`], the
+//! default of [`serfn::worker::redis`](crate::worker::redis)) a worker
+//! takes no new task and finishes its running one within a
+//! [`grace`](RedisWorker::grace) period. OPERATIONS.md, beside the README,
+//! covers systemd, retention and key rotation.
 
 mod backoff;
 mod builder;
 mod claim;
+mod dead;
 mod entry;
+mod fleet;
 mod job;
 mod link;
 mod map;
 mod once;
 mod outbox;
+mod presence;
 mod reattach;
+mod shutdown;
+mod status;
 #[cfg(feature = "async")]
 mod stream;
 mod watch;
@@ -143,8 +161,13 @@ use serde::Serialize;
 
 pub use self::builder::RedisExecutorBuilder;
 pub use self::claim::TIMEOUT_EXIT_CODE;
+pub use self::dead::DeadLetter;
 use self::entry::Keys;
+pub use self::fleet::{Fleet, PurgedJob, Requeued};
 pub use self::map::{RedisMap, RedisMapUnordered};
+pub use self::presence::{CurrentTask, WorkerStatus};
+pub use self::shutdown::GRACE_EXIT_CODE;
+pub use self::status::{ConsumerStatus, FleetStatus, JobStatus, PendingTask, QueueStatus};
 #[cfg(feature = "async")]
 pub use self::stream::{RedisMapStream, RedisMapUnorderedStream};
 pub use self::worker::{RedisWorker, DEFAULT_DEAD_LETTER_CAP};
@@ -515,6 +538,51 @@ impl RedisExecutor {
         R: DeserializeOwned + 'static,
     {
         reattach::Reattached::new(self, job)
+    }
+
+    /// The fleet this executor sends to, as an operator sees it: the same
+    /// server, prefix, key and limits. See [`Fleet`].
+    ///
+    /// # Errors
+    /// [`Error::Broker`] if the server does not answer.
+    ///
+    /// # Example
+    /// ```no_run
+    /// let executor = serfn::redis::RedisExecutor::new("redis://127.0.0.1:6379")?;
+    /// let fleet = executor.fleet()?;
+    /// for dead in fleet.dead_letters(100)? {
+    ///     println!("{}: {}", dead.id, dead.reason);
+    /// }
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn fleet(&self) -> Result<Fleet> {
+        let shared = &self.shared;
+        let key = shared.config.key.clone();
+        Fleet::from_client(
+            &shared.client,
+            shared.keys.clone(),
+            key,
+            shared.config.limits,
+        )
+    }
+
+    /// What the fleet is doing: its workers, queue, pending tasks, dead
+    /// letters and jobs in flight ([`Fleet::status`]).
+    ///
+    /// # Errors
+    /// [`Error::Broker`] if Redis fails.
+    ///
+    /// # Example
+    /// ```no_run
+    /// let executor = serfn::redis::RedisExecutor::new("redis://127.0.0.1:6379")?;
+    /// let status = executor.fleet_status()?;
+    /// if status.workers.is_empty() {
+    ///     eprintln!("no worker is alive: {} tasks wait", status.queue.waiting);
+    /// }
+    /// # Ok::<(), serfn::Error>(())
+    /// ```
+    pub fn fleet_status(&self) -> Result<FleetStatus> {
+        self.fleet()?.status()
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {

@@ -18,6 +18,8 @@ use super::entry::{self, Context, Keys, TaskEntry, TaskHeader, FIELD};
 use super::outbox::{
     acknowledge, append_dead_letter, append_forged, append_result, Checked, Outbox, Parked,
 };
+use super::presence::{self, Announcer, Tally};
+use super::shutdown::{self, Grace, Signals};
 use super::{broker, DEFAULT_PREFIX};
 use crate::codec::{self, Key, Limits};
 use crate::error::{Error, Result, WireError};
@@ -53,6 +55,11 @@ pub struct RedisWorker {
     limits: Limits,
     dead_letter_cap: usize,
     stop: Arc<AtomicBool>,
+    /// Set in presence.rs ([`RedisWorker::heartbeat`]).
+    pub(super) heartbeat: Duration,
+    /// Set in shutdown.rs ([`RedisWorker::grace`], [`RedisWorker::stop_on_signals`]).
+    pub(super) grace: Duration,
+    pub(super) signals: bool,
 }
 
 /// Entries kept in each of the dead-letter and forged streams, about.
@@ -83,6 +90,9 @@ impl RedisWorker {
             limits: Limits::default(),
             dead_letter_cap: DEFAULT_DEAD_LETTER_CAP,
             stop: Arc::new(AtomicBool::new(false)),
+            heartbeat: presence::DEFAULT_TTL,
+            grace: shutdown::DEFAULT_GRACE,
+            signals: false,
         }
     }
 
@@ -219,7 +229,9 @@ impl RedisWorker {
         self
     }
 
-    /// A flag that stops [`run`](Self::run) when set (checked between tasks).
+    /// A flag that stops [`run`](Self::run) when set (checked between
+    /// tasks): the running task finishes within the [`grace`](Self::grace)
+    /// period.
     ///
     /// # Example
     /// ```no_run
@@ -239,12 +251,15 @@ impl RedisWorker {
         Arc::clone(&self.stop)
     }
 
-    /// Serves tasks until the stop flag is set. Connection failures are
+    /// Serves tasks until the stop flag is set (or a signal comes, with
+    /// [`stop_on_signals`](Self::stop_on_signals)), then finishes the
+    /// running task (see [`grace`](Self::grace)). Connection failures are
     /// retried for ever, with a pause that grows from 50 ms to 2 s, jittered
     /// by up to a quarter either way, and starts again after a success.
     ///
     /// # Errors
-    /// [`Error::Broker`] if the URL is invalid.
+    /// [`Error::Broker`] if the URL is invalid; [`Error::Io`] if a thread or
+    /// a signal handler cannot be set up.
     ///
     /// # Example
     /// ```
@@ -258,6 +273,13 @@ impl RedisWorker {
         let keys = Keys::new(&self.prefix);
         tracing::info!(consumer = %self.consumer, prefix = %self.prefix, "serfn redis worker starting");
         crate::registry::trace_all(); // layouts traced now, not by the first task
+        let _signals = match self.signals {
+            true => Some(Signals::install(&self.stop)?),
+            false => None,
+        };
+        // Set once serving ended: the helper threads then end too.
+        let finished = Arc::new(AtomicBool::new(false));
+        let tally = Arc::new(Tally::default());
         let running = Arc::new(Mutex::new(None));
         let outbox = Outbox {
             keys: keys.clone(),
@@ -269,12 +291,36 @@ impl RedisWorker {
             outbox: outbox.clone(),
             running: Arc::clone(&running),
             every: self.claim_idle / 3,
-            stop: Arc::clone(&self.stop),
+            // Not the stop flag: a stopping worker's task keeps its claim.
+            stop: Arc::clone(&finished),
         };
-        let beating = std::thread::Builder::new()
-            .name("serfn-heartbeat".into())
-            .spawn(move || heartbeat.run())
-            .map_err(Error::io)?;
+        let announcer = Announcer {
+            client: client.clone(),
+            keys: keys.clone(),
+            name: self.consumer.clone(),
+            ttl: self.heartbeat,
+            tally: Arc::clone(&tally),
+            stopping: Arc::clone(&self.stop),
+            finished: Arc::clone(&finished),
+        };
+        let grace = Grace {
+            client: client.clone(),
+            keys: keys.clone(),
+            consumer: self.consumer.clone(),
+            claim_idle: self.claim_idle,
+            grace: self.grace,
+            running: Arc::clone(&running),
+            stop: Arc::clone(&self.stop),
+            finished: Arc::clone(&finished),
+        };
+        let helpers = start_helpers(
+            &finished,
+            [
+                spawn("serfn-heartbeat", move || heartbeat.run()),
+                spawn("serfn-announce", move || announcer.run()),
+                spawn("serfn-grace", move || grace.run()),
+            ],
+        )?;
         let mut serving = Serving {
             worker: &self,
             client,
@@ -283,6 +329,7 @@ impl RedisWorker {
             connection: None,
             functions: Functions::default(),
             running,
+            tally,
             last_claim: None,
             checked: Checked::default(),
         };
@@ -298,17 +345,48 @@ impl RedisWorker {
                 }
             }
         }
-        let _ = beating.join();
+        finished.store(true, Ordering::SeqCst);
+        for helper in helpers {
+            let _ = helper.join();
+        }
         tracing::info!(consumer = %self.consumer, "serfn redis worker stopped");
         Ok(())
     }
 }
 
 fn default_consumer() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_owned())
-        .unwrap_or_else(|_| "host".into());
-    format!("{host}-{}", std::process::id())
+    format!("{}-{}", presence::hostname(), std::process::id())
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(Error::io)
+}
+
+/// The helper threads, all started; or, if one could not be, the others
+/// ended and the error.
+fn start_helpers<const N: usize>(
+    finished: &AtomicBool,
+    spawned: [Result<std::thread::JoinHandle<()>>; N],
+) -> Result<Vec<std::thread::JoinHandle<()>>> {
+    let mut started = Vec::with_capacity(N);
+    let mut failure = None;
+    for helper in spawned {
+        match helper {
+            Ok(handle) => started.push(handle),
+            Err(error) => failure = failure.or(Some(error)),
+        }
+    }
+    let Some(error) = failure else {
+        return Ok(started);
+    };
+    finished.store(true, Ordering::SeqCst);
+    for handle in started {
+        let _ = handle.join();
+    }
+    Err(error)
 }
 
 /// Decoded functions by hash, the most recent [`CACHED_FUNCTIONS`].
@@ -326,6 +404,7 @@ struct Serving<'w> {
     connection: Option<redis::Connection>,
     functions: Functions,
     running: Arc<Mutex<Option<Running>>>,
+    tally: Arc<Tally>,
     last_claim: Option<Instant>,
     checked: Checked,
 }
@@ -394,6 +473,13 @@ impl Serving<'_> {
     }
 
     fn process(&mut self, id: StreamId, deliveries: u32) -> Result<()> {
+        if self.worker.stop.load(Ordering::SeqCst) {
+            // Read as the worker was asked to stop: another worker runs it.
+            let (keys, idle) = (self.keys.clone(), self.worker.claim_idle);
+            let consumer = &self.worker.consumer;
+            let released = shutdown::release(self.connection()?, &keys, consumer, &id.id, idle);
+            return released.map_err(broker("release a task"));
+        }
         let bytes: Vec<u8> = id.get(FIELD).unwrap_or_default();
         let key = self.worker.key.as_ref();
         let task: TaskEntry = match entry::open(&bytes, key, Context::Task, &self.worker.limits) {
@@ -429,11 +515,14 @@ impl Serving<'_> {
                 .timeout_ms
                 .map(|ms| started + Duration::from_millis(ms)),
         });
+        self.tally.begin(&id.id, header);
         let output = self.run_task(&task);
         let elapsed = started.elapsed();
+        let failed = output.is_err();
         let outbox = self.outbox.clone();
         let published = outbox.publish(self.connection()?, &id.id, header, output, elapsed);
         *lock(&self.running) = None;
+        self.tally.end(failed);
         published
     }
 
@@ -562,6 +651,7 @@ impl Serving<'_> {
         let _: () = pipe
             .query(self.connection()?)
             .map_err(broker("dead-letter a task"))?;
+        self.tally.count(true);
         Ok(())
     }
 
@@ -586,6 +676,8 @@ impl Serving<'_> {
         let _: () = pipe
             .query(self.connection()?)
             .map_err(broker("park a refused entry"))?;
+        // A refused entry counts as failed in the worker's heartbeat.
+        self.tally.count(true);
         Ok(())
     }
 }

@@ -18,8 +18,14 @@ pub struct Server {
     persistent: bool,
 }
 
+/// The checkout's root, with `.ci/`: above this package's own directory
+/// for a workspace member's tests.
 fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let mut dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    while !dir.join(".ci/redis-up.sh").exists() {
+        dir = dir.parent().expect(".ci/redis-up.sh above the package");
+    }
+    dir
 }
 
 impl Server {
@@ -194,6 +200,10 @@ pub struct WorkerSetup {
     pub claim_idle_ms: Option<u64>,
     pub max_deliveries: Option<u32>,
     pub dead_letter_cap: Option<usize>,
+    /// `RedisWorker::grace`, in milliseconds.
+    pub grace_ms: Option<u64>,
+    /// `RedisWorker::heartbeat`, in milliseconds.
+    pub heartbeat_ms: Option<u64>,
     /// Another program than this test binary.
     pub program: Option<PathBuf>,
 }
@@ -240,6 +250,12 @@ impl Worker {
         if let Some(n) = setup.dead_letter_cap {
             command.env("SERFN_TEST_DEAD_LETTER_CAP", n.to_string());
         }
+        if let Some(ms) = setup.grace_ms {
+            command.env("SERFN_TEST_GRACE_MS", ms.to_string());
+        }
+        if let Some(ms) = setup.heartbeat_ms {
+            command.env("SERFN_TEST_HEARTBEAT_MS", ms.to_string());
+        }
         Worker {
             child: command.spawn().unwrap(),
         }
@@ -248,6 +264,31 @@ impl Worker {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Sends it a signal by name (`TERM`, `INT`), as an operator would.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for it to exit, at most `limit`.
+    pub fn wait_exit(&mut self, limit: std::time::Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.exited() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the worker did not exit in {limit:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     /// Whether it has exited, and how.
@@ -282,7 +323,14 @@ pub fn serve_from_env() {
     if let Ok(n) = std::env::var("SERFN_TEST_DEAD_LETTER_CAP") {
         worker = worker.dead_letter_cap(n.parse().unwrap());
     }
-    worker.run().unwrap();
+    if let Ok(ms) = std::env::var("SERFN_TEST_GRACE_MS") {
+        worker = worker.grace(std::time::Duration::from_millis(ms.parse().unwrap()));
+    }
+    if let Ok(ms) = std::env::var("SERFN_TEST_HEARTBEAT_MS") {
+        worker = worker.heartbeat(std::time::Duration::from_millis(ms.parse().unwrap()));
+    }
+    // As `serfn::worker::redis` does: SIGTERM is a warm shutdown.
+    worker.stop_on_signals().run().unwrap();
     std::process::exit(0);
 }
 
