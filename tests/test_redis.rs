@@ -664,3 +664,33 @@ fn a_result_over_the_drivers_limits_is_too_large_not_a_hang() {
     // A small answer on the same executor still comes through.
     assert_eq!(fleet.call(&big, 10).unwrap(), vec![7; 10]);
 }
+
+/// A worker built without the `tokio` feature refuses an async function's
+/// task with a typed error, and serves on.
+#[cfg(not(feature = "tokio"))]
+#[test]
+fn without_the_runtime_an_async_function_is_refused_and_the_worker_serves_on() {
+    let server = Server::shared();
+    let prefix = prefix("async_refused");
+    let workers = plain_workers(&server, &prefix, 1);
+    let fleet = executor(&server, &prefix);
+    let pid = serfn::closure!("redis_tests::pid", [], move || -> u32 {
+        std::process::id()
+    });
+    let before = fleet.call(&pid, ()).unwrap();
+    assert_eq!(before, workers[0].child.id());
+    let twice = serfn::closure!("redis_tests::twice", [], async move |x: u64| -> u64 {
+        2 * x
+    });
+    for result in fleet.map(&twice, vec![1, 2]) {
+        assert!(
+            matches!(&result, Err(Error::SignatureMismatch { expected, .. }) if expected.contains("`tokio` feature")),
+            "{result:?}"
+        );
+    }
+    assert_eq!(
+        fleet.call(&pid, ()).unwrap(),
+        before,
+        "the worker serves on"
+    );
+}

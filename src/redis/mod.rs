@@ -170,7 +170,7 @@ pub use self::shutdown::GRACE_EXIT_CODE;
 pub use self::status::{ConsumerStatus, FleetStatus, JobStatus, PendingTask, QueueStatus};
 #[cfg(feature = "async")]
 pub use self::stream::{RedisMapStream, RedisMapUnorderedStream};
-pub use self::worker::{RedisWorker, DEFAULT_DEAD_LETTER_CAP};
+pub use self::worker::{RedisWorker, DEFAULT_DEAD_LETTER_CAP, DEFAULT_MAX_CONCURRENT};
 use crate::codec::{Key, Limits};
 use crate::error::{Error, Result};
 use crate::handle::{SerFn, SerFnMut, SerFnOnce};
