@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use redis::Commands;
 
+use super::cancel::Canceller;
 use super::entry::{self, Context, ResultEntry, TaskEntry, TaskHeader, FIELD};
 use super::link::Link;
 use super::Shared;
@@ -434,8 +435,28 @@ impl Job {
     /// Sends one task and waits for its answer; the job is finished after
     /// it, or cancelled when the broker failed first (an answer read before
     /// the failure is still the answer).
-    pub(crate) fn run_one(mut self, block: Vec<u8>, count: u32) -> Result<Answer> {
-        let answer = self.send(block, count).and_then(|()| loop {
+    /// With `cancel`, a cancel before the task is sent sends nothing, and
+    /// one after it stops the waiting.
+    pub(crate) fn run_one(
+        mut self,
+        block: Vec<u8>,
+        count: u32,
+        cancel: Option<&Canceller>,
+    ) -> Result<Answer> {
+        let sent = match cancel {
+            Some(cancel) => cancel.send(|| {
+                self.send(block, count)?;
+                let entry = self.waiting.values().next().map(|w| w.entry.clone());
+                Ok((self.id.clone(), entry.unwrap_or_default()))
+            }),
+            None => self.send(block, count).map(|()| true),
+        };
+        let answer = sent.and_then(|sent| loop {
+            if !sent || cancel.is_some_and(Canceller::is_cancelled) {
+                break Err(Error::Broker {
+                    reason: "the task was cancelled".into(),
+                });
+            }
             match self.receive() {
                 Ok(mut answers) => {
                     if let Some(answer) = answers.pop() {

@@ -134,6 +134,7 @@
 
 mod backoff;
 mod builder;
+mod cancel;
 mod claim;
 mod dead;
 mod entry;
@@ -153,7 +154,7 @@ mod watch;
 mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -174,9 +175,10 @@ pub use self::worker::{RedisWorker, DEFAULT_DEAD_LETTER_CAP, DEFAULT_MAX_CONCURR
 use crate::codec::{Key, Limits};
 use crate::error::{Error, Result};
 use crate::handle::{SerFn, SerFnMut, SerFnOnce};
-use crate::pool::job::TaskCell;
+use crate::pool::job::{Runner, TaskCell};
 use crate::pool::task::Task;
 use crate::pool::{MapFn, MapItems};
+use crate::sync::lock;
 
 /// The prefix of every key serfn uses, unless set otherwise.
 pub const DEFAULT_PREFIX: &str = "serfn";
@@ -426,9 +428,13 @@ impl RedisExecutor {
         let feed = map::Feed::<A, R, _>::new(self, &f.clone().into_dyn(), std::iter::once(args));
         let owned = map::OwnedFeed::from(feed);
         let completing = Arc::clone(&cell);
+        // Held by the thread: the task's cancel reaches it while it runs.
+        let canceller = cancel::Canceller::new(&self.shared);
+        let runner: Weak<dyn Runner> = Arc::downgrade(&canceller) as Weak<cancel::Canceller>;
+        lock(&cell.state).running = Some((runner, 0));
         let spawned = std::thread::Builder::new()
             .name("serfn-redis-submit".into())
-            .spawn(move || completing.complete(owned.run_one()));
+            .spawn(move || completing.complete(owned.run_one(Some(&canceller))));
         if let Err(error) = spawned {
             return Task::failed(Error::Broker {
                 reason: format!("cannot start a thread: {error}"),
