@@ -117,3 +117,31 @@ fn a_timeout_or_a_panic_fails_its_item_only_and_keeps_the_worker() {
     let mut worker = worker;
     assert!(worker.exited().is_none(), "the worker did not exit");
 }
+
+/// `call` and `submit` take an async function as `map` does, on the
+/// executor and through `Executor`.
+#[test]
+fn one_call_of_an_async_function_runs_on_a_fleet_worker() {
+    let server = Server::shared();
+    let prefix = prefix("async_call");
+    let worker = one_worker(&server, &prefix, 10);
+    let fleet = RedisExecutor::builder(&server.url)
+        .prefix(&prefix)
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let pid = worker.child.id();
+    assert_eq!(fleet.call(&flaky(), 20).unwrap(), pid);
+    assert_eq!(fleet.submit(&flaky(), 20).wait().unwrap(), pid);
+    let late = serfn::Executor::call(&fleet, &flaky(), u64::MAX);
+    assert!(
+        matches!(&late, Err(Error::Timeout { timeout, .. }) if *timeout == Duration::from_millis(500)),
+        "{late:?}"
+    );
+    let failed = serfn::Executor::submit(&fleet, &flaky(), 0).wait();
+    assert!(
+        matches!(&failed, Err(Error::Panicked { message, .. }) if message == "asked to fail"),
+        "{failed:?}"
+    );
+    assert_eq!(fleet.call(&flaky(), 1).unwrap(), pid, "the worker lives on");
+}

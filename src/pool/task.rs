@@ -72,10 +72,10 @@ impl<R> Task<R> {
     /// one never ran. A worker is sent at most a couple of tasks ahead, so
     /// with more tasks than workers most of them wait in the pool's queue.
     ///
-    /// A fleet's task ([`RedisExecutor::submit`](crate::redis::RedisExecutor::submit))
-    /// is cancelled through its job: if no worker had read it, none runs it
-    /// ([`Cancelled::NotStarted`]); if one had, it is not stopped
-    /// ([`Cancelled::Running`]); if it was answered, [`Cancelled::Finished`].
+    /// A fleet's task (`RedisExecutor::submit`) is cancelled through its
+    /// job: if no worker had read it, none runs it ([`Cancelled::NotStarted`]);
+    /// if one had, it is not stopped ([`Cancelled::Running`]); if it was
+    /// answered, [`Cancelled::Finished`].
     ///
     /// # Example
     /// ```no_run

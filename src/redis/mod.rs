@@ -174,7 +174,7 @@ pub use self::stream::{RedisMapStream, RedisMapUnorderedStream};
 pub use self::worker::{RedisWorker, DEFAULT_DEAD_LETTER_CAP, DEFAULT_MAX_CONCURRENT};
 use crate::codec::{Key, Limits};
 use crate::error::{Error, Result};
-use crate::handle::{SerFn, SerFnMut, SerFnOnce};
+use crate::handle::{SerFnMut, SerFnOnce};
 use crate::pool::job::{Runner, TaskCell};
 use crate::pool::task::Task;
 use crate::pool::{MapFn, MapItems};
@@ -377,6 +377,9 @@ impl RedisExecutor {
     }
 
     /// Calls `f(args)` on a worker of the fleet and waits for the result.
+    /// `f` is a [`SerFn`](crate::SerFn) or an [`AsyncSerFn`](crate::AsyncSerFn)
+    /// ([`MapFn`]), which the worker runs on its runtime (see
+    /// [`RedisWorker::max_concurrent`]).
     ///
     /// # Errors
     /// [`Error::Panicked`] if `f` panicked; [`Error::Broker`] if Redis
@@ -393,11 +396,7 @@ impl RedisExecutor {
     /// assert_eq!(fleet.call(&add, (40, 2))?, 42);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    pub fn call<A, R>(&self, f: &SerFn<A, R>, args: A) -> Result<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
+    pub fn call<F: MapFn>(&self, f: &F, args: F::Arg) -> Result<F::Output> {
         self.submit(f, args).wait()
     }
 
@@ -418,14 +417,10 @@ impl RedisExecutor {
     /// assert_eq!(squares, [1, 4, 9, 16]);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    pub fn submit<A, R>(&self, f: &SerFn<A, R>, args: A) -> Task<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
+    pub fn submit<F: MapFn>(&self, f: &F, args: F::Arg) -> Task<F::Output> {
         // A one-item map on its own thread, which completes the task.
         let cell = TaskCell::new();
-        let feed = map::Feed::<A, R, _>::new(self, &f.clone().into_dyn(), std::iter::once(args));
+        let feed = map::Feed::<F::Arg, F::Output, _>::new(self, &f.dyn_fn(), std::iter::once(args));
         let owned = map::OwnedFeed::from(feed);
         let completing = Arc::clone(&cell);
         // Held by the thread: the task's cancel reaches it while it runs.
@@ -440,7 +435,11 @@ impl RedisExecutor {
                 reason: format!("cannot start a thread: {error}"),
             });
         }
-        Task::new(cell, map::decode_owned::<R>, self.shared.config.limits)
+        Task::new(
+            cell,
+            map::decode_owned::<F::Output>,
+            self.shared.config.limits,
+        )
     }
 
     /// Calls a [`SerFnOnce`] on a worker of the fleet, consuming it, and
