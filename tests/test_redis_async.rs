@@ -60,10 +60,10 @@ fn four_hundred_waiting_items_overlap_on_one_worker_with_exact_results() {
     let server = Server::shared();
     let prefix = prefix("async_overlap");
     let _worker = one_worker(&server, &prefix, 200);
-    // Tasks of 200 items: each one round of the worker's 200 at once.
+    // Tasks of the default 100 items for an async function: each one
+    // round of the worker's items at once.
     let fleet = RedisExecutor::builder(&server.url)
         .prefix(&prefix)
-        .chunk_size(200)
         .build()
         .unwrap();
     let items: Vec<(u64, u64)> = (0..400).map(|x| (x, 100)).collect();
@@ -78,6 +78,7 @@ fn four_hundred_waiting_items_overlap_on_one_worker_with_exact_results() {
         started.elapsed()
     );
     assert_eq!(results, (0..400).map(|x| 2 * x).collect::<Vec<u64>>());
+    assert_eq!(fleet.stats().tasks, 4, "tasks of 100 items");
 }
 
 #[test]

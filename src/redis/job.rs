@@ -86,13 +86,18 @@ pub(crate) struct Job {
     /// (missing, or altered): sent again once it is stored again.
     pub(crate) repairs: Vec<u64>,
     per_item_ns: Option<u64>,
+    /// An async function's: its items overlap in a worker, so a task's
+    /// time says nothing of an item's.
+    is_async: bool,
 }
 
 impl Job {
     /// Stores the function (once: by content); the first task claims the
     /// job's name (`claim`).
     pub(crate) fn start(shared: &Arc<Shared>, f: &DynFn, id: String) -> Result<Job> {
-        Job::start_encoded(shared, f.to_bytes()?, f.name(), f.batches(), id)
+        let mut job = Job::start_encoded(shared, f.to_bytes()?, f.name(), f.batches(), id)?;
+        job.is_async = f.signature().kind() == crate::plumbing::Kind::Async;
+        Ok(job)
     }
 
     /// [`start`](Self::start) for a function already encoded (any kind:
@@ -150,6 +155,7 @@ impl Job {
             answered: Vec::new(),
             repairs: Vec::new(),
             per_item_ns: None,
+            is_async: false,
         })
     }
 
@@ -161,6 +167,8 @@ impl Job {
     pub(crate) fn chunk_size(&self) -> usize {
         match (self.shared.config.chunk_size, self.per_item_ns) {
             (Some(fixed), _) => fixed,
+            // A worker's round of items at once, with its default settings.
+            (None, _) if self.is_async => super::DEFAULT_MAX_CONCURRENT,
             (None, None) => 1,
             (None, Some(ns)) => (TASK_NS / ns.max(1)).clamp(1, MAX_CHUNK as u64) as usize,
         }

@@ -242,7 +242,9 @@ impl RedisWorker {
     /// dropped and answers [`Error::Timeout`], a panicking one
     /// [`Error::Panicked`], and the worker goes on. The runtime is the
     /// `tokio` feature's; a worker built without it answers such a task
-    /// with [`Error::SignatureMismatch`] and goes on.
+    /// with [`Error::SignatureMismatch`] and goes on. A driver's tasks of
+    /// such a function carry [`DEFAULT_MAX_CONCURRENT`] items unless its
+    /// [`chunk_size`](super::RedisExecutorBuilder::chunk_size) says otherwise.
     ///
     /// # Example
     /// ```no_run
