@@ -146,3 +146,32 @@ fn one_call_of_an_async_function_runs_on_a_fleet_worker() {
     );
     assert_eq!(fleet.call(&flaky(), 1).unwrap(), pid, "the worker lives on");
 }
+
+/// A body that blocks its worker's thread instead of awaiting: no timer
+/// fires there, so the worker's heartbeat ends it past the items' timeout
+/// per round and a grace, and the items fail with the timeout.
+#[test]
+fn a_body_that_blocks_its_worker_is_bounded_by_the_heartbeat() {
+    let server = Server::shared();
+    let prefix = prefix("async_stuck");
+    let mut worker = one_worker(&server, &prefix, 10);
+    let fleet = RedisExecutor::builder(&server.url)
+        .prefix(&prefix)
+        .chunk_size(2)
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let stuck = serfn::closure!("redis_async::stuck", [], async move |ms: u64| -> u64 {
+        std::thread::sleep(Duration::from_millis(ms)); // blocks, never yields
+        ms
+    });
+    let results: Vec<serfn::Result<u64>> = fleet.map(&stuck, [5_000, 5_000]).collect();
+    for result in &results {
+        assert!(
+            matches!(result, Err(Error::Timeout { timeout, .. }) if *timeout == Duration::from_millis(300)),
+            "{result:?}"
+        );
+    }
+    let status = worker.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(serfn::redis::TIMEOUT_EXIT_CODE));
+}
