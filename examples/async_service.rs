@@ -3,15 +3,16 @@
 //! runtime's one thread while the same pool maps a CPU-bound sync function
 //! and an I/O-bound async one (simulated latency: `tokio::time::sleep`).
 //!
-//! The blocking `Pool::map` runs under `spawn_blocking`, off the runtime's
-//! thread; the async function's items overlap in the workers, up to
+//! Both async forms at once: the driver's `map_stream` yields results as
+//! they come without blocking the runtime's thread (no `spawn_blocking`),
+//! and the async function's items overlap in the workers, up to
 //! `max_concurrent` per worker.
 //!
-//! `cargo run --features tokio --example async_service`
+//! `cargo run --features tokio,async --example async_service`
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_core::Stream;
 use serfn::{AsyncSerFn, Pool, SerFn};
 
 const TICK: Duration = Duration::from_millis(10);
@@ -27,7 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn serve() -> serfn::Result<()> {
-    let pool = Arc::new(Pool::builder().workers(2).max_concurrent(100).build()?);
+    let pool = Pool::builder().workers(2).max_concurrent(100).build()?;
 
     // CPU-bound: the number of primes below `n`, by trial division.
     let primes: SerFn<u64, u64> = serfn::closure!("primes_below", [], move |n: u64| -> u64 {
@@ -61,25 +62,12 @@ async fn serve() -> serfn::Result<()> {
     });
 
     let started = Instant::now();
-    let cpu = {
-        let pool = Arc::clone(&pool);
-        tokio::task::spawn_blocking(move || {
-            pool.map(&primes, (0..400).map(|i| 20_000 + i))
-                .collect::<serfn::Result<Vec<u64>>>()
-        })
-    };
-    let io = {
-        let pool = Arc::clone(&pool);
-        tokio::task::spawn_blocking(move || {
-            pool.map(&lookup, 0..2_000u64)
-                .collect::<serfn::Result<Vec<String>>>()
-        })
-    };
-    let (cpu, io) = tokio::join!(cpu, io);
-    let (cpu, io) = (
-        cpu.expect("the CPU map ran")?,
-        io.expect("the I/O map ran")?,
+    // Two streams on the runtime's one thread, beside the ticker.
+    let (cpu, io) = tokio::join!(
+        collect(pool.map_stream(&primes, (0..400).map(|i| 20_000 + i))),
+        collect(pool.map_stream(&lookup, 0..2_000u64)),
     );
+    let (cpu, io) = (cpu?, io?);
     let elapsed = started.elapsed();
     let _ = stop.send(());
     let (ticks, worst) = ticker.await.expect("the ticker ran");
@@ -99,4 +87,15 @@ async fn serve() -> serfn::Result<()> {
         "the service stalled for {worst:?}"
     );
     Ok(())
+}
+
+/// The stream's results in order, or its first error: awaited, so the
+/// runtime's thread serves the ticker in between.
+async fn collect<T>(stream: impl Stream<Item = serfn::Result<T>>) -> serfn::Result<Vec<T>> {
+    let mut stream = std::pin::pin!(stream);
+    let mut all = Vec::new();
+    while let Some(result) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+        all.push(result?);
+    }
+    Ok(all)
 }

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::handle::{SerFn, SerFnMut, SerFnOnce};
+use crate::handle::{SerFnMut, SerFnOnce};
 use crate::pool::{MapFn, MapItems, Pool, Task};
 
 /// Runs serialized functions somewhere else: in local worker processes
@@ -51,7 +51,9 @@ use crate::pool::{MapFn, MapItems, Pool, Task};
     doc = "[`RedisExecutor`]: https://docs.rs/serfn/latest/serfn/redis/struct.RedisExecutor.html"
 )]
 pub trait Executor {
-    /// Calls `f(args)` on a worker and waits for the result.
+    /// Calls `f(args)` on a worker and waits for the result. `f` is a
+    /// [`SerFn`](crate::SerFn) or an [`AsyncSerFn`](crate::AsyncSerFn), as
+    /// for [`map`](Self::map) ([`MapFn`]).
     ///
     /// # Errors
     /// [`Error::Panicked`](crate::Error::Panicked) if `f` panicked, and the
@@ -70,11 +72,7 @@ pub trait Executor {
     /// assert_eq!(norm(&serfn::Pool::new()?, vec![3.0, 4.0])?, 5.0);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    fn call<A, R>(&self, f: &SerFn<A, R>, args: A) -> Result<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
+    fn call<F: MapFn>(&self, f: &F, args: F::Arg) -> Result<F::Output> {
         self.submit(f, args).wait()
     }
 
@@ -96,10 +94,7 @@ pub trait Executor {
     /// assert_eq!(all(&serfn::Pool::new()?, &double, &[1, 2, 3])?, [2, 4, 6]);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    fn submit<A, R>(&self, f: &SerFn<A, R>, args: A) -> Task<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static;
+    fn submit<F: MapFn>(&self, f: &F, args: F::Arg) -> Task<F::Output>;
 
     /// Calls a [`SerFnOnce`] on a worker, consuming it, and waits for the result.
     ///
@@ -215,11 +210,7 @@ pub trait Executor {
     /// }
     /// ```
     #[cfg(feature = "async")]
-    fn call_async<A, R>(&self, f: &SerFn<A, R>, args: A) -> Task<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
+    fn call_async<F: MapFn>(&self, f: &F, args: F::Arg) -> Task<F::Output> {
         self.submit(f, args)
     }
 
@@ -289,19 +280,11 @@ pub trait Executor {
 macro_rules! forward_executor {
     ($executor:ty) => {
         impl $crate::executor::Executor for $executor {
-            fn call<A, R>(&self, f: &SerFn<A, R>, args: A) -> Result<R>
-            where
-                A: Serialize + DeserializeOwned + 'static,
-                R: Serialize + DeserializeOwned + 'static,
-            {
+            fn call<F: MapFn>(&self, f: &F, args: F::Arg) -> Result<F::Output> {
                 <$executor>::call(self, f, args)
             }
 
-            fn submit<A, R>(&self, f: &SerFn<A, R>, args: A) -> Task<R>
-            where
-                A: Serialize + DeserializeOwned + 'static,
-                R: Serialize + DeserializeOwned + 'static,
-            {
+            fn submit<F: MapFn>(&self, f: &F, args: F::Arg) -> Task<F::Output> {
                 <$executor>::submit(self, f, args)
             }
 
@@ -347,11 +330,7 @@ macro_rules! forward_executor {
             }
 
             #[cfg(feature = "async")]
-            fn call_async<A, R>(&self, f: &SerFn<A, R>, args: A) -> Task<R>
-            where
-                A: Serialize + DeserializeOwned + 'static,
-                R: Serialize + DeserializeOwned + 'static,
-            {
+            fn call_async<F: MapFn>(&self, f: &F, args: F::Arg) -> Task<F::Output> {
                 <$executor>::call_async(self, f, args)
             }
 

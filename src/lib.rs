@@ -92,7 +92,7 @@
 //! | [`SerFn<A, R>`](SerFn) | called through `&self`, any number of times: most functions, and what [`Pool::map`], [`Pool::call`] and [`Pool::submit`] take. |
 //! | [`SerFnMut<A, R>`](SerFnMut) | its state changes with each call (a counter, an accumulator): `call_mut`, [`Pool::fold`]. |
 //! | [`SerFnOnce<A, R>`](SerFnOnce) | consumed by its call, which may move its capture out: `call_once`, [`Pool::call_once`]. |
-//! | [`AsyncSerFn<A, R>`](AsyncSerFn) | its body awaits (a request, a query): `closure!("l", [], async move \|x: A\| -> R { .. })`, an `async fn`, or [`AsyncCall`]. A pool's worker overlaps its items (feature `tokio`, [`PoolBuilder::max_concurrent`]); keep CPU-bound work in a `SerFn`. See [`handle::AsyncSerFn`](AsyncSerFn#sync-or-async). |
+//! | [`AsyncSerFn<A, R>`](AsyncSerFn) | its body awaits (a request, a query): `closure!("l", [], async move \|x: A\| -> R { .. })`, an `async fn`, or [`AsyncCall`]. A pool's or a fleet's worker overlaps its items (feature `tokio`, [`PoolBuilder::max_concurrent`], `RedisWorker::max_concurrent`); keep CPU-bound work in a `SerFn`. See [`handle::AsyncSerFn`](AsyncSerFn#sync-or-async). |
 //! | [`DynFn`] | the types are unknown where it is held: a generic worker or router that decodes any registered function and calls it through bytes. |
 //! | [`SerializableFn`] | a bound in code generic over capture structs ([`SerFn::new`] takes one). `Box<dyn SerializableFn>` is typetag's trait object, without the handles' signature check: prefer a handle. |
 //!

@@ -125,6 +125,30 @@ fn sync_and_async_functions_share_a_worker_and_pipelines_run_there() {
     assert_eq!(out, ["<8>", "<27>"]);
 }
 
+/// `call`, `call_timeout` and `submit` take an async function as `map`
+/// does: its item runs on the worker's runtime, a timeout drops it there.
+#[cfg(feature = "tokio")]
+#[test]
+fn one_call_of_an_async_function_runs_on_the_worker_and_times_out_there() {
+    use serfn::Executor;
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let worker = pool.worker_pids()[0];
+    assert_eq!(pool.call(&flaky(), 20).unwrap(), worker);
+    assert_eq!(pool.submit(&flaky(), 20).wait().unwrap(), worker);
+    let late = pool.call_timeout(&flaky(), u64::MAX, Duration::from_millis(300));
+    assert!(
+        matches!(&late, Err(Error::Timeout { timeout, .. }) if *timeout == Duration::from_millis(300)),
+        "{late:?}"
+    );
+    let failed = Executor::submit(&pool, &flaky(), 0).wait();
+    assert!(
+        matches!(&failed, Err(Error::Panicked { message, .. }) if message == "asked to fail"),
+        "{failed:?}"
+    );
+    assert_eq!(Executor::call(&pool, &flaky(), 1).unwrap(), worker);
+    assert_eq!(pool.worker_pids(), [worker], "the worker was not killed");
+}
+
 #[cfg(not(feature = "tokio"))]
 #[test]
 fn without_the_runtime_an_async_function_is_refused_and_the_worker_stays() {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use redis::Commands;
 use redis_support::{prefix, Server, Worker, WorkerSetup};
 use serde::{Deserialize, Serialize};
+use serfn::pool::Cancelled;
 use serfn::redis::{RedisExecutor, RedisWorker};
 use serfn::{Error, Executor, SerFn};
 
@@ -663,4 +664,78 @@ fn a_result_over_the_drivers_limits_is_too_large_not_a_hang() {
     assert!(started.elapsed() < Duration::from_secs(30));
     // A small answer on the same executor still comes through.
     assert_eq!(fleet.call(&big, 10).unwrap(), vec![7; 10]);
+}
+
+/// A worker built without the `tokio` feature refuses an async function's
+/// task with a typed error, and serves on.
+#[cfg(not(feature = "tokio"))]
+#[test]
+fn without_the_runtime_an_async_function_is_refused_and_the_worker_serves_on() {
+    let server = Server::shared();
+    let prefix = prefix("async_refused");
+    let workers = plain_workers(&server, &prefix, 1);
+    let fleet = executor(&server, &prefix);
+    let pid = serfn::closure!("redis_tests::pid", [], move || -> u32 {
+        std::process::id()
+    });
+    let before = fleet.call(&pid, ()).unwrap();
+    assert_eq!(before, workers[0].child.id());
+    let twice = serfn::closure!("redis_tests::twice", [], async move |x: u64| -> u64 {
+        2 * x
+    });
+    for result in fleet.map(&twice, vec![1, 2]) {
+        assert!(
+            matches!(&result, Err(Error::SignatureMismatch { expected, .. }) if expected.contains("`tokio` feature")),
+            "{result:?}"
+        );
+    }
+    assert_eq!(
+        fleet.call(&pid, ()).unwrap(),
+        before,
+        "the worker serves on"
+    );
+}
+
+/// Cancelling a submitted task says what it did: one no worker had read
+/// never runs; one a worker runs is not stopped (the worker lives) and
+/// says so; one answered is finished.
+#[test]
+fn cancelling_a_submitted_task_says_honestly_whether_it_runs() {
+    let server = Server::shared();
+    let prefix = prefix("cancel_one");
+    let workers = plain_workers(&server, &prefix, 1);
+    let fleet = executor(&server, &prefix);
+    let dir = std::env::temp_dir().join(format!("serfn-{prefix}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    // Waits `ms`, then leaves a file at `path`: the proof that it ran.
+    let touch = serfn::closure!("redis_tests::touch", [], move |path: String,
+                                                                ms: u64|
+          -> u32 {
+        std::thread::sleep(Duration::from_millis(ms));
+        std::fs::write(&path, b"ran").unwrap();
+        std::process::id()
+    });
+    let pid = workers[0].child.id();
+    assert_eq!(fleet.call(&touch, (path("first"), 0)).unwrap(), pid);
+
+    let long = fleet.submit(&touch, (path("long"), 1_500));
+    std::thread::sleep(Duration::from_millis(300)); // the worker takes it
+    let queued = fleet.submit(&touch, (path("queued"), 0));
+    std::thread::sleep(Duration::from_millis(300)); // sent, behind it
+    assert_eq!(queued.cancel(), Cancelled::NotStarted);
+    assert_eq!(long.cancel(), Cancelled::Running);
+    // The one worker takes tasks in order: this one comes after both.
+    assert_eq!(fleet.call(&touch, (path("after"), 0)).unwrap(), pid);
+    assert!(dir.join("long").exists(), "the running task ran to its end");
+    assert!(!dir.join("queued").exists(), "the cancelled task never ran");
+
+    let done = fleet.submit(&touch, (path("done"), 0));
+    let waited = Instant::now();
+    while !done.is_finished() {
+        assert!(waited.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(done.cancel(), Cancelled::Finished);
+    let _ = std::fs::remove_dir_all(&dir);
 }

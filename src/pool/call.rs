@@ -11,10 +11,14 @@ use serde::Serialize;
 use super::job::{Job, Reply, TaskCell, Work};
 use super::{answer, map, Pool, Task};
 use crate::error::{Error, Result};
-use crate::handle::{SerFn, SerFnOnce};
+use crate::handle::SerFnOnce;
+use crate::pool::MapFn;
 
 impl Pool {
-    /// Calls `f(args)` in a worker and waits for the result.
+    /// Calls `f(args)` in a worker and waits for the result. `f` is a
+    /// [`SerFn`](crate::SerFn) or an [`AsyncSerFn`](crate::AsyncSerFn)
+    /// ([`MapFn`]), whose future the worker runs on its runtime (feature
+    /// `tokio`) within the call's timeout, without being killed past it.
     ///
     /// # Errors
     /// [`Error::Panicked`] if `f` panicked; [`Error::WorkerDied`] or
@@ -38,11 +42,7 @@ impl Pool {
     /// assert_eq!(pool.call(&root, 9.0)?, 3.0);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    pub fn call<A, R>(&self, f: &SerFn<A, R>, args: A) -> Result<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
+    pub fn call<F: MapFn>(&self, f: &F, args: F::Arg) -> Result<F::Output> {
         self.submit(f, args).wait()
     }
 
@@ -68,11 +68,12 @@ impl Pool {
     /// assert_eq!(pool.call_timeout(&nap, 1, Duration::from_secs(30))?, 1);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    pub fn call_timeout<A, R>(&self, f: &SerFn<A, R>, args: A, timeout: Duration) -> Result<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
+    pub fn call_timeout<F: MapFn>(
+        &self,
+        f: &F,
+        args: F::Arg,
+        timeout: Duration,
+    ) -> Result<F::Output> {
         self.submit_timeout(f, args, timeout).wait()
     }
 
@@ -91,11 +92,12 @@ impl Pool {
     /// assert_eq!(task.wait()?, 9);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    pub fn submit_timeout<A, R>(&self, f: &SerFn<A, R>, args: A, timeout: Duration) -> Task<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
+    pub fn submit_timeout<F: MapFn>(
+        &self,
+        f: &F,
+        args: F::Arg,
+        timeout: Duration,
+    ) -> Task<F::Output> {
         self.submit_with(f, args, Some(timeout))
     }
 
@@ -112,20 +114,17 @@ impl Pool {
     /// assert_eq!(squares, [1, 4, 9, 16]);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    pub fn submit<A, R>(&self, f: &SerFn<A, R>, args: A) -> Task<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
+    pub fn submit<F: MapFn>(&self, f: &F, args: F::Arg) -> Task<F::Output> {
         self.submit_with(f, args, None)
     }
 
-    fn submit_with<A, R>(&self, f: &SerFn<A, R>, args: A, timeout: Option<Duration>) -> Task<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
-        let sent = self.function(f.clone().into_dyn()).and_then(|function| {
+    fn submit_with<F: MapFn>(
+        &self,
+        f: &F,
+        args: F::Arg,
+        timeout: Option<Duration>,
+    ) -> Task<F::Output> {
+        let sent = self.function(f.dyn_fn()).and_then(|function| {
             let once = std::iter::once(args);
             let batched = function.batches;
             let limit = self.shared.config.limits.get_max_bytes();
@@ -133,9 +132,9 @@ impl Pool {
             let items =
                 map::items_block(&mut once.into_iter(), &mut held, 1, limit, limit, batched)?.0;
             let decode = if batched {
-                answer::decode_one_batched::<R>
+                answer::decode_one_batched::<F::Output>
             } else {
-                answer::decode_one::<R>
+                answer::decode_one::<F::Output>
             };
             let work = Work::Batch {
                 function,

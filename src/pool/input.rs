@@ -7,8 +7,9 @@ use serde::Serialize;
 
 use crate::handle::{AsyncSerFn, DynFn, SerFn};
 
-/// A function [`Pool::map`](super::Pool::map) and
-/// [`map_unordered`](super::Pool::map_unordered) can run: a [`SerFn`], which
+/// A function [`Pool::map`](super::Pool::map),
+/// [`map_unordered`](super::Pool::map_unordered), [`call`](super::Pool::call)
+/// and [`submit`](super::Pool::submit) can run: a [`SerFn`], which
 /// each worker calls on many items, or an [`AsyncSerFn`], whose items a
 /// worker overlaps. Sealed.
 ///

@@ -423,6 +423,13 @@ pub(crate) struct CellState {
 pub(crate) trait Runner: Send + Sync {
     /// Stops task `task` if this worker has it; returns whether it had.
     fn cancel(&self, task: u64) -> bool;
+
+    /// Cancels `task` and says exactly what that did, for a runner that
+    /// knows (a fleet's, which cannot stop a task a worker took); `None`:
+    /// [`cancel`](Self::cancel) says.
+    fn cancel_exactly(&self, _task: u64) -> Option<super::Cancelled> {
+        None
+    }
 }
 
 impl TaskCell {

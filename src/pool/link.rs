@@ -205,20 +205,14 @@ fn kill_after(job: &Job, config: &Config) -> Option<Duration> {
     match &job.work {
         Work::Batch {
             function, count, ..
-        } if function.is_async => {
-            let rounds = count.div_ceil(u32::try_from(config.max_concurrent).unwrap_or(u32::MAX));
-            Some(
-                timeout
-                    .saturating_mul(rounds.max(1))
-                    .saturating_add(ASYNC_GRACE),
-            )
-        }
+        } if function.is_async => Some(super::run_async::chunk_bound(
+            timeout,
+            *count as usize,
+            config.max_concurrent,
+        )),
         _ => Some(timeout),
     }
 }
-
-/// What an async chunk's worker is given past its items' timeouts.
-const ASYNC_GRACE: Duration = Duration::from_secs(1);
 
 /// Hands one answer to the job it answers: always the oldest in flight.
 /// An answer that does not fit that job breaks the protocol: the worker is

@@ -96,7 +96,7 @@ pub(crate) mod link;
 pub(crate) mod map;
 mod process;
 pub(crate) mod protocol;
-mod run_async;
+pub(crate) mod run_async;
 pub(crate) mod serve;
 mod shm;
 mod slot;
@@ -115,6 +115,8 @@ use serde::Serialize;
 
 pub(crate) use self::builder::Config;
 pub use self::builder::PoolBuilder;
+#[cfg(feature = "redis")]
+pub(crate) use self::builder::DEFAULT_MAX_CONCURRENT;
 pub use self::exit::WorkerExit;
 pub use self::input::{Borrowed, MapFn, MapItems, Owned};
 use self::job::{FnEntry, Job, Queue, Reply, TaskCell, Work};

@@ -23,6 +23,21 @@ pub(crate) struct Settings {
     pub(crate) concurrency: usize,
 }
 
+/// How long a chunk of `count` items may run at `concurrency` at once when
+/// each item has `timeout`: a round per `concurrency` items, and a grace for
+/// the worker itself. Past it the worker is stuck (a body that never
+/// yields), not an item late: each item's own timeout answers first.
+pub(crate) fn chunk_bound(
+    timeout: std::time::Duration,
+    count: usize,
+    concurrency: usize,
+) -> std::time::Duration {
+    let rounds = count.div_ceil(concurrency.max(1)).max(1);
+    timeout
+        .saturating_mul(u32::try_from(rounds).unwrap_or(u32::MAX))
+        .saturating_add(std::time::Duration::from_secs(1))
+}
+
 /// The worker's runtime, started when first needed.
 #[derive(Default)]
 pub(crate) struct Runner {

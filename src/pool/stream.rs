@@ -14,7 +14,6 @@ use serde::Serialize;
 use super::map::{Map, MapUnordered};
 use super::{MapFn, MapItems, Pool, Task};
 use crate::error::Result;
-use crate::handle::SerFn;
 
 /// Results a stream yields in a row before it lets its task's runtime run
 /// others (as tokio's own resources do, with the same budget): results
@@ -295,11 +294,7 @@ impl Pool {
     ///     pool.call_async(&norm, (3.0, 4.0)).await
     /// }
     /// ```
-    pub fn call_async<A, R>(&self, f: &SerFn<A, R>, args: A) -> Task<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
+    pub fn call_async<F: MapFn>(&self, f: &F, args: F::Arg) -> Task<F::Output> {
         self.submit(f, args)
     }
 }

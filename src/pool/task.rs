@@ -72,6 +72,11 @@ impl<R> Task<R> {
     /// one never ran. A worker is sent at most a couple of tasks ahead, so
     /// with more tasks than workers most of them wait in the pool's queue.
     ///
+    /// A fleet's task (`RedisExecutor::submit`) is cancelled through its
+    /// job: if no worker had read it, none runs it ([`Cancelled::NotStarted`]);
+    /// if one had, it is not stopped ([`Cancelled::Running`]); if it was
+    /// answered, [`Cancelled::Finished`].
+    ///
     /// # Example
     /// ```no_run
     /// use serfn::pool::Cancelled;
@@ -102,7 +107,11 @@ impl<R> Task<R> {
         let Some((runner, task)) = running else {
             return Cancelled::NotStarted;
         };
-        if runner.upgrade().is_some_and(|runner| runner.cancel(task)) {
+        let runner = runner.upgrade();
+        if let Some(exactly) = runner.as_ref().and_then(|r| r.cancel_exactly(task)) {
+            return exactly;
+        }
+        if runner.is_some_and(|runner| runner.cancel(task)) {
             return Cancelled::Stopped;
         }
         // Answered, or its worker died, in the meantime.
@@ -235,6 +244,10 @@ pub enum Cancelled {
     Stopped,
     /// Its result was already in, and is dropped.
     Finished,
+    /// A worker of a fleet had taken it, or the broker could not be
+    /// reached: it may run to its end (a fleet does not kill its workers);
+    /// its result is dropped.
+    Running,
 }
 
 impl<R> Future for Task<R> {

@@ -80,7 +80,11 @@ impl RedisExecutorBuilder {
     }
 
     /// Items per task. By default it is adapted so that a task takes a few
-    /// milliseconds of a worker's time, from the times workers report.
+    /// milliseconds of a worker's time, from the times workers report; for
+    /// an async function ([`AsyncSerFn`](crate::AsyncSerFn)), whose items
+    /// a worker overlaps, it is [`DEFAULT_MAX_CONCURRENT`](super::DEFAULT_MAX_CONCURRENT):
+    /// set it to the workers' [`max_concurrent`](super::RedisWorker::max_concurrent)
+    /// when theirs is set.
     ///
     /// # Example
     /// ```no_run

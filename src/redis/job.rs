@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use redis::Commands;
 
+use super::cancel::Canceller;
 use super::entry::{self, Context, ResultEntry, TaskEntry, TaskHeader, FIELD};
 use super::link::Link;
 use super::Shared;
@@ -85,13 +86,18 @@ pub(crate) struct Job {
     /// (missing, or altered): sent again once it is stored again.
     pub(crate) repairs: Vec<u64>,
     per_item_ns: Option<u64>,
+    /// An async function's: its items overlap in a worker, so a task's
+    /// time says nothing of an item's.
+    is_async: bool,
 }
 
 impl Job {
     /// Stores the function (once: by content); the first task claims the
     /// job's name (`claim`).
     pub(crate) fn start(shared: &Arc<Shared>, f: &DynFn, id: String) -> Result<Job> {
-        Job::start_encoded(shared, f.to_bytes()?, f.name(), f.batches(), id)
+        let mut job = Job::start_encoded(shared, f.to_bytes()?, f.name(), f.batches(), id)?;
+        job.is_async = f.signature().kind() == crate::plumbing::Kind::Async;
+        Ok(job)
     }
 
     /// [`start`](Self::start) for a function already encoded (any kind:
@@ -149,6 +155,7 @@ impl Job {
             answered: Vec::new(),
             repairs: Vec::new(),
             per_item_ns: None,
+            is_async: false,
         })
     }
 
@@ -160,6 +167,8 @@ impl Job {
     pub(crate) fn chunk_size(&self) -> usize {
         match (self.shared.config.chunk_size, self.per_item_ns) {
             (Some(fixed), _) => fixed,
+            // A worker's round of items at once, with its default settings.
+            (None, _) if self.is_async => super::DEFAULT_MAX_CONCURRENT,
             (None, None) => 1,
             (None, Some(ns)) => (TASK_NS / ns.max(1)).clamp(1, MAX_CHUNK as u64) as usize,
         }
@@ -434,8 +443,28 @@ impl Job {
     /// Sends one task and waits for its answer; the job is finished after
     /// it, or cancelled when the broker failed first (an answer read before
     /// the failure is still the answer).
-    pub(crate) fn run_one(mut self, block: Vec<u8>, count: u32) -> Result<Answer> {
-        let answer = self.send(block, count).and_then(|()| loop {
+    /// With `cancel`, a cancel before the task is sent sends nothing, and
+    /// one after it stops the waiting.
+    pub(crate) fn run_one(
+        mut self,
+        block: Vec<u8>,
+        count: u32,
+        cancel: Option<&Canceller>,
+    ) -> Result<Answer> {
+        let sent = match cancel {
+            Some(cancel) => cancel.send(|| {
+                self.send(block, count)?;
+                let entry = self.waiting.values().next().map(|w| w.entry.clone());
+                Ok((self.id.clone(), entry.unwrap_or_default()))
+            }),
+            None => self.send(block, count).map(|()| true),
+        };
+        let answer = sent.and_then(|sent| loop {
+            if !sent || cancel.is_some_and(Canceller::is_cancelled) {
+                break Err(Error::Broker {
+                    reason: "the task was cancelled".into(),
+                });
+            }
             match self.receive() {
                 Ok(mut answers) => {
                     if let Some(answer) = answers.pop() {

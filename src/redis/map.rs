@@ -7,6 +7,7 @@ use std::marker::PhantomData;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::cancel::Canceller;
 use super::job::{job_id, Job, MAX_TASK_BYTES};
 use super::RedisExecutor;
 use crate::codec::Limits;
@@ -194,10 +195,10 @@ where
 
 impl OwnedFeed {
     /// Sends the task and waits for its answer: `[seq][output]`.
-    pub(crate) fn run_one(self) -> Result<Vec<u8>> {
+    pub(crate) fn run_one(self, cancel: Option<&Canceller>) -> Result<Vec<u8>> {
         let job = self.job?;
         let (block, count) = self.block?;
-        let answer = job.run_one(block, count)?;
+        let answer = job.run_one(block, count, cancel)?;
         let mut payload = vec![u8::from(answer.seq)];
         payload.extend(answer.output?);
         Ok(payload)

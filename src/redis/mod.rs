@@ -134,6 +134,7 @@
 
 mod backoff;
 mod builder;
+mod cancel;
 mod claim;
 mod dead;
 mod entry;
@@ -153,7 +154,7 @@ mod watch;
 mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -170,13 +171,14 @@ pub use self::shutdown::GRACE_EXIT_CODE;
 pub use self::status::{ConsumerStatus, FleetStatus, JobStatus, PendingTask, QueueStatus};
 #[cfg(feature = "async")]
 pub use self::stream::{RedisMapStream, RedisMapUnorderedStream};
-pub use self::worker::{RedisWorker, DEFAULT_DEAD_LETTER_CAP};
+pub use self::worker::{RedisWorker, DEFAULT_DEAD_LETTER_CAP, DEFAULT_MAX_CONCURRENT};
 use crate::codec::{Key, Limits};
 use crate::error::{Error, Result};
-use crate::handle::{SerFn, SerFnMut, SerFnOnce};
-use crate::pool::job::TaskCell;
+use crate::handle::{SerFnMut, SerFnOnce};
+use crate::pool::job::{Runner, TaskCell};
 use crate::pool::task::Task;
 use crate::pool::{MapFn, MapItems};
+use crate::sync::lock;
 
 /// The prefix of every key serfn uses, unless set otherwise.
 pub const DEFAULT_PREFIX: &str = "serfn";
@@ -375,6 +377,9 @@ impl RedisExecutor {
     }
 
     /// Calls `f(args)` on a worker of the fleet and waits for the result.
+    /// `f` is a [`SerFn`](crate::SerFn) or an [`AsyncSerFn`](crate::AsyncSerFn)
+    /// ([`MapFn`]), which the worker runs on its runtime (see
+    /// [`RedisWorker::max_concurrent`]).
     ///
     /// # Errors
     /// [`Error::Panicked`] if `f` panicked; [`Error::Broker`] if Redis
@@ -391,11 +396,7 @@ impl RedisExecutor {
     /// assert_eq!(fleet.call(&add, (40, 2))?, 42);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    pub fn call<A, R>(&self, f: &SerFn<A, R>, args: A) -> Result<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
+    pub fn call<F: MapFn>(&self, f: &F, args: F::Arg) -> Result<F::Output> {
         self.submit(f, args).wait()
     }
 
@@ -416,25 +417,29 @@ impl RedisExecutor {
     /// assert_eq!(squares, [1, 4, 9, 16]);
     /// # Ok::<(), serfn::Error>(())
     /// ```
-    pub fn submit<A, R>(&self, f: &SerFn<A, R>, args: A) -> Task<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
+    pub fn submit<F: MapFn>(&self, f: &F, args: F::Arg) -> Task<F::Output> {
         // A one-item map on its own thread, which completes the task.
         let cell = TaskCell::new();
-        let feed = map::Feed::<A, R, _>::new(self, &f.clone().into_dyn(), std::iter::once(args));
+        let feed = map::Feed::<F::Arg, F::Output, _>::new(self, &f.dyn_fn(), std::iter::once(args));
         let owned = map::OwnedFeed::from(feed);
         let completing = Arc::clone(&cell);
+        // Held by the thread: the task's cancel reaches it while it runs.
+        let canceller = cancel::Canceller::new(&self.shared);
+        let runner: Weak<dyn Runner> = Arc::downgrade(&canceller) as Weak<cancel::Canceller>;
+        lock(&cell.state).running = Some((runner, 0));
         let spawned = std::thread::Builder::new()
             .name("serfn-redis-submit".into())
-            .spawn(move || completing.complete(owned.run_one()));
+            .spawn(move || completing.complete(owned.run_one(Some(&canceller))));
         if let Err(error) = spawned {
             return Task::failed(Error::Broker {
                 reason: format!("cannot start a thread: {error}"),
             });
         }
-        Task::new(cell, map::decode_owned::<R>, self.shared.config.limits)
+        Task::new(
+            cell,
+            map::decode_owned::<F::Output>,
+            self.shared.config.limits,
+        )
     }
 
     /// Calls a [`SerFnOnce`] on a worker of the fleet, consuming it, and

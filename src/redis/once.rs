@@ -53,7 +53,7 @@ fn run_task(
     (block, count): (Vec<u8>, u32),
 ) -> Result<Vec<u8>> {
     Job::start_encoded(executor.shared(), envelope, name, false, job_id())?
-        .run_one(block, count)?
+        .run_one(block, count, None)?
         .output
 }
 

@@ -22,7 +22,7 @@ use super::job::{job_id, Answer, Job, MAX_TASK_BYTES};
 use super::{RedisExecutor, Shared};
 use crate::codec::Limits;
 use crate::error::{Error, Result};
-use crate::handle::{DynFn, SerFn};
+use crate::handle::DynFn;
 use crate::pool::answer::{decode_chunk, ChunkResults};
 use crate::pool::map::items_block;
 use crate::pool::stream::{Budget, STREAM_CHUNK, STREAM_FILL};
@@ -531,11 +531,7 @@ impl RedisExecutor {
     ///     fleet.call_async(&double, 21).await
     /// }
     /// ```
-    pub fn call_async<A, R>(&self, f: &SerFn<A, R>, args: A) -> crate::Task<R>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
-    {
+    pub fn call_async<F: MapFn>(&self, f: &F, args: F::Arg) -> crate::Task<F::Output> {
         self.submit(f, args)
     }
 }

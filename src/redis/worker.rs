@@ -26,6 +26,7 @@ use crate::error::{Error, Result, WireError};
 use crate::handle::DynFn;
 use crate::plumbing::Kind;
 use crate::pool::protocol::Fields;
+use crate::pool::run_async::{self, Runner, Settings};
 use crate::sync::lock;
 
 /// Functions a worker keeps decoded, at most.
@@ -54,6 +55,7 @@ pub struct RedisWorker {
     max_deliveries: u32,
     limits: Limits,
     dead_letter_cap: usize,
+    max_concurrent: usize,
     stop: Arc<AtomicBool>,
     /// Set in presence.rs ([`RedisWorker::heartbeat`]).
     pub(super) heartbeat: Duration,
@@ -64,6 +66,9 @@ pub struct RedisWorker {
 
 /// Entries kept in each of the dead-letter and forged streams, about.
 pub const DEFAULT_DEAD_LETTER_CAP: usize = 10_000;
+
+/// [`RedisWorker::max_concurrent`]'s default, the pool's.
+pub const DEFAULT_MAX_CONCURRENT: usize = crate::pool::DEFAULT_MAX_CONCURRENT;
 
 impl RedisWorker {
     /// A worker for the Redis server at `url`, with the defaults.
@@ -89,6 +94,7 @@ impl RedisWorker {
             max_deliveries: 5,
             limits: Limits::default(),
             dead_letter_cap: DEFAULT_DEAD_LETTER_CAP,
+            max_concurrent: DEFAULT_MAX_CONCURRENT,
             stop: Arc::new(AtomicBool::new(false)),
             heartbeat: presence::DEFAULT_TTL,
             grace: shutdown::DEFAULT_GRACE,
@@ -229,6 +235,31 @@ impl RedisWorker {
         self
     }
 
+    /// How many items of one task of an async function
+    /// ([`AsyncSerFn`](crate::AsyncSerFn)) run at once on this worker's
+    /// runtime ([`DEFAULT_MAX_CONCURRENT`] by default, at least 1). Each
+    /// item has the task's timeout of its own: a late item's future is
+    /// dropped and answers [`Error::Timeout`], a panicking one
+    /// [`Error::Panicked`], and the worker goes on. The runtime is the
+    /// `tokio` feature's; a worker built without it answers such a task
+    /// with [`Error::SignatureMismatch`] and goes on. A driver's tasks of
+    /// such a function carry [`DEFAULT_MAX_CONCURRENT`] items unless its
+    /// [`chunk_size`](super::RedisExecutorBuilder::chunk_size) says otherwise.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use serfn::redis::{RedisExecutor, RedisWorker};
+    /// # let url = "redis://127.0.0.1:6379";
+    ///
+    /// // I/O-bound functions: 500 requests in flight per worker.
+    /// let worker = RedisWorker::new(url).max_concurrent(500);
+    /// assert!(format!("{worker:?}").contains("max_concurrent: 500"));
+    /// ```
+    pub fn max_concurrent(mut self, items: usize) -> Self {
+        self.max_concurrent = items.max(1);
+        self
+    }
+
     /// A flag that stops [`run`](Self::run) when set (checked between
     /// tasks): the running task finishes within the [`grace`](Self::grace)
     /// period.
@@ -332,6 +363,7 @@ impl RedisWorker {
             tally,
             last_claim: None,
             checked: Checked::default(),
+            runner: Runner::default(),
         };
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
         while !self.stop.load(Ordering::SeqCst) {
@@ -407,6 +439,8 @@ struct Serving<'w> {
     tally: Arc<Tally>,
     last_claim: Option<Instant>,
     checked: Checked,
+    /// Runs async functions' items, on a runtime started when first needed.
+    runner: Runner,
 }
 
 impl Serving<'_> {
@@ -507,13 +541,12 @@ impl Serving<'_> {
             tracing::warn!(task = %id.id, %reason, "dead-lettered");
             return self.dead_letter(&id.id, &bytes, header, deliveries, &reason);
         }
+        let bound = self.bound(&task);
         let started = Instant::now();
         *lock(&self.running) = Some(Running {
             id: id.id.clone(),
             task: header.clone(),
-            deadline: header
-                .timeout_ms
-                .map(|ms| started + Duration::from_millis(ms)),
+            deadline: bound.map(|bound| started + bound),
         });
         self.tally.begin(&id.id, header);
         let output = self.run_task(&task);
@@ -526,11 +559,52 @@ impl Serving<'_> {
         published
     }
 
+    /// How long `task` may run before its worker is ended: its timeout; for
+    /// an async function's, a round of it per `max_concurrent` items (each
+    /// item's own timeout answers first, and the worker lives).
+    fn bound(&mut self, task: &TaskEntry) -> Option<Duration> {
+        let timeout = Duration::from_millis(task.header.timeout_ms?);
+        let function = self.function(&task.function, &task.header.name);
+        if function.is_ok_and(|f| f.signature().kind() == Kind::Async) {
+            let count = task.header.count as usize;
+            return Some(run_async::chunk_bound(
+                timeout,
+                count,
+                self.worker.max_concurrent,
+            ));
+        }
+        Some(timeout)
+    }
+
     fn run_task(&mut self, task: &TaskEntry) -> std::result::Result<Vec<u8>, WireError> {
+        // Apart from `self`, which lends the function it runs.
+        let mut runner = std::mem::take(&mut self.runner);
+        let output = self.run_with(task, &mut runner);
+        self.runner = runner;
+        output
+    }
+
+    fn run_with(
+        &mut self,
+        task: &TaskEntry,
+        runner: &mut Runner,
+    ) -> std::result::Result<Vec<u8>, WireError> {
         let limits = self.worker.limits;
+        let settings = Settings {
+            timeout: task.header.timeout_ms.map(Duration::from_millis),
+            concurrency: self.worker.max_concurrent,
+        };
         let function = self.function(&task.function, &task.header.name)?;
         let mut out = Vec::new();
         let kind = function.signature().kind();
+        if kind == Kind::Async {
+            let items = Fields(&task.items).items()?;
+            check_count(task, items.len())?;
+            runner
+                .run(function, &items, &limits, &settings, &mut out)
+                .map_err(|error| WireError::from(&error))?;
+            return Ok(out);
+        }
         if kind != Kind::Fn && !task.header.seq {
             // A fold's state or a `SerFnOnce`: a fresh copy of the stored one.
             let mut function = function.clone();
@@ -552,11 +626,7 @@ impl Serving<'_> {
             function.call_batch(&task.items, &limits, &mut out)?;
         } else {
             let items = Fields(&task.items).items()?;
-            let count = task.header.count;
-            if items.len() != count as usize {
-                let message = format!("a task of {count} items carries {}", items.len());
-                return Err(WireError::from(&Error::decode(message)));
-            }
+            check_count(task, items.len())?;
             function.call_each(&items, &limits, &mut out)?;
         }
         Ok(out)
@@ -680,6 +750,16 @@ impl Serving<'_> {
         self.tally.count(true);
         Ok(())
     }
+}
+
+/// Whether `task` carries the `carried` items its header counts.
+fn check_count(task: &TaskEntry, carried: usize) -> std::result::Result<(), WireError> {
+    let count = task.header.count;
+    if carried != count as usize {
+        let message = format!("a task of {count} items carries {carried}");
+        return Err(WireError::from(&Error::decode(message)));
+    }
+    Ok(())
 }
 
 /// Creates the consumer group (and the stream) if they do not exist; from

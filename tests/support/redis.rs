@@ -204,6 +204,8 @@ pub struct WorkerSetup {
     pub grace_ms: Option<u64>,
     /// `RedisWorker::heartbeat`, in milliseconds.
     pub heartbeat_ms: Option<u64>,
+    /// `RedisWorker::max_concurrent`.
+    pub max_concurrent: Option<usize>,
     /// Another program than this test binary.
     pub program: Option<PathBuf>,
 }
@@ -255,6 +257,9 @@ impl Worker {
         }
         if let Some(ms) = setup.heartbeat_ms {
             command.env("SERFN_TEST_HEARTBEAT_MS", ms.to_string());
+        }
+        if let Some(n) = setup.max_concurrent {
+            command.env("SERFN_TEST_MAX_CONCURRENT", n.to_string());
         }
         Worker {
             child: command.spawn().unwrap(),
@@ -328,6 +333,9 @@ pub fn serve_from_env() {
     }
     if let Ok(ms) = std::env::var("SERFN_TEST_HEARTBEAT_MS") {
         worker = worker.heartbeat(std::time::Duration::from_millis(ms.parse().unwrap()));
+    }
+    if let Ok(n) = std::env::var("SERFN_TEST_MAX_CONCURRENT") {
+        worker = worker.max_concurrent(n.parse().unwrap());
     }
     // As `serfn::worker::redis` does: SIGTERM is a warm shutdown.
     worker.stop_on_signals().run().unwrap();
