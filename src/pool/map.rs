@@ -16,6 +16,16 @@ use super::Pool;
 use crate::codec;
 use crate::error::{Error, Result};
 
+/// Items in one automatic chunk of a stream, at most: encoding or decoding
+/// a chunk happens in a poll, and should hold the polling thread for about
+/// a millisecond, not the tens a 100,000-item chunk takes in a debug build.
+#[cfg(feature = "async")]
+pub(crate) const STREAM_CHUNK: usize = 8192;
+/// Encoding a stream does in one poll, once it has sent a chunk, before it
+/// lets results through.
+#[cfg(feature = "async")]
+pub(crate) const STREAM_FILL: std::time::Duration = std::time::Duration::from_millis(1);
+
 mod settings;
 
 /// Worker time a chunk should take, once items have been timed.
@@ -26,8 +36,6 @@ const MAX_CHUNK: usize = 100_000;
 const MAX_CHUNK_BYTES: usize = 4 << 20;
 /// Items in flight per worker, below which more chunks are sent.
 const ITEMS_AHEAD: usize = 1024;
-#[cfg(feature = "async")]
-use super::stream::{STREAM_CHUNK, STREAM_FILL};
 
 /// How far a map has come, for [`Map::on_progress`].
 ///

@@ -21,14 +21,6 @@ use crate::error::Result;
 /// would hold a single-threaded runtime for the whole map.
 const BUDGET: u32 = 128;
 
-/// Items in one automatic chunk of a stream, at most: encoding or decoding
-/// a chunk happens in a poll, and should hold the polling thread for about
-/// a millisecond, not the tens a 100,000-item chunk takes in a debug build.
-pub(crate) const STREAM_CHUNK: usize = 8192;
-/// Encoding a stream does in one poll, once it has sent a chunk, before it
-/// lets results through.
-pub(crate) const STREAM_FILL: std::time::Duration = std::time::Duration::from_millis(1);
-
 /// Counts results yielded in a row, and says when to yield to the runtime.
 #[derive(Debug)]
 pub(crate) struct Budget(u32);

@@ -25,7 +25,8 @@ use crate::error::{Error, Result};
 use crate::handle::DynFn;
 use crate::pool::answer::{decode_chunk, ChunkResults};
 use crate::pool::map::items_block;
-use crate::pool::stream::{Budget, STREAM_CHUNK, STREAM_FILL};
+use crate::pool::map::{STREAM_CHUNK, STREAM_FILL};
+use crate::pool::stream::Budget;
 use crate::pool::{MapFn, MapItems};
 use crate::sync::lock;
 
