@@ -90,14 +90,7 @@ fn serve(socket: OsString) -> io::Result<()> {
         .name("serfn-flush".into())
         .spawn(move || flusher.flush_stale())?;
 
-    // Layouts traced now, not by the first task, while the parent connects
-    // the other workers and sends the first frames: joined before the first
-    // frame is handled.
-    let mut tracing = std::thread::Builder::new()
-        .name("serfn-trace-all".into())
-        .spawn(|| drop(crate::registry::trace_all()))
-        .map_err(|_| crate::registry::trace_all())
-        .ok();
+    crate::registry::trace_all(); // layouts traced now, not by the first task (the flusher beats meanwhile)
     let mut worker = Worker::new(limits);
     let mut reader = FrameReader::new(shm::Receiver::new(stream), frame_limit(&limits));
     let mut out = Vec::with_capacity(64 << 10);
@@ -112,11 +105,6 @@ fn serve(socket: OsString) -> io::Result<()> {
                 // A descriptor comes with its frame's first byte: it is here.
                 while let Some(fd) = reader.get_ref().take_fd() {
                     worker.fds.push_back(fd);
-                }
-                // Before the first frame: a function's decode would trace
-                // its types again beside it.
-                if let Some(tracing) = tracing.take() {
-                    let _ = tracing.join(); // its panics are the tracer's, caught there
                 }
                 worker.handle(tag, reader.body(body), &mut out)?;
                 outbox.add(&mut out);
