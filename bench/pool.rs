@@ -16,12 +16,14 @@
 //!   `sequential_s` and `parallel_s`. `--quick`: [`QUICK_CPU_TASKS`] x
 //!   [`QUICK_CPU_ITERS`], as the Python script does.
 //! - `startup`: `Pool::builder().workers(w).build()` through the result of one
-//!   trivial `pool.call`; ms. Dropping the pool is not timed.
+//!   trivial `pool.call`, against a new procspawn pool through one trivial
+//!   call, taking turns; ms. Dropping the pools is not timed.
 //! - `pipeline`: `x + d` as one stage and as 8 stages joined by `then`, mapped
 //!   in chunks of `items / 8` and called in process; the extra time per item
 //!   and stage, times the workers for the pool (their time); ns/stage.
-//! - `capture_100m`: a closure over 100 MiB of `f64`, to its first result from
-//!   a started pool (limits raised to 256 MiB); ms.
+//! - `capture_100m`: a closure over 100 MiB of `f64`, from a new pool to its
+//!   first result (limits raised to 256 MiB), against a new procspawn pool
+//!   sent the same `Vec` as one call's argument, taking turns; ms.
 //!
 //! Peers, in the same run (`bench/common/peers.rs`): procspawn (fn pointers;
 //! `tiny_chunk1` one call per item on a fifth of the items, `tiny_chunked`
@@ -46,6 +48,8 @@ mod args;
 mod peers;
 #[path = "common/pool_modes.rs"]
 mod pool_modes;
+#[path = "common/raw.rs"]
+mod raw;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -284,6 +288,7 @@ fn descend_fn((x0, lr, iters): (f64, f64, u32)) -> f64 {
 }
 
 fn main() {
+    raw::child_if_asked();
     serfn::worker::init();
     procspawn::init();
     let args = parse_args();
@@ -350,7 +355,9 @@ fn main() {
         } else {
             items.len()
         };
-        let mut runs: [Contender<'_>; 3] = [
+        let mut raw_unbatched = raw::RawPool::new(args.workers, false, FACTOR);
+        let mut raw_batched = raw::RawPool::new(args.workers, true, FACTOR);
+        let mut runs: Vec<Contender<'_>> = vec![
             (
                 "serfn",
                 items.len(),
@@ -362,11 +369,23 @@ fn main() {
                 Box::new(|| peers::procspawn_map(&spawn_pool, &items[..some], FACTOR, chunk)),
             ),
             (
+                "raw_batched",
+                items.len(),
+                Box::new(|| raw_batched.map(&items)),
+            ),
+            (
                 "rayon",
                 items.len(),
                 Box::new(|| peers::rayon_map(&rayon_pool, &items, |x| scale.call(x))),
             ),
         ];
+        if chunk == 1 {
+            runs.push((
+                "raw_socket",
+                items.len(),
+                Box::new(|| raw_unbatched.map(&items)),
+            ));
+        }
         // Untimed, checked warm-up (ships the function); then the libraries take
         // turns, each run in a rotated order, so that a change in the machine's
         // load falls on all of them alike.
@@ -389,7 +408,12 @@ fn main() {
             if *len != items.len() {
                 extra.push(("items", len.to_string()));
             }
-            let rate = *len as f64 / median(times).as_secs_f64();
+            let rate_of = |t: &Duration| *len as f64 / t.as_secs_f64();
+            let slowest = times.iter().max().copied().unwrap_or_default();
+            let fastest = times.iter().min().copied().unwrap_or_default();
+            extra.push(("min", format!("{:.1}", rate_of(&slowest))));
+            extra.push(("max", format!("{:.1}", rate_of(&fastest))));
+            let rate = rate_of(&median(times));
             report.record_for(workload, library, rate, "tasks/s", extra);
         }
     }
@@ -473,32 +497,12 @@ fn main() {
     }
     let stats = pool.stats();
     drop(pool);
-    if args.wants("capture_100m") {
-        pool_modes::capture(&args, &spawn_pool, &mut report);
-    }
     drop(spawn_pool);
-
-    // -- start-up: a fresh pool per run; its drop is not timed ----------------
-    let trivial: SerFn<i64, i64> =
-        serfn::closure!("benches::pool::abs", [], move |x: i64| -> i64 { x.abs() });
+    if args.wants("capture_100m") {
+        pool_modes::capture(&args, &mut report);
+    }
     if args.wants("startup") {
-        let startup = median(
-            (0..args.runs)
-                .map(|_| {
-                    let start = Instant::now();
-                    let pool = Pool::builder()
-                        .workers(args.workers)
-                        .build()
-                        .expect("cannot start the pool");
-                    let answer = pool.call(&trivial, -1).expect("the trivial call failed");
-                    let elapsed = start.elapsed();
-                    assert_eq!(answer, 1, "startup: wrong answer");
-                    drop(pool);
-                    elapsed
-                })
-                .collect(),
-        );
-        report.record("startup", startup.as_secs_f64() * 1e3, "ms", vec![]);
+        pool_modes::startup(&args, &mut report);
     }
 
     println!("{stats:?}");

@@ -646,6 +646,11 @@ impl fmt::Display for Untraced {
 /// # Ok::<(), serfn::Error>(())
 /// ```
 pub fn trace_all() -> Vec<Untraced> {
+    // One thread traces every type in place, instead of a thread per type.
+    crate::schema::trace_on_own_thread(trace_each).unwrap_or_else(trace_each)
+}
+
+fn trace_each() -> Vec<Untraced> {
     let mut untraced = Vec::new();
     for registration in functions() {
         // What an encode or a decode would compute first.

@@ -129,7 +129,44 @@ pub(crate) fn layout_of<T: DeserializeOwned + 'static>() -> &'static Layout {
     // be running here keeps its limits and stashed errors to itself, and a
     // `Deserialize` impl that panics on the tracer's values makes the type
     // untraced instead of failing the caller. Leaked once per type: bounded.
-    let traced = std::thread::scope(|scope| {
+    // On `trace_on_own_thread`'s thread nothing else runs: traced in place,
+    // one thread for all (a thread per type cost ms on a busy machine).
+    let traced = if OWN_TRACER.with(Cell::get) && !tracing() {
+        let _ = codec::take_stashed();
+        let traced = std::panic::catch_unwind(trace::<T>)
+            .unwrap_or_else(|_| untraced("a Deserialize impl panicked"));
+        let _ = codec::take_stashed();
+        traced
+    } else {
+        trace_on_a_thread::<T>()
+    };
+    let traced: &'static Layout = Box::leak(Box::new(traced));
+    cache
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(id)
+        .or_insert(traced)
+}
+
+/// Runs `work` on a thread of its own on which [`layout_of`] traces in
+/// place: for tracing many types at once (`registry::trace_all`). `None`
+/// when no thread could start or `work` panicked.
+pub(crate) fn trace_on_own_thread<R: Send>(work: impl FnOnce() -> R + Send) -> Option<R> {
+    std::thread::scope(|scope| {
+        let tracer = std::thread::Builder::new().name("serfn-trace".into());
+        let run = || {
+            OWN_TRACER.with(|own| own.set(true));
+            work()
+        };
+        match tracer.spawn_scoped(scope, run) {
+            Ok(thread) => thread.join().ok(),
+            Err(_) => None,
+        }
+    })
+}
+
+fn trace_on_a_thread<T: DeserializeOwned>() -> Layout {
+    std::thread::scope(|scope| {
         let tracer = std::thread::Builder::new().name("serfn-trace".into());
         match tracer.spawn_scoped(scope, trace::<T>) {
             Ok(thread) => thread
@@ -137,13 +174,7 @@ pub(crate) fn layout_of<T: DeserializeOwned + 'static>() -> &'static Layout {
                 .unwrap_or_else(|_| untraced("a Deserialize impl panicked")),
             Err(error) => untraced(&format!("no thread to trace on: {error}")),
         }
-    });
-    let traced: &'static Layout = Box::leak(Box::new(traced));
-    cache
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(id)
-        .or_insert(traced)
+    })
 }
 
 /// The stable 64-bit FNV-1a hash that fingerprints use.
@@ -437,6 +468,8 @@ const MARKER_PREFIX: &str = "serfn::";
 
 thread_local! {
     static TRACING: Cell<bool> = const { Cell::new(false) };
+    /// This thread is `trace_on_own_thread`'s: trace in place.
+    static OWN_TRACER: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Marks this thread as tracing until dropped.

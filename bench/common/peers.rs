@@ -92,6 +92,17 @@ pub fn procspawn_capture(pool: &procspawn::Pool, values: Vec<f64>) -> f64 {
         .expect("a procspawn call failed")
 }
 
+fn abs_one(x: i64) -> i64 {
+    x.abs()
+}
+
+/// A trivial call's result (the start-up workload).
+pub fn procspawn_abs(pool: &procspawn::Pool, x: i64) -> i64 {
+    pool.spawn(x, abs_one as fn(_) -> _)
+        .join()
+        .expect("a procspawn call failed")
+}
+
 /// A rayon pool of `threads` threads.
 pub fn rayon_pool(threads: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()

@@ -65,51 +65,136 @@ pub(super) fn pipeline(args: &Args, pool: &Pool, items: &[f64], report: &mut Rep
     );
 }
 
-/// `capture_100m`: a closure over 100 MiB of `f64`, sent to a started pool, to
-/// its first result: encoding, the socket, the worker's decode and the call.
-/// procspawn sends the same `Vec` as its call's argument. Each run changes one
-/// element, so that no run finds the function already loaded.
-pub(super) fn capture(args: &Args, spawn_pool: &procspawn::Pool, report: &mut Report) {
-    let limits = serfn::Limits::new().max_bytes(256 << 20);
-    let pool = Pool::builder()
-        .workers(args.workers)
-        .limits(limits)
-        .build()
-        .expect("cannot start the pool");
-    let runs = args.runs.min(3);
+/// A library and one run of it, returning the time it measured.
+type Timed<'a> = (&'static str, Box<dyn FnMut() -> Duration + 'a>);
+
+/// Runs each contender `runs` times, taking turns in a rotated order so that
+/// a change in the machine's load falls on all alike, and records each one's
+/// median with its range (`min`, `max`) in ms. A contender returns the time
+/// it measured itself (what it must not count stays out).
+pub(super) fn alternate_ms(
+    workload: &'static str,
+    runs: usize,
+    mut contenders: Vec<Timed<'_>>,
+    report: &mut Report,
+) {
+    let mut times = vec![Vec::new(); contenders.len()];
+    for round in 0..runs {
+        for k in 0..contenders.len() {
+            let at = (round + k) % contenders.len();
+            times[at].push((contenders[at].1)());
+        }
+    }
+    for ((library, _), times) in contenders.iter().zip(times) {
+        let ms = |t: Option<&Duration>| t.map_or(0.0, |t| t.as_secs_f64() * 1e3);
+        let extra = vec![
+            ("runs", runs.to_string()),
+            ("min", format!("{:.3}", ms(times.iter().min()))),
+            ("max", format!("{:.3}", ms(times.iter().max()))),
+        ];
+        report.record_for(workload, library, ms(Some(&median(times))), "ms", extra);
+    }
+}
+
+/// `capture_100m`: a closure over 100 MiB of `f64`, from a new pool to its
+/// first result: the workers' start, encoding, the transfer, the worker's
+/// decode and the call. procspawn, from its new pool too, sends the same `Vec`
+/// as one call's argument. Making the data and dropping the pools are not
+/// timed; each run changes one element.
+pub(super) fn capture(args: &Args, report: &mut Report) {
     let base: Vec<f64> = (0..CAPTURE_ELEMENTS).map(|i| i as f64).collect();
-    let mut serfn_times = Vec::new();
-    let mut spawn_times = Vec::new();
-    for run in 0..runs {
+    let workers = args.workers;
+    let serfn_run = |run: usize| {
         let mut values = base.clone();
         values[0] = run as f64;
         let start = Instant::now();
+        let limits = serfn::Limits::new().max_bytes(256 << 20);
+        let pool = Pool::builder()
+            .workers(workers)
+            .limits(limits)
+            .build()
+            .expect("cannot start the pool");
         let weights = serfn::closure!("benches::pool::weights", [values: Vec<f64>], move |x: f64| -> f64 {
             x * values.len() as f64
         });
         let got = pool.call(&weights, 1.0).expect("the capture call failed");
-        serfn_times.push(start.elapsed());
+        let elapsed = start.elapsed();
         assert_eq!(got, CAPTURE_ELEMENTS as f64, "capture_100m: wrong answer");
-        drop(weights);
-
+        drop((weights, pool));
+        elapsed
+    };
+    let spawn_run = |run: usize| {
         let mut values = base.clone();
         values[0] = run as f64;
         let start = Instant::now();
-        let got = peers::procspawn_capture(spawn_pool, values);
-        spawn_times.push(start.elapsed());
+        let pool = procspawn::Pool::new(workers).expect("cannot start procspawn's pool");
+        let got = peers::procspawn_capture(&pool, values);
+        let elapsed = start.elapsed();
         assert_eq!(
             got, CAPTURE_ELEMENTS as f64,
             "capture_100m: wrong answer (procspawn)"
         );
-    }
-    for (library, times) in [("serfn", serfn_times), ("procspawn", spawn_times)] {
-        let time = median(times).as_secs_f64();
-        report.record_for(
-            "capture_100m",
-            library,
-            time * 1e3,
-            "ms",
-            vec![("runs", runs.to_string())],
-        );
-    }
+        drop(pool);
+        elapsed
+    };
+    let (mut a, mut b) = (0, 0);
+    alternate_ms(
+        "capture_100m",
+        args.runs,
+        vec![
+            (
+                "serfn",
+                Box::new(|| {
+                    a += 1;
+                    serfn_run(a)
+                }),
+            ),
+            (
+                "procspawn",
+                Box::new(|| {
+                    b += 1;
+                    spawn_run(b)
+                }),
+            ),
+        ],
+        report,
+    );
+}
+
+/// `startup`: a new pool of `workers` to the result of one trivial call, for
+/// serfn and procspawn, taking turns; dropping a pool is not timed.
+pub(super) fn startup(args: &Args, report: &mut Report) {
+    let trivial: SerFn<i64, i64> =
+        serfn::closure!("benches::pool::abs", [], move |x: i64| -> i64 { x.abs() });
+    let workers = args.workers;
+    let serfn_run = || {
+        let start = Instant::now();
+        let pool = Pool::builder()
+            .workers(workers)
+            .build()
+            .expect("cannot start the pool");
+        let answer = pool.call(&trivial, -1).expect("the trivial call failed");
+        let elapsed = start.elapsed();
+        assert_eq!(answer, 1, "startup: wrong answer");
+        drop(pool);
+        elapsed
+    };
+    let spawn_run = || {
+        let start = Instant::now();
+        let pool = procspawn::Pool::new(workers).expect("cannot start procspawn's pool");
+        let answer = peers::procspawn_abs(&pool, -1);
+        let elapsed = start.elapsed();
+        assert_eq!(answer, 1, "startup: wrong answer (procspawn)");
+        drop(pool);
+        elapsed
+    };
+    alternate_ms(
+        "startup",
+        args.runs,
+        vec![
+            ("serfn", Box::new(serfn_run)),
+            ("procspawn", Box::new(spawn_run)),
+        ],
+        report,
+    );
 }

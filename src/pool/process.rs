@@ -263,7 +263,7 @@ impl Starting {
             if Instant::now() >= deadline {
                 return Err(Refused::Late);
             }
-            std::thread::sleep(Duration::from_micros(100));
+            wait_for_connection(&self.listener, deadline);
         };
         self.handshake(&stream, deadline).map_err(Refused::Other)?;
         Ok(stream)
@@ -371,6 +371,28 @@ pub(crate) fn describe(status: ExitStatus) -> String {
         (None, Some(signal)) => format!("killed by signal {signal}"),
         _ => status.to_string(),
     }
+}
+
+/// Waits until `listener` has a connection, for at most 2 ms (then the
+/// caller checks whether the child exited) and not past `deadline`.
+#[cfg(target_os = "linux")]
+fn wait_for_connection(listener: &UnixListener, deadline: Instant) {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let wait = deadline
+        .saturating_duration_since(Instant::now())
+        .min(Duration::from_millis(2));
+    let timeout = Timespec {
+        tv_sec: 0,
+        tv_nsec: wait.subsec_nanos().into(),
+    };
+    let mut fds = [PollFd::new(listener, PollFlags::IN)];
+    let _ = poll(&mut fds, Some(&timeout)); // an error: the caller's accept says which
+}
+
+/// Elsewhere: a short sleep between attempts.
+#[cfg(not(target_os = "linux"))]
+fn wait_for_connection(_: &UnixListener, _: Instant) {
+    std::thread::sleep(Duration::from_micros(100));
 }
 
 /// Waits up to `grace` for `child` to exit by itself, then kills it; reaps it.

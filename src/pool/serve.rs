@@ -186,7 +186,8 @@ impl Outbox {
                     }
                 }
                 Some(since) if since.elapsed() < STALE => {
-                    let wait = STALE - since.elapsed();
+                    // `elapsed` again: it may have passed STALE since the check.
+                    let wait = STALE.saturating_sub(since.elapsed());
                     state = self
                         .added
                         .wait_timeout(state, wait)
