@@ -146,6 +146,7 @@ mod once;
 mod outbox;
 mod presence;
 mod reattach;
+mod serving;
 mod shutdown;
 mod status;
 #[cfg(feature = "async")]
