@@ -214,12 +214,7 @@ pub fn samples() -> Vec<Sample> {
             ints.clone(),
             0,
         ),
-        sample_fn(
-            "bind",
-            weighted().bind(6),
-            vec![4i64, 13],
-            0,
-        ),
+        sample_fn("bind", weighted().bind(6), vec![4i64, 13], 0),
         sample_fn(
             "around",
             SerFn::new(Around {

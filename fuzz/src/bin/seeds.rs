@@ -79,6 +79,20 @@ fn main() -> std::io::Result<()> {
                 frames.extend(fuzz::frame(tags::TAKE, &[&task(2)[..], &id].concat()));
             }
             Kind::FnOnce => {}
+            Kind::Async => {
+                // No timeout (0 ns), four items at once.
+                frames.extend(fuzz::frame(
+                    tags::ASYNC_BATCH,
+                    &[
+                        &task(1)[..],
+                        &id,
+                        &0u64.to_le_bytes(),
+                        &4u32.to_le_bytes(),
+                        &items,
+                    ]
+                    .concat(),
+                ));
+            }
         }
         let once_items = fuzz::items(&sample.args[..1]);
         let len = (envelope.len() as u32).to_le_bytes();
