@@ -116,16 +116,6 @@ pub(super) fn parse(
     }
 }
 
-/// The stream of entries workers could not open.
-pub(super) fn forged_key(keys: &Keys) -> String {
-    format!("{}:forged", keys.prefix())
-}
-
-/// How many entries workers could not open, ever (the stream is trimmed).
-pub(super) fn forged_count_key(keys: &Keys) -> String {
-    format!("{}:forged:count", keys.prefix())
-}
-
 /// A task entry's header: checked with a key, else as it claims (signed or
 /// not: an entry with a tag decodes only once the tag is cut off).
 fn read_header(
@@ -164,7 +154,7 @@ pub(super) fn list(
 ) -> Result<Vec<DeadLetter>> {
     let stream = match parked {
         Parked::Dead => keys.dead(),
-        Parked::Forged => forged_key(keys),
+        Parked::Forged => keys.forged(),
     };
     let mut out = Vec::new();
     let mut from = "-".to_owned();

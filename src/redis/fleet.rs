@@ -168,8 +168,8 @@ impl Fleet {
         let (queue, pending) = status::queue(&mut connection, &self.keys)?;
         let (dead_letters, forged, forged_total): (u64, u64, Option<u64>) = redis::pipe()
             .xlen(self.keys.dead())
-            .xlen(dead::forged_key(&self.keys))
-            .get(dead::forged_count_key(&self.keys))
+            .xlen(self.keys.forged())
+            .get(self.keys.forged_count())
             .query(&mut *connection)
             .map_err(broker("count dead letters"))?;
         let (jobs, finished): (Vec<_>, Vec<_>) = status::jobs(&mut connection, &self.keys)?
@@ -367,7 +367,7 @@ impl Fleet {
     /// # Ok::<(), serfn::Error>(())
     /// ```
     pub fn purge_forged(&self) -> Result<u64> {
-        self.delete_stream(&dead::forged_key(&self.keys))
+        self.delete_stream(&self.keys.forged())
     }
 
     fn delete_stream(&self, stream: &str) -> Result<u64> {
@@ -439,7 +439,7 @@ impl Fleet {
                 purged.tasks += removed;
             }
         }
-        let cancelled = format!("{}:cancelled", self.keys.job(job));
+        let cancelled = self.keys.cancelled(job);
         let (keys,): (u64,) = redis::pipe()
             .atomic()
             .del(&[self.keys.job(job), self.keys.results(job)])

@@ -45,7 +45,7 @@ pub(super) struct Config {
 /// Functions a worker keeps decoded, at most.
 const CACHED_FUNCTIONS: usize = 64;
 /// How long one read of the task stream waits.
-pub(super) const READ_BLOCK: Duration = Duration::from_millis(500);
+const READ_BLOCK: Duration = Duration::from_millis(500);
 
 /// Decoded functions by hash, the most recent [`CACHED_FUNCTIONS`].
 #[derive(Default)]
