@@ -25,6 +25,11 @@
 //!   first result (limits raised to 256 MiB), against a new procspawn pool
 //!   sent the same `Vec` as one call's argument, taking turns; ms.
 //!
+//! References, in the same run: a raw Unix-socket pipeline of the same items
+//! to child processes (`bench/common/raw.rs`: `raw_batched` for both `tiny_*`
+//! rows, `raw_socket` (a system call per item) and `raw_buffered` (one item at
+//! a time through 8 KiB buffers) for `tiny_chunk1`).
+//!
 //! Peers, in the same run (`bench/common/peers.rs`): procspawn (fn pointers;
 //! `tiny_chunk1` one call per item on a fifth of the items, `tiny_chunked`
 //! with hand-made `Vec` chunks, `cpu_speedup`, `capture_100m` sending the same
@@ -355,8 +360,9 @@ fn main() {
         } else {
             items.len()
         };
-        let mut raw_unbatched = raw::RawPool::new(args.workers, false, FACTOR);
-        let mut raw_batched = raw::RawPool::new(args.workers, true, FACTOR);
+        let mut raw_unbatched = raw::RawPool::new(args.workers, raw::Mode::Unbatched, FACTOR);
+        let mut raw_buffered = raw::RawPool::new(args.workers, raw::Mode::Buffered, FACTOR);
+        let mut raw_batched = raw::RawPool::new(args.workers, raw::Mode::Batched, FACTOR);
         let mut runs: Vec<Contender<'_>> = vec![
             (
                 "serfn",
@@ -384,6 +390,11 @@ fn main() {
                 "raw_socket",
                 items.len(),
                 Box::new(|| raw_unbatched.map(&items)),
+            ));
+            runs.push((
+                "raw_buffered",
+                items.len(),
+                Box::new(|| raw_buffered.map(&items)),
             ));
         }
         // Untimed, checked warm-up (ships the function); then the libraries take
