@@ -30,6 +30,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, OnceLock};
 
 use fnv::FnvHashMap;
@@ -251,6 +252,9 @@ pub(crate) struct Direct {
     pub(crate) prefix: Prefix,
     pub(crate) signature: Signature,
     pub(crate) fixed: bool,
+    /// The address of the last function building an expected signature
+    /// that `signature` was found to satisfy: see `handle::wire`.
+    pub(crate) accepted: AtomicUsize,
 }
 
 /// What an encoding carries to identify a function's meaning: the

@@ -16,6 +16,7 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
@@ -99,6 +100,7 @@ fn direct(registration: &'static Registration) -> Option<&'static Direct> {
             prefix: Prefix::new(|out| write_header(registration, fingerprints, out)),
             signature: registration.signature()?,
             fixed: registration.layout().is_some_and(Layout::is_fixed),
+            accepted: AtomicUsize::new(0),
         })
     })
 }
@@ -119,26 +121,46 @@ pub(crate) fn write_envelope(f: &dyn SerializableFn, out: &mut Vec<u8>) -> Resul
 }
 
 /// Decodes an envelope holding one function, as `crate::from_bytes` does
-/// through serde: the same checks, the same errors.
+/// through serde: the same checks, the same errors. `expected` builds the
+/// signature a handle of `kind` expects.
 pub(crate) fn read_envelope(
     bytes: &[u8],
-    expected: &Signature,
+    kind: Kind,
+    expected: fn() -> Signature,
 ) -> Result<Arc<dyn SerializableFn>, Error> {
     if let Some((direct, capture)) = known(bytes) {
-        if expected.accepts(&direct.signature) {
+        if accepts(direct, expected) {
             let registration = direct.registration;
             if !direct.fixed || active() {
                 let name_len = registration.name().len();
                 return decode_direct(registration, direct.fixed, name_len, capture);
             }
-            let recycle = expected.kind() == Kind::Fn;
+            let recycle = kind == Kind::Fn;
             if let Some(f) = decode_unguarded(registration, capture, recycle) {
                 return Ok(f);
             }
         }
     }
     // Any failure: the full path finds and reports it, in its order.
-    read(open(bytes)?, expected)
+    read(open(bytes)?, &expected())
+}
+
+/// Whether the function of `direct` satisfies the signature `expected`
+/// builds. The answer is kept by the address of `expected`: it depends on
+/// nothing else (one address is one code, whose signature is constant), and
+/// a handle decoding one function over and over then neither builds nor
+/// compares signatures. Another address only misses what is kept.
+#[inline]
+fn accepts(direct: &Direct, expected: fn() -> Signature) -> bool {
+    let address = expected as usize;
+    if direct.accepted.load(Ordering::Relaxed) == address {
+        return true;
+    }
+    let accepted = expected().accepts(&direct.signature);
+    if accepted {
+        direct.accepted.store(address, Ordering::Relaxed);
+    }
+    accepted
 }
 
 /// A function this thread decoded last, of a
@@ -167,7 +189,7 @@ fn decode_unguarded(
     if !(recycle && registration.is_recycled()) {
         return registration.decode(capture, None).ok();
     }
-    SPARE.with(|kept| {
+    let recycled = SPARE.try_with(|kept| {
         let mut spare = kept.take();
         if let Some(Spare {
             registration: last,
@@ -190,7 +212,9 @@ fn decode_unguarded(
             f: Arc::clone(&f),
         }));
         Some(f)
-    })
+    });
+    // Without the thread's spare, as it exits: decoded as any other.
+    recycled.unwrap_or_else(|_| registration.decode(capture, None).ok())
 }
 
 /// The common case: an envelope that starts with its registration's own
