@@ -14,7 +14,7 @@
 //! and only the capture is hashed. An envelope that differs in any way
 //! takes the field-by-field path, which reports what is wrong.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -171,7 +171,7 @@ struct Spare {
 }
 
 thread_local! {
-    static SPARE: Cell<Option<Spare>> = const { Cell::new(None) };
+    static SPARE: RefCell<Option<Spare>> = const { RefCell::new(None) };
 }
 
 /// Decodes a capture of a fixed layout outside any guarded decode; `None`
@@ -189,32 +189,33 @@ fn decode_unguarded(
     if !(recycle && registration.is_recycled()) {
         return registration.decode(capture, None).ok();
     }
-    let recycled = SPARE.try_with(|kept| {
-        let mut spare = kept.take();
-        if let Some(Spare {
-            registration: last,
-            f,
-        }) = &mut spare
-        {
-            // One registration per capture type: the same registration, the
-            // same type, which `__serfn_decode_in_place` decodes into.
-            if std::ptr::eq(*last, registration)
-                && Arc::get_mut(f).is_some_and(|f| f.__serfn_decode_in_place(capture))
+    // Busy only while a capture's own decoder decodes a function, gone
+    // only as the thread exits: the full path then decodes it.
+    SPARE
+        .try_with(|spare| {
+            let mut spare = spare.try_borrow_mut().ok()?;
+            if let Some(Spare {
+                registration: last,
+                f,
+            }) = &mut *spare
             {
-                let f = Arc::clone(f);
-                kept.set(spare);
-                return Some(f);
+                // One registration per capture type: the same registration,
+                // the same type, which `__serfn_decode_in_place` decodes into.
+                if std::ptr::eq(*last, registration)
+                    && Arc::get_mut(f).is_some_and(|f| f.__serfn_decode_in_place(capture))
+                {
+                    return Some(Arc::clone(f));
+                }
             }
-        }
-        let f = registration.decode(capture, None).ok()?;
-        kept.set(Some(Spare {
-            registration,
-            f: Arc::clone(&f),
-        }));
-        Some(f)
-    });
-    // Without the thread's spare, as it exits: decoded as any other.
-    recycled.unwrap_or_else(|_| registration.decode(capture, None).ok())
+            let f = registration.decode(capture, None).ok()?;
+            *spare = Some(Spare {
+                registration,
+                f: Arc::clone(&f),
+            });
+            Some(f)
+        })
+        .ok()
+        .flatten()
 }
 
 /// The common case: an envelope that starts with its registration's own
