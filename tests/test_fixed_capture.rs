@@ -187,8 +187,8 @@ fn a_decoded_fixed_capture_keeps_its_value_while_others_are_decoded() {
     }
     // Dropped right away, over and over, then one still held by a clone.
     for round in 0..3 {
-        for i in 0..bytes.len() {
-            assert_eq!(decode(i).call(2.0), expected[i], "round {round}");
+        for (i, want) in expected.iter().enumerate() {
+            assert_eq!(decode(i).call(2.0), *want, "round {round}");
         }
     }
     let kept = decode(1).clone();
