@@ -119,7 +119,8 @@ macro_rules! __serfn_register_erased {
                 $crate::__private::decode_as::<$ty>,
                 $crate::__private::file!(),
                 $crate::__private::line!(),
-            );
+            )
+            .recycled($crate::__private::recyclable::<$ty>());
 
             $crate::__private::inventory::submit! {
                 $crate::__private::Registered(&__SERFN_REGISTRATION)
@@ -216,6 +217,10 @@ macro_rules! __serfn_register_erased {
                     ::std::vec![self]
                 }
 
+                fn __serfn_decode_in_place(&mut self, capture: &[u8]) -> bool {
+                    $crate::__private::decode_in_place(self, capture)
+                }
+
                 fn __serfn_into_typed(
                     self: ::std::sync::Arc<Self>,
                     target: &mut dyn ::std::any::Any,
@@ -308,6 +313,32 @@ pub fn decode_as<T: SerializableFn + DeserializeOwned>(
         None => codec::decode_fixed::<T>(capture)?,
     };
     Ok(Arc::new(capture))
+}
+
+/// Whether a decoded `T`'s allocation may be reused: `T` has no drop glue
+/// (nothing observable happens when the last one is dropped late, and it
+/// holds no memory elsewhere) and is small.
+pub const fn recyclable<T>() -> bool {
+    !std::mem::needs_drop::<T>() && std::mem::size_of::<T>() <= MAX_RECYCLED
+}
+
+/// The largest capture whose allocation a thread keeps for the next decode.
+const MAX_RECYCLED: usize = 256;
+
+/// Decodes `capture` into `f` if `T` is [`recyclable`]: unguarded, as the
+/// handles only recycle captures of a fixed layout decoded outside any
+/// guarded decode. `false`, `f` as it was, if not or if it fails.
+pub fn decode_in_place<T: DeserializeOwned>(f: &mut T, capture: &[u8]) -> bool {
+    if !recyclable::<T>() {
+        return false;
+    }
+    match codec::decode_fixed::<T>(capture) {
+        Ok(decoded) => {
+            *f = decoded;
+            true
+        }
+        Err(_) => false,
+    }
 }
 
 /// Appends the encoding of the capture `f`.

@@ -30,6 +30,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, OnceLock};
 
 use fnv::FnvHashMap;
@@ -162,6 +163,17 @@ pub trait SerializableFn: Send + Sync + 'static {
     #[doc(hidden)]
     fn __serfn_into_typed(self: Arc<Self>, target: &mut dyn Any)
         -> Option<Arc<dyn SerializableFn>>;
+
+    /// Decodes `capture` into `self`, replacing its capture, and returns
+    /// `true`; `false`, untouched, if this function is not
+    /// [`recycled`](Registration::recycled) or `capture` does not decode
+    /// (the caller's full path then says why). What lets a handle reuse the
+    /// allocation of a function it decoded before.
+    #[doc(hidden)]
+    fn __serfn_decode_in_place(&mut self, capture: &[u8]) -> bool {
+        let _ = capture;
+        false
+    }
 }
 
 /// A registered `Fn` function called with its own types: what a
@@ -225,6 +237,9 @@ pub struct Registration {
     decode: DecodeFn,
     file: &'static str,
     line: u32,
+    /// Whether a decoded function's allocation may be reused for the next
+    /// decode of the same function: see [`Registration::recycled`].
+    recycled: bool,
     fingerprints: OnceLock<Fingerprints>,
     direct: OnceLock<Option<Direct>>,
 }
@@ -237,6 +252,9 @@ pub(crate) struct Direct {
     pub(crate) prefix: Prefix,
     pub(crate) signature: Signature,
     pub(crate) fixed: bool,
+    /// The address of the last function building an expected signature
+    /// that `signature` was found to satisfy: see `handle::wire`.
+    pub(crate) accepted: AtomicUsize,
 }
 
 /// What an encoding carries to identify a function's meaning: the
@@ -266,9 +284,25 @@ impl Registration {
             decode,
             file,
             line,
+            recycled: false,
             fingerprints: OnceLock::new(),
             direct: OnceLock::new(),
         }
+    }
+
+    /// Lets the handles decode this function into the allocation of one
+    /// they decoded before and nobody holds any more (its
+    /// `__serfn_decode_in_place`). Only for a capture type without drop
+    /// glue, and small: keeping the last one alive is then unobservable.
+    #[doc(hidden)]
+    pub const fn recycled(mut self, recycled: bool) -> Self {
+        self.recycled = recycled;
+        self
+    }
+
+    /// See [`recycled`](Self::recycled).
+    pub(crate) fn is_recycled(&self) -> bool {
+        self.recycled
     }
 
     /// The registered name.

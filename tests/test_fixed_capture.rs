@@ -168,3 +168,42 @@ fn a_fixed_capture_decodes_inside_another_decode() {
     let back: Nested = serfn::codec::decode_value(&outer, &serfn::Limits::default()).unwrap();
     assert_eq!(back.0, f.call(1.0));
 }
+
+/// Decoding reuses the allocation of a function decoded before once nobody
+/// holds it: a function still held, cloned or moved to another thread keeps
+/// its own capture.
+#[test]
+fn a_decoded_fixed_capture_keeps_its_value_while_others_are_decoded() {
+    let all = samples();
+    let bytes: Vec<Vec<u8>> = all.iter().map(|f| f.to_bytes().unwrap()).collect();
+    let expected: Vec<f64> = all.iter().map(|f| f.call(2.0)).collect();
+    assert!(expected.windows(2).all(|w| w[0] != w[1]));
+    let decode = |i: usize| SerFn::<f64, f64>::from_bytes(&bytes[i]).unwrap();
+
+    // Held: each decode gets its own.
+    let held: Vec<_> = (0..bytes.len()).map(decode).collect();
+    for (f, want) in held.iter().zip(&expected) {
+        assert_eq!(f.call(2.0), *want);
+    }
+    // Dropped right away, over and over, then one still held by a clone.
+    for round in 0..3 {
+        for (i, want) in expected.iter().enumerate() {
+            assert_eq!(decode(i).call(2.0), *want, "round {round}");
+        }
+    }
+    let kept = decode(1).clone();
+    let next = decode(2);
+    assert_eq!((kept.call(2.0), next.call(2.0)), (expected[1], expected[2]));
+    // Moved to another thread, and dropped there or kept there.
+    let moved = decode(3);
+    let back = std::thread::spawn(move || moved.call(2.0)).join().unwrap();
+    assert_eq!(back, expected[3]);
+    let there = decode(0);
+    let handle = std::thread::spawn(move || there.call(2.0));
+    assert_eq!(decode(2).call(2.0), expected[2]);
+    assert_eq!(handle.join().unwrap(), expected[0]);
+    for (f, want) in held.iter().zip(&expected) {
+        assert_eq!(f.call(2.0), *want);
+    }
+    assert_eq!(kept.call(2.0), expected[1]);
+}

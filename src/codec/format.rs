@@ -83,12 +83,21 @@ pub(crate) fn begin_bytes(out: &mut Vec<u8>) -> usize {
 }
 
 /// Ends the byte string [`begin_bytes`] started at `start`.
+#[inline]
 pub(crate) fn end_bytes(start: usize, out: &mut Vec<u8>) {
     let len = out.len() - start;
     if len as u64 <= ONE_BYTE_MAX {
         out[start - 1] = len as u8;
         return;
     }
+    end_long_bytes(start, len, out);
+}
+
+/// [`end_bytes`] past one byte of length, out of line: its frame kept
+/// `end_bytes` from being inlined, which cost more than the rest of it.
+#[cold]
+#[inline(never)]
+fn end_long_bytes(start: usize, len: usize, out: &mut Vec<u8>) {
     let mut prefix = Vec::with_capacity(10);
     write_varint(len as u64, &mut prefix);
     out.splice(start - 1..start, prefix);

@@ -59,6 +59,9 @@ pub fn decode_value<T: DeserializeOwned>(bytes: &[u8], limits: &Limits) -> Resul
 /// Decodes a value of a [fixed](crate::schema::Layout::is_fixed) layout,
 /// all of `bytes`, without the guard: it could not allocate or nest past
 /// the default limits.
+// Always inlined: out of line, its frame and the copy of its result cost
+// as much as decoding a small capture.
+#[inline(always)]
 pub(crate) fn decode_fixed<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let (value, used) = format::decode_unguarded(bytes)?;
     if used != bytes.len() {

@@ -235,7 +235,7 @@ where
     /// [`Error::SignatureMismatch`] if the bytes hold a function of another
     /// signature, a sync function among them.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        wire::read_envelope(bytes, &Self::expected_signature()).map(Self::from_arc)
+        wire::read_envelope(bytes, Kind::Async, Self::expected_signature).map(Self::from_arc)
     }
 
     /// Forgets the types: a [`DynFn`], which a pool's worker runs.

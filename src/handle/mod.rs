@@ -164,7 +164,7 @@ macro_rules! handle_common {
                 concat!("assert!(serfn::", stringify!($handle), "::<f64, f64>::from_bytes(&bytes[..bytes.len() - 1]).is_err());"),
             )]
             pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-                wire::read_envelope(bytes, &Self::expected_signature()).map(Self::from_arc)
+                wire::read_envelope(bytes, $kind, Self::expected_signature).map(Self::from_arc)
             }
 
             /// Forgets the types: a [`DynFn`] that calls through bytes.

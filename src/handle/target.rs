@@ -128,6 +128,7 @@ impl<A, R> Target<A, R> {
 }
 
 impl<A: 'static, R: 'static> Inner for Target<A, R> {
+    #[inline]
     fn from_arc(f: Arc<dyn SerializableFn>) -> Self {
         let mut typed: Option<Arc<dyn TypedFn<A, R>>> = None;
         match (f.__serfn_into_typed(&mut typed), typed) {

@@ -14,8 +14,9 @@
 //! and only the capture is hashed. An envelope that differs in any way
 //! takes the field-by-field path, which reports what is wrong.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
@@ -80,7 +81,9 @@ fn write_header(registration: &Registration, fingerprints: Fingerprints, out: &m
     format::write_bytes(&fingerprints.layout.to_le_bytes(), out);
 }
 
-#[inline]
+// Always inlined: out of line, its frame and the checks of its result cost
+// a third of encoding a small capture.
+#[inline(always)]
 fn write_capture(f: &dyn SerializableFn, out: &mut Vec<u8>) -> Result<(), Error> {
     let start = format::begin_bytes(out);
     f.__serfn_encode_capture(out)?;
@@ -97,6 +100,7 @@ fn direct(registration: &'static Registration) -> Option<&'static Direct> {
             prefix: Prefix::new(|out| write_header(registration, fingerprints, out)),
             signature: registration.signature()?,
             fixed: registration.layout().is_some_and(Layout::is_fixed),
+            accepted: AtomicUsize::new(0),
         })
     })
 }
@@ -117,25 +121,101 @@ pub(crate) fn write_envelope(f: &dyn SerializableFn, out: &mut Vec<u8>) -> Resul
 }
 
 /// Decodes an envelope holding one function, as `crate::from_bytes` does
-/// through serde: the same checks, the same errors.
+/// through serde: the same checks, the same errors. `expected` builds the
+/// signature a handle of `kind` expects.
 pub(crate) fn read_envelope(
     bytes: &[u8],
-    expected: &Signature,
+    kind: Kind,
+    expected: fn() -> Signature,
 ) -> Result<Arc<dyn SerializableFn>, Error> {
     if let Some((direct, capture)) = known(bytes) {
-        if expected.accepts(&direct.signature) {
+        if accepts(direct, expected) {
             let registration = direct.registration;
             if !direct.fixed || active() {
                 let name_len = registration.name().len();
                 return decode_direct(registration, direct.fixed, name_len, capture);
             }
-            if let Ok(f) = registration.decode(capture, None) {
+            let recycle = kind == Kind::Fn;
+            if let Some(f) = decode_unguarded(registration, capture, recycle) {
                 return Ok(f);
             }
         }
     }
     // Any failure: the full path finds and reports it, in its order.
-    read(open(bytes)?, expected)
+    read(open(bytes)?, &expected())
+}
+
+/// Whether the function of `direct` satisfies the signature `expected`
+/// builds. The answer is kept by the address of `expected`: it depends on
+/// nothing else (one address is one code, whose signature is constant), and
+/// a handle decoding one function over and over then neither builds nor
+/// compares signatures. Another address only misses what is kept.
+#[inline]
+fn accepts(direct: &Direct, expected: fn() -> Signature) -> bool {
+    let address = expected as usize;
+    if direct.accepted.load(Ordering::Relaxed) == address {
+        return true;
+    }
+    let accepted = expected().accepts(&direct.signature);
+    if accepted {
+        direct.accepted.store(address, Ordering::Relaxed);
+    }
+    accepted
+}
+
+/// A function this thread decoded last, of a
+/// [recycled](Registration::recycled) capture type.
+struct Spare {
+    registration: &'static Registration,
+    f: Arc<dyn SerializableFn>,
+}
+
+thread_local! {
+    static SPARE: RefCell<Option<Spare>> = const { RefCell::new(None) };
+}
+
+/// Decodes a capture of a fixed layout outside any guarded decode; `None`
+/// if it does not decode, for the full path to say why. With `recycle`, a
+/// capture type that allows it is decoded into the allocation of the last
+/// one this thread decoded, once nobody holds it: no allocation and no free
+/// per decode. Only for `Fn` handles: the calls of a `SerFnMut` and a
+/// `SerFnOnce` need their function unshared.
+#[inline]
+fn decode_unguarded(
+    registration: &'static Registration,
+    capture: &[u8],
+    recycle: bool,
+) -> Option<Arc<dyn SerializableFn>> {
+    if !(recycle && registration.is_recycled()) {
+        return registration.decode(capture, None).ok();
+    }
+    // Busy only while a capture's own decoder decodes a function, gone
+    // only as the thread exits: the full path then decodes it.
+    SPARE
+        .try_with(|spare| {
+            let mut spare = spare.try_borrow_mut().ok()?;
+            if let Some(Spare {
+                registration: last,
+                f,
+            }) = &mut *spare
+            {
+                // One registration per capture type: the same registration,
+                // the same type, which `__serfn_decode_in_place` decodes into.
+                if std::ptr::eq(*last, registration)
+                    && Arc::get_mut(f).is_some_and(|f| f.__serfn_decode_in_place(capture))
+                {
+                    return Some(Arc::clone(f));
+                }
+            }
+            let f = registration.decode(capture, None).ok()?;
+            *spare = Some(Spare {
+                registration,
+                f: Arc::clone(&f),
+            });
+            Some(f)
+        })
+        .ok()
+        .flatten()
 }
 
 /// The common case: an envelope that starts with its registration's own
