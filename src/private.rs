@@ -227,6 +227,24 @@ macro_rules! __serfn_register_erased {
     };
 }
 
+/// Runs a chunk as a pool's worker does: in one typed pass when `f`
+/// batches (`args`, the encoded sequence), else item by item (`items`).
+/// For the instructions bench.
+#[cfg(unix)]
+pub fn run_chunk(
+    f: &crate::DynFn,
+    args: &[u8],
+    items: &[&[u8]],
+    limits: &Limits,
+    out: &mut Vec<u8>,
+) -> SerfnResult<()> {
+    if f.batches() {
+        f.call_batch(args, limits, out)
+    } else {
+        f.call_each(items, limits, out)
+    }
+}
+
 /// Marker types naming the three typed traits.
 pub mod kind {
     /// [`Call`](crate::Call): `Fn`.
