@@ -51,6 +51,8 @@ const ELEMENTS_1M: usize = (1 << 20) / 8;
 const POOL_CHUNK: usize = 1000;
 /// Stages of the pipeline in `serfn_then_stage`.
 const THEN_STAGES: usize = 8;
+/// Items per chunk in `then_batch_stage`.
+const THEN_CHUNK: usize = 100;
 
 /// Name, what one iteration does, and what an iteration is divided into
 /// (elements of a large capture; 1 otherwise), as `instructions.sh` reads it.
@@ -82,6 +84,11 @@ const OPS: &[(&str, &str, usize)] = &[
         "serfn_then_stage",
         "SerFn call of a `then` pipeline of 8 stages, per stage",
         THEN_STAGES,
+    ),
+    (
+        "then_batch_stage",
+        "a chunk of 100 through the same pipeline as a pool's worker runs it, per item and stage",
+        THEN_CHUNK * THEN_STAGES,
     ),
     (
         "serfn_large_64k",
@@ -168,6 +175,27 @@ fn run(op: &str, iters: usize) {
             let f = (1..THEN_STAGES).fold(stage(), |f, _| f.then(stage()));
             repeat(iters, || {
                 black_box(black_box(&f).call(black_box(2.0)));
+            });
+        }
+        "then_batch_stage" => {
+            let stage = || SerFn::new(Scale { factor: 1.5 });
+            let f = (1..THEN_STAGES)
+                .fold(stage(), |f, _| f.then(stage()))
+                .into_dyn();
+            let inputs: Vec<f64> = (0..THEN_CHUNK).map(|i| i as f64).collect();
+            let args = serfn::codec::encode_value(&inputs).unwrap();
+            let items: Vec<Vec<u8>> = inputs
+                .iter()
+                .map(|x| serfn::codec::encode_value(x).unwrap())
+                .collect();
+            let items: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+            let limits = serfn::Limits::default();
+            let mut out = Vec::new();
+            repeat(iters, || {
+                out.clear();
+                serfn::__private::run_chunk(black_box(&f), &args, &items, &limits, &mut out)
+                    .unwrap();
+                black_box(&out);
             });
         }
         "bincode_round_trip" => {

@@ -48,6 +48,7 @@ for line in sys.stdin:
 iters() {
     case "$1" in
         *_call | empty_loop) echo $((quick ? 20000 : 200000)) ;;
+        then_batch_stage) echo $((quick ? 100 : 1000)) ;;
         *_stage) echo $((quick ? 5000 : 50000)) ;;
         *_round_trip | *_round_trip_into) echo $((quick ? 500 : 5000)) ;;
         *_large_64k) echo $((quick ? 4 : 20)) ;;

@@ -20,7 +20,8 @@
 //!   call, taking turns; ms. Dropping the pools is not timed.
 //! - `pipeline`: `x + d` as one stage and as 8 stages joined by `then`, mapped
 //!   in chunks of `items / 8` and called in process; the extra time per item
-//!   and stage, times the workers for the pool (their time); ns/stage.
+//!   and stage, times the workers for the pool (their time); ns/stage, the
+//!   median of rounds that time both back to back, in turns.
 //! - `capture_100m`: a closure over 100 MiB of `f64`, from a new pool to its
 //!   first result (limits raised to 256 MiB), against a new procspawn pool
 //!   sent the same `Vec` as one call's argument, taking turns; ms.

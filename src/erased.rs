@@ -12,10 +12,11 @@ use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec::{self, Limits};
-use crate::error::{Error, Result};
+use crate::error::{Error, Panic, Result};
 
 /// Where a call takes its argument from.
 ///
@@ -72,5 +73,117 @@ impl<T: Serialize + 'static> ArgSlot for Slot<T> {
             Some(value) => codec::encode_value_into(value, buf),
             None => Err(Error::encode("argument slot is empty")),
         }
+    }
+}
+
+/// A pipeline's chunk on its way through the stages, typed between them:
+/// each `Fn` stage takes the values the one before left (the first decodes
+/// them), calls once per value and leaves its results (the last encodes
+/// them), so a stage costs a typed loop, not a slot per item. A value whose
+/// call panicked leaves the chunk, its panic kept by its index.
+#[doc(hidden)]
+pub struct StageBatch<'a> {
+    values: Values<'a>,
+    /// The name a panic is reported under: the pipeline's, as when it
+    /// runs item by item.
+    name: &'static str,
+    /// Whether the stage called next is the last: it encodes its results.
+    last: bool,
+    out: &'a mut Vec<u8>,
+    /// How many values the current stage took.
+    taken: usize,
+    /// The index of each value left, once one has failed (until then, a
+    /// value's position is its index).
+    left: Option<Vec<u32>>,
+    failed: Vec<(u32, Panic)>,
+}
+
+enum Values<'a> {
+    Encoded(&'a [u8], &'a Limits),
+    /// A `Vec` of the next stage's argument type.
+    Typed(Box<dyn Any>),
+    Taken,
+}
+
+impl<'a> StageBatch<'a> {
+    /// A chunk of encoded arguments (a sequence) whose last stage's
+    /// results, then [`finish`](Self::finish)'s panics, go to `out`.
+    pub(crate) fn new(
+        args: &'a [u8],
+        limits: &'a Limits,
+        name: &'static str,
+        out: &'a mut Vec<u8>,
+    ) -> Self {
+        StageBatch {
+            values: Values::Encoded(args, limits),
+            name,
+            last: true,
+            out,
+            taken: 0,
+            left: None,
+            failed: Vec::new(),
+        }
+    }
+
+    /// The name a stage's panic is caught under.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Whether the next stage is the last; set by the pipeline before
+    /// each stage, and returned as it was.
+    pub(crate) fn set_last(&mut self, last: bool) -> bool {
+        std::mem::replace(&mut self.last, last)
+    }
+
+    /// The values for a stage taking `A`.
+    pub(crate) fn take<A: DeserializeOwned + 'static>(&mut self) -> Result<Vec<A>> {
+        let values = match std::mem::replace(&mut self.values, Values::Taken) {
+            Values::Encoded(bytes, limits) => codec::decode_value::<Vec<A>>(bytes, limits)?,
+            Values::Typed(values) => *values
+                .downcast::<Vec<A>>()
+                .map_err(|_| Error::decode("a pipeline stage got values of another type"))?,
+            Values::Taken => return Err(Error::decode("a pipeline stage got no values")),
+        };
+        self.taken = values.len();
+        Ok(values)
+    }
+
+    /// A stage's results, and the panics of its calls by their position
+    /// in what it took, increasing.
+    pub(crate) fn put<R: Serialize + 'static>(
+        &mut self,
+        results: Vec<R>,
+        panics: Vec<(usize, Panic)>,
+    ) -> Result<()> {
+        if !panics.is_empty() {
+            let taken = self.taken as u32;
+            let left = self.left.get_or_insert_with(|| (0..taken).collect());
+            let mut positions = Vec::with_capacity(panics.len());
+            for (at, panic) in panics {
+                self.failed.push((left[at], panic));
+                positions.push(at);
+            }
+            let mut positions = positions.into_iter().peekable();
+            let mut at = 0;
+            left.retain(|_| {
+                let failed = positions.next_if_eq(&at).is_some();
+                at += 1;
+                !failed
+            });
+        }
+        if self.last {
+            codec::encode_value_into(&results, self.out)
+        } else {
+            self.values = Values::Typed(Box::new(results));
+            Ok(())
+        }
+    }
+
+    /// Appends the panics by index, increasing: with the results the last
+    /// stage encoded, what `codec::decode_batch_results` reads.
+    pub(crate) fn finish(mut self) -> Result<()> {
+        self.failed.sort_by_key(|(at, _)| *at);
+        codec::encode_value_into(&self.failed, self.out)
     }
 }

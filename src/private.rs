@@ -13,7 +13,7 @@ use serde::Serialize;
 
 pub use crate::__serfn_register_erased as register_erased;
 pub use crate::compose::ArgTuple;
-pub use crate::erased::{ArgSlot, AsyncOutput, Input, Output, Slot};
+pub use crate::erased::{ArgSlot, AsyncOutput, Input, Output, Slot, StageBatch};
 pub use crate::registry::{Registered, Registration};
 pub use crate::registry::{SerializableFn, TypedAsyncFn, TypedFn};
 pub use crate::signature::{Kind, Signature, TypeInfo};
@@ -185,6 +185,13 @@ macro_rules! __serfn_register_erased {
                     <$crate::__private::kind::$kind as $crate::__private::Invoke<$ty, $args>>::call_batch(self, args, limits, out)
                 }
 
+                fn __serfn_batch_stage(
+                    &self,
+                    batch: &mut $crate::__private::StageBatch<'_>,
+                ) -> $crate::Result<()> {
+                    <$crate::__private::kind::$kind as $crate::__private::Invoke<$ty, $args>>::batch_stage(self, batch)
+                }
+
                 fn __serfn_clone(&self) -> $crate::Result<::std::sync::Arc<dyn $crate::SerializableFn>> {
                     #[allow(unused_imports)]
                     use $crate::__private::{CloneViaClone as _, CloneViaCodec as _};
@@ -230,6 +237,24 @@ macro_rules! __serfn_register_erased {
             }
         };
     };
+}
+
+/// Runs a chunk as a pool's worker does: in one typed pass when `f`
+/// batches (`args`, the encoded sequence), else item by item (`items`).
+/// For the instructions bench.
+#[cfg(unix)]
+pub fn run_chunk(
+    f: &crate::DynFn,
+    args: &[u8],
+    items: &[&[u8]],
+    limits: &Limits,
+    out: &mut Vec<u8>,
+) -> SerfnResult<()> {
+    if f.batches() {
+        f.call_batch(args, limits, out)
+    } else {
+        f.call_each(items, limits, out)
+    }
 }
 
 /// Marker types naming the three typed traits.
@@ -283,6 +308,14 @@ pub trait Invoke<T, A> {
         T: SerializableFn,
     {
         let _ = (args, limits, out);
+        Err(wrong_kind(f, Kind::Fn))
+    }
+    /// Runs as one stage of a pipeline's chunk (see `StageBatch`).
+    fn batch_stage(f: &T, batch: &mut StageBatch<'_>) -> SerfnResult<()>
+    where
+        T: SerializableFn,
+    {
+        let _ = batch;
         Err(wrong_kind(f, Kind::Fn))
     }
 }
@@ -440,6 +473,30 @@ where
         }
         // What `codec::decode_batch_results` reads.
         codec::encode_value_into(&(results, panics), out)
+    }
+
+    fn batch_stage(f: &T, batch: &mut StageBatch<'_>) -> SerfnResult<()> {
+        let args: Vec<A> = batch.take()?;
+        let name = batch.name();
+        let mut results = Vec::with_capacity(args.len());
+        let mut panics = Vec::new();
+        let (mut args, mut taken) = (args.into_iter(), 0);
+        // One catch per run of calls that return, not one per call: the
+        // call inlines into `extend`'s loop, which keeps what it wrote when
+        // a call panics.
+        while let Err(panic) = crate::error::catch(name, || {
+            results.extend(args.by_ref().map(|args| {
+                taken += 1;
+                f.call(args)
+            }));
+        }) {
+            let at = taken - 1;
+            if results.len() + panics.len() != at {
+                return Err(Error::encode("a stage's results were lost to a panic"));
+            }
+            panics.push((at, panic));
+        }
+        batch.put(results, panics)
     }
 }
 

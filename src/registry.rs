@@ -38,7 +38,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec::{Limits, Prefix};
-use crate::erased::{ArgSlot, AsyncOutput, Input, Output};
+use crate::erased::{ArgSlot, AsyncOutput, Input, Output, StageBatch};
 use crate::error::{Error, Result};
 use crate::function::{AsyncCall, Call};
 use crate::schema::Layout;
@@ -132,7 +132,8 @@ pub trait SerializableFn: Send + Sync + 'static {
         false
     }
 
-    /// Whether [`__serfn_call_batch`](Self::__serfn_call_batch) is implemented.
+    /// Whether [`__serfn_call_batch`](Self::__serfn_call_batch) and
+    /// [`__serfn_batch_stage`](Self::__serfn_batch_stage) are implemented.
     #[doc(hidden)]
     fn __serfn_batches(&self) -> bool {
         false
@@ -145,6 +146,18 @@ pub trait SerializableFn: Send + Sync + 'static {
     #[doc(hidden)]
     fn __serfn_call_batch(&self, args: &[u8], limits: &Limits, out: &mut Vec<u8>) -> Result<()> {
         let _ = (args, limits, out);
+        Err(Error::SignatureMismatch {
+            name: self.name().into(),
+            expected: "a function that runs batches".into(),
+            found: self.signature().to_string(),
+        })
+    }
+
+    /// Runs an `Fn` as one stage of a pipeline's chunk: once per value the
+    /// stage before left in `batch`, leaving the results for the next.
+    #[doc(hidden)]
+    fn __serfn_batch_stage(&self, batch: &mut StageBatch<'_>) -> Result<()> {
+        let _ = batch;
         Err(Error::SignatureMismatch {
             name: self.name().into(),
             expected: "a function that runs batches".into(),

@@ -260,9 +260,10 @@ fn a_panic_fails_only_its_item_and_the_worker_lives_on() {
 }
 
 #[test]
-fn pipelines_run_item_by_item_and_give_the_same_results() {
+fn pipelines_run_chunks_stage_by_stage_and_give_the_same_results() {
     let pool = pool(2);
-    // `then` is type-erased: it runs through the item-by-item path, not the typed batch.
+    // Each stage runs over the whole chunk; a panic fails its item alone,
+    // named after the pipeline, as item by item.
     let pipeline = scaled(2.0).then(scaled(0.5)).then(serfn::closure!(
         "test_pool::halve_or_panic",
         [],
@@ -275,11 +276,66 @@ fn pipelines_run_item_by_item_and_give_the_same_results() {
     for (i, result) in results.iter().enumerate() {
         match result {
             Ok(x) => assert_eq!(*x, i as f64 / 2.0),
-            Err(Error::Panicked { message, .. }) => assert_eq!((i, message.as_str()), (7, "seven")),
+            Err(Error::Panicked { name, message, .. }) => {
+                assert_eq!((i, message.as_str()), (7, "seven"));
+                assert_eq!(name, "serfn::then");
+            }
             Err(other) => panic!("{other}"),
         }
     }
     assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
+}
+
+/// Whether the stage `k` of [`pass_unless`] fails `x`: its last digit is
+/// `k`, or for stage 1, a run of items in a row.
+fn fails(k: u64, x: u64) -> bool {
+    x % 10 == k || (k == 1 && (40..46).contains(&x))
+}
+
+/// `x`, unless [`fails`]: then a panic naming `k`.
+fn pass_unless(k: u64) -> SerFn<f64, f64> {
+    serfn::closure!("test_pool::pass_unless", [k: u64], move |x: f64| -> f64 {
+        assert!(!fails(*k, x as u64), "stage {k}");
+        x
+    })
+}
+
+#[test]
+fn panics_in_different_stages_fail_their_own_items_in_order() {
+    let pool = pool(2);
+    let pair: SerFn<(f64, f64), f64> =
+        serfn::closure!("test_pool::add_pair", [], move |p: (f64, f64)| -> f64 {
+            p.0 + p.1
+        });
+    let typed = pass_unless(3)
+        .then(pass_unless(1))
+        .then(pass_unless(7))
+        .then(scaled(2.0));
+    // A bound stage does not run chunks: the pipeline runs item by item.
+    let bound = pass_unless(3)
+        .then(pass_unless(1))
+        .then(pass_unless(7))
+        .then(pair.bind(0.0))
+        .then(scaled(2.0));
+    for pipeline in [typed, bound] {
+        for chunk in [1, 7, 100, 1_000] {
+            let results: Vec<serfn::Result<f64>> = pool
+                .map(&pipeline, (0..1_000).map(f64::from))
+                .chunk_size(chunk)
+                .collect();
+            assert_eq!(results.len(), 1_000);
+            for (i, result) in results.into_iter().enumerate() {
+                let failed = [3, 1, 7].into_iter().find(|&k| fails(k, i as u64));
+                match (failed, result) {
+                    (Some(k), Err(Error::Panicked { message, .. })) => {
+                        assert_eq!(message, format!("stage {k}"), "item {i}");
+                    }
+                    (None, Ok(x)) => assert_eq!(x, 2.0 * i as f64, "item {i}"),
+                    (_, other) => panic!("item {i} in chunks of {chunk}: {other:?}"),
+                }
+            }
+        }
+    }
 }
 
 #[test]

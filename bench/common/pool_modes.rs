@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serfn::{Pool, SerFn};
 
-use super::{check_same, collect_map, median, median_time, peers, Args, Report};
+use super::{check_same, collect_map, median, peers, Args, Report};
 
 /// Stages in the long pipeline of the `pipeline` workload.
 const STAGES: usize = 8;
@@ -15,7 +15,10 @@ const CAPTURE_ELEMENTS: usize = (100 << 20) / 8;
 /// `pipeline`: `x + d` as one stage and as [`STAGES`] stages joined by `then`,
 /// through the pool's chunked path and in process; the difference per item and
 /// extra stage is the cost of a stage. The pool's is wall time times workers,
-/// i.e. the workers' time per stage.
+/// i.e. the workers' time per stage. Each round times the two back to back, in
+/// turns, and the median is of the rounds' differences: a change in the
+/// machine's load between two blocks of runs would otherwise be most of a
+/// difference this small.
 pub(super) fn pipeline(args: &Args, pool: &Pool, items: &[f64], report: &mut Report) {
     let d = 0.5;
     let add = || serfn::closure!("benches::pool::add", [d: f64], move |x: f64| -> f64 { x + d });
@@ -29,38 +32,63 @@ pub(super) fn pipeline(args: &Args, pool: &Pool, items: &[f64], report: &mut Rep
     };
     let (want1, want_long) = (want(1), want(STAGES));
     let chunk = (items.len() / 8).max(1);
-    let time = |f: &SerFn<f64, f64>, want: &[f64]| {
-        let run = || collect_map(pool.map(f, items.iter().copied()).chunk_size(chunk));
-        check_same("pipeline", &run(), want);
-        median_time(args.runs, run, |got| check_same("pipeline", &got, want))
+    let in_pool = |f: &SerFn<f64, f64>| {
+        let got = collect_map(pool.map(f, items.iter().copied()).chunk_size(chunk));
+        black_box(got)
     };
-    let (pool1, pool_long) = (time(&one, &want1), time(&long, &want_long));
-    let local = |f: &SerFn<f64, f64>, want: &[f64]| {
-        let run = || {
-            items
-                .iter()
-                .map(|&x| f.call(black_box(x)))
-                .collect::<Vec<f64>>()
+    let local =
+        |f: &SerFn<f64, f64>| -> Vec<f64> { items.iter().map(|&x| f.call(black_box(x))).collect() };
+    // Warm-up, checked: the workers hold both functions before any round.
+    check_same("pipeline", &in_pool(&one), &want1);
+    check_same("pipeline", &in_pool(&long), &want_long);
+    let per_stage = |run: &dyn Fn(&SerFn<f64, f64>) -> Vec<f64>, scale: f64| {
+        let time = |f: &SerFn<f64, f64>, want: &[f64]| {
+            let start = Instant::now();
+            let got = run(f);
+            let elapsed = start.elapsed();
+            check_same("pipeline", &got, want);
+            elapsed.as_secs_f64()
         };
-        median_time(args.runs, run, |got| check_same("pipeline", &got, want))
-    };
-    let (local1, local_long) = (local(&one, &want1), local(&long, &want_long));
-    let per_stage = |t1: Duration, tn: Duration, scale: f64| {
-        let extra = (tn.as_secs_f64() - t1.as_secs_f64()).max(0.0);
-        extra * scale * 1e9 / (items.len() * (STAGES - 1)) as f64
+        let mut rounds: Vec<f64> = (0..args.runs)
+            .map(|round| {
+                let (t1, tn) = if round % 2 == 0 {
+                    let t1 = time(&one, &want1);
+                    (t1, time(&long, &want_long))
+                } else {
+                    let tn = time(&long, &want_long);
+                    (time(&one, &want1), tn)
+                };
+                (tn - t1).max(0.0) * scale * 1e9 / (items.len() * (STAGES - 1)) as f64
+            })
+            .collect();
+        rounds.sort_by(f64::total_cmp);
+        rounds
     };
     let workers = args.workers as f64;
+    let pooled = per_stage(&in_pool, workers);
+    let in_process = per_stage(&local, 1.0);
+    let middle = |xs: &[f64]| match xs.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    };
     report.record(
         "pipeline",
-        per_stage(pool1, pool_long, workers),
+        middle(&pooled),
         "ns/stage",
         vec![
             ("stages", STAGES.to_string()),
             ("chunk_size", chunk.to_string()),
+            ("runs", args.runs.to_string()),
             (
-                "in_process_ns",
-                format!("{:.3}", per_stage(local1, local_long, 1.0)),
+                "min",
+                format!("{:.3}", pooled.first().copied().unwrap_or(0.0)),
             ),
+            (
+                "max",
+                format!("{:.3}", pooled.last().copied().unwrap_or(0.0)),
+            ),
+            ("in_process_ns", format!("{:.3}", middle(&in_process))),
         ],
     );
 }

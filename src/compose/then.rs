@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{Stage, StageRef};
 use crate::codec::{self, stash, Limits};
-use crate::erased::{ArgSlot, AsyncOutput, Input, Output};
+use crate::erased::{ArgSlot, AsyncOutput, Input, Output, StageBatch};
 use crate::error::{Error, Result};
 use crate::registry::{Registered, Registration, SerializableFn};
 use crate::signature::{Kind, Signature, TypeInfo};
@@ -38,6 +38,9 @@ pub(crate) struct Then {
     stages: Vec<Arc<dyn SerializableFn>>,
     /// The latest kind among the stages, kept so that the signature is O(1).
     kind: Kind,
+    /// Whether every stage runs a chunk typed (see [`StageBatch`]): the
+    /// pipeline then runs one the same way, stage by stage.
+    batches: bool,
     /// Unique to this value: keys its stage slots kept in [`SLOTS`].
     id: u64,
 }
@@ -71,6 +74,7 @@ pub(crate) fn then(
     let mut stages = first.__serfn_into_stages();
     stages.extend(next.__serfn_into_stages());
     Arc::new(Then {
+        batches: batches(&stages, kind),
         stages,
         kind,
         id: next_id(),
@@ -96,6 +100,7 @@ impl<'de> Deserialize<'de> for Then {
             .max()
             .expect("checked: a pipeline has a stage");
         Ok(Then {
+            batches: batches(&stages, kind),
             stages,
             kind,
             id: next_id(),
@@ -107,6 +112,11 @@ impl fmt::Debug for Then {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Then({} stages)", self.stages.len())
     }
+}
+
+/// Whether a pipeline of `stages`, of `kind`, runs chunks stage by stage.
+fn batches(stages: &[Arc<dyn SerializableFn>], kind: Kind) -> bool {
+    kind == Kind::Fn && stages.iter().all(|stage| stage.__serfn_batches())
 }
 
 /// Refuses empty pipelines, stages whose input is not the previous
@@ -303,6 +313,36 @@ impl SerializableFn for Then {
         }))
     }
 
+    fn __serfn_batches(&self) -> bool {
+        self.batches
+    }
+
+    fn __serfn_call_batch(&self, args: &[u8], limits: &Limits, out: &mut Vec<u8>) -> Result<()> {
+        if !self.batches {
+            return Err(Error::SignatureMismatch {
+                name: REGISTRATION.name().into(),
+                expected: "a pipeline of functions that run batches".into(),
+                found: self.signature().to_string(),
+            });
+        }
+        // Panics named as when the pipeline runs item by item.
+        let mut batch = StageBatch::new(args, limits, REGISTRATION.name(), out);
+        self.__serfn_batch_stage(&mut batch)?;
+        batch.finish()
+    }
+
+    fn __serfn_batch_stage(&self, batch: &mut StageBatch<'_>) -> Result<()> {
+        // A pipeline decoded as a stage of another (flattened when built,
+        // not when decoded) is last only if its last stage is.
+        let last = batch.set_last(false);
+        let end = self.stages.len() - 1;
+        for (index, stage) in self.stages.iter().enumerate() {
+            batch.set_last(last && index == end);
+            stage.__serfn_batch_stage(batch)?;
+        }
+        Ok(())
+    }
+
     fn __serfn_encode_capture(&self, out: &mut Vec<u8>) -> Result<()> {
         codec::encode_value_into(self, out)
     }
@@ -316,6 +356,7 @@ impl SerializableFn for Then {
         Ok(Arc::new(Then {
             stages,
             kind: self.kind,
+            batches: self.batches,
             id: next_id(),
         }))
     }
