@@ -227,12 +227,7 @@ impl Pool {
         }
         let dir = process::SocketDir::create()?;
         let deadline = Instant::now() + config.start_timeout;
-        // Start every process first, so that they boot in parallel.
-        let starting = (0..config.workers)
-            .map(|_| process::spawn(&config, &dir))
-            .collect::<Vec<_>>();
-        let side_by_side = config.initializer.is_some();
-        let connected = process::connect_all(starting, deadline, side_by_side);
+        let connected = process::start_all(&config, &dir, config.workers, deadline);
         let mut workers = Vec::with_capacity(connected.len());
         let mut first_error = None;
         for connected in connected {

@@ -147,31 +147,43 @@ fn command_line(config: &Config) -> Result<(PathBuf, Vec<OsString>)> {
     Ok((program, args))
 }
 
-/// Connects the workers started, in order. With `side_by_side`, each on a
-/// thread of its own: initializers may be slow (a model to load), and one
-/// after another they would add up past the start deadline.
-pub(crate) fn connect_all(
-    starting: Vec<Result<Starting>>,
+/// Starts `workers` processes and connects them, each on a thread of its
+/// own: a spawn waits until its child has exec'd (a millisecond or more for
+/// a large binary on a busy machine), and one after another those waits, and
+/// the initializers' runs, would add up. Results in worker order.
+pub(crate) fn start_all(
+    config: &Config,
+    dir: &SocketDir,
+    workers: usize,
     deadline: Instant,
-    side_by_side: bool,
 ) -> Vec<Result<Worker>> {
-    let connect = |starting: Result<Starting>| {
-        starting.and_then(|s| s.connect(deadline).map_err(|failure| failure.error))
+    let start = || {
+        spawn(config, dir)
+            .and_then(|starting| starting.connect(deadline).map_err(|failure| failure.error))
     };
-    if !side_by_side {
-        return starting.into_iter().map(connect).collect();
+    if workers <= 1 {
+        return (0..workers).map(|_| start()).collect();
     }
     std::thread::scope(|scope| {
-        let threads: Vec<_> = starting
-            .into_iter()
-            .map(|starting| scope.spawn(move || connect(starting)))
+        // The last worker starts on this thread, the others beside it.
+        let threads: Vec<_> = (1..workers)
+            .map(|_| {
+                std::thread::Builder::new()
+                    .name("serfn-start".into())
+                    .spawn_scoped(scope, start)
+            })
             .collect();
+        let last = start();
         threads
             .into_iter()
-            .map(|thread| {
-                let panicked = || Err(start_error("a thread connecting a worker panicked"));
-                thread.join().unwrap_or_else(|_| panicked())
+            .map(|thread| match thread {
+                Ok(thread) => thread
+                    .join()
+                    .unwrap_or_else(|_| Err(start_error("a thread starting a worker panicked"))),
+                // No thread: start it here, after the others.
+                Err(_) => start(),
             })
+            .chain(std::iter::once(last))
             .collect()
     })
 }
