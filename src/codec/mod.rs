@@ -39,7 +39,7 @@ use serde::Serialize;
 pub use self::bulk::Bulk;
 pub use self::limits::Limits;
 #[cfg(unix)]
-pub(crate) use self::results::{decode_batch_results, decode_results};
+pub(crate) use self::results::{decode_batch_results, decode_one_result, decode_results};
 pub use self::sign::{sign, verify, Key, TAG_LEN};
 #[cfg(feature = "redis")]
 pub(crate) use self::value::decode_head;

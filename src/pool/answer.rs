@@ -33,6 +33,8 @@ enum Rest<R> {
     Each(std::vec::IntoIter<Result<R>>),
     /// The whole chunk failed: each item gets a copy of the error.
     Failed { error: Error, left: u32 },
+    /// A chunk of one item: its result, with no `Vec` for it.
+    One(Option<Result<R>>),
 }
 
 impl<R> Iterator for ChunkResults<R> {
@@ -82,7 +84,7 @@ impl<R> ChunkResults<R> {
                 *at += run as u32;
                 run
             }
-            Rest::Each(_) | Rest::Failed { .. } => 0,
+            Rest::Each(_) | Rest::Failed { .. } | Rest::One(_) => 0,
         };
     }
 
@@ -104,6 +106,7 @@ impl<R> ChunkResults<R> {
                 *left = left.checked_sub(1)?;
                 return Some(Err(error.duplicate()));
             }
+            Rest::One(one) => return one.take(),
         };
         self.start_run();
         item
@@ -130,6 +133,10 @@ pub(crate) fn decode_chunk_bytes<R: DeserializeOwned>(
     limits: &codec::Limits,
     batched: bool,
 ) -> ChunkResults<R> {
+    if count == 1 {
+        let one = codec::decode_one_result(payload, limits, batched);
+        return ChunkResults::with(Vec::new(), Rest::One(Some(one.and_then(|one| one))));
+    }
     let decoded = (|| {
         if batched {
             let (results, panics) = codec::decode_batch_results(payload, limits, count as usize)?;

@@ -16,7 +16,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::builder::Config;
-use super::job::{Job, Payload, Runner, Work};
+use super::job::{Job, Runner, Work};
 use super::process;
 use super::protocol::{self as proto, Fields, FrameReader, Next};
 use super::Shared;
@@ -273,7 +273,7 @@ fn answer(shared: &Shared, link: &Link, tag: u8, body: &[u8]) -> io::Result<()> 
 
     let job = sent.job;
     let payload = fields.rest();
-    let result = match elapsed {
+    match elapsed {
         Some(elapsed) => {
             let count = job.work.count();
             if let Some(function) = job.work.needs() {
@@ -283,9 +283,9 @@ fn answer(shared: &Shared, link: &Link, tag: u8, body: &[u8]) -> io::Result<()> 
                 .stats
                 .tasks
                 .fetch_add(u64::from(count), Ordering::Relaxed);
-            Ok(Payload::from_slice(payload))
+            job.finish(Ok(payload));
         }
-        None if tag == proto::STATE => Ok(Payload::from_slice(payload)),
+        None if tag == proto::STATE => job.finish(Ok(payload)),
         None => {
             let error = failed_error(payload, &shared.config.limits, link.pid);
             // An answer refused as too large: later chunks are made smaller.
@@ -298,10 +298,9 @@ fn answer(shared: &Shared, link: &Link, tag: u8, body: &[u8]) -> io::Result<()> 
             {
                 function.record_answer(*len, *count);
             }
-            Err(error)
+            job.fail(error);
         }
-    };
-    job.reply.send(result);
+    }
     Ok(())
 }
 

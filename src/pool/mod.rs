@@ -416,7 +416,7 @@ impl Pool {
     pub fn fold<A, R, I, How>(&self, f: &SerFnMut<A, R>, items: I) -> Result<Vec<SerFnMut<A, R>>>
     where
         A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
         I: MapItems<A, How>,
     {
         let function = self.intern(f.to_bytes()?, f.name(), true, false, false)?;

@@ -261,6 +261,28 @@ fn write(
     loaded: &mut Vec<Arc<FnEntry>>,
     sending: &mut Sending,
 ) -> bool {
+    let mut taken = VecDeque::new();
+    let closing = write_jobs(shared, index, link, stream, loaded, sending, &mut taken);
+    // Taken from the queue but never sent: back for another worker.
+    if !taken.is_empty() {
+        shared.queue.push_front(taken.into());
+    }
+    closing
+}
+
+/// Jobs taken from the queue in one go, at most: one lock for many.
+const TAKE_AT_ONCE: usize = 64;
+
+/// [`write`], with `taken` the jobs taken from the queue and not yet sent.
+fn write_jobs(
+    shared: &Shared,
+    index: usize,
+    link: &Arc<Link>,
+    stream: &UnixStream,
+    loaded: &mut Vec<Arc<FnEntry>>,
+    sending: &mut Sending,
+    taken: &mut VecDeque<Job>,
+) -> bool {
     let mut out = Vec::with_capacity(64 << 10);
     let mut writer = stream;
     loop {
@@ -292,7 +314,10 @@ fn write(
         }
         drop(state);
 
-        let job = match shared.queue.try_pop(index) {
+        if taken.is_empty() {
+            shared.queue.try_pop_many(index, TAKE_AT_ONCE, taken);
+        }
+        let job = match taken.pop_front() {
             Some(job) => job,
             None => {
                 if proto::flush(&mut writer, &mut out).is_err() {
@@ -308,7 +333,13 @@ fn write(
                 }
             }
         };
-        if let Some(error) = job.work.needs().and_then(|f| f.lost()) {
+        // Only a fold's state is ever lost: no lock for other functions.
+        if let Some(error) = job
+            .work
+            .needs()
+            .filter(|f| f.mutable)
+            .and_then(|f| f.lost())
+        {
             job.fail(error);
             continue;
         }
@@ -318,7 +349,8 @@ fn write(
         let count = u64::from(job.work.count());
         if job.pin.is_none() && spent(shared, sending, loaded, count) {
             // Recycled: the job waits for another worker, this one finishes.
-            shared.queue.push_front(vec![job]);
+            taken.push_front(job);
+            shared.queue.push_front(taken.drain(..).collect());
             if proto::flush(&mut writer, &mut out).is_ok() && drain(shared, link) {
                 sending.retired = true;
             }
@@ -331,7 +363,8 @@ fn write(
                 Ok(true) => frame_start = 0,
                 Ok(false) => {}
                 Err(_) => {
-                    shared.queue.push_front(vec![job]);
+                    taken.push_front(job);
+                    shared.queue.push_front(taken.drain(..).collect());
                     return shared.queue.is_closed();
                 }
             }
@@ -360,7 +393,8 @@ fn write(
         let mut state = lock(&link.state);
         if state.dead {
             drop(state);
-            shared.queue.push_front(vec![job]);
+            taken.push_front(job);
+            shared.queue.push_front(taken.drain(..).collect());
             return shared.queue.is_closed();
         }
         if let Some(cell) = job.cell() {
@@ -412,6 +446,9 @@ fn ensure_loaded(
     out: &mut Vec<u8>,
     stream: &UnixStream,
 ) -> io::Result<bool> {
+    if loaded.last().is_some_and(|f| Arc::ptr_eq(f, function)) {
+        return Ok(false); // the most recent already: each item of a map
+    }
     if let Some(at) = loaded.iter().position(|f| Arc::ptr_eq(f, function)) {
         let recent = loaded.remove(at);
         loaded.push(recent);
