@@ -31,10 +31,11 @@ enum Rest<R> {
     },
     /// An item-by-item batch.
     Each(std::vec::IntoIter<Result<R>>),
-    /// The whole chunk failed: each item gets a copy of the error.
-    Failed { error: Error, left: u32 },
-    /// A chunk of one item: its result, with no `Vec` for it.
-    One(Option<Result<R>>),
+    /// The whole chunk failed: each item gets a copy of the error (boxed:
+    /// a `ChunkResults` small enough to move without a `memcpy` call).
+    Failed(Box<(Error, u32)>),
+    /// A chunk of one item that returned: its result, with no `Vec` for it.
+    One(Option<R>),
 }
 
 impl<R> Iterator for ChunkResults<R> {
@@ -57,7 +58,7 @@ impl<R> ChunkResults<R> {
 
     /// Each of `count` items fails with a copy of `error`.
     pub(crate) fn failed(error: Error, count: u32) -> Self {
-        Self::with(Vec::new(), Rest::Failed { error, left: count })
+        Self::with(Vec::new(), Rest::Failed(Box::new((error, count))))
     }
 
     fn with(results: Vec<R>, rest: Rest<R>) -> Self {
@@ -84,7 +85,7 @@ impl<R> ChunkResults<R> {
                 *at += run as u32;
                 run
             }
-            Rest::Each(_) | Rest::Failed { .. } | Rest::One(_) => 0,
+            Rest::Each(_) | Rest::Failed(_) | Rest::One(_) => 0,
         };
     }
 
@@ -102,11 +103,12 @@ impl<R> ChunkResults<R> {
                 }
             }
             Rest::Each(results) => return results.next(),
-            Rest::Failed { error, left } => {
+            Rest::Failed(failed) => {
+                let (error, left) = &mut **failed;
                 *left = left.checked_sub(1)?;
                 return Some(Err(error.duplicate()));
             }
-            Rest::One(one) => return one.take(),
+            Rest::One(one) => return one.take().map(Ok),
         };
         self.start_run();
         item
@@ -134,8 +136,10 @@ pub(crate) fn decode_chunk_bytes<R: DeserializeOwned>(
     batched: bool,
 ) -> ChunkResults<R> {
     if count == 1 {
-        let one = codec::decode_one_result(payload, limits, batched);
-        return ChunkResults::with(Vec::new(), Rest::One(Some(one.and_then(|one| one))));
+        return match codec::decode_one_result(payload, limits, batched) {
+            Ok(Ok(one)) => ChunkResults::with(Vec::new(), Rest::One(Some(one))),
+            Ok(Err(error)) | Err(error) => ChunkResults::failed(error, 1),
+        };
     }
     let decoded = (|| {
         if batched {

@@ -32,10 +32,6 @@ pub(crate) fn items_block<A: Serialize>(
     Ok((block, count))
 }
 
-/// Room kept for a sequence's length prefix, which is written last: the
-/// widest either format writes for a `usize`.
-const LEN_ROOM: usize = 10;
-
 /// [`items_block`] into `block`, which must be empty: a map reuses one.
 pub(super) fn items_block_into<A: Serialize>(
     items: &mut impl Iterator<Item = A>,
@@ -65,26 +61,28 @@ pub(super) fn items_block_into<A: Serialize>(
         }
         return Ok(1);
     }
-    // A sequence is its length and its elements one after the other: each
-    // item is encoded straight into the block, with no `Vec` of the items,
-    // and the length put in front once known. An items block has a fixed
-    // 4-byte count in front instead, and each item's length.
-    let front = if seq { 0 } else { 4 };
-    block.resize(front, 0);
-    let room = if seq { LEN_ROOM } else { 0 };
+    if seq {
+        let encoded = codec::encode_seq_from(
+            held,
+            items.by_ref(),
+            max_items,
+            target,
+            limit,
+            block,
+        )?;
+        if let Some(item) = encoded.back {
+            held.push_front(item);
+        }
+        return Ok(encoded.count);
+    }
+    block.extend_from_slice(&[0; 4]);
     let mut count = 0u32;
     while (count as usize) < max_items {
         let Some(item) = next() else { break };
         let start = block.len();
-        let put = if seq {
-            codec::encode_value_into(&item, block)
-        } else {
-            proto::put_item(block, |block| codec::encode_value_into(&item, block))
-        };
-        // The item's own bytes (`put_item` wrote its 4-byte length first).
-        let len = block.len() - start - front;
-        let fits = block.len() + room <= limit || (count == 0 && !seq && len <= limit);
-        if put.is_ok() && fits {
+        let put = proto::put_item(block, |block| codec::encode_value_into(&item, block));
+        let len = block.len() - start - 4;
+        if put.is_ok() && (block.len() <= limit || (count == 0 && len <= limit)) {
             count += 1;
             if block.len() >= target {
                 break;
@@ -92,23 +90,13 @@ pub(super) fn items_block_into<A: Serialize>(
             continue;
         }
         if count == 0 {
-            // As the sequence of this one item would be.
-            return Err(put
-                .err()
-                .unwrap_or_else(|| too_large(len + usize::from(seq))));
+            return Err(put.err().unwrap_or_else(|| too_large(len)));
         }
         block.truncate(start);
         held.push_front(item);
         break;
     }
-    if seq {
-        let items_end = block.len();
-        codec::encode_len_into(count as usize, block)?;
-        let prefix = block.len() - items_end;
-        block.rotate_right(prefix);
-    } else {
-        block[..4].copy_from_slice(&count.to_le_bytes());
-    }
+    block[..4].copy_from_slice(&count.to_le_bytes());
     Ok(count)
 }
 

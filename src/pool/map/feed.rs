@@ -67,6 +67,9 @@ pub(crate) struct Feed<'p, A, R, I> {
     jobs: Vec<Job>,
     /// Where items are encoded: a small block is copied inline from it.
     block: Vec<u8>,
+    /// The last block's length: a new block is made that large at once,
+    /// not grown by doubling.
+    block_hint: usize,
     pub(super) in_flight_items: usize,
     next_seq: u64,
     next_index: usize,
@@ -111,6 +114,7 @@ where
             in_flight: InFlight::default(),
             jobs: Vec::new(),
             block: Vec::new(),
+            block_hint: 0,
             in_flight_items: 0,
             next_seq: 0,
             next_index: 0,
@@ -195,15 +199,17 @@ where
         }
         let mut jobs = std::mem::take(&mut self.jobs);
         let started = self.fill_for.map(|_| std::time::Instant::now());
+        // Sized once a fill: the estimates it reads move only as answers come.
+        let size = self.fitting_chunk_size(&function);
+        let limit = self.pool.shared.config.limits.get_max_bytes();
         while self.has_room() {
-            if let (Some(started), Some(limit)) = (started, self.fill_for) {
-                if !jobs.is_empty() && started.elapsed() >= limit {
+            if let (Some(started), Some(fill_for)) = (started, self.fill_for) {
+                if !jobs.is_empty() && started.elapsed() >= fill_for {
                     break;
                 }
             }
-            let size = self.fitting_chunk_size(&function);
-            let limit = self.pool.shared.config.limits.get_max_bytes();
             self.block.clear();
+            self.block.reserve(self.block_hint);
             let encoded = items_block_into(
                 &mut self.items,
                 &mut self.held,
@@ -213,6 +219,7 @@ where
                 function.batches,
                 &mut self.block,
             );
+            self.block_hint = self.block.len();
             let count = match &encoded {
                 Ok(0) => break,
                 Ok(count) => *count,
