@@ -39,9 +39,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use self::bulk::Bulk;
-pub use self::limits::Limits;
 #[cfg(unix)]
 pub(crate) use self::items::encode_seq_from;
+pub use self::limits::Limits;
 #[cfg(unix)]
 pub(crate) use self::results::{decode_batch_results, decode_one_result, decode_results};
 pub use self::sign::{sign, verify, Key, TAG_LEN};

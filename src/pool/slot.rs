@@ -285,37 +285,47 @@ fn write_jobs(
 ) -> bool {
     let mut out = Vec::with_capacity(64 << 10);
     let mut writer = stream;
+    let mut room = false;
+    let mut depth = 0;
     loop {
-        // Wait for room, sending what is buffered first.
-        let mut state = lock(&link.state);
-        while !state.dead && !state.has_space() {
-            if !out.is_empty() {
-                drop(state);
-                if proto::flush(&mut writer, &mut out).is_err() {
-                    return shared.queue.is_closed();
+        // Wait for room, sending what is buffered first; not looked at
+        // again while the job sent last left room (its lock saw `dead`).
+        if !room {
+            let mut state = lock(&link.state);
+            while !state.dead && !state.has_space() {
+                if !out.is_empty() {
+                    drop(state);
+                    if proto::flush(&mut writer, &mut out).is_err() {
+                        return shared.queue.is_closed();
+                    }
+                    state = lock(&link.state);
+                    continue;
                 }
-                state = lock(&link.state);
-                continue;
+                if shared.queue.is_closed() {
+                    return true;
+                }
+                state.writer_waiting = true;
+                // Timed, to notice the pool closing while the worker is busy.
+                state = link
+                    .space
+                    .wait_timeout(state, Duration::from_millis(20))
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+                state.writer_waiting = false;
             }
-            if shared.queue.is_closed() {
-                return true;
+            if state.dead {
+                return shared.queue.is_closed();
             }
-            state.writer_waiting = true;
-            // Timed, to notice the pool closing while the worker is busy.
-            state = link
-                .space
-                .wait_timeout(state, Duration::from_millis(20))
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-            state.writer_waiting = false;
+            depth = state.in_flight.len();
+            drop(state);
         }
-        if state.dead {
-            return shared.queue.is_closed();
-        }
-        drop(state);
 
         if taken.is_empty() {
-            shared.queue.try_pop_many(index, TAKE_AT_ONCE, taken);
+            // As many as are in flight already: many for small items, one
+            // or two for slow ones, which other workers should share.
+            shared
+                .queue
+                .try_pop_many(index, depth.clamp(1, TAKE_AT_ONCE), taken);
         }
         let job = match taken.pop_front() {
             Some(job) => job,
@@ -420,6 +430,8 @@ fn write_jobs(
             killed: None,
             cancelled: false,
         });
+        room = state.has_space();
+        depth = state.in_flight.len();
         drop(state);
         if out.len() >= 256 << 10 && proto::flush(&mut writer, &mut out).is_err() {
             return shared.queue.is_closed();

@@ -62,14 +62,8 @@ pub(super) fn items_block_into<A: Serialize>(
         return Ok(1);
     }
     if seq {
-        let encoded = codec::encode_seq_from(
-            held,
-            items.by_ref(),
-            max_items,
-            target,
-            limit,
-            block,
-        )?;
+        let encoded =
+            codec::encode_seq_from(held, items.by_ref(), max_items, target, limit, block)?;
         if let Some(item) = encoded.back {
             held.push_front(item);
         }
