@@ -191,7 +191,7 @@ pub trait Executor {
     fn fold<A, R, I, How>(&self, f: &SerFnMut<A, R>, items: I) -> Result<Vec<SerFnMut<A, R>>>
     where
         A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
         I: MapItems<A, How>;
 
     /// `f(args)` for async code: a future of the result that blocks no
@@ -323,7 +323,7 @@ macro_rules! forward_executor {
             ) -> Result<Vec<SerFnMut<A, R>>>
             where
                 A: Serialize + DeserializeOwned + 'static,
-                R: Serialize + DeserializeOwned + 'static,
+                R: Serialize + DeserializeOwned + Send + 'static,
                 I: MapItems<A, How>,
             {
                 <$executor>::fold(self, f, items)

@@ -39,6 +39,16 @@ pub(super) fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -
     imp::encode_into(value, buf)
 }
 
+/// Writes the encoding of `value` to `writer`: for a caller that watches
+/// the bytes as they are written.
+#[cfg(unix)]
+pub(super) fn encode_to<T: Serialize + ?Sized, W: std::io::Write>(
+    value: &T,
+    writer: W,
+) -> Result<()> {
+    imp::encode_to(value, writer)
+}
+
 /// Appends the length prefix of a sequence of `len` elements: a worker
 /// writes it before the results it encodes one by one.
 #[cfg(unix)]

@@ -23,7 +23,9 @@ pub mod bulk;
 pub(crate) mod format;
 mod guard;
 mod limits;
-// What workers answer: the pool and the fleet are Unix-only.
+// What workers are sent and answer: the pool and the fleet are Unix-only.
+#[cfg(unix)]
+mod items;
 #[cfg(unix)]
 mod results;
 mod sign;
@@ -37,9 +39,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use self::bulk::Bulk;
+#[cfg(unix)]
+pub(crate) use self::items::encode_seq_from;
 pub use self::limits::Limits;
 #[cfg(unix)]
-pub(crate) use self::results::{decode_batch_results, decode_results};
+pub(crate) use self::results::{decode_batch_results, decode_one_result, decode_results};
 pub use self::sign::{sign, verify, Key, TAG_LEN};
 #[cfg(feature = "redis")]
 pub(crate) use self::value::decode_head;

@@ -65,6 +65,36 @@ pub(crate) fn decode_batch_results<R: DeserializeOwned>(
     Ok((results, panics))
 }
 
+/// The answer to one item, as [`decode_results`] or [`decode_batch_results`]
+/// of a count of 1 would give it, without a `Vec` for it: what each answer
+/// is at one item per message.
+///
+/// # Errors
+/// As those: bad input, or other than one result.
+pub(crate) fn decode_one_result<R: DeserializeOwned>(
+    bytes: &[u8],
+    limits: &Limits,
+    batched: bool,
+) -> Result<Result<R>> {
+    let wrong = |results: usize| {
+        Error::decode(format!("a worker answered one item with {results} results"))
+    };
+    if !batched {
+        let seed = AtMostOne::<std::result::Result<R, Panic>>(PhantomData);
+        return match decode_all(bytes, limits, seed)? {
+            Some(output) => Ok(output.map_err(Error::from)),
+            None => Err(wrong(0)),
+        };
+    }
+    match decode_all(bytes, limits, BatchOne::<R>(PhantomData))? {
+        (Some(result), None) => Ok(Ok(result)),
+        (None, Some((0, panic))) => Ok(Err(Error::from(panic))),
+        (result, panic) => Err(wrong(
+            usize::from(result.is_some()) + usize::from(panic.is_some()),
+        )),
+    }
+}
+
 fn decode_all<'de, S: DeserializeSeed<'de>>(
     bytes: &'de [u8],
     limits: &Limits,
@@ -168,5 +198,66 @@ impl<'de, R: DeserializeOwned> Visitor<'de> for Batch<R> {
             .next_element_seed(Counted::<(u32, Panic)>::new(left, false))?
             .ok_or_else(missing)?;
         Ok((results, panics))
+    }
+}
+
+/// A sequence of at most one `T`.
+struct AtMostOne<T>(PhantomData<fn() -> T>);
+
+impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for AtMostOne<T> {
+    type Value = Option<T>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: DeserializeOwned> Visitor<'de> for AtMostOne<T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence of at most one result")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<T>, A::Error> {
+        let one = seq.next_element()?;
+        if one.is_some() && seq.next_element::<T>()?.is_some() {
+            return Err(stash(Error::decode(
+                "a worker answered one item with more results",
+            )));
+        }
+        Ok(one)
+    }
+}
+
+/// `(results, panics)` of a typed batch of one call.
+struct BatchOne<R>(PhantomData<fn() -> R>);
+
+type RawOne<R> = (Option<R>, Option<(u32, Panic)>);
+
+impl<'de, R: DeserializeOwned> DeserializeSeed<'de> for BatchOne<R> {
+    type Value = RawOne<R>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<RawOne<R>, D::Error> {
+        d.deserialize_tuple(2, self)
+    }
+}
+
+impl<'de, R: DeserializeOwned> Visitor<'de> for BatchOne<R> {
+    type Value = RawOne<R>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the result or panic of one call")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawOne<R>, A::Error> {
+        let missing = || stash(Error::decode("a batch answer ends early"));
+        let result = seq
+            .next_element_seed(AtMostOne::<R>(PhantomData))?
+            .ok_or_else(missing)?;
+        let panic = seq
+            .next_element_seed(AtMostOne::<(u32, Panic)>(PhantomData))?
+            .ok_or_else(missing)?;
+        Ok((result, panic))
     }
 }

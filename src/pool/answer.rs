@@ -31,8 +31,11 @@ enum Rest<R> {
     },
     /// An item-by-item batch.
     Each(std::vec::IntoIter<Result<R>>),
-    /// The whole chunk failed: each item gets a copy of the error.
-    Failed { error: Error, left: u32 },
+    /// The whole chunk failed: each item gets a copy of the error (boxed:
+    /// a `ChunkResults` small enough to move without a `memcpy` call).
+    Failed(Box<(Error, u32)>),
+    /// A chunk of one item that returned: its result, with no `Vec` for it.
+    One(Option<R>),
 }
 
 impl<R> Iterator for ChunkResults<R> {
@@ -55,7 +58,7 @@ impl<R> ChunkResults<R> {
 
     /// Each of `count` items fails with a copy of `error`.
     pub(crate) fn failed(error: Error, count: u32) -> Self {
-        Self::with(Vec::new(), Rest::Failed { error, left: count })
+        Self::with(Vec::new(), Rest::Failed(Box::new((error, count))))
     }
 
     fn with(results: Vec<R>, rest: Rest<R>) -> Self {
@@ -82,7 +85,7 @@ impl<R> ChunkResults<R> {
                 *at += run as u32;
                 run
             }
-            Rest::Each(_) | Rest::Failed { .. } => 0,
+            Rest::Each(_) | Rest::Failed(_) | Rest::One(_) => 0,
         };
     }
 
@@ -100,10 +103,12 @@ impl<R> ChunkResults<R> {
                 }
             }
             Rest::Each(results) => return results.next(),
-            Rest::Failed { error, left } => {
+            Rest::Failed(failed) => {
+                let (error, left) = &mut **failed;
                 *left = left.checked_sub(1)?;
                 return Some(Err(error.duplicate()));
             }
+            Rest::One(one) => return one.take().map(Ok),
         };
         self.start_run();
         item
@@ -130,6 +135,12 @@ pub(crate) fn decode_chunk_bytes<R: DeserializeOwned>(
     limits: &codec::Limits,
     batched: bool,
 ) -> ChunkResults<R> {
+    if count == 1 {
+        return match codec::decode_one_result(payload, limits, batched) {
+            Ok(Ok(one)) => ChunkResults::with(Vec::new(), Rest::One(Some(one))),
+            Ok(Err(error)) | Err(error) => ChunkResults::failed(error, 1),
+        };
+    }
     let decoded = (|| {
         if batched {
             let (results, panics) = codec::decode_batch_results(payload, limits, count as usize)?;

@@ -40,7 +40,7 @@ pub trait MapFn: sealed::Sealed {
     /// The argument each item becomes.
     type Arg: Serialize + DeserializeOwned + 'static;
     /// What each call returns.
-    type Output: Serialize + DeserializeOwned + 'static;
+    type Output: Serialize + DeserializeOwned + Send + 'static;
 
     #[doc(hidden)]
     fn dyn_fn(&self) -> DynFn;
@@ -49,7 +49,7 @@ pub trait MapFn: sealed::Sealed {
 impl<A, R> MapFn for SerFn<A, R>
 where
     A: Serialize + DeserializeOwned + 'static,
-    R: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
 {
     type Arg = A;
     type Output = R;

@@ -2,7 +2,7 @@
 //! results go.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError, Weak};
 use std::task::Waker;
 use std::time::Duration;
@@ -145,8 +145,9 @@ pub(crate) enum Payload {
     Heap(Vec<u8>),
 }
 
-/// The largest payload kept inline.
-const INLINE: usize = 46;
+/// The largest payload kept inline: a `Job` then stays within 128 bytes,
+/// which a move copies inline rather than through a `memcpy` call.
+const INLINE: usize = 30;
 
 impl Payload {
     pub(crate) fn from_slice(bytes: &[u8]) -> Self {
@@ -175,13 +176,6 @@ impl Payload {
         match self {
             Payload::Inline { len, bytes } => &bytes[..usize::from(*len)],
             Payload::Heap(bytes) => bytes,
-        }
-    }
-
-    pub(crate) fn into_vec(self) -> Vec<u8> {
-        match self {
-            Payload::Heap(bytes) => bytes,
-            inline => inline.as_slice().to_vec(),
         }
     }
 }
@@ -244,107 +238,33 @@ impl Work {
     }
 }
 
+/// Where a map's chunk answers go. Its implementation decodes an answer
+/// where it lands, on the worker's reader thread, so that the iterating
+/// thread only hands out values.
+pub(crate) trait Sink: Send + Sync {
+    /// Chunk `seq` of `count` items answered: its payload, or its error.
+    fn send(&self, seq: u64, count: u32, answer: Result<&[u8]>);
+
+    /// The map is gone: its chunks not yet in a worker are dropped, never run.
+    fn is_closed(&self) -> bool;
+}
+
 /// Where a job's result goes: its payload (an items block, or a state envelope) or its error.
 pub(crate) enum Reply {
     /// One chunk of a map, by sequence number.
-    Chunk { inbox: Arc<Inbox>, seq: u64 },
+    Chunk { inbox: Arc<dyn Sink>, seq: u64 },
     /// A submitted task.
     Task(Arc<TaskCell>),
 }
 
 impl Reply {
-    pub(crate) fn send(self, result: Result<Payload>) {
+    /// Hands over the answer to `count` items.
+    pub(crate) fn send(self, count: u32, result: Result<&[u8]>) {
         match self {
             // The receiver is gone when a map was dropped early: nothing waits.
-            Reply::Chunk { inbox, seq } => inbox.send(seq, result),
-            Reply::Task(cell) => cell.complete(result.map(Payload::into_vec)),
+            Reply::Chunk { inbox, seq } => inbox.send(seq, count, result),
+            Reply::Task(cell) => cell.complete(result.map(<[u8]>::to_vec)),
         }
-    }
-}
-
-/// A chunk's answer: its sequence number and payload.
-pub(crate) type ChunkAnswer = (u64, Result<Payload>);
-
-/// Where a map's answers land, for its iterating thread. Not an mpsc
-/// channel: at one item per message, it allocated and zeroed a block every
-/// 31 answers (250 parent instructions an item) and spun before sleeping.
-pub(crate) struct Inbox {
-    state: Mutex<InboxState>,
-    ready: Condvar,
-    /// The map is gone: its chunks not yet in a worker are dropped, never
-    /// run. Apart from `state`: each chunk a slot takes reads it.
-    closed: AtomicBool,
-}
-
-#[derive(Default)]
-struct InboxState {
-    answers: VecDeque<ChunkAnswer>,
-    waiting: bool,
-    /// The task of an async map, woken by the next answer.
-    waker: Option<Waker>,
-}
-
-impl Inbox {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Inbox {
-            state: Mutex::new(InboxState::default()),
-            ready: Condvar::new(),
-            closed: AtomicBool::new(false),
-        })
-    }
-
-    fn send(&self, seq: u64, result: Result<Payload>) {
-        let mut state = lock(&self.state);
-        state.answers.push_back((seq, result));
-        let wake = state.waiting;
-        let waker = state.waker.take();
-        drop(state);
-        if wake {
-            self.ready.notify_one();
-        }
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-
-    /// [`recv_all`](Self::recv_all) for async code: `Pending` until
-    /// answers are in, and `cx`'s task is woken when they come.
-    pub(crate) fn poll_recv_all(
-        &self,
-        into: &mut VecDeque<ChunkAnswer>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        let mut state = lock(&self.state);
-        if state.answers.is_empty() {
-            state.waker = Some(cx.waker().clone());
-            return std::task::Poll::Pending;
-        }
-        std::mem::swap(&mut state.answers, into);
-        std::task::Poll::Ready(())
-    }
-
-    /// The map was dropped: what it has queued is not to run.
-    pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::Relaxed);
-    }
-
-    fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Relaxed)
-    }
-
-    /// Waits for answers, then swaps them all into `into` (empty): one
-    /// lock for as many answers as arrived meanwhile.
-    pub(crate) fn recv_all(&self, into: &mut VecDeque<ChunkAnswer>) {
-        let mut state = lock(&self.state);
-        while state.answers.is_empty() {
-            state.waiting = true;
-            state = self
-                .ready
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-            state.waiting = false;
-        }
-        std::mem::swap(&mut state.answers, into);
     }
 }
 
@@ -400,7 +320,12 @@ impl Job {
     }
 
     pub(crate) fn fail(self, error: Error) {
-        self.reply.send(Err(error));
+        self.finish(Err(error));
+    }
+
+    /// Hands over the worker's answer, or the job's error.
+    pub(crate) fn finish(self, result: Result<&[u8]>) {
+        self.reply.send(self.work.count(), result);
     }
 }
 
@@ -530,9 +455,16 @@ impl Queue {
         }
     }
 
-    /// The next job for `slot`, without waiting.
-    pub(crate) fn try_pop(&self, slot: usize) -> Option<Job> {
-        lock(&self.state).next_for(slot)
+    /// Up to `max` jobs for `slot` into `into`, without waiting: one lock
+    /// for a run of jobs, not one each.
+    pub(crate) fn try_pop_many(&self, slot: usize, max: usize, into: &mut VecDeque<Job>) {
+        let mut state = lock(&self.state);
+        while into.len() < max {
+            match state.next_for(slot) {
+                Some(job) => into.push_back(job),
+                None => break,
+            }
+        }
     }
 
     /// The next job for `slot`, waiting for one; `None` once the pool is

@@ -16,7 +16,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::builder::Config;
-use super::job::{Job, Payload, Runner, Work};
+use super::job::{Job, Runner, Work};
 use super::process;
 use super::protocol::{self as proto, Fields, FrameReader, Next};
 use super::Shared;
@@ -75,6 +75,14 @@ impl LinkState {
         self.in_flight.len() < 2
             || (self.in_flight.len() < MAX_IN_FLIGHT && self.estimate_ns < WINDOW_NS)
     }
+
+    /// Whether a waiting writer is worth waking: half the window is free
+    /// (or it waits for the last answers), so that it is not woken for
+    /// each answer to send one job.
+    fn has_half_space(&self) -> bool {
+        self.in_flight.len() < 2
+            || (self.in_flight.len() <= MAX_IN_FLIGHT / 2 && self.estimate_ns <= WINDOW_NS / 2)
+    }
 }
 
 impl Runner for Link {
@@ -127,7 +135,7 @@ pub(super) fn read(shared: &Shared, link: &Link, stream: UnixStream) {
                     .stats
                     .bytes_received
                     .fetch_add(len, Ordering::Relaxed);
-                if let Err(error) = answer(shared, link, tag, reader.body(body)) {
+                if let Err(error) = answer(shared, link, heard, tag, reader.body(body)) {
                     break Err(error);
                 }
             }
@@ -217,7 +225,7 @@ fn kill_after(job: &Job, config: &Config) -> Option<Duration> {
 /// Hands one answer to the job it answers: always the oldest in flight.
 /// An answer that does not fit that job breaks the protocol: the worker is
 /// then treated as dead, and the job is settled by [`die`].
-fn answer(shared: &Shared, link: &Link, tag: u8, body: &[u8]) -> io::Result<()> {
+fn answer(shared: &Shared, link: &Link, heard: Instant, tag: u8, body: &[u8]) -> io::Result<()> {
     let mut fields = Fields(body);
     let task = fields.u64().map_err(proto::invalid)?;
     let elapsed = match tag {
@@ -250,14 +258,15 @@ fn answer(shared: &Shared, link: &Link, tag: u8, body: &[u8]) -> io::Result<()> 
     state.estimate_ns -= sent.estimate_ns;
     let mut cancel = false;
     if let Some(next) = state.in_flight.front_mut() {
-        next.started.get_or_insert_with(Instant::now);
+        // The time of the read that brought the answer: no clock read per answer.
+        next.started.get_or_insert(heard);
         // A cancelled task the worker is about to start: stop the worker.
         if next.cancelled && next.killed.is_none() {
             next.killed = Some(Killed::Cancelled);
             cancel = true;
         }
     }
-    let wake = state.writer_waiting;
+    let wake = state.writer_waiting && state.has_half_space();
     drop(state);
     if cancel {
         event!(
@@ -273,7 +282,7 @@ fn answer(shared: &Shared, link: &Link, tag: u8, body: &[u8]) -> io::Result<()> 
 
     let job = sent.job;
     let payload = fields.rest();
-    let result = match elapsed {
+    match elapsed {
         Some(elapsed) => {
             let count = job.work.count();
             if let Some(function) = job.work.needs() {
@@ -283,9 +292,9 @@ fn answer(shared: &Shared, link: &Link, tag: u8, body: &[u8]) -> io::Result<()> 
                 .stats
                 .tasks
                 .fetch_add(u64::from(count), Ordering::Relaxed);
-            Ok(Payload::from_slice(payload))
+            job.finish(Ok(payload));
         }
-        None if tag == proto::STATE => Ok(Payload::from_slice(payload)),
+        None if tag == proto::STATE => job.finish(Ok(payload)),
         None => {
             let error = failed_error(payload, &shared.config.limits, link.pid);
             // An answer refused as too large: later chunks are made smaller.
@@ -298,10 +307,9 @@ fn answer(shared: &Shared, link: &Link, tag: u8, body: &[u8]) -> io::Result<()> 
             {
                 function.record_answer(*len, *count);
             }
-            Err(error)
+            job.fail(error);
         }
-    };
-    job.reply.send(result);
+    }
     Ok(())
 }
 

@@ -39,17 +39,20 @@
 //!
 //! # Where a map goes
 //! The hot path, parent → socket → worker → socket → parent, in five files:
-//! 1. `map.rs`: `Feed::fill` encodes items into chunks (`items_block`) and
-//!    queues them as jobs (`job.rs`: what is queued and where answers go);
-//! 2. `slot.rs`: one thread per worker writes the jobs as frames
-//!    (`protocol.rs`) on the worker's socket;
-//! 3. `worker.rs` (crate root): the worker reads a frame, runs the batch,
-//!    writes one `DONE` frame per chunk;
+//! 1. `map/feed.rs`: `Feed::fill` encodes items into chunks (`map/block.rs`;
+//!    a typed batch's items straight into one codec sequence) and queues
+//!    them as jobs (`job.rs`: what is queued and where answers go), many at
+//!    once when half the window is answered;
+//! 2. `slot.rs`: one thread per worker takes jobs from the queue a run at a
+//!    time and writes them as frames (`protocol.rs`) on the worker's socket;
+//! 3. `serve.rs`: the worker reads a frame, runs the batch, writes one
+//!    `DONE` frame per chunk;
 //! 4. `link.rs`: the slot's reader takes that answer, matches it to the
-//!    oldest job in flight and hands its bytes to the job's reply (a map's
-//!    `Inbox`; a small item or answer travels inline, as a `Payload`);
-//! 5. `answer.rs`: the iterating thread decodes the chunk (one typed `Vec`
-//!    for a batched function) and `map.rs` yields it in input order.
+//!    oldest job in flight and hands its bytes to the job's reply: a map's
+//!    `Inbox` (`map/inbox.rs`), which decodes them there, on the reader
+//!    thread (`answer.rs`), and wakes the iterating thread only when the
+//!    chunk it waits for is in;
+//! 5. `map.rs`: the iterating thread hands out the decoded results in input order.
 //!
 //! Modules depend one way: `map` and `task` on `job` and `answer`; `job` and
 //! `answer` on nothing else in the pool.
@@ -411,7 +414,7 @@ impl Pool {
     pub fn fold<A, R, I, How>(&self, f: &SerFnMut<A, R>, items: I) -> Result<Vec<SerFnMut<A, R>>>
     where
         A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
         I: MapItems<A, How>,
     {
         let function = self.intern(f.to_bytes()?, f.name(), true, false, false)?;

@@ -261,38 +261,73 @@ fn write(
     loaded: &mut Vec<Arc<FnEntry>>,
     sending: &mut Sending,
 ) -> bool {
+    let mut taken = VecDeque::new();
+    let closing = write_jobs(shared, index, link, stream, loaded, sending, &mut taken);
+    // Taken from the queue but never sent: back for another worker.
+    if !taken.is_empty() {
+        shared.queue.push_front(taken.into());
+    }
+    closing
+}
+
+/// Jobs taken from the queue in one go, at most: one lock for many.
+const TAKE_AT_ONCE: usize = 64;
+
+/// [`write`], with `taken` the jobs taken from the queue and not yet sent.
+fn write_jobs(
+    shared: &Shared,
+    index: usize,
+    link: &Arc<Link>,
+    stream: &UnixStream,
+    loaded: &mut Vec<Arc<FnEntry>>,
+    sending: &mut Sending,
+    taken: &mut VecDeque<Job>,
+) -> bool {
     let mut out = Vec::with_capacity(64 << 10);
     let mut writer = stream;
+    let mut room = false;
+    let mut depth = 0;
     loop {
-        // Wait for room, sending what is buffered first.
-        let mut state = lock(&link.state);
-        while !state.dead && !state.has_space() {
-            if !out.is_empty() {
-                drop(state);
-                if proto::flush(&mut writer, &mut out).is_err() {
-                    return shared.queue.is_closed();
+        // Wait for room, sending what is buffered first; not looked at
+        // again while the job sent last left room (its lock saw `dead`).
+        if !room {
+            let mut state = lock(&link.state);
+            while !state.dead && !state.has_space() {
+                if !out.is_empty() {
+                    drop(state);
+                    if proto::flush(&mut writer, &mut out).is_err() {
+                        return shared.queue.is_closed();
+                    }
+                    state = lock(&link.state);
+                    continue;
                 }
-                state = lock(&link.state);
-                continue;
+                if shared.queue.is_closed() {
+                    return true;
+                }
+                state.writer_waiting = true;
+                // Timed, to notice the pool closing while the worker is busy.
+                state = link
+                    .space
+                    .wait_timeout(state, Duration::from_millis(20))
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+                state.writer_waiting = false;
             }
-            if shared.queue.is_closed() {
-                return true;
+            if state.dead {
+                return shared.queue.is_closed();
             }
-            state.writer_waiting = true;
-            // Timed, to notice the pool closing while the worker is busy.
-            state = link
-                .space
-                .wait_timeout(state, Duration::from_millis(20))
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-            state.writer_waiting = false;
+            depth = state.in_flight.len();
+            drop(state);
         }
-        if state.dead {
-            return shared.queue.is_closed();
-        }
-        drop(state);
 
-        let job = match shared.queue.try_pop(index) {
+        if taken.is_empty() {
+            // As many as are in flight already: many for small items, one
+            // or two for slow ones, which other workers should share.
+            shared
+                .queue
+                .try_pop_many(index, depth.clamp(1, TAKE_AT_ONCE), taken);
+        }
+        let job = match taken.pop_front() {
             Some(job) => job,
             None => {
                 if proto::flush(&mut writer, &mut out).is_err() {
@@ -308,7 +343,13 @@ fn write(
                 }
             }
         };
-        if let Some(error) = job.work.needs().and_then(|f| f.lost()) {
+        // Only a fold's state is ever lost: no lock for other functions.
+        if let Some(error) = job
+            .work
+            .needs()
+            .filter(|f| f.mutable)
+            .and_then(|f| f.lost())
+        {
             job.fail(error);
             continue;
         }
@@ -318,7 +359,8 @@ fn write(
         let count = u64::from(job.work.count());
         if job.pin.is_none() && spent(shared, sending, loaded, count) {
             // Recycled: the job waits for another worker, this one finishes.
-            shared.queue.push_front(vec![job]);
+            taken.push_front(job);
+            shared.queue.push_front(taken.drain(..).collect());
             if proto::flush(&mut writer, &mut out).is_ok() && drain(shared, link) {
                 sending.retired = true;
             }
@@ -331,7 +373,8 @@ fn write(
                 Ok(true) => frame_start = 0,
                 Ok(false) => {}
                 Err(_) => {
-                    shared.queue.push_front(vec![job]);
+                    taken.push_front(job);
+                    shared.queue.push_front(taken.drain(..).collect());
                     return shared.queue.is_closed();
                 }
             }
@@ -360,7 +403,8 @@ fn write(
         let mut state = lock(&link.state);
         if state.dead {
             drop(state);
-            shared.queue.push_front(vec![job]);
+            taken.push_front(job);
+            shared.queue.push_front(taken.drain(..).collect());
             return shared.queue.is_closed();
         }
         if let Some(cell) = job.cell() {
@@ -386,6 +430,8 @@ fn write(
             killed: None,
             cancelled: false,
         });
+        room = state.has_space();
+        depth = state.in_flight.len();
         drop(state);
         if out.len() >= 256 << 10 && proto::flush(&mut writer, &mut out).is_err() {
             return shared.queue.is_closed();
@@ -412,6 +458,9 @@ fn ensure_loaded(
     out: &mut Vec<u8>,
     stream: &UnixStream,
 ) -> io::Result<bool> {
+    if loaded.last().is_some_and(|f| Arc::ptr_eq(f, function)) {
+        return Ok(false); // the most recent already: each item of a map
+    }
     if let Some(at) = loaded.iter().position(|f| Arc::ptr_eq(f, function)) {
         let recent = loaded.remove(at);
         loaded.push(recent);

@@ -90,7 +90,7 @@ impl<A, R, I> Unpin for MapStream<'_, A, R, I> {}
 impl<A, R, I> Stream for MapStream<'_, A, R, I>
 where
     A: Serialize,
-    R: DeserializeOwned,
+    R: DeserializeOwned + Send + 'static,
     I: Iterator<Item = A>,
 {
     type Item = Result<R>;
@@ -149,7 +149,7 @@ impl<A, R, I> Unpin for MapUnorderedStream<'_, A, R, I> {}
 impl<A, R, I> Stream for MapUnorderedStream<'_, A, R, I>
 where
     A: Serialize,
-    R: DeserializeOwned,
+    R: DeserializeOwned + Send + 'static,
     I: Iterator<Item = A>,
 {
     type Item = (usize, Result<R>);

@@ -501,7 +501,7 @@ impl RedisExecutor {
     pub fn fold<A, R, I, How>(&self, f: &SerFnMut<A, R>, items: I) -> Result<Vec<SerFnMut<A, R>>>
     where
         A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
         I: MapItems<A, How>,
     {
         once::fold(self, f, items)

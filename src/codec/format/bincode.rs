@@ -29,6 +29,17 @@ pub(in crate::codec) fn encode_into<T: Serialize + ?Sized>(
         .map_err(Error::encode)
 }
 
+/// Writes the encoding of `value` to `writer`.
+#[cfg(unix)]
+pub(in crate::codec) fn encode_to<T: Serialize + ?Sized, W: std::io::Write>(
+    value: &T,
+    mut writer: W,
+) -> Result<()> {
+    bincode::serde::encode_into_std_write(value, &mut writer, config())
+        .map(drop)
+        .map_err(Error::encode)
+}
+
 /// Decodes with `seed` from the start of `bytes` under `limits`; returns the
 /// value and how many bytes it used.
 pub(in crate::codec) fn decode_seed<'de, S>(

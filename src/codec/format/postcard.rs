@@ -34,6 +34,19 @@ pub(in crate::codec) fn encode_into<T: Serialize + ?Sized>(
     }
 }
 
+/// Writes the encoding of `value` to `writer`.
+#[cfg(unix)]
+pub(in crate::codec) fn encode_to<T: Serialize + ?Sized, W: std::io::Write>(
+    value: &T,
+    writer: W,
+) -> Result<()> {
+    match postcard::to_io(value, writer) {
+        Ok(_) => Ok(()),
+        Err(postcard::Error::SerdeSerCustom) => Err(Error::encode(custom_message(value))),
+        Err(error) => Err(Error::encode(error)),
+    }
+}
+
 /// The message of the custom error `value`'s `Serialize` impl (or one
 /// nested in it) raised, found by serializing it again to serde-reflection,
 /// whose errors keep it; postcard's own when that finds none.

@@ -25,7 +25,7 @@ macro_rules! map_settings {
         impl<'p, A, R, I> $map<'p, A, R, I>
         where
             A: Serialize,
-            R: DeserializeOwned,
+            R: DeserializeOwned + Send + 'static,
             I: Iterator<Item = A>,
         {
             /// Sends this many items per message, instead of sizing chunks

@@ -1,0 +1,131 @@
+//! Items encoded into the block a chunk's frame carries.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+
+use super::super::protocol as proto;
+use crate::codec;
+use crate::error::{Error, Result};
+
+/// Encodes up to `max_items` items, from `held` first, then `items`; stops
+/// past `target` bytes. With `seq`, as one codec sequence (for functions that
+/// run batches in one typed pass), else as a protocol items block. Returns
+/// the bytes and the item count.
+///
+/// A block never exceeds `limit` bytes (the workers' decode limit): an item
+/// that does not fit ends the block and is held back for the next one.
+///
+/// # Errors
+/// Only for the first item taken, which is then used up: [`Error::Encode`],
+/// or [`Error::TooLarge`] if it alone exceeds `limit`.
+pub(crate) fn items_block<A: Serialize>(
+    items: &mut impl Iterator<Item = A>,
+    held: &mut VecDeque<A>,
+    max_items: usize,
+    target: usize,
+    limit: usize,
+    seq: bool,
+) -> Result<(Vec<u8>, u32)> {
+    let mut block = Vec::new();
+    let count = items_block_into(items, held, max_items, target, limit, seq, &mut block)?;
+    Ok((block, count))
+}
+
+/// [`items_block`] into `block`, which must be empty: a map reuses one.
+pub(super) fn items_block_into<A: Serialize>(
+    items: &mut impl Iterator<Item = A>,
+    held: &mut VecDeque<A>,
+    max_items: usize,
+    target: usize,
+    limit: usize,
+    seq: bool,
+    block: &mut Vec<u8>,
+) -> Result<u32> {
+    let mut next = || held.pop_front().or_else(|| items.next());
+    let too_large = |len: usize| Error::TooLarge {
+        len: len as u64,
+        limit,
+    };
+    if seq && max_items == 1 {
+        // One item (`call`, `submit`, `chunk_size(1)`): a sequence of one,
+        // encoded in place, without a probe encode or a `Vec` of the item.
+        let Some(item) = next() else {
+            codec::encode_len_into(0, block)?;
+            return Ok(0);
+        };
+        block.reserve(16);
+        codec::encode_value_into(std::slice::from_ref(&item), block)?;
+        if block.len() > limit {
+            return Err(too_large(block.len()));
+        }
+        return Ok(1);
+    }
+    if seq {
+        let encoded =
+            codec::encode_seq_from(held, items.by_ref(), max_items, target, limit, block)?;
+        if let Some(item) = encoded.back {
+            held.push_front(item);
+        }
+        return Ok(encoded.count);
+    }
+    block.extend_from_slice(&[0; 4]);
+    let mut count = 0u32;
+    while (count as usize) < max_items {
+        let Some(item) = next() else { break };
+        let start = block.len();
+        let put = proto::put_item(block, |block| codec::encode_value_into(&item, block));
+        let len = block.len() - start - 4;
+        if put.is_ok() && (block.len() <= limit || (count == 0 && len <= limit)) {
+            count += 1;
+            if block.len() >= target {
+                break;
+            }
+            continue;
+        }
+        if count == 0 {
+            return Err(put.err().unwrap_or_else(|| too_large(len)));
+        }
+        block.truncate(start);
+        held.push_front(item);
+        break;
+    }
+    block[..4].copy_from_slice(&count.to_le_bytes());
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sequence_block_is_the_encoding_of_the_items_as_a_vec() {
+        for n in [0usize, 1, 2, 300, 70_000] {
+            let items: Vec<u64> = (0..n as u64).map(|i| i * 977).collect();
+            let (block, count) = items_block(
+                &mut items.iter(),
+                &mut VecDeque::new(),
+                n.max(2),
+                usize::MAX,
+                1 << 30,
+                true,
+            )
+            .unwrap();
+            assert_eq!(count as usize, n);
+            assert_eq!(block, codec::encode_value(&items).unwrap());
+        }
+    }
+
+    #[test]
+    fn an_item_past_the_limit_is_held_back_for_the_next_block() {
+        let items = vec![vec![1u8; 10], vec![2u8; 100], vec![3u8; 10]];
+        let mut held = VecDeque::new();
+        let mut input = items.into_iter();
+        let (_, count) = items_block(&mut input, &mut held, 10, 1 << 20, 60, true).unwrap();
+        assert_eq!((count, held.len()), (1, 1));
+        let error = items_block(&mut input, &mut held, 10, 1 << 20, 60, true).unwrap_err();
+        assert!(matches!(error, Error::TooLarge { .. }), "{error:?}");
+        let (_, count) = items_block(&mut input, &mut held, 10, 1 << 20, 60, true).unwrap();
+        assert_eq!((count, held.len()), (1, 0));
+    }
+}
