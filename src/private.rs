@@ -463,41 +463,53 @@ where
 
     fn call_batch(f: &T, args: &[u8], limits: &Limits, out: &mut Vec<u8>) -> SerfnResult<()> {
         let args: Vec<A> = codec::decode_value(args, limits)?;
-        let mut results = Vec::with_capacity(args.len());
-        let mut panics = Vec::new();
-        for (index, args) in args.into_iter().enumerate() {
-            match crate::error::catch(f.name(), || f.call(args)) {
-                Ok(result) => results.push(result),
-                Err(panic) => panics.push((index as u32, panic)),
-            }
-        }
+        let (results, panics) = call_each(f, f.name(), args)?;
+        let panics: Vec<_> = panics
+            .into_iter()
+            .map(|(at, panic)| (at as u32, panic))
+            .collect();
         // What `codec::decode_batch_results` reads.
         codec::encode_value_into(&(results, panics), out)
     }
 
     fn batch_stage(f: &T, batch: &mut StageBatch<'_>) -> SerfnResult<()> {
         let args: Vec<A> = batch.take()?;
-        let name = batch.name();
-        let mut results = Vec::with_capacity(args.len());
-        let mut panics = Vec::new();
-        let (mut args, mut taken) = (args.into_iter(), 0);
-        // One catch per run of calls that return, not one per call: the
-        // call inlines into `extend`'s loop, which keeps what it wrote when
-        // a call panics.
-        while let Err(panic) = crate::error::catch(name, || {
-            results.extend(args.by_ref().map(|args| {
-                taken += 1;
-                f.call(args)
-            }));
-        }) {
-            let at = taken - 1;
-            if results.len() + panics.len() != at {
-                return Err(Error::encode("a stage's results were lost to a panic"));
-            }
-            panics.push((at, panic));
-        }
+        let (results, panics) = call_each(f, batch.name(), args)?;
         batch.put(results, panics)
     }
+}
+
+/// Calls `f` on each of `args`: the results of the calls that returned, in
+/// order, and each panic with the index of its argument, named `name`.
+#[allow(clippy::type_complexity)]
+fn call_each<T, A>(
+    f: &T,
+    name: &str,
+    args: Vec<A>,
+) -> SerfnResult<(Vec<T::Output>, Vec<(usize, crate::error::Panic)>)>
+where
+    T: crate::Call<A>,
+    A: Serialize + DeserializeOwned + 'static,
+{
+    let mut results = Vec::with_capacity(args.len());
+    let mut panics = Vec::new();
+    let (mut args, mut taken) = (args.into_iter(), 0);
+    // One catch per run of calls that return, not one per call: the call
+    // inlines into `extend`'s loop, which keeps what it wrote when a call
+    // panics.
+    while let Err(panic) = crate::error::catch(name, || {
+        results.extend(args.by_ref().map(|args| {
+            taken += 1;
+            f.call(args)
+        }));
+    }) {
+        let at = taken - 1;
+        if results.len() + panics.len() != at {
+            return Err(Error::encode("a batch's results were lost to a panic"));
+        }
+        panics.push((at, panic));
+    }
+    Ok((results, panics))
 }
 
 impl<T, A> Invoke<T, A> for kind::CallMut

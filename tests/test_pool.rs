@@ -339,6 +339,31 @@ fn panics_in_different_stages_fail_their_own_items_in_order() {
 }
 
 #[test]
+fn adjacent_panics_in_one_chunk_fail_each_their_own_item() {
+    // A chunk is called in runs between panics: two panics in a row, a
+    // panic first and last in the chunk, each fails its item alone.
+    let pool = pool(2);
+    let flaky: SerFn<u32, u32> = serfn::closure!("test_pool::flaky", [], move |x: u32| -> u32 {
+        assert!(!matches!(x % 10, 0 | 4 | 5 | 9), "flaky {x}");
+        x * 3
+    });
+    for chunk in [1, 5, 10, 1_000] {
+        let results: Vec<serfn::Result<u32>> =
+            pool.map(&flaky, 0..1_000u32).chunk_size(chunk).collect();
+        assert_eq!(results.len(), 1_000);
+        for (i, result) in results.into_iter().enumerate() {
+            match (i % 10, result) {
+                (0 | 4 | 5 | 9, Err(Error::Panicked { message, .. })) => {
+                    assert_eq!(message, format!("flaky {i}"));
+                }
+                (_, Ok(x)) => assert_eq!(x as usize, 3 * i, "item {i}"),
+                (_, other) => panic!("item {i} in chunks of {chunk}: {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
 fn workers_get_the_environment_the_builder_sets() {
     let pool = Pool::builder()
         .workers(1)

@@ -79,7 +79,7 @@ impl<A, R, I> MapUnordered<'_, A, R, I> {
     }
 }
 
-/// The results of [`Pool::map`], in input order. Lazy: nothing is sent
+/// The results of [`Pool::map`](crate::Pool::map), in input order. Lazy: nothing is sent
 /// until the first call to `next`. Dropped early, it stops taking input,
 /// and the chunks it queued that no worker has yet are dropped, never run;
 /// those a worker has (it is sent a couple ahead of the one it runs) still
@@ -210,7 +210,7 @@ where
     }
 }
 
-/// The results of [`Pool::map_unordered`]: `(input index, result)` pairs,
+/// The results of [`Pool::map_unordered`](crate::Pool::map_unordered): `(input index, result)` pairs,
 /// as chunks finish.
 ///
 /// # Example
