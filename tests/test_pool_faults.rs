@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serfn::{Error, Limits, Pool, SerFn};
-use support::{alive, eventually};
+use support::{alive, eventually, stopped};
 
 /// What a test function does to its worker for one item.
 fn faulty() -> SerFn<(u32, u32), u32> {
@@ -498,6 +498,9 @@ fn a_stopped_worker_is_killed_after_the_liveness_timeout_a_busy_one_is_not() {
         .status()
         .unwrap();
     assert!(status.success());
+    // `kill` returns once the signal is sent; the worker stops when one of
+    // its threads next runs. A task sent before that was sometimes answered.
+    assert!(eventually(|| stopped(pid)), "worker {pid} never stopped");
     let started = Instant::now();
     match pool.call(&faulty(), (2, 0)) {
         Err(Error::WorkerDied {

@@ -92,16 +92,19 @@ pub fn format_flags() -> Vec<&'static str> {
 /// Whether process `pid` is running.
 pub fn alive(pid: u32) -> bool {
     // A zombie is dead too: only a running process counts.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            !stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
+    state(pid).is_some_and(|state| state != 'Z')
+}
+
+/// Whether process `pid` is stopped (`SIGSTOP`), as `/proc` says.
+pub fn stopped(pid: u32) -> bool {
+    state(pid) == Some('T')
+}
+
+/// The state letter of process `pid` in `/proc/<pid>/stat`, if it exists.
+fn state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name, which may itself hold ')'.
+    stat.rsplit(')').next()?.trim_start().chars().next()
 }
 
 /// Polls until `done()` holds; a bounded wait, not a timing assertion.
