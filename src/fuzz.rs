@@ -131,7 +131,7 @@ fn check_answers(mut out: &[u8], tasks: &[u64]) {
 /// # Panics
 /// If a chunk does not yield exactly `count` results, whatever the bytes:
 /// the pool counts on it.
-pub fn parent_answers<R: DeserializeOwned>(input: &[u8], count: u32) -> Vec<Result<R>> {
+pub fn parent_answers<R: DeserializeOwned + 'static>(input: &[u8], count: u32) -> Vec<Result<R>> {
     let limits = limits();
     let mut reader = FrameReader::new(input, frame_limit(&limits));
     let mut outcomes = Vec::new();

@@ -462,14 +462,16 @@ where
     const BATCHES: bool = true;
 
     fn call_batch(f: &T, args: &[u8], limits: &Limits, out: &mut Vec<u8>) -> SerfnResult<()> {
-        let args: Vec<A> = codec::decode_value(args, limits)?;
+        let args: Vec<A> = codec::decode_seq(args, limits)?;
         let (results, panics) = call_each(f, f.name(), args)?;
         let panics: Vec<_> = panics
             .into_iter()
             .map(|(at, panic)| (at as u32, panic))
             .collect();
-        // What `codec::decode_batch_results` reads.
-        codec::encode_value_into(&(results, panics), out)
+        // What `codec::decode_batch_results` reads: the pair, its parts one
+        // after the other.
+        codec::encode_seq_into(&results, out)?;
+        codec::encode_value_into(&panics, out)
     }
 
     fn batch_stage(f: &T, batch: &mut StageBatch<'_>) -> SerfnResult<()> {

@@ -23,6 +23,7 @@ pub mod bulk;
 pub(crate) mod format;
 mod guard;
 mod limits;
+pub(crate) mod plain;
 // What workers are sent and answer: the pool and the fleet are Unix-only.
 #[cfg(unix)]
 mod items;
@@ -48,7 +49,8 @@ pub use self::sign::{sign, verify, Key, TAG_LEN};
 #[cfg(feature = "redis")]
 pub(crate) use self::value::decode_head;
 pub(crate) use self::value::{
-    decode_fixed, decode_prefix, encode_ok_into, encode_panic, encode_value_into,
+    decode_fixed, decode_prefix, decode_seq, encode_ok_into, encode_panic, encode_seq_into,
+    encode_value_into,
 };
 pub use self::value::{decode_result, decode_value, encode_value};
 #[cfg(unix)]

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, SeqAccess, Visitor};
 
-use super::{format, stash, Limits, Panic};
+use super::{format, plain, stash, Limits, Panic};
 use crate::error::{Error, Result};
 
 /// Decodes a sequence of outputs of [`DynFn::call_bytes`](crate::DynFn::call_bytes)
@@ -43,12 +43,26 @@ pub(crate) type BatchResults<R> = (Vec<R>, Vec<(u32, Error)>);
 /// As [`decode_value`](super::decode_value) for bad input, and
 /// [`Error::Decode`] if the parts do not add up to `count` calls (found
 /// before more than `count` parts are decoded).
-pub(crate) fn decode_batch_results<R: DeserializeOwned>(
+pub(crate) fn decode_batch_results<R: DeserializeOwned + 'static>(
     bytes: &[u8],
     limits: &Limits,
     count: usize,
 ) -> Result<BatchResults<R>> {
-    let (results, panics) = decode_all(bytes, limits, Batch::<R>(count, PhantomData))?;
+    limits.check_len(bytes.len() as u64)?;
+    let (results, panics) = match plain::decode::<R>(bytes, limits, count) {
+        // Plain results in one pass, then the panics as below.
+        Some(results) => {
+            let (results, used) = results?;
+            let left = count - results.len();
+            let panics = decode_all(
+                &bytes[used..],
+                limits,
+                Counted::<(u32, Panic)>::new(left, false),
+            )?;
+            (results, panics)
+        }
+        None => decode_all(bytes, limits, Batch::<R>(count, PhantomData))?,
+    };
     let ordered = panics.windows(2).all(|w| w[0].0 < w[1].0);
     let in_range = panics.last().is_none_or(|(at, _)| (*at as usize) < count);
     if results.len() + panics.len() != count || !ordered || !in_range {

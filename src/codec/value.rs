@@ -30,6 +30,37 @@ pub(crate) fn encode_value_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<
     format::encode_into(value, buf)
 }
 
+/// Appends the encoding of `values`, as [`encode_value_into`] of the `Vec`
+/// writes it: in one pass for plain numbers (see `codec::plain`).
+pub(crate) fn encode_seq_into<T: Serialize + 'static>(
+    values: &Vec<T>,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
+    if super::plain::encode(values, buf)? {
+        return Ok(());
+    }
+    format::encode_into(values, buf)
+}
+
+/// Decodes a `Vec<T>`, all of `bytes`, as [`decode_value`] does: in one
+/// pass for plain numbers (see `codec::plain`).
+pub(crate) fn decode_seq<T: DeserializeOwned + 'static>(
+    bytes: &[u8],
+    limits: &Limits,
+) -> Result<Vec<T>> {
+    limits.check_len(bytes.len() as u64)?;
+    match super::plain::decode::<T>(bytes, limits, usize::MAX) {
+        Some(decoded) => {
+            let (values, used) = decoded?;
+            if used != bytes.len() {
+                return Err(left_over(bytes.len() - used));
+            }
+            Ok(values)
+        }
+        None => decode_value(bytes, limits),
+    }
+}
+
 /// Decodes a plain value made by [`encode_value`], all of `bytes`, under `limits`.
 ///
 /// # Errors

@@ -71,10 +71,12 @@ pub(crate) fn then(
     next: Arc<dyn SerializableFn>,
 ) -> Arc<dyn SerializableFn> {
     let kind = first.signature().kind().max(next.signature().kind());
+    // From the two sides, not the stages: appending stays O(1) amortised.
+    let batches = kind == Kind::Fn && first.__serfn_batches() && next.__serfn_batches();
     let mut stages = first.__serfn_into_stages();
     stages.extend(next.__serfn_into_stages());
     Arc::new(Then {
-        batches: batches(&stages, kind),
+        batches,
         stages,
         kind,
         id: next_id(),

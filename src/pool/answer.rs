@@ -116,7 +116,7 @@ impl<R> ChunkResults<R> {
 }
 
 /// Decodes a chunk's answer.
-pub(crate) fn decode_chunk<R: DeserializeOwned>(
+pub(crate) fn decode_chunk<R: DeserializeOwned + 'static>(
     count: u32,
     answer: Result<Vec<u8>>,
     limits: &codec::Limits,
@@ -129,7 +129,7 @@ pub(crate) fn decode_chunk<R: DeserializeOwned>(
 }
 
 /// [`decode_chunk`] of a payload the caller keeps.
-pub(crate) fn decode_chunk_bytes<R: DeserializeOwned>(
+pub(crate) fn decode_chunk_bytes<R: DeserializeOwned + 'static>(
     count: u32,
     payload: &[u8],
     limits: &codec::Limits,
@@ -160,7 +160,7 @@ pub(crate) fn decode_chunk_bytes<R: DeserializeOwned>(
 }
 
 /// Decodes a one-item payload into the function's result.
-pub(crate) fn decode_one<R: DeserializeOwned>(
+pub(crate) fn decode_one<R: DeserializeOwned + 'static>(
     payload: Vec<u8>,
     limits: &codec::Limits,
 ) -> Result<R> {
@@ -168,7 +168,7 @@ pub(crate) fn decode_one<R: DeserializeOwned>(
 }
 
 /// [`decode_one`] for a function that runs batches in one typed pass.
-pub(crate) fn decode_one_batched<R: DeserializeOwned>(
+pub(crate) fn decode_one_batched<R: DeserializeOwned + 'static>(
     payload: Vec<u8>,
     limits: &codec::Limits,
 ) -> Result<R> {

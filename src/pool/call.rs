@@ -222,7 +222,7 @@ impl Pool {
         timeout: Option<Duration>,
     ) -> Task<R>
     where
-        R: DeserializeOwned,
+        R: DeserializeOwned + 'static,
     {
         match work {
             Ok((work, decode)) => {

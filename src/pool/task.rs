@@ -52,7 +52,7 @@ impl<R> Task<R> {
     /// A task that failed before it was sent.
     pub(crate) fn failed(error: Error) -> Self
     where
-        R: DeserializeOwned,
+        R: DeserializeOwned + 'static,
     {
         let cell = TaskCell::new();
         cell.complete(Err(error));

@@ -36,7 +36,7 @@ pub(crate) struct Feed<'e, A, R, I> {
 impl<'e, A, R, I> Feed<'e, A, R, I>
 where
     A: Serialize,
-    R: DeserializeOwned,
+    R: DeserializeOwned + 'static,
     I: Iterator<Item = A>,
 {
     /// A map of `f` over `items`, each an argument of `f` or a reference to one.
@@ -159,7 +159,10 @@ where
 }
 
 /// Decodes a one-item answer, as [`Task`](crate::Task) asks.
-pub(crate) fn decode_owned<R: DeserializeOwned>(payload: Vec<u8>, limits: &Limits) -> Result<R> {
+pub(crate) fn decode_owned<R: DeserializeOwned + 'static>(
+    payload: Vec<u8>,
+    limits: &Limits,
+) -> Result<R> {
     let (seq, output) = payload
         .split_first()
         .map_or((false, &[][..]), |(s, o)| (*s == 1, o));
@@ -179,7 +182,7 @@ pub(crate) struct OwnedFeed {
 impl<A, R, I> From<Feed<'_, A, R, I>> for OwnedFeed
 where
     A: Serialize,
-    R: DeserializeOwned,
+    R: DeserializeOwned + 'static,
     I: Iterator<Item = A>,
 {
     fn from(mut feed: Feed<'_, A, R, I>) -> Self {
@@ -235,7 +238,7 @@ macro_rules! map_type {
         impl<'e, A, R, I> $map<'e, A, R, I>
         where
             A: Serialize,
-            R: DeserializeOwned,
+            R: DeserializeOwned + 'static,
             I: Iterator<Item = A>,
         {
             pub(crate) fn new(feed: Feed<'e, A, R, I>) -> Self {
@@ -316,7 +319,7 @@ map_type! {
 impl<A, R, I> Iterator for RedisMap<'_, A, R, I>
 where
     A: Serialize,
-    R: DeserializeOwned,
+    R: DeserializeOwned + 'static,
     I: Iterator<Item = A>,
 {
     type Item = Result<R>;
@@ -349,7 +352,7 @@ where
 impl<A, R, I> Iterator for RedisMapUnordered<'_, A, R, I>
 where
     A: Serialize,
-    R: DeserializeOwned,
+    R: DeserializeOwned + 'static,
     I: Iterator<Item = A>,
 {
     type Item = (usize, Result<R>);

@@ -156,7 +156,7 @@ struct Core<'e, A, R, I> {
 impl<'e, A, R, I> Core<'e, A, R, I>
 where
     A: Serialize,
-    R: DeserializeOwned,
+    R: DeserializeOwned + 'static,
     I: Iterator<Item = A>,
 {
     fn new(executor: &'e RedisExecutor, f: &DynFn, items: I) -> Self {
@@ -363,7 +363,7 @@ impl<A, R, I> Unpin for RedisMapUnorderedStream<'_, A, R, I> {}
 impl<A, R, I> Stream for RedisMapStream<'_, A, R, I>
 where
     A: Serialize,
-    R: DeserializeOwned,
+    R: DeserializeOwned + 'static,
     I: Iterator<Item = A>,
 {
     type Item = Result<R>;
@@ -397,7 +397,7 @@ where
 impl<A, R, I> Stream for RedisMapUnorderedStream<'_, A, R, I>
 where
     A: Serialize,
-    R: DeserializeOwned,
+    R: DeserializeOwned + 'static,
     I: Iterator<Item = A>,
 {
     type Item = (usize, Result<R>);

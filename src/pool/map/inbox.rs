@@ -98,7 +98,7 @@ impl<R> Inbox<R> {
     }
 }
 
-impl<R: DeserializeOwned + Send> Sink for Inbox<R> {
+impl<R: DeserializeOwned + Send + 'static> Sink for Inbox<R> {
     fn send(&self, seq: u64, count: u32, answer: Result<&[u8]>) {
         // Decoded here, before the lock: the reader thread does the work.
         let results = match answer {
