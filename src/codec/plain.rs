@@ -236,16 +236,14 @@ pub(crate) fn decode<T: 'static>(
         limits: &Limits,
         max_len: usize,
     ) -> Option<Result<(Vec<T>, usize)>> {
-        if TypeId::of::<P>() != TypeId::of::<T>() {
-            return None;
-        }
-        let decoded = decode_as::<P>(bytes, limits, max_len).map(|(values, used)| {
-            let values: Box<dyn Any> = Box::new(values);
-            values.downcast::<Vec<T>>().map(|values| (*values, used))
-        });
-        match decoded {
-            Ok(Ok(done)) => Some(Ok(done)),
-            Ok(Err(_)) => None, // not reached: `P` is `T`
+        let mut slot: Option<Vec<T>> = None;
+        // `Some` only when `P` is `T`: then the `Vec<P>` is moved in as is.
+        let typed = (&mut slot as &mut dyn Any).downcast_mut::<Option<Vec<P>>>()?;
+        match decode_as::<P>(bytes, limits, max_len) {
+            Ok((values, used)) => {
+                *typed = Some(values);
+                slot.map(|values| Ok((values, used)))
+            }
             Err(error) => Some(Err(error)),
         }
     }
@@ -253,6 +251,28 @@ pub(crate) fn decode<T: 'static>(
         .or_else(|| typed::<f32, T>(bytes, limits, max_len))
         .or_else(|| typed::<u8, T>(bytes, limits, max_len))
         .or_else(|| typed::<i8, T>(bytes, limits, max_len))
+}
+
+/// The one result of a batch of one call that returned, if `T` is plain
+/// and `bytes` is exactly that: a sequence of one `T` and an empty one of
+/// panics. `None` for anything else, which the caller decodes the long
+/// way (and refuses there if it is bad).
+#[inline]
+pub(crate) fn decode_single<T: 'static>(bytes: &[u8]) -> Option<T> {
+    fn typed<P: Plain, T: 'static>(bytes: &[u8]) -> Option<T> {
+        let mut slot: Option<T> = None;
+        let typed = (&mut slot as &mut dyn Any).downcast_mut::<Option<P>>()?;
+        // Lengths 1 and 0 are one byte each in both formats (tested).
+        match bytes {
+            [1, value @ .., 0] if value.len() == P::SIZE => *typed = Some(P::from_le(value)),
+            _ => return None,
+        }
+        slot
+    }
+    typed::<f64, T>(bytes)
+        .or_else(|| typed::<f32, T>(bytes))
+        .or_else(|| typed::<u8, T>(bytes))
+        .or_else(|| typed::<i8, T>(bytes))
 }
 
 fn decode_as<P: Plain>(bytes: &[u8], limits: &Limits, max_len: usize) -> Result<(Vec<P>, usize)> {
@@ -338,6 +358,22 @@ mod tests {
                 Err(error) => prop_assert!(matches!(error, Error::Decode { .. }), "{error:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_single_result_is_read_in_place() {
+        // What a worker writes for a batch of one call that returned.
+        let mut answer = Vec::new();
+        assert!(encode(&vec![2.5f64], &mut answer).unwrap());
+        answer.extend(encode_value(&Vec::<(u32, String)>::new()).unwrap());
+        assert_eq!(decode_single::<f64>(&answer), Some(2.5));
+        assert_eq!(decode_single::<f32>(&answer), None);
+        assert_eq!(decode_single::<u64>(&answer), None);
+        assert_eq!(decode_single::<f64>(&answer[..answer.len() - 1]), None);
+        let mut byte = Vec::new();
+        assert!(encode(&vec![7u8], &mut byte).unwrap());
+        byte.push(0);
+        assert_eq!(decode_single::<u8>(&byte), Some(7));
     }
 
     #[test]

@@ -85,11 +85,16 @@ pub(crate) fn decode_batch_results<R: DeserializeOwned + 'static>(
 ///
 /// # Errors
 /// As those: bad input, or other than one result.
-pub(crate) fn decode_one_result<R: DeserializeOwned>(
+pub(crate) fn decode_one_result<R: DeserializeOwned + 'static>(
     bytes: &[u8],
     limits: &Limits,
     batched: bool,
 ) -> Result<Result<R>> {
+    if batched {
+        if let Some(result) = plain::decode_single::<R>(bytes) {
+            return Ok(Ok(result));
+        }
+    }
     let wrong = |results: usize| {
         Error::decode(format!("a worker answered one item with {results} results"))
     };
