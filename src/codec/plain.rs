@@ -364,14 +364,14 @@ mod tests {
     fn a_single_result_is_read_in_place() {
         // What a worker writes for a batch of one call that returned.
         let mut answer = Vec::new();
-        assert!(encode(&vec![2.5f64], &mut answer).unwrap());
+        assert!(encode(&[2.5f64], &mut answer).unwrap());
         answer.extend(encode_value(&Vec::<(u32, String)>::new()).unwrap());
         assert_eq!(decode_single::<f64>(&answer), Some(2.5));
         assert_eq!(decode_single::<f32>(&answer), None);
         assert_eq!(decode_single::<u64>(&answer), None);
         assert_eq!(decode_single::<f64>(&answer[..answer.len() - 1]), None);
         let mut byte = Vec::new();
-        assert!(encode(&vec![7u8], &mut byte).unwrap());
+        assert!(encode(&[7u8], &mut byte).unwrap());
         byte.push(0);
         assert_eq!(decode_single::<u8>(&byte), Some(7));
     }
