@@ -11,9 +11,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let count = u32::from(*count);
-    match kind % 3 {
+    // f64 and u8 take the one-pass path of plain numbers.
+    match kind % 5 {
         0 => drop(fuzz::parent_answers::<i64>(frames, count)),
         1 => drop(fuzz::parent_answers::<Vec<i32>>(frames, count)),
+        2 => drop(fuzz::parent_answers::<f64>(frames, count)),
+        3 => drop(fuzz::parent_answers::<u8>(frames, count)),
         _ => drop(fuzz::parent_answers::<String>(frames, count)),
     }
 });
