@@ -23,6 +23,7 @@ pub mod bulk;
 pub(crate) mod format;
 mod guard;
 mod limits;
+#[cfg(unix)]
 pub(crate) mod plain;
 // What workers are sent and answer: the pool and the fleet are Unix-only.
 #[cfg(unix)]

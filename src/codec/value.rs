@@ -36,6 +36,8 @@ pub(crate) fn encode_seq_into<T: Serialize + 'static>(
     values: &Vec<T>,
     buf: &mut Vec<u8>,
 ) -> Result<()> {
+    // Chunks cross a pool's or fleet's sockets: Unix only.
+    #[cfg(unix)]
     if super::plain::encode(values, buf)? {
         return Ok(());
     }
@@ -49,16 +51,15 @@ pub(crate) fn decode_seq<T: DeserializeOwned + 'static>(
     limits: &Limits,
 ) -> Result<Vec<T>> {
     limits.check_len(bytes.len() as u64)?;
-    match super::plain::decode::<T>(bytes, limits, usize::MAX) {
-        Some(decoded) => {
-            let (values, used) = decoded?;
-            if used != bytes.len() {
-                return Err(left_over(bytes.len() - used));
-            }
-            Ok(values)
+    #[cfg(unix)]
+    if let Some(decoded) = super::plain::decode::<T>(bytes, limits, usize::MAX) {
+        let (values, used) = decoded?;
+        if used != bytes.len() {
+            return Err(left_over(bytes.len() - used));
         }
-        None => decode_value(bytes, limits),
+        return Ok(values);
     }
+    decode_value(bytes, limits)
 }
 
 /// Decodes a plain value made by [`encode_value`], all of `bytes`, under `limits`.
