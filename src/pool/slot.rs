@@ -232,6 +232,23 @@ fn spent(shared: &Shared, sending: &Sending, loaded: &[Arc<FnEntry>], next: u64)
     })
 }
 
+/// Waits once for the reader to free room in `link`'s window, marked as
+/// waiting so that it is woken; at most 20 ms, so that callers notice the
+/// pool closing while the worker is busy.
+fn wait_for_space<'a>(
+    link: &'a Link,
+    mut state: std::sync::MutexGuard<'a, LinkState>,
+) -> std::sync::MutexGuard<'a, LinkState> {
+    state.writer_waiting = true;
+    let mut state = link
+        .space
+        .wait_timeout(state, Duration::from_millis(20))
+        .unwrap_or_else(PoisonError::into_inner)
+        .0;
+    state.writer_waiting = false;
+    state
+}
+
 /// Waits until the worker has answered everything it was sent; `false` if
 /// it died first or the pool closed.
 fn drain(shared: &Shared, link: &Link) -> bool {
@@ -240,13 +257,7 @@ fn drain(shared: &Shared, link: &Link) -> bool {
         if shared.queue.is_closed() {
             return false;
         }
-        state.writer_waiting = true;
-        state = link
-            .space
-            .wait_timeout(state, Duration::from_millis(20))
-            .unwrap_or_else(PoisonError::into_inner)
-            .0;
-        state.writer_waiting = false;
+        state = wait_for_space(link, state);
     }
     !state.dead
 }
@@ -304,14 +315,7 @@ fn write_jobs(
                 if shared.queue.is_closed() {
                     return true;
                 }
-                state.writer_waiting = true;
-                // Timed, to notice the pool closing while the worker is busy.
-                state = link
-                    .space
-                    .wait_timeout(state, Duration::from_millis(20))
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
-                state.writer_waiting = false;
+                state = wait_for_space(link, state);
             }
             if state.dead {
                 return shared.queue.is_closed();
