@@ -41,9 +41,6 @@ pub trait Plain: Copy + private::Sealed + 'static {
     /// Appends the element's `SIZE` bytes.
     #[doc(hidden)]
     fn put_le(self, out: &mut Vec<u8>);
-    /// Writes the element's `SIZE` bytes over `into`, of that length.
-    #[doc(hidden)]
-    fn write_le(self, into: &mut [u8]);
     /// Runs `f` on the elements' bytes: in place for `u8`, copied otherwise.
     #[doc(hidden)]
     fn with_bytes<R>(values: &[Self], f: impl FnOnce(&[u8]) -> R) -> R {
@@ -74,10 +71,6 @@ macro_rules! plain {
             fn put_le(self, out: &mut Vec<u8>) {
                 out.extend_from_slice(&self.to_le_bytes());
             }
-            #[inline]
-            fn write_le(self, into: &mut [u8]) {
-                into.copy_from_slice(&self.to_le_bytes());
-            }
         }
     )*};
 }
@@ -94,10 +87,6 @@ impl Plain for u8 {
     #[inline]
     fn put_le(self, out: &mut Vec<u8>) {
         out.push(self);
-    }
-    #[inline]
-    fn write_le(self, into: &mut [u8]) {
-        into[0] = self;
     }
     fn with_bytes<R>(values: &[Self], f: impl FnOnce(&[u8]) -> R) -> R {
         f(values)

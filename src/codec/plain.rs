@@ -26,25 +26,6 @@ pub(crate) fn size_of<T: 'static>() -> Option<usize> {
     .find_map(|(plain, size)| (plain == id).then_some(size))
 }
 
-/// Writes `value`'s bytes over `into` (of [`size_of`] bytes) if `T` is
-/// plain; `false` otherwise.
-#[inline]
-pub(crate) fn write<T: 'static>(value: &T, into: &mut [u8]) -> bool {
-    let value = value as &dyn Any;
-    if let Some(&x) = value.downcast_ref::<f64>() {
-        x.write_le(into);
-    } else if let Some(&x) = value.downcast_ref::<f32>() {
-        x.write_le(into);
-    } else if let Some(&x) = value.downcast_ref::<u8>() {
-        x.write_le(into);
-    } else if let Some(&x) = value.downcast_ref::<i8>() {
-        x.write_le(into);
-    } else {
-        return false;
-    }
-    true
-}
-
 /// Appends `value`'s bytes if it serializes as one plain number (an `f64`,
 /// `f32`, `u8` or `i8`, or a reference to one): the bytes serde writes for
 /// it in both formats. `false`, nothing written, for anything else. Needs
@@ -205,7 +186,10 @@ impl<S: Sink> serde::Serializer for Put<S> {
 
 /// Appends `values` as serde encodes them if `T` is plain; `Ok(false)`,
 /// nothing written, otherwise.
-pub(crate) fn encode<T: 'static>(values: &[T], out: &mut Vec<u8>) -> Result<bool> {
+pub(crate) fn encode<T: serde::Serialize + 'static>(
+    values: &[T],
+    out: &mut Vec<u8>,
+) -> Result<bool> {
     let Some(size) = size_of::<T>() else {
         return Ok(false);
     };
@@ -213,7 +197,8 @@ pub(crate) fn encode<T: 'static>(values: &[T], out: &mut Vec<u8>) -> Result<bool
     let start = out.len();
     out.resize(start + values.len() * size, 0);
     for (value, into) in values.iter().zip(out[start..].chunks_exact_mut(size)) {
-        write(value, into);
+        // Always written: `T` is a plain number of `size` bytes.
+        put_exact(value, into);
     }
     Ok(true)
 }
@@ -382,7 +367,8 @@ mod tests {
         assert_eq!(size_of::<bool>(), None);
         assert!(!encode(&[1u64, 2], &mut Vec::new()).unwrap());
         assert!(decode::<u32>(&[0], &Limits::default(), 1).is_none());
-        assert!(!write(&7u64, &mut [0; 8]));
+        assert!(!put_exact(&7u64, &mut [0; 8]));
+        assert!(!put_exact(&7.0f32, &mut [0; 8]));
     }
 
     #[test]
