@@ -139,7 +139,7 @@ impl<'a> StageBatch<'a> {
     /// The values for a stage taking `A`.
     pub(crate) fn take<A: DeserializeOwned + 'static>(&mut self) -> Result<Vec<A>> {
         let values = match std::mem::replace(&mut self.values, Values::Taken) {
-            Values::Encoded(bytes, limits) => codec::decode_value::<Vec<A>>(bytes, limits)?,
+            Values::Encoded(bytes, limits) => codec::decode_seq::<A>(bytes, limits)?,
             Values::Typed(values) => *values
                 .downcast::<Vec<A>>()
                 .map_err(|_| Error::decode("a pipeline stage got values of another type"))?,
@@ -173,7 +173,7 @@ impl<'a> StageBatch<'a> {
             });
         }
         if self.last {
-            codec::encode_value_into(&results, self.out)
+            codec::encode_seq_into(&results, self.out)
         } else {
             self.values = Values::Typed(Box::new(results));
             Ok(())
