@@ -47,8 +47,7 @@ pub(crate) fn encode_seq_from<A: Serialize>(
     // Plain numbers, each copied in, if the first item taken is one.
     let mut items = items;
     if let Some(first) = held.pop_front().or_else(|| items.next()) {
-        let mut probe = Vec::new();
-        if plain::put(&first, &mut probe) {
+        if plain::is_plain(&first) {
             return encode_plain_from(first, held, items, max_items, target, limit, out);
         }
         held.push_front(first);

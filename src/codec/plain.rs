@@ -35,6 +35,13 @@ pub(crate) fn put<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) ->
     value.serialize(Put(out)).is_ok()
 }
 
+/// Whether `value` serializes as one plain number, as [`put`] would find;
+/// nothing is written.
+#[inline]
+pub(crate) fn is_plain<T: serde::Serialize + ?Sized>(value: &T) -> bool {
+    value.serialize(Put(())).is_ok()
+}
+
 /// [`put`] over `into`, if `value`'s bytes are exactly as many; `false`,
 /// `into` as it was or partly written, otherwise.
 #[inline]
@@ -42,9 +49,17 @@ pub(crate) fn put_exact<T: serde::Serialize + ?Sized>(value: &T, into: &mut [u8]
     value.serialize(Put(into)).is_ok()
 }
 
-/// Where [`Put`] writes: appended to a `Vec`, or over a slice of the size.
+/// Where [`Put`] writes: appended to a `Vec`, over a slice of the size, or
+/// nowhere (`()`, to ask only whether a value is plain).
 trait Sink {
     fn take(self, bytes: &[u8]) -> bool;
+}
+
+impl Sink for () {
+    #[inline]
+    fn take(self, _: &[u8]) -> bool {
+        true
+    }
 }
 
 impl Sink for &mut Vec<u8> {
@@ -367,6 +382,8 @@ mod tests {
         assert_eq!(size_of::<bool>(), None);
         assert!(!encode(&[1u64, 2], &mut Vec::new()).unwrap());
         assert!(decode::<u32>(&[0], &Limits::default(), 1).is_none());
+        assert!(is_plain(&1.5f64) && is_plain(&&2u8) && is_plain(&-1i8));
+        assert!(!is_plain(&7u64) && !is_plain("x") && !is_plain(&Some(1.0f64)));
         assert!(!put_exact(&7u64, &mut [0; 8]));
         assert!(!put_exact(&7.0f32, &mut [0; 8]));
     }

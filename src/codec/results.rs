@@ -48,10 +48,10 @@ pub(crate) fn decode_batch_results<R: DeserializeOwned + 'static>(
     limits: &Limits,
     count: usize,
 ) -> Result<BatchResults<R>> {
-    limits.check_len(bytes.len() as u64)?;
     let (results, panics) = match plain::decode::<R>(bytes, limits, count) {
         // Plain results in one pass, then the panics as below.
         Some(results) => {
+            limits.check_len(bytes.len() as u64)?;
             let (results, used) = results?;
             let left = count - results.len();
             let panics = decode_all(

@@ -50,9 +50,9 @@ pub(crate) fn decode_seq<T: DeserializeOwned + 'static>(
     bytes: &[u8],
     limits: &Limits,
 ) -> Result<Vec<T>> {
-    limits.check_len(bytes.len() as u64)?;
     #[cfg(unix)]
     if let Some(decoded) = super::plain::decode::<T>(bytes, limits, usize::MAX) {
+        limits.check_len(bytes.len() as u64)?;
         let (values, used) = decoded?;
         if used != bytes.len() {
             return Err(left_over(bytes.len() - used));
