@@ -41,17 +41,10 @@ pub trait Plain: Copy + private::Sealed + 'static {
     /// Appends the element's `SIZE` bytes.
     #[doc(hidden)]
     fn put_le(self, out: &mut Vec<u8>);
-    /// Runs `f` on the elements' bytes: in place for `u8`, copied otherwise.
+    /// Runs `f` on the elements' bytes, little endian: in place on a
+    /// little-endian target, where they are the bytes in memory.
     #[doc(hidden)]
-    fn with_bytes<R>(values: &[Self], f: impl FnOnce(&[u8]) -> R) -> R {
-        // Pushed element by element: inlined, 13 instructions each. Into a
-        // zeroed buffer by chunks counted more (a memset, a `memcpy` call each).
-        let mut bytes = Vec::with_capacity(values.len() * Self::SIZE);
-        for value in values {
-            value.put_le(&mut bytes);
-        }
-        f(&bytes)
-    }
+    fn with_bytes<R>(values: &[Self], f: impl FnOnce(&[u8]) -> R) -> R;
 }
 
 mod private {
@@ -70,6 +63,19 @@ macro_rules! plain {
             #[inline]
             fn put_le(self, out: &mut Vec<u8>) {
                 out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn with_bytes<R>(values: &[Self], f: impl FnOnce(&[u8]) -> R) -> R {
+                if cfg!(target_endian = "little") {
+                    // No copy: a 100 MiB capture's copy into fresh memory
+                    // cost more than its transfer to a worker.
+                    f(bytemuck::cast_slice(values))
+                } else {
+                    let mut bytes = Vec::with_capacity(values.len() * Self::SIZE);
+                    for value in values {
+                        value.put_le(&mut bytes);
+                    }
+                    f(&bytes)
+                }
             }
         }
     )*};
