@@ -23,8 +23,9 @@
 //!   and stage, times the workers for the pool (their time); ns/stage, the
 //!   median of rounds that time both back to back, in turns.
 //! - `capture_100m`: a closure over 100 MiB of `f64`, from a new pool to its
-//!   first result (limits raised to 256 MiB), against a new procspawn pool
-//!   sent the same `Vec` as one call's argument, taking turns; ms.
+//!   first result (limits raised to 256 MiB), the capture a `Vec<f64>`
+//!   (`serfn`) and a `Bulk<f64>` (`serfn-bulk`), against a new procspawn
+//!   pool sent the same `Vec` as one call's argument, taking turns; ms.
 //!
 //! References, in the same run: a raw Unix-socket pipeline of the same items
 //! to child processes (`bench/common/raw.rs`: `raw_batched` for both `tiny_*`

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use crate::__serfn_register_erased as register_erased;
+pub use crate::codec::CaptureWriter;
 pub use crate::compose::ArgTuple;
 pub use crate::erased::{ArgSlot, AsyncOutput, Input, Output, Slot, StageBatch};
 pub use crate::registry::{Registered, Registration};
@@ -142,6 +143,10 @@ macro_rules! __serfn_register_erased {
 
                 fn __serfn_encode_capture(&self, out: &mut ::std::vec::Vec<u8>) -> $crate::Result<()> {
                     $crate::__private::encode_capture(self, out)
+                }
+
+                fn __serfn_write_capture(&self, out: &mut $crate::__private::CaptureWriter<'_>) -> $crate::Result<()> {
+                    $crate::__private::write_capture(self, out)
                 }
 
                 fn __serfn_call(
@@ -307,6 +312,11 @@ pub fn decode_in_place<T: DeserializeOwned>(f: &mut T, capture: &[u8]) -> bool {
 /// Appends the encoding of the capture `f`.
 pub fn encode_capture<T: Serialize>(f: &T, out: &mut Vec<u8>) -> SerfnResult<()> {
     codec::encode_value_into(f, out)
+}
+
+/// Writes a capture's encoding to `out`: `__serfn_write_capture`'s body.
+pub fn write_capture<T: Serialize>(f: &T, out: &mut CaptureWriter<'_>) -> SerfnResult<()> {
+    codec::write_value(f, out)
 }
 
 /// Autoref specialization: `(&&CloneProbe(x)).__serfn_clone_probe()` clones

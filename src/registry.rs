@@ -72,6 +72,17 @@ pub trait SerializableFn: Send + Sync + 'static {
     #[doc(hidden)]
     fn __serfn_encode_capture(&self, out: &mut Vec<u8>) -> Result<()>;
 
+    /// Writes the encoding of the capture to `out`: the bytes
+    /// [`__serfn_encode_capture`](Self::__serfn_encode_capture) appends,
+    /// without holding them whole (a registered capture type's are encoded
+    /// straight into `out`; this default goes through a `Vec`).
+    #[doc(hidden)]
+    fn __serfn_write_capture(&self, out: &mut crate::codec::CaptureWriter<'_>) -> Result<()> {
+        let mut bytes = Vec::new();
+        self.__serfn_encode_capture(&mut bytes)?;
+        std::io::Write::write_all(out, &bytes).map_err(Error::encode)
+    }
+
     #[doc(hidden)]
     fn __serfn_call(&self, input: Input<'_>, output: Output<'_>) -> Result<()>;
 

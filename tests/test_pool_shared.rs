@@ -218,3 +218,101 @@ fn a_worker_killed_while_it_maps_a_capture_leaves_no_segment_behind() {
         holders(&label)
     );
 }
+
+/// Past the pool's shared-memory threshold (1 MiB), small enough for a debug build.
+const MID: usize = 2 << 20;
+
+/// Whatever a capture holds, the worker gets the function the parent
+/// encoded: a `Bulk` (written to the memfd in one piece), numbers that all
+/// differ (through the writer's buffer), a pipeline (through a `Vec`, as a
+/// combinator is), each checked against the same call in this process, and
+/// each shipped as many bytes as its envelope has.
+#[test]
+fn a_capture_written_straight_into_shared_memory_decodes_as_it_was() {
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let weights: serfn::codec::Bulk<f64> = (0..MID / 8)
+        .map(|i| i as f64 * 0.25)
+        .collect::<Vec<_>>()
+        .into();
+    let dot = serfn::closure!("test_pool_shared::dot", [weights: serfn::codec::Bulk<f64>], move |x: f64| -> f64 {
+        weights.iter().map(|w| w * x).sum()
+    });
+    let steps: Vec<u64> = (0..MID as u64 / 4)
+        .map(|i| i.wrapping_mul(2_654_435_761))
+        .collect();
+    let fold = serfn::closure!("test_pool_shared::fold", [steps: Vec<u64>], move |x: u64| -> u64 {
+        steps.iter().fold(x, |acc, s| acc.rotate_left(5) ^ s)
+    });
+    let offset = 7u64;
+    let pipeline = fold.clone().then(
+        serfn::closure!("test_pool_shared::add", [offset: u64], move |x: u64| -> u64 {
+            x + offset
+        }),
+    );
+
+    let mut shared = pool.stats().bytes_shared;
+    let mut check_shipped = |envelope: Vec<u8>| {
+        let now = pool.stats().bytes_shared;
+        assert_eq!(
+            now - shared,
+            envelope.len() as u64,
+            "bytes shared for one function"
+        );
+        shared = now;
+    };
+    assert_eq!(pool.call(&dot, 2.0).unwrap(), dot.call(2.0));
+    check_shipped(dot.to_bytes().unwrap());
+    assert_eq!(pool.call(&fold, 3).unwrap(), fold.call(3));
+    check_shipped(fold.to_bytes().unwrap());
+    assert_eq!(pool.call(&pipeline, 3).unwrap(), pipeline.call(3));
+    check_shipped(pipeline.to_bytes().unwrap());
+    // Encoded again for each call, found the same, not shipped again.
+    assert_eq!(pool.call(&dot, 1.0).unwrap(), dot.call(1.0));
+    assert_eq!(pool.stats().bytes_shared, shared);
+    assert_eq!(pool.stats().functions_shipped, 3);
+}
+
+/// A field whose encoding grows by a byte each time it is encoded; decoded,
+/// it is the length it was encoded with.
+struct Drifting(usize);
+
+static ENCODED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Serialize for Drifting {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let times = ENCODED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        serializer.serialize_bytes(&vec![1; MID + times])
+    }
+}
+
+impl<'de> Deserialize<'de> for Drifting {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Length;
+        impl serde::de::Visitor<'_> for Length {
+            type Value = Drifting;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Drifting, E> {
+                Ok(Drifting(bytes.len()))
+            }
+        }
+        deserializer.deserialize_bytes(Length)
+    }
+}
+
+/// The capture is encoded twice on the way to shared memory (its length
+/// first). One that encodes to another length the second time is never
+/// shipped from there, with a header that does not match it: the pool
+/// encodes it once more, in memory, and ships that.
+#[test]
+fn a_capture_that_encodes_differently_each_time_is_encoded_once_more_in_memory() {
+    let pool = Pool::builder().workers(1).build().unwrap();
+    let drifting = Drifting(0);
+    let f = serfn::closure!("test_pool_shared::drifting", [drifting: Drifting], move || -> u64 {
+        drifting.0 as u64
+    });
+    // Counted (MID), written (MID + 1: refused), encoded in memory (MID + 2).
+    assert_eq!(pool.call(&f, ()).unwrap(), MID as u64 + 2);
+    assert_eq!(pool.stats().functions_shipped, 1);
+}

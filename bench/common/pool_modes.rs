@@ -126,9 +126,11 @@ pub(super) fn alternate_ms(
 
 /// `capture_100m`: a closure over 100 MiB of `f64`, from a new pool to its
 /// first result: the workers' start, encoding, the transfer, the worker's
-/// decode and the call. procspawn, from its new pool too, sends the same `Vec`
-/// as one call's argument. Making the data and dropping the pools are not
-/// timed; each run changes one element.
+/// decode and the call. serfn twice: the capture a `Vec<f64>` (serde, element
+/// by element) and a `Bulk<f64>` (one byte string: `serfn-bulk`). procspawn,
+/// from its new pool too, sends the same `Vec` as one call's argument.
+/// Making the data and dropping the pools are not timed; each run changes
+/// one element.
 pub(super) fn capture(args: &Args, report: &mut Report) {
     let base: Vec<f64> = (0..CAPTURE_ELEMENTS).map(|i| i as f64).collect();
     let workers = args.workers;
@@ -151,6 +153,29 @@ pub(super) fn capture(args: &Args, report: &mut Report) {
         drop((weights, pool));
         elapsed
     };
+    let bulk_run = |run: usize| {
+        let mut values = base.clone();
+        values[0] = run as f64;
+        let values: serfn::codec::Bulk<f64> = values.into();
+        let start = Instant::now();
+        let limits = serfn::Limits::new().max_bytes(256 << 20);
+        let pool = Pool::builder()
+            .workers(workers)
+            .limits(limits)
+            .build()
+            .expect("cannot start the pool");
+        let weights = serfn::closure!("benches::pool::bulk_weights", [values: serfn::codec::Bulk<f64>], move |x: f64| -> f64 {
+            x * values.len() as f64
+        });
+        let got = pool.call(&weights, 1.0).expect("the capture call failed");
+        let elapsed = start.elapsed();
+        assert_eq!(
+            got, CAPTURE_ELEMENTS as f64,
+            "capture_100m: wrong answer (Bulk)"
+        );
+        drop((weights, pool));
+        elapsed
+    };
     let spawn_run = |run: usize| {
         let mut values = base.clone();
         values[0] = run as f64;
@@ -165,7 +190,7 @@ pub(super) fn capture(args: &Args, report: &mut Report) {
         drop(pool);
         elapsed
     };
-    let (mut a, mut b) = (0, 0);
+    let (mut a, mut b, mut c) = (0, 0, 0);
     alternate_ms(
         "capture_100m",
         args.runs,
@@ -175,6 +200,13 @@ pub(super) fn capture(args: &Args, report: &mut Report) {
                 Box::new(|| {
                     a += 1;
                     serfn_run(a)
+                }),
+            ),
+            (
+                "serfn-bulk",
+                Box::new(|| {
+                    c += 1;
+                    bulk_run(c)
                 }),
             ),
             (

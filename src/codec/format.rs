@@ -41,7 +41,6 @@ pub(super) fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -
 
 /// Writes the encoding of `value` to `writer`: for a caller that watches
 /// the bytes as they are written.
-#[cfg(unix)]
 pub(super) fn encode_to<T: Serialize + ?Sized, W: std::io::Write>(
     value: &T,
     writer: W,
@@ -75,6 +74,12 @@ fn write_varint(value: u64, out: &mut Vec<u8>) {
 /// Appends a `u32` as serde's `serialize_u32` writes it.
 pub(crate) fn write_u32(value: u32, out: &mut Vec<u8>) {
     write_varint(value.into(), out);
+}
+
+/// Appends the length of a byte string of `len` bytes, as serde's
+/// `serialize_bytes` writes it before the bytes.
+pub(crate) fn write_len(len: u64, out: &mut Vec<u8>) {
+    write_varint(len, out);
 }
 
 /// Appends a byte string (or a `str`'s bytes) as serde's `serialize_bytes`

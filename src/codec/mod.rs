@@ -31,6 +31,7 @@ mod items;
 #[cfg(unix)]
 mod results;
 mod sign;
+mod stream;
 mod value;
 
 use std::cell::RefCell;
@@ -47,6 +48,9 @@ pub use self::limits::Limits;
 #[cfg(unix)]
 pub(crate) use self::results::{decode_batch_results, decode_one_result, decode_results};
 pub use self::sign::{sign, verify, Key, TAG_LEN};
+#[doc(hidden)]
+pub use self::stream::CaptureWriter;
+pub(crate) use self::stream::{envelope_len, write_envelope, write_value, Written};
 #[cfg(feature = "redis")]
 pub(crate) use self::value::decode_head;
 pub(crate) use self::value::{
@@ -257,6 +261,11 @@ impl Prefix {
 
 /// A hasher whose CPU feature detection ran once.
 static FRESH: LazyLock<crc32fast::Hasher> = LazyLock::new(crc32fast::Hasher::new);
+
+/// A CRC-32 hasher in its initial state, from [`FRESH`].
+fn fresh_crc() -> crc32fast::Hasher {
+    FRESH.clone()
+}
 
 /// Checks an unsigned envelope under the default limits; returns its body.
 pub(crate) fn open(bytes: &[u8]) -> Result<&[u8]> {

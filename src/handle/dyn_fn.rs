@@ -242,6 +242,24 @@ impl DynFn {
         wire::write_envelope(&*self.inner, out)
     }
 
+    #[cfg(target_os = "linux")] // for the pool's shared memory
+    /// Measures the envelope [`to_bytes`](Self::to_bytes) returns, for
+    /// [`stream_bytes`](Self::stream_bytes).
+    pub(crate) fn measure_bytes(&self) -> Result<wire::Measured> {
+        wire::measure(&*self.inner)
+    }
+
+    #[cfg(target_os = "linux")] // for the pool's shared memory
+    /// Writes the envelope [`to_bytes`](Self::to_bytes) returns to `sink`,
+    /// never holding it whole; `measured` from [`measure_bytes`](Self::measure_bytes).
+    pub(crate) fn stream_bytes(
+        &self,
+        measured: &wire::Measured,
+        sink: &mut dyn std::io::Write,
+    ) -> Result<codec::Written> {
+        wire::stream_envelope(&*self.inner, measured, sink)
+    }
+
     #[cfg(all(unix, feature = "tokio"))] // for the workers' runtimes
     /// Starts an async call of an `Async` function on the encoded `args`:
     /// the future of the result's encoding (the value alone).

@@ -23,7 +23,8 @@ use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::ser::{self as ser_, SerializeTuple, Serializer};
 
 use crate::codec::format::{self, Reader};
-use crate::codec::{active, envelope_into, open, stash, within_level, Limits, Prefix};
+use crate::codec::{self, active, envelope_into, open, stash, within_level, Limits, Prefix};
+use crate::codec::{CaptureWriter, Written};
 use crate::error::Error;
 use crate::registry::{self, Direct, Fingerprints, Registration, SerializableFn};
 use crate::schema::{self, Layout};
@@ -118,6 +119,47 @@ pub(crate) fn write_envelope(f: &dyn SerializableFn, out: &mut Vec<u8>) -> Resul
         Some(direct) => direct.prefix.seal_into(out, |out| write_capture(f, out)),
         None => envelope_into(out, |out| write(f, out)),
     }
+}
+
+/// An envelope measured before it is written: its header (after the version
+/// byte, before the capture) and the capture's length.
+pub(crate) struct Measured {
+    header: Vec<u8>,
+    capture_len: u64,
+}
+
+impl Measured {
+    /// The length of the envelope [`write_envelope`] appends.
+    pub(crate) fn len(&self) -> u64 {
+        codec::envelope_len(&self.header, self.capture_len)
+    }
+}
+
+/// Measures the envelope of `f`: its capture encoded once into a writer
+/// that only counts (a [`Bulk`](crate::codec::Bulk)'s bytes counted without
+/// a pass over them).
+pub(crate) fn measure(f: &dyn SerializableFn) -> Result<Measured, Error> {
+    let registration = f.__serfn_registration();
+    let mut header = Vec::new();
+    write_header(registration, fingerprints_of(f, registration), &mut header);
+    let mut counter = CaptureWriter::counting();
+    f.__serfn_write_capture(&mut counter)?;
+    Ok(Measured {
+        header,
+        capture_len: counter.len(),
+    })
+}
+
+/// Writes the envelope of `f` that `measured` measured to `sink`: the bytes
+/// [`write_envelope`] appends, never held whole in memory.
+pub(crate) fn stream_envelope(
+    f: &dyn SerializableFn,
+    measured: &Measured,
+    sink: &mut dyn std::io::Write,
+) -> Result<Written, Error> {
+    codec::write_envelope(sink, &measured.header, measured.capture_len, |out| {
+        f.__serfn_write_capture(out)
+    })
 }
 
 /// Decodes an envelope holding one function, as `crate::from_bytes` does

@@ -17,7 +17,11 @@ use crate::sync::lock;
 pub(crate) struct FnEntry {
     pub(crate) id: u64,
     pub(crate) name: &'static str,
+    /// The encoding; empty for one written straight into shared memory
+    /// ([`FnEntry::shared`]), which `segment` holds.
     pub(crate) bytes: Vec<u8>,
+    /// The encoding's length.
+    len: usize,
     pub(crate) hash: u64,
     /// A fold's state: never shared with other maps, never evicted, and lost
     /// with the worker that holds it.
@@ -49,6 +53,7 @@ impl FnEntry {
             id,
             name,
             hash,
+            len: bytes.len(),
             bytes,
             mutable,
             batches: batches && !mutable,
@@ -60,12 +65,47 @@ impl FnEntry {
         }
     }
 
+    /// A function whose encoding was written straight into `segment`
+    /// (never held in memory: see `Pool::function`).
+    pub(crate) fn shared(
+        id: u64,
+        name: &'static str,
+        (segment, hash): (Segment, u64),
+        batches: bool,
+    ) -> Self {
+        let mut entry = FnEntry::new(id, name, (Vec::new(), hash), false, batches);
+        entry.len = segment.len();
+        entry.segment = OnceLock::from(Some(segment));
+        entry
+    }
+
+    /// The encoding's length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether this function's encoding is the bytes `segment` holds.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn holds(&self, segment: &Segment) -> bool {
+        if self.len != segment.len() {
+            return false;
+        }
+        let compared = if self.bytes.is_empty() {
+            // Written to shared memory to begin with: it has its segment.
+            self.segment()
+                .map_or(Ok(false), |mine| mine.same_bytes(segment))
+        } else {
+            segment.with_bytes(|theirs| theirs == self.bytes)
+        };
+        compared.unwrap_or(false)
+    }
+
     /// The function's bytes in a sealed memfd, for workers to map: made on
-    /// first use, once for all workers. `None` below
-    /// [`SHARED_FROM`](super::shm::SHARED_FROM), off Linux, or when no
-    /// memfd can be made (the socket carries the bytes then).
+    /// first use, once for all workers, unless written there to begin
+    /// with. `None` below [`SHARED_FROM`](super::shm::SHARED_FROM), off
+    /// Linux, or when no memfd can be made (the socket carries the bytes then).
     pub(crate) fn segment(&self) -> Option<&Segment> {
-        if self.bytes.len() < super::shm::SHARED_FROM {
+        if self.len < super::shm::SHARED_FROM {
             return None;
         }
         self.segment
@@ -130,6 +170,13 @@ fn average(estimate: &AtomicU64, total: u64, items: u32) {
 /// envelope are the CRC-32 of all before them, so the key costs nothing.
 /// FNV over the bytes, one at a time, took a third of the parent's time
 /// for a 100 MiB capture (`perf record`).
+/// [`content_hash`] of an envelope of `len` bytes with checksum `crc`
+/// (its last 4 bytes), never held in memory.
+#[cfg(target_os = "linux")]
+pub(crate) fn shared_hash(len: u64, crc: u32) -> u64 {
+    len << 32 | u64::from(crc)
+}
+
 pub(crate) fn content_hash(bytes: &[u8]) -> u64 {
     let mut tail = [0; 4];
     let last = &bytes[bytes.len().saturating_sub(4)..];

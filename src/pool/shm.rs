@@ -86,9 +86,56 @@ mod linux {
             })
         }
 
+        /// A new memfd of the `len` bytes that `write` writes, sealed:
+        /// for bytes never held whole in memory. Fails if `write` fails or
+        /// writes another length.
+        pub(crate) fn write_with<T>(
+            name: &str,
+            len: usize,
+            write: impl FnOnce(&mut dyn Write) -> crate::Result<T>,
+        ) -> crate::Result<(Segment, T)> {
+            let shared = |error: io::Error| crate::Error::encode(format!("shared memory: {error}"));
+            let label = format!("serfn {} {name}", std::process::id());
+            let fd = rfs::memfd_create(
+                label.as_str(),
+                MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+            )
+            .map_err(|error| shared(error.into()))?;
+            let mut file = File::from(fd);
+            let made = write(&mut file)?;
+            let size = file.metadata().map_err(shared)?.len();
+            if size != len as u64 {
+                return Err(crate::Error::encode(format!(
+                    "{size} bytes written to shared memory, not {len}"
+                )));
+            }
+            rfs::fcntl_add_seals(&file, SEALS | SealFlags::SEAL)
+                .map_err(|error| shared(error.into()))?;
+            Ok((
+                Segment {
+                    fd: file.into(),
+                    len,
+                },
+                made,
+            ))
+        }
+
         /// Its length in bytes.
         pub(crate) fn len(&self) -> usize {
             self.len
+        }
+
+        /// Runs `f` on its bytes, mapped read-only.
+        pub(crate) fn with_bytes<T>(&self, f: impl FnOnce(&[u8]) -> T) -> io::Result<T> {
+            map_and(self.fd.try_clone()?, self.len, f)
+        }
+
+        /// Whether `other` holds the same bytes: both mapped, compared.
+        pub(crate) fn same_bytes(&self, other: &Segment) -> io::Result<bool> {
+            if self.len != other.len {
+                return Ok(false);
+            }
+            self.with_bytes(|mine| other.with_bytes(|theirs| mine == theirs))?
         }
 
         /// Writes `frame` to `stream` with this memfd attached to its first
@@ -229,6 +276,14 @@ mod elsewhere {
         }
 
         pub(crate) fn len(&self) -> usize {
+            match *self {}
+        }
+
+        pub(crate) fn with_bytes<T>(&self, _f: impl FnOnce(&[u8]) -> T) -> io::Result<T> {
+            match *self {}
+        }
+
+        pub(crate) fn same_bytes(&self, _other: &Segment) -> io::Result<bool> {
             match *self {}
         }
 

@@ -472,7 +472,7 @@ fn ensure_loaded(
     }
     let mut writer = stream;
     let segment = function.segment();
-    let direct = segment.is_some() || function.bytes.len() >= WRITE_DIRECT;
+    let direct = segment.is_some() || function.len() >= WRITE_DIRECT;
     if let Some(segment) = segment {
         proto::flush(&mut writer, out)?;
         let frame = proto::start_frame(out, proto::LOAD_SHARED);
@@ -515,7 +515,7 @@ fn ensure_loaded(
     event!(
         debug,
         function = function.name,
-        bytes = function.bytes.len(),
+        bytes = function.len(),
         "function shipped"
     );
     loaded.push(Arc::clone(function));
@@ -524,14 +524,14 @@ fn ensure_loaded(
     let mut bytes: usize = loaded
         .iter()
         .filter(|f| shareable(f))
-        .map(|f| f.bytes.len())
+        .map(|f| f.len())
         .sum();
     while loaded.iter().filter(|f| shareable(f)).count() > MAX_LOADED || bytes > MAX_LOADED_BYTES {
         let Some(at) = loaded[..loaded.len() - 1].iter().position(shareable) else {
             break;
         };
         let evicted = loaded.remove(at);
-        bytes -= evicted.bytes.len();
+        bytes -= evicted.len();
         let frame = proto::start_frame(out, proto::FORGET);
         out.extend_from_slice(&evicted.id.to_le_bytes());
         proto::finish_frame(out, frame);

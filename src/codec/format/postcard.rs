@@ -35,7 +35,6 @@ pub(in crate::codec) fn encode_into<T: Serialize + ?Sized>(
 }
 
 /// Writes the encoding of `value` to `writer`.
-#[cfg(unix)]
 pub(in crate::codec) fn encode_to<T: Serialize + ?Sized, W: std::io::Write>(
     value: &T,
     writer: W,
