@@ -2,14 +2,17 @@
 //! for a function too large to copy, which the pool writes straight into
 //! shared memory.
 //!
-//! An envelope's capture is a byte string whose length comes first, so the
-//! capture is encoded twice: once into a [`CaptureWriter`] that only counts,
-//! once into one that writes (through a buffer of [`BUFFER`] bytes, or
-//! directly for a large piece such as a [`Bulk`](super::Bulk)'s bytes). The
-//! bytes are those [`envelope_into`](super::envelope_into) appends for the
-//! same header and capture.
+//! An envelope's capture is a byte string whose length comes first. So the
+//! capture is written after room for the longest length prefix, through a
+//! [`CaptureWriter`] (a buffer of [`BUFFER`] bytes, or directly for a large
+//! piece such as a [`Bulk`](super::Bulk)'s bytes), and the version byte,
+//! header and length go right before it once its length is known: the
+//! envelope starts a few bytes into the sink ([`Written::skip`]). Its bytes
+//! are those [`envelope_into`](super::envelope_into) appends for the same
+//! header and capture; the checksum of the capture, taken as it is written,
+//! is combined with the head's.
 
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 
 use super::format;
 use crate::error::{Error, Result};
@@ -22,6 +25,8 @@ const BUFFER: usize = 256 << 10;
 #[doc(hidden)]
 pub struct CaptureWriter<'a> {
     len: u64,
+    /// Counting only: the most bytes counted before writes fail.
+    cap: u64,
     out: Option<Out<'a>>,
 }
 
@@ -32,19 +37,26 @@ struct Out<'a> {
 }
 
 impl<'a> CaptureWriter<'a> {
-    /// Counts the bytes written, and keeps none.
-    pub(crate) fn counting() -> Self {
-        CaptureWriter { len: 0, out: None }
-    }
-
-    /// Writes to `sink`, continuing the checksum `crc`.
-    fn writing(sink: &'a mut dyn Write, crc: crc32fast::Hasher) -> Self {
+    /// Counts the bytes written, and keeps none; fails a write once past
+    /// `cap` bytes (the count then says so), so that a large encoding is
+    /// not counted to its end.
+    pub(crate) fn counting_up_to(cap: u64) -> Self {
         CaptureWriter {
             len: 0,
+            cap,
+            out: None,
+        }
+    }
+
+    /// Writes to `sink`, checksumming what it writes.
+    fn writing(sink: &'a mut dyn Write) -> Self {
+        CaptureWriter {
+            len: 0,
+            cap: u64::MAX,
             out: Some(Out {
                 sink,
                 buffer: Vec::with_capacity(BUFFER),
-                crc,
+                crc: super::fresh_crc(),
             }),
         }
     }
@@ -96,6 +108,9 @@ impl Write for CaptureWriter<'_> {
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         self.len += data.len() as u64;
         let Some(out) = &mut self.out else {
+            if self.len > self.cap {
+                return Err(io::Error::other("past the count's cap"));
+            }
             return Ok(());
         };
         if data.len() <= out.buffer.capacity() - out.buffer.len() {
@@ -118,53 +133,103 @@ pub(crate) fn write_value<T: serde::Serialize + ?Sized>(
     format::encode_to(value, out)
 }
 
-/// An envelope's length and checksum, as [`open`](super::open) reads them.
+/// Where an envelope lies in its sink, and its checksum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Written {
+    /// Bytes before the envelope (fewer than [`MAX_LEN_BYTES`]).
+    pub(crate) skip: u64,
     pub(crate) len: u64,
     pub(crate) crc: u32,
 }
 
-/// How long the envelope of `header` (what follows the version byte before
-/// the capture) and a capture of `capture_len` bytes is.
-pub(crate) fn envelope_len(header: &[u8], capture_len: u64) -> u64 {
-    let mut prefix = Vec::new();
-    format::write_len(capture_len, &mut prefix);
-    (1 + header.len() + prefix.len()) as u64 + capture_len + super::CHECKSUM_LEN as u64
-}
+/// The longest length prefix of a byte string in either format (a `u64`
+/// as a bincode varint: 9, as LEB128: 10).
+pub(crate) const MAX_LEN_BYTES: usize = 10;
 
-/// Writes to `sink` the envelope of `header` and the capture that `capture`
-/// writes, which must be `capture_len` bytes, as counted by a first pass.
+/// Writes to `sink`, from its start, the envelope of `header` (what follows
+/// the version byte before the capture) and the capture that `capture`
+/// writes, a few bytes in: see the [module](self).
 ///
 /// # Errors
-/// The sink's, as [`Error::Encode`]; the capture's own; or a capture that
-/// wrote another length than it counted (a `Serialize` that is not
-/// deterministic).
-pub(crate) fn write_envelope(
-    sink: &mut dyn Write,
+/// The sink's, as [`Error::Encode`], or the capture's own.
+pub(crate) fn write_envelope<S: Write + Seek>(
+    sink: &mut S,
     header: &[u8],
-    capture_len: u64,
     capture: impl FnOnce(&mut CaptureWriter<'_>) -> Result<()>,
 ) -> Result<Written> {
+    let room = (1 + header.len() + MAX_LEN_BYTES) as u64;
+    sink.seek(SeekFrom::Start(room)).map_err(Error::encode)?;
+    let mut writer = CaptureWriter::writing(&mut *sink);
+    capture(&mut writer)?;
+    let capture_len = writer.len();
+    let capture_crc = writer.finish().map_err(Error::encode)?;
+
     let mut head = vec![super::FORMAT_VERSION];
     head.extend_from_slice(header);
     format::write_len(capture_len, &mut head);
+    let skip = room - head.len() as u64;
     let mut crc = super::fresh_crc();
     crc.update(&head);
-    sink.write_all(&head).map_err(Error::encode)?;
-    let mut writer = CaptureWriter::writing(sink, crc);
-    capture(&mut writer)?;
-    let written = writer.len();
-    if written != capture_len {
-        return Err(Error::encode(format!(
-            "the capture encoded to {capture_len} bytes, then to {written}: \
-             its `Serialize` is not deterministic"
-        )));
-    }
-    let crc = writer.finish().map_err(Error::encode)?.finalize();
-    sink.write_all(&crc.to_le_bytes()).map_err(Error::encode)?;
+    crc.combine(&capture_crc);
+    let crc = crc.finalize();
+    let mut put = |at: SeekFrom, bytes: &[u8]| {
+        sink.seek(at)?;
+        sink.write_all(bytes)
+    };
+    put(SeekFrom::Start(skip), &head).map_err(Error::encode)?;
+    put(SeekFrom::End(0), &crc.to_le_bytes()).map_err(Error::encode)?;
     Ok(Written {
+        skip,
         len: head.len() as u64 + capture_len + super::CHECKSUM_LEN as u64,
         crc,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use super::*;
+
+    /// Against the envelope `envelope_into` appends for the same header and
+    /// capture, at every length prefix width: one byte, a `u16`, a `u32`;
+    /// through the buffer in small writes and directly in one large one.
+    #[test]
+    fn the_envelope_is_the_one_written_in_memory_a_few_bytes_in() {
+        let header = b"header bytes".to_vec();
+        for len in [0usize, 3, 250, 251, 300, 65_535, 65_536, 1 << 20] {
+            let capture: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let mut want = Vec::new();
+            super::super::envelope_into(&mut want, |out| {
+                out.extend_from_slice(&header);
+                format::write_bytes(&capture, out);
+                Ok(())
+            })
+            .unwrap();
+            for piece in [1, 8, 1000, BUFFER, len.max(1)] {
+                let mut sink = Cursor::new(Vec::new());
+                let written = write_envelope(&mut sink, &header, |out| {
+                    for chunk in capture.chunks(piece) {
+                        out.write_all(chunk).map_err(Error::encode)?;
+                    }
+                    Ok(())
+                })
+                .unwrap();
+                let got = sink.into_inner();
+                let skip = written.skip as usize;
+                assert!(skip < MAX_LEN_BYTES, "skip {skip}");
+                assert_eq!(got.len(), skip + written.len as usize);
+                assert_eq!(&got[skip..], &want[..], "len {len}, pieces of {piece}");
+                assert_eq!(written.crc.to_le_bytes(), want[want.len() - 4..]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_count_stops_past_its_cap_and_says_so() {
+        let mut counter = CaptureWriter::counting_up_to(10);
+        assert!(counter.write_all(&[0; 10]).is_ok());
+        assert!(counter.write_all(&[0; 1]).is_err());
+        assert_eq!(counter.len(), 11);
+    }
 }

@@ -243,21 +243,20 @@ impl DynFn {
     }
 
     #[cfg(target_os = "linux")] // for the pool's shared memory
-    /// Measures the envelope [`to_bytes`](Self::to_bytes) returns, for
-    /// [`stream_bytes`](Self::stream_bytes).
-    pub(crate) fn measure_bytes(&self) -> Result<wire::Measured> {
-        wire::measure(&*self.inner)
+    /// Whether the capture encodes to at most `cap` bytes (not counted past it).
+    pub(crate) fn capture_fits(&self, cap: u64) -> Result<bool> {
+        wire::capture_fits(&*self.inner, cap)
     }
 
     #[cfg(target_os = "linux")] // for the pool's shared memory
     /// Writes the envelope [`to_bytes`](Self::to_bytes) returns to `sink`,
-    /// never holding it whole; `measured` from [`measure_bytes`](Self::measure_bytes).
-    pub(crate) fn stream_bytes(
+    /// from its start, a few bytes in ([`Written::skip`](codec::Written)),
+    /// never holding it whole.
+    pub(crate) fn stream_bytes<S: std::io::Write + std::io::Seek>(
         &self,
-        measured: &wire::Measured,
-        sink: &mut dyn std::io::Write,
+        sink: &mut S,
     ) -> Result<codec::Written> {
-        wire::stream_envelope(&*self.inner, measured, sink)
+        wire::stream_envelope(&*self.inner, sink)
     }
 
     #[cfg(all(unix, feature = "tokio"))] // for the workers' runtimes

@@ -121,45 +121,28 @@ pub(crate) fn write_envelope(f: &dyn SerializableFn, out: &mut Vec<u8>) -> Resul
     }
 }
 
-/// An envelope measured before it is written: its header (after the version
-/// byte, before the capture) and the capture's length.
-pub(crate) struct Measured {
-    header: Vec<u8>,
-    capture_len: u64,
-}
-
-impl Measured {
-    /// The length of the envelope [`write_envelope`] appends.
-    pub(crate) fn len(&self) -> u64 {
-        codec::envelope_len(&self.header, self.capture_len)
+/// Whether the capture of `f` encodes to at most `cap` bytes: counted, and
+/// not past `cap` (a larger one is not counted to its end).
+pub(crate) fn capture_fits(f: &dyn SerializableFn, cap: u64) -> Result<bool, Error> {
+    let mut counter = CaptureWriter::counting_up_to(cap);
+    match f.__serfn_write_capture(&mut counter) {
+        Ok(()) => Ok(true),
+        Err(_) if counter.len() > cap => Ok(false),
+        Err(error) => Err(error),
     }
 }
 
-/// Measures the envelope of `f`: its capture encoded once into a writer
-/// that only counts (a [`Bulk`](crate::codec::Bulk)'s bytes counted without
-/// a pass over them).
-pub(crate) fn measure(f: &dyn SerializableFn) -> Result<Measured, Error> {
+/// Writes the envelope of `f` to `sink`, from its start: the bytes
+/// [`write_envelope`] appends, a few bytes in ([`Written::skip`]), never
+/// held whole in memory.
+pub(crate) fn stream_envelope<S: std::io::Write + std::io::Seek>(
+    f: &dyn SerializableFn,
+    sink: &mut S,
+) -> Result<Written, Error> {
     let registration = f.__serfn_registration();
     let mut header = Vec::new();
     write_header(registration, fingerprints_of(f, registration), &mut header);
-    let mut counter = CaptureWriter::counting();
-    f.__serfn_write_capture(&mut counter)?;
-    Ok(Measured {
-        header,
-        capture_len: counter.len(),
-    })
-}
-
-/// Writes the envelope of `f` that `measured` measured to `sink`: the bytes
-/// [`write_envelope`] appends, never held whole in memory.
-pub(crate) fn stream_envelope(
-    f: &dyn SerializableFn,
-    measured: &Measured,
-    sink: &mut dyn std::io::Write,
-) -> Result<Written, Error> {
-    codec::write_envelope(sink, &measured.header, measured.capture_len, |out| {
-        f.__serfn_write_capture(out)
-    })
+    codec::write_envelope(sink, &header, |out| f.__serfn_write_capture(out))
 }
 
 /// Decodes an envelope holding one function, as `crate::from_bytes` does

@@ -105,6 +105,9 @@ impl FnEntry {
     /// with. `None` below [`SHARED_FROM`](super::shm::SHARED_FROM), off
     /// Linux, or when no memfd can be made (the socket carries the bytes then).
     pub(crate) fn segment(&self) -> Option<&Segment> {
+        if let Some(made) = self.segment.get() {
+            return made.as_ref();
+        }
         if self.len < super::shm::SHARED_FROM {
             return None;
         }

@@ -473,10 +473,10 @@ impl Pool {
     /// [`SHARED_FROM`](shm::SHARED_FROM) bytes or more: encoded straight
     /// into shared memory, never held in this process's memory (a 100 MiB
     /// capture's copy into fresh memory cost more than the rest of its
-    /// encoding). Its capture is encoded twice: once to count its bytes,
-    /// which its envelope gives first, once to write them. `None` for a
-    /// smaller function (known from the last encoding of its name, else
-    /// measured), and when shared memory fails: the caller encodes it then.
+    /// encoding). A function is taken for that large when the last encoding
+    /// of its name was, or, for a name not seen yet, when its capture counts
+    /// past the threshold (counting stops there). `None` for a smaller
+    /// function, and when shared memory fails: the caller encodes it then.
     #[cfg(target_os = "linux")]
     fn shared_function(
         &self,
@@ -485,34 +485,33 @@ impl Pool {
         is_async: bool,
     ) -> Result<Option<Arc<FnEntry>>> {
         let last = self.last_size(f.name());
-        if last != 0 && last < shm::SHARED_FROM {
+        let large = match last {
+            0 => !f.capture_fits(shm::SHARED_FROM as u64)?,
+            last => last >= shm::SHARED_FROM,
+        };
+        if !large {
             return Ok(None);
         }
-        let measured = f.measure_bytes()?;
-        let len = usize::try_from(measured.len()).unwrap_or(usize::MAX);
-        if len < shm::SHARED_FROM {
-            return Ok(None);
-        }
+        let (segment, written) =
+            match shm::Segment::write_with(f.name(), |file| f.stream_bytes(file)) {
+                Ok(made) => made,
+                Err(_error) => {
+                    event!(
+                        debug,
+                        function = f.name(),
+                        "not written to shared memory ({_error}): encoded in memory"
+                    );
+                    return Ok(None);
+                }
+            };
+        // A function the workers could not read is refused here, not by them.
         let limit = self.shared.config.limits.get_max_bytes();
-        if len > limit {
+        if segment.len() > limit {
             return Err(Error::TooLarge {
-                len: len as u64,
+                len: written.len,
                 limit,
             });
         }
-        let written =
-            shm::Segment::write_with(f.name(), len, |sink| f.stream_bytes(&measured, sink));
-        let (segment, written) = match written {
-            Ok(made) => made,
-            Err(_error) => {
-                event!(
-                    debug,
-                    function = f.name(),
-                    "not written to shared memory ({_error}): encoded in memory"
-                );
-                return Ok(None);
-            }
-        };
         let hash = job::shared_hash(written.len, written.crc);
         let mut cache = lock(&self.shared.functions);
         if let Some(entry) = take_cached(&mut cache, hash, |cached| cached.holds(&segment)) {

@@ -44,8 +44,9 @@ pub(crate) const FORGET: u8 = 6;
 /// in one typed pass. `[task u64][id u64][codec sequence of arguments]`
 pub(crate) const BATCH_SEQ: u8 = 7;
 /// Parent to worker: load a function from shared memory, a sealed memfd
-/// attached to the frame (`SCM_RIGHTS`), see [`shm`](super::shm).
-/// `[id u64][envelope len u64]`
+/// attached to the frame (`SCM_RIGHTS`), see [`shm`](super::shm): its
+/// envelope starts `skip` bytes in.
+/// `[id u64][skip u64][envelope len u64]`
 pub(crate) const LOAD_SHARED: u8 = 8;
 
 /// Parent to worker: call a loaded `Async` function on each item, up to

@@ -278,12 +278,13 @@ impl Worker {
             }
             proto::LOAD_SHARED => {
                 let id = fields.u64().map_err(proto::invalid)?;
+                let skip = fields.u64().map_err(proto::invalid)?;
                 let len = fields.u64().map_err(proto::invalid)?;
                 let fd = self
                     .fds
                     .pop_front()
                     .ok_or_else(|| proto::invalid("a shared-memory LOAD without its descriptor"))?;
-                let loaded = self.load_shared(fd, len);
+                let loaded = self.load_shared(fd, skip, len);
                 self.functions.insert(id, loaded.map_err(WireError::from));
                 return Ok(());
             }
@@ -349,13 +350,17 @@ impl Worker {
 
     /// Decodes a function in place from the memfd `fd`, under the limits
     /// that bound a `LOAD` frame's bytes, and unmaps it.
-    fn load_shared(&self, fd: OwnedFd, len: u64) -> std::result::Result<DynFn, Error> {
+    fn load_shared(&self, fd: OwnedFd, skip: u64, len: u64) -> std::result::Result<DynFn, Error> {
         let limit = self.limits.get_max_bytes();
         let len = usize::try_from(len)
             .ok()
             .filter(|len| *len <= limit)
             .ok_or(Error::TooLarge { len, limit })?;
-        shm::map_and(fd, len, |bytes| self.limits.from_bytes::<DynFn>(bytes)).map_err(Error::io)?
+        let skip = usize::try_from(skip).unwrap_or(usize::MAX);
+        shm::map_and(fd, skip, len, |bytes| {
+            self.limits.from_bytes::<DynFn>(bytes)
+        })
+        .map_err(Error::io)?
     }
 
     fn function(&mut self, id: u64) -> std::result::Result<&mut DynFn, WireError> {

@@ -2,11 +2,14 @@
 //! [`SHARED_FROM`] bytes or more reaches Linux workers as a sealed `memfd`,
 //! not through their sockets.
 //!
-//! The parent writes the encoding into the memfd once, the first time a
-//! worker needs it, and seals it (`F_SEAL_WRITE | F_SEAL_SHRINK |
-//! F_SEAL_GROW | F_SEAL_SEAL`). Each worker that needs the function gets a
-//! `LOAD_SHARED` frame of 21 bytes on its socket with the descriptor
-//! attached (`SCM_RIGHTS`): it maps the memfd read-only, decodes the
+//! The parent encodes the function straight into the memfd
+//! ([`Segment::write_with`], its envelope a few bytes in: see
+//! `codec::stream`), or, for one it already holds in memory, writes it
+//! there the first time a worker needs it; then seals it (`F_SEAL_WRITE |
+//! F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL`). Each worker that needs the
+//! function gets a `LOAD_SHARED` frame of 29 bytes on its socket (where the
+//! envelope starts, and its length) with the descriptor attached
+//! (`SCM_RIGHTS`): it maps the memfd read-only, decodes the
 //! function in place under its limits, as from a `LOAD` frame's bytes, and
 //! unmaps it. The bytes are never copied per worker, and a worker holds one
 //! copy of a capture (the decoded one), not two (a frame buffer and the
@@ -45,6 +48,8 @@ mod linux {
     use std::os::unix::net::UnixStream;
 
     use rustix::fs::{self as rfs, MemfdFlags, SealFlags};
+
+    use crate::codec::Written;
     use rustix::net::{
         self as rnet, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
         SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
@@ -56,12 +61,18 @@ mod linux {
         .union(SealFlags::SHRINK)
         .union(SealFlags::GROW);
 
+    /// Where an encoding written straight into a memfd starts, at most:
+    /// under the longest length prefix (see `codec::stream`).
+    pub(crate) const MAX_SKIP: usize = 16;
+
     /// Descriptors one `recvmsg` accepts; the pool attaches one per frame.
     const MAX_FDS: usize = 4;
 
     /// A function's encoding in a sealed memfd, written once.
     pub(crate) struct Segment {
         fd: OwnedFd,
+        /// Bytes before the encoding (under [`MAX_SKIP`]).
+        skip: usize,
         len: usize,
     }
 
@@ -82,18 +93,21 @@ mod linux {
             rfs::fcntl_add_seals(&file, SEALS | SealFlags::SEAL)?;
             Ok(Segment {
                 fd: file.into(),
+                skip: 0,
                 len: bytes.len(),
             })
         }
 
-        /// A new memfd of the `len` bytes that `write` writes, sealed:
-        /// for bytes never held whole in memory. Fails if `write` fails or
-        /// writes another length.
-        pub(crate) fn write_with<T>(
+        /// A new memfd holding what `write` writes to it, sealed: for bytes
+        /// never held whole in memory. `write` returns where in the memfd
+        /// they start and how long they are, which must be where they end.
+        ///
+        /// # Errors
+        /// `write`'s, or the memfd's as [`Error::Encode`](crate::Error::Encode).
+        pub(crate) fn write_with(
             name: &str,
-            len: usize,
-            write: impl FnOnce(&mut dyn Write) -> crate::Result<T>,
-        ) -> crate::Result<(Segment, T)> {
+            write: impl FnOnce(&mut File) -> crate::Result<Written>,
+        ) -> crate::Result<(Segment, Written)> {
             let shared = |error: io::Error| crate::Error::encode(format!("shared memory: {error}"));
             let label = format!("serfn {} {name}", std::process::id());
             let fd = rfs::memfd_create(
@@ -102,22 +116,22 @@ mod linux {
             )
             .map_err(|error| shared(error.into()))?;
             let mut file = File::from(fd);
-            let made = write(&mut file)?;
+            let written = write(&mut file)?;
             let size = file.metadata().map_err(shared)?.len();
-            if size != len as u64 {
+            if Some(size) != written.skip.checked_add(written.len) {
                 return Err(crate::Error::encode(format!(
-                    "{size} bytes written to shared memory, not {len}"
+                    "{size} bytes written to shared memory, not {} and {}",
+                    written.skip, written.len
                 )));
             }
             rfs::fcntl_add_seals(&file, SEALS | SealFlags::SEAL)
                 .map_err(|error| shared(error.into()))?;
-            Ok((
-                Segment {
-                    fd: file.into(),
-                    len,
-                },
-                made,
-            ))
+            let segment = Segment {
+                fd: file.into(),
+                skip: usize::try_from(written.skip).map_err(crate::Error::encode)?,
+                len: usize::try_from(written.len).map_err(crate::Error::encode)?,
+            };
+            Ok((segment, written))
         }
 
         /// Its length in bytes.
@@ -125,9 +139,14 @@ mod linux {
             self.len
         }
 
+        /// Where in the memfd it starts.
+        pub(crate) fn skip(&self) -> usize {
+            self.skip
+        }
+
         /// Runs `f` on its bytes, mapped read-only.
         pub(crate) fn with_bytes<T>(&self, f: impl FnOnce(&[u8]) -> T) -> io::Result<T> {
-            map_and(self.fd.try_clone()?, self.len, f)
+            map_and(self.fd.try_clone()?, self.skip, self.len, f)
         }
 
         /// Whether `other` holds the same bytes: both mapped, compared.
@@ -215,17 +234,25 @@ mod linux {
         }
     }
 
-    /// Maps the first `len` bytes of the sealed memfd `fd` read-only and
-    /// gives them to `decode`; unmaps them before returning.
+    /// Maps the `len` bytes after the first `skip` of the sealed memfd `fd`
+    /// read-only and gives them to `decode`; unmaps them before returning.
     ///
     /// # Errors
-    /// The memfd is not sealed against writing, shrinking and growing, is
-    /// shorter than `len`, or cannot be mapped.
+    /// `skip` is [`MAX_SKIP`] or more, or the memfd is not sealed against
+    /// writing, shrinking and growing, is shorter than `skip + len`, or
+    /// cannot be mapped.
     pub(crate) fn map_and<T>(
         fd: OwnedFd,
+        skip: usize,
         len: usize,
         decode: impl FnOnce(&[u8]) -> T,
     ) -> io::Result<T> {
+        if skip >= MAX_SKIP {
+            return Err(io::Error::other(format!(
+                "shared memory {skip} bytes in, past {MAX_SKIP}"
+            )));
+        }
+        let end = skip + len;
         let seals = rfs::fcntl_get_seals(&fd)?;
         if !seals.contains(SEALS) {
             return Err(io::Error::other(
@@ -233,13 +260,13 @@ mod linux {
             ));
         }
         let size = rfs::fstat(&fd)?.st_size;
-        if u64::try_from(size).map_or(true, |size| size < len as u64) || len == 0 {
+        if u64::try_from(size).map_or(true, |size| size < end as u64) || len == 0 {
             return Err(io::Error::other(format!(
-                "shared memory of {size} bytes, not {len}"
+                "shared memory of {size} bytes, not {skip} and {len}"
             )));
         }
-        let mapping = map_sealed(&File::from(fd), len)?;
-        Ok(decode(&mapping))
+        let mapping = map_sealed(&File::from(fd), end)?;
+        Ok(decode(&mapping[skip..]))
     }
 
     /// The crate's one `unsafe`: `memmap2` cannot know that nothing else
@@ -279,6 +306,10 @@ mod elsewhere {
             match *self {}
         }
 
+        pub(crate) fn skip(&self) -> usize {
+            match *self {}
+        }
+
         pub(crate) fn with_bytes<T>(&self, _f: impl FnOnce(&[u8]) -> T) -> io::Result<T> {
             match *self {}
         }
@@ -313,6 +344,7 @@ mod elsewhere {
 
     pub(crate) fn map_and<T>(
         _fd: OwnedFd,
+        _skip: usize,
         _len: usize,
         _decode: impl FnOnce(&[u8]) -> T,
     ) -> io::Result<T> {

@@ -477,6 +477,7 @@ fn ensure_loaded(
         proto::flush(&mut writer, out)?;
         let frame = proto::start_frame(out, proto::LOAD_SHARED);
         out.extend_from_slice(&function.id.to_le_bytes());
+        out.extend_from_slice(&(segment.skip() as u64).to_le_bytes());
         out.extend_from_slice(&(segment.len() as u64).to_le_bytes());
         proto::finish_frame(out, frame);
         segment.send(stream, out)?;
