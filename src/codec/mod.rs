@@ -50,7 +50,7 @@ pub(crate) use self::results::{decode_batch_results, decode_one_result, decode_r
 pub use self::sign::{sign, verify, Key, TAG_LEN};
 #[doc(hidden)]
 pub use self::stream::CaptureWriter;
-pub(crate) use self::stream::{write_envelope, write_value, Written};
+pub(crate) use self::stream::{write_envelope, write_value, Sink, Written, BUFFER};
 #[cfg(feature = "redis")]
 pub(crate) use self::value::decode_head;
 pub(crate) use self::value::{

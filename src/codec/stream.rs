@@ -18,7 +18,20 @@ use super::format;
 use crate::error::{Error, Result};
 
 /// Bytes gathered before they go to the sink; larger pieces go directly.
-const BUFFER: usize = 256 << 10;
+pub(crate) const BUFFER: usize = 1 << 20;
+
+/// Where an envelope is written: a file, or anything written and seeked.
+pub(crate) trait Sink: Write + Seek {
+    /// Writes `chunk` (a [`CaptureWriter`]'s full buffer) and leaves it
+    /// empty: a sink that writes elsewhere takes it, and leaves a spare.
+    fn write_chunk(&mut self, chunk: &mut Vec<u8>) -> io::Result<()> {
+        self.write_all(chunk)?;
+        chunk.clear();
+        Ok(())
+    }
+}
+
+impl<T: AsRef<[u8]>> Sink for std::io::Cursor<T> where std::io::Cursor<T>: Write {}
 
 /// Where a capture's encoding goes: counted only, or written to a sink and
 /// checksummed on the way.
@@ -31,7 +44,7 @@ pub struct CaptureWriter<'a> {
 }
 
 struct Out<'a> {
-    sink: &'a mut dyn Write,
+    sink: &'a mut dyn Sink,
     buffer: Vec<u8>,
     crc: crc32fast::Hasher,
 }
@@ -49,7 +62,7 @@ impl<'a> CaptureWriter<'a> {
     }
 
     /// Writes to `sink`, checksumming what it writes.
-    fn writing(sink: &'a mut dyn Write) -> Self {
+    fn writing(sink: &'a mut dyn Sink) -> Self {
         CaptureWriter {
             len: 0,
             cap: u64::MAX,
@@ -80,8 +93,10 @@ impl<'a> CaptureWriter<'a> {
 impl Out<'_> {
     fn drain(&mut self) -> io::Result<()> {
         self.crc.update(&self.buffer);
-        self.sink.write_all(&self.buffer)?;
-        self.buffer.clear();
+        self.sink.write_chunk(&mut self.buffer)?;
+        if self.buffer.capacity() < BUFFER {
+            self.buffer.reserve_exact(BUFFER);
+        }
         Ok(())
     }
 
@@ -152,7 +167,7 @@ pub(crate) const MAX_LEN_BYTES: usize = 10;
 ///
 /// # Errors
 /// The sink's, as [`Error::Encode`], or the capture's own.
-pub(crate) fn write_envelope<S: Write + Seek>(
+pub(crate) fn write_envelope<S: Sink>(
     sink: &mut S,
     header: &[u8],
     capture: impl FnOnce(&mut CaptureWriter<'_>) -> Result<()>,

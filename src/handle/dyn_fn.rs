@@ -252,10 +252,7 @@ impl DynFn {
     /// Writes the envelope [`to_bytes`](Self::to_bytes) returns to `sink`,
     /// from its start, a few bytes in ([`Written::skip`](codec::Written)),
     /// never holding it whole.
-    pub(crate) fn stream_bytes<S: std::io::Write + std::io::Seek>(
-        &self,
-        sink: &mut S,
-    ) -> Result<codec::Written> {
+    pub(crate) fn stream_bytes<S: codec::Sink>(&self, sink: &mut S) -> Result<codec::Written> {
         wire::stream_envelope(&*self.inner, sink)
     }
 

@@ -135,7 +135,7 @@ pub(crate) fn capture_fits(f: &dyn SerializableFn, cap: u64) -> Result<bool, Err
 /// Writes the envelope of `f` to `sink`, from its start: the bytes
 /// [`write_envelope`] appends, a few bytes in ([`Written::skip`]), never
 /// held whole in memory.
-pub(crate) fn stream_envelope<S: std::io::Write + std::io::Seek>(
+pub(crate) fn stream_envelope<S: codec::Sink>(
     f: &dyn SerializableFn,
     sink: &mut S,
 ) -> Result<Written, Error> {

@@ -42,10 +42,11 @@ mod linux {
     use std::cell::RefCell;
     use std::collections::VecDeque;
     use std::fs::File;
-    use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+    use std::io::{self, IoSlice, IoSliceMut, Read, Seek, SeekFrom, Write};
     use std::mem::MaybeUninit;
     use std::os::fd::{AsFd, OwnedFd};
     use std::os::unix::net::UnixStream;
+    use std::sync::mpsc;
 
     use rustix::fs::{self as rfs, MemfdFlags, SealFlags};
 
@@ -64,6 +65,137 @@ mod linux {
     /// Where an encoding written straight into a memfd starts, at most:
     /// under the longest length prefix (see `codec::stream`).
     pub(crate) const MAX_SKIP: usize = 16;
+
+    /// Bytes a [`Behind`] hands to its writing thread at a time.
+    const BEHIND_CHUNK: usize = crate::codec::BUFFER;
+
+    /// A writer of a file whose writes happen on a thread of their own, a
+    /// chunk at a time, while its user goes on encoding: on two cores, a
+    /// 100 MiB capture's copy into the memfd (the kernel finding and zeroing
+    /// its pages) then runs beside its encoding. See [`behind`].
+    pub(crate) struct Behind<'f> {
+        file: &'f File,
+        chunk: Vec<u8>,
+        full: mpsc::SyncSender<Vec<u8>>,
+        empty: mpsc::Receiver<Vec<u8>>,
+        /// Chunks handed over and not yet back.
+        out: usize,
+    }
+
+    impl Behind<'_> {
+        fn hand_over(&mut self) -> io::Result<()> {
+            if self.chunk.is_empty() {
+                return Ok(());
+            }
+            let next = match self.empty.try_recv() {
+                Ok(mut spare) => {
+                    self.out -= 1;
+                    spare.clear();
+                    spare
+                }
+                Err(_) => Vec::with_capacity(BEHIND_CHUNK),
+            };
+            let chunk = std::mem::replace(&mut self.chunk, next);
+            self.full.send(chunk).map_err(|_| stopped())?;
+            self.out += 1;
+            Ok(())
+        }
+
+        /// Waits until everything handed over is written.
+        fn settle(&mut self) -> io::Result<()> {
+            self.hand_over()?;
+            while self.out > 0 {
+                self.empty.recv().map_err(|_| stopped())?;
+                self.out -= 1;
+            }
+            Ok(())
+        }
+    }
+
+    fn stopped() -> io::Error {
+        io::Error::other("the shared memory's writer stopped")
+    }
+
+    impl Write for Behind<'_> {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            self.write_all(data)?;
+            Ok(data.len())
+        }
+
+        fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+            while !data.is_empty() {
+                let room = BEHIND_CHUNK - self.chunk.len();
+                let (now, rest) = data.split_at(room.min(data.len()));
+                self.chunk.extend_from_slice(now);
+                data = rest;
+                if self.chunk.len() == BEHIND_CHUNK {
+                    self.hand_over()?;
+                }
+            }
+            Ok(())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            self.settle()
+        }
+    }
+
+    impl crate::codec::Sink for Behind<'_> {
+        /// Takes `chunk` as it is, leaving a spare: no copy.
+        fn write_chunk(&mut self, chunk: &mut Vec<u8>) -> io::Result<()> {
+            self.hand_over()?;
+            std::mem::swap(&mut self.chunk, chunk);
+            self.hand_over()
+        }
+    }
+
+    impl Seek for Behind<'_> {
+        fn seek(&mut self, at: SeekFrom) -> io::Result<u64> {
+            // The writing thread writes at the file's offset: moved only
+            // once it is idle.
+            self.settle()?;
+            self.file.seek(at)
+        }
+    }
+
+    /// Runs `write` on a [`Behind`] writer of `file`, then waits for its
+    /// writes. Errors: `write`'s (`Err`), or the file's (`Ok`).
+    fn behind<T>(
+        file: &File,
+        write: impl FnOnce(&mut Behind<'_>) -> crate::Result<T>,
+    ) -> Result<T, Result<io::Error, crate::Error>> {
+        std::thread::scope(|scope| {
+            let (full, chunks) = mpsc::sync_channel::<Vec<u8>>(2);
+            let (spares, empty) = mpsc::channel::<Vec<u8>>();
+            let writer = std::thread::Builder::new()
+                .name("serfn-shm".into())
+                .spawn_scoped(scope, move || -> io::Result<()> {
+                    let mut file = file;
+                    for chunk in chunks {
+                        file.write_all(&chunk)?;
+                        let _ = spares.send(chunk);
+                    }
+                    Ok(())
+                })
+                .map_err(Ok)?;
+            let mut sink = Behind {
+                file,
+                chunk: Vec::with_capacity(BEHIND_CHUNK),
+                full,
+                empty,
+                out: 0,
+            };
+            let made = write(&mut sink);
+            let settled = sink.settle();
+            drop(sink);
+            let wrote = writer.join().unwrap_or_else(|_| Err(stopped()));
+            // The file's own error explains a writer that stopped.
+            wrote.map_err(Ok)?;
+            let made = made.map_err(Err)?;
+            settled.map_err(Ok)?;
+            Ok(made)
+        })
+    }
 
     /// Descriptors one `recvmsg` accepts; the pool attaches one per frame.
     const MAX_FDS: usize = 4;
@@ -106,7 +238,7 @@ mod linux {
         /// `write`'s, or the memfd's as [`Error::Encode`](crate::Error::Encode).
         pub(crate) fn write_with(
             name: &str,
-            write: impl FnOnce(&mut File) -> crate::Result<Written>,
+            write: impl FnOnce(&mut Behind<'_>) -> crate::Result<Written>,
         ) -> crate::Result<(Segment, Written)> {
             let shared = |error: io::Error| crate::Error::encode(format!("shared memory: {error}"));
             let label = format!("serfn {} {name}", std::process::id());
@@ -115,8 +247,11 @@ mod linux {
                 MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
             )
             .map_err(|error| shared(error.into()))?;
-            let mut file = File::from(fd);
-            let written = write(&mut file)?;
+            let file = File::from(fd);
+            let written = behind(&file, write).map_err(|error| match error {
+                Ok(error) => shared(error),
+                Err(error) => error,
+            })?;
             let size = file.metadata().map_err(shared)?.len();
             if Some(size) != written.skip.checked_add(written.len) {
                 return Err(crate::Error::encode(format!(
@@ -284,6 +419,60 @@ mod linux {
     fn map_sealed(file: &File, len: usize) -> io::Result<memmap2::Mmap> {
         // SAFETY: see above: the file is sealed against change and is at least `len` long.
         unsafe { memmap2::MmapOptions::new().len(len).populate().map(file) }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use std::io::{Cursor, Read, Seek, SeekFrom, Write};
+
+        use super::*;
+        use crate::codec::Sink;
+
+        /// The same writes, chunks and seeks, on a `Cursor` and through a
+        /// [`Behind`] writer of a memfd, whose writes run on another thread.
+        fn script(sink: &mut impl Sink) -> std::io::Result<()> {
+            sink.seek(SeekFrom::Start(7))?;
+            for round in 0..40u32 {
+                let mut chunk: Vec<u8> = (0..100_000u32).map(|i| (i ^ round) as u8).collect();
+                sink.write_chunk(&mut chunk)?;
+                assert!(chunk.is_empty());
+                sink.write_all(&round.to_le_bytes().repeat(round as usize * 997))?;
+            }
+            sink.write_all(&vec![9; 3 << 20])?;
+            sink.seek(SeekFrom::Start(2))?;
+            sink.write_all(b"head")?;
+            sink.seek(SeekFrom::End(0))?;
+            sink.write_all(b"tail")
+        }
+
+        #[test]
+        fn a_file_written_behind_holds_what_a_cursor_does() {
+            let mut want = Cursor::new(Vec::new());
+            script(&mut want).unwrap();
+            let fd = rfs::memfd_create("serfn behind test", MemfdFlags::CLOEXEC).unwrap();
+            let mut file = File::from(fd);
+            let result: Result<(), _> =
+                behind(&file, |sink| script(sink).map_err(crate::Error::io));
+            assert!(result.is_ok());
+            let mut got = Vec::new();
+            file.seek(SeekFrom::Start(0)).unwrap();
+            file.read_to_end(&mut got).unwrap();
+            assert!(got == want.into_inner(), "the memfd's bytes differ");
+        }
+
+        #[test]
+        fn an_encoding_error_comes_back_as_it_was() {
+            let fd = rfs::memfd_create("serfn behind test", MemfdFlags::CLOEXEC).unwrap();
+            let file = File::from(fd);
+            let result: Result<(), _> = behind(&file, |sink| {
+                sink.write_all(&[1; 5 << 20]).map_err(crate::Error::io)?;
+                Err(crate::Error::encode("no"))
+            });
+            assert!(
+                matches!(result, Err(Err(crate::Error::Encode { .. }))),
+                "{result:?}"
+            );
+        }
     }
 }
 
