@@ -124,6 +124,28 @@ pub(super) fn alternate_ms(
     }
 }
 
+/// From a new pool of `workers` (limits raised to 256 MiB) to the result of
+/// the function `make` makes, called on 1.0, which must be
+/// [`CAPTURE_ELEMENTS`]; the capture is `kind`.
+fn first_call(workers: usize, kind: &str, make: impl FnOnce() -> SerFn<f64, f64>) -> Duration {
+    let start = Instant::now();
+    let limits = serfn::Limits::new().max_bytes(256 << 20);
+    let pool = Pool::builder()
+        .workers(workers)
+        .limits(limits)
+        .build()
+        .expect("cannot start the pool");
+    let f = make();
+    let got = pool.call(&f, 1.0).expect("the capture call failed");
+    let elapsed = start.elapsed();
+    assert_eq!(
+        got, CAPTURE_ELEMENTS as f64,
+        "capture_100m: wrong answer ({kind})"
+    );
+    drop((f, pool));
+    elapsed
+}
+
 /// `capture_100m`: a closure over 100 MiB of `f64`, from a new pool to its
 /// first result: the workers' start, encoding, the transfer, the worker's
 /// decode and the call. serfn twice: the capture a `Vec<f64>` (serde, element
@@ -137,44 +159,21 @@ pub(super) fn capture(args: &Args, report: &mut Report) {
     let serfn_run = |run: usize| {
         let mut values = base.clone();
         values[0] = run as f64;
-        let start = Instant::now();
-        let limits = serfn::Limits::new().max_bytes(256 << 20);
-        let pool = Pool::builder()
-            .workers(workers)
-            .limits(limits)
-            .build()
-            .expect("cannot start the pool");
-        let weights = serfn::closure!("benches::pool::weights", [values: Vec<f64>], move |x: f64| -> f64 {
-            x * values.len() as f64
-        });
-        let got = pool.call(&weights, 1.0).expect("the capture call failed");
-        let elapsed = start.elapsed();
-        assert_eq!(got, CAPTURE_ELEMENTS as f64, "capture_100m: wrong answer");
-        drop((weights, pool));
-        elapsed
+        first_call(workers, "Vec", move || {
+            serfn::closure!("benches::pool::weights", [values: Vec<f64>], move |x: f64| -> f64 {
+                x * values.len() as f64
+            })
+        })
     };
     let bulk_run = |run: usize| {
         let mut values = base.clone();
         values[0] = run as f64;
         let values: serfn::codec::Bulk<f64> = values.into();
-        let start = Instant::now();
-        let limits = serfn::Limits::new().max_bytes(256 << 20);
-        let pool = Pool::builder()
-            .workers(workers)
-            .limits(limits)
-            .build()
-            .expect("cannot start the pool");
-        let weights = serfn::closure!("benches::pool::bulk_weights", [values: serfn::codec::Bulk<f64>], move |x: f64| -> f64 {
-            x * values.len() as f64
-        });
-        let got = pool.call(&weights, 1.0).expect("the capture call failed");
-        let elapsed = start.elapsed();
-        assert_eq!(
-            got, CAPTURE_ELEMENTS as f64,
-            "capture_100m: wrong answer (Bulk)"
-        );
-        drop((weights, pool));
-        elapsed
+        first_call(workers, "Bulk", move || {
+            serfn::closure!("benches::pool::bulk_weights", [values: serfn::codec::Bulk<f64>], move |x: f64| -> f64 {
+                x * values.len() as f64
+            })
+        })
     };
     let spawn_run = |run: usize| {
         let mut values = base.clone();
