@@ -78,6 +78,7 @@ pub(crate) fn write_u32(value: u32, out: &mut Vec<u8>) {
 
 /// Appends the length of a byte string of `len` bytes, as serde's
 /// `serialize_bytes` writes it before the bytes.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // `stream`'s
 pub(crate) fn write_len(len: u64, out: &mut Vec<u8>) {
     write_varint(len, out);
 }

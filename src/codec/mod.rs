@@ -48,9 +48,11 @@ pub use self::limits::Limits;
 #[cfg(unix)]
 pub(crate) use self::results::{decode_batch_results, decode_one_result, decode_results};
 pub use self::sign::{sign, verify, Key, TAG_LEN};
+pub(crate) use self::stream::write_value;
 #[doc(hidden)]
 pub use self::stream::CaptureWriter;
-pub(crate) use self::stream::{write_envelope, write_value, Sink, Written, BUFFER};
+#[cfg(target_os = "linux")] // the pool's shared memory
+pub(crate) use self::stream::{write_envelope, Sink, Written, BUFFER};
 #[cfg(feature = "redis")]
 pub(crate) use self::value::decode_head;
 pub(crate) use self::value::{
@@ -263,6 +265,7 @@ impl Prefix {
 static FRESH: LazyLock<crc32fast::Hasher> = LazyLock::new(crc32fast::Hasher::new);
 
 /// A CRC-32 hasher in its initial state, from [`FRESH`].
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // `stream`'s
 fn fresh_crc() -> crc32fast::Hasher {
     FRESH.clone()
 }

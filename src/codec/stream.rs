@@ -12,6 +12,10 @@
 //! header and capture; the checksum of the capture, taken as it is written,
 //! is combined with the head's.
 
+// The type is every registered function's (`__serfn_write_capture`); what
+// writes envelopes with it, only the pool's shared memory (Linux).
+#![cfg_attr(not(target_os = "linux"), allow(dead_code))]
+
 use std::io::{self, Seek, SeekFrom, Write};
 
 use super::format;

@@ -23,8 +23,9 @@ use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::ser::{self as ser_, SerializeTuple, Serializer};
 
 use crate::codec::format::{self, Reader};
-use crate::codec::{self, active, envelope_into, open, stash, within_level, Limits, Prefix};
-use crate::codec::{CaptureWriter, Written};
+#[cfg(target_os = "linux")]
+use crate::codec::{self, CaptureWriter, Written};
+use crate::codec::{active, envelope_into, open, stash, within_level, Limits, Prefix};
 use crate::error::Error;
 use crate::registry::{self, Direct, Fingerprints, Registration, SerializableFn};
 use crate::schema::{self, Layout};
@@ -123,6 +124,7 @@ pub(crate) fn write_envelope(f: &dyn SerializableFn, out: &mut Vec<u8>) -> Resul
 
 /// Whether the capture of `f` encodes to at most `cap` bytes: counted, and
 /// not past `cap` (a larger one is not counted to its end).
+#[cfg(target_os = "linux")] // the pool's shared memory
 pub(crate) fn capture_fits(f: &dyn SerializableFn, cap: u64) -> Result<bool, Error> {
     let mut counter = CaptureWriter::counting_up_to(cap);
     match f.__serfn_write_capture(&mut counter) {
@@ -135,6 +137,7 @@ pub(crate) fn capture_fits(f: &dyn SerializableFn, cap: u64) -> Result<bool, Err
 /// Writes the envelope of `f` to `sink`, from its start: the bytes
 /// [`write_envelope`] appends, a few bytes in ([`Written::skip`]), never
 /// held whole in memory.
+#[cfg(target_os = "linux")] // the pool's shared memory
 pub(crate) fn stream_envelope<S: codec::Sink>(
     f: &dyn SerializableFn,
     sink: &mut S,
