@@ -1,6 +1,7 @@
 //! Envelopes written out as they are encoded, never held whole in memory:
 //! for a function too large to copy, which the pool writes straight into
-//! shared memory.
+//! shared memory (and a worker reads back, its checksum computed beside
+//! the decode: [`from_bytes_checked_beside`]).
 //!
 //! An envelope's capture is a byte string whose length comes first. So the
 //! capture is written after room for the longest length prefix, through a
@@ -13,12 +14,14 @@
 //! is combined with the head's.
 
 // The type is every registered function's (`__serfn_write_capture`); what
-// writes envelopes with it, only the pool's shared memory (Linux).
+// writes and reads envelopes here, only the pool's shared memory (Linux).
 #![cfg_attr(not(target_os = "linux"), allow(dead_code))]
 
 use std::io::{self, Seek, SeekFrom, Write};
 
 use super::format;
+#[cfg(target_os = "linux")]
+use super::Limits;
 use crate::error::{Error, Result};
 
 /// Bytes gathered before they go to the sink; larger pieces go directly.
@@ -204,6 +207,36 @@ pub(crate) fn write_envelope<S: Sink>(
     })
 }
 
+/// [`Limits::from_bytes`] for a large envelope on two cores: its checksum is
+/// computed on a thread of its own while the body decodes, and the value
+/// is returned only if the checksum holds (a wrong one is
+/// [`Error::Checksum`], whatever the decode gave). Decoding bytes before
+/// their checksum is checked is what forged bytes with a recomputed
+/// checksum get anyway: bounded, typed errors, no panic.
+#[cfg(target_os = "linux")] // the pool's shared memory
+pub(crate) fn from_bytes_checked_beside<T: serde::de::DeserializeOwned>(
+    limits: &Limits,
+    bytes: &[u8],
+) -> Result<T> {
+    limits.check_len(bytes.len() as u64)?;
+    if bytes.len() < super::MIN_ENVELOPE_LEN || bytes[0] != super::FORMAT_VERSION {
+        return limits.from_bytes(bytes);
+    }
+    let (content, checksum) = bytes.split_at(bytes.len() - super::CHECKSUM_LEN);
+    let stored = u32::from_le_bytes(checksum.try_into().expect("split at 4 bytes from the end"));
+    std::thread::scope(|scope| {
+        let computing = scope.spawn(|| super::crc32(content));
+        let decoded = super::decode_value(&content[1..], limits);
+        let computed = computing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        if stored != computed {
+            return Err(Error::Checksum { stored, computed });
+        }
+        decoded
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Cursor;
@@ -250,5 +283,31 @@ mod tests {
         assert!(counter.write_all(&[0; 10]).is_ok());
         assert!(counter.write_all(&[0; 1]).is_err());
         assert_eq!(counter.len(), 11);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_checksum_checked_beside_the_decode_still_refuses_a_changed_byte() {
+        let limits = Limits::default();
+        let value: Vec<u64> = (0..10_000).collect();
+        let bytes = super::super::to_bytes(&value).unwrap();
+        let back: Vec<u64> = from_bytes_checked_beside(&limits, &bytes).unwrap();
+        assert_eq!(back, value);
+        // A changed element still decodes; the checksum refuses it.
+        let mut changed = bytes.clone();
+        changed[bytes.len() / 2] ^= 1;
+        let result = from_bytes_checked_beside::<Vec<u64>>(&limits, &changed);
+        assert!(matches!(result, Err(Error::Checksum { .. })), "{result:?}");
+        // What the plain path refuses before decoding, it refuses the same.
+        for bad in [&bytes[..3], &[0xff; 64][..]] {
+            let plain = limits.from_bytes::<Vec<u64>>(bad).unwrap_err().to_string();
+            let beside = from_bytes_checked_beside::<Vec<u64>>(&limits, bad)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(beside, plain);
+        }
+        let tight = Limits::new().max_bytes(64);
+        let result = from_bytes_checked_beside::<Vec<u64>>(&tight, &bytes);
+        assert!(matches!(result, Err(Error::TooLarge { .. })), "{result:?}");
     }
 }

@@ -357,8 +357,9 @@ impl Worker {
             .filter(|len| *len <= limit)
             .ok_or(Error::TooLarge { len, limit })?;
         let skip = usize::try_from(skip).unwrap_or(usize::MAX);
+        // The checksum of a large function on a thread of its own, beside the decode.
         shm::map_and(fd, skip, len, |bytes| {
-            self.limits.from_bytes::<DynFn>(bytes)
+            codec::from_bytes_checked_beside::<DynFn>(&self.limits, bytes)
         })
         .map_err(Error::io)?
     }
