@@ -36,6 +36,18 @@ pub(crate) trait Sink: Write + Seek {
         chunk.clear();
         Ok(())
     }
+
+    /// The CRC-32 state of all the sink has been given, once written, for
+    /// a sink that computes it itself (on a thread of its own); `None`:
+    /// the writer computes it.
+    fn checksum(&mut self) -> Option<io::Result<crc32fast::Hasher>> {
+        None
+    }
+
+    /// Whether [`checksum`](Self::checksum) gives the checksum.
+    fn checksums(&self) -> bool {
+        false
+    }
 }
 
 impl<T: AsRef<[u8]>> Sink for std::io::Cursor<T> where std::io::Cursor<T>: Write {}
@@ -53,7 +65,9 @@ pub struct CaptureWriter<'a> {
 struct Out<'a> {
     sink: &'a mut dyn Sink,
     buffer: Vec<u8>,
+    /// Not updated when the sink checksums.
     crc: crc32fast::Hasher,
+    sink_checksums: bool,
 }
 
 impl<'a> CaptureWriter<'a> {
@@ -74,6 +88,7 @@ impl<'a> CaptureWriter<'a> {
             len: 0,
             cap: u64::MAX,
             out: Some(Out {
+                sink_checksums: sink.checksums(),
                 sink,
                 buffer: Vec::with_capacity(BUFFER),
                 crc: super::fresh_crc(),
@@ -86,20 +101,25 @@ impl<'a> CaptureWriter<'a> {
         self.len
     }
 
-    /// Writes out what is buffered; returns the checksum's state (a fresh
-    /// one for a counting writer).
+    /// Writes out what is buffered; returns the checksum's state of what
+    /// it wrote (a fresh one for a counting writer).
     fn finish(self) -> io::Result<crc32fast::Hasher> {
         let Some(mut out) = self.out else {
             return Ok(super::fresh_crc());
         };
         out.drain()?;
-        Ok(out.crc)
+        match out.sink.checksum() {
+            Some(sink_crc) => sink_crc,
+            None => Ok(out.crc),
+        }
     }
 }
 
 impl Out<'_> {
     fn drain(&mut self) -> io::Result<()> {
-        self.crc.update(&self.buffer);
+        if !self.sink_checksums {
+            self.crc.update(&self.buffer);
+        }
         self.sink.write_chunk(&mut self.buffer)?;
         if self.buffer.capacity() < BUFFER {
             self.buffer.reserve_exact(BUFFER);
@@ -111,7 +131,9 @@ impl Out<'_> {
     fn put_large(&mut self, data: &[u8]) -> io::Result<()> {
         self.drain()?;
         if data.len() >= BUFFER / 2 {
-            self.crc.update(data);
+            if !self.sink_checksums {
+                self.crc.update(data);
+            }
             return self.sink.write_all(data);
         }
         self.buffer.extend_from_slice(data);
@@ -170,7 +192,8 @@ pub(crate) const MAX_LEN_BYTES: usize = 10;
 
 /// Writes to `sink`, from its start, the envelope of `header` (what follows
 /// the version byte before the capture) and the capture that `capture`
-/// writes, a few bytes in: see the [module](self).
+/// writes, a few bytes in: see the [module](self). A sink that
+/// [checksums](Sink::checksums) must have been given nothing before.
 ///
 /// # Errors
 /// The sink's, as [`Error::Encode`], or the capture's own.

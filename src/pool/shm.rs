@@ -46,11 +46,12 @@ mod linux {
     use std::mem::MaybeUninit;
     use std::os::fd::{AsFd, OwnedFd};
     use std::os::unix::net::UnixStream;
-    use std::sync::mpsc;
+    use std::sync::{mpsc, Mutex};
 
     use rustix::fs::{self as rfs, MemfdFlags, SealFlags};
 
     use crate::codec::Written;
+    use crate::sync::lock;
     use rustix::net::{
         self as rnet, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
         SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
@@ -75,6 +76,8 @@ mod linux {
     /// its pages) then runs beside its encoding. See [`behind`].
     pub(crate) struct Behind<'f> {
         file: &'f File,
+        /// The CRC-32 of all written, which the writing thread computes.
+        crc: &'f Mutex<crc32fast::Hasher>,
         chunk: Vec<u8>,
         full: mpsc::SyncSender<Vec<u8>>,
         empty: mpsc::Receiver<Vec<u8>>,
@@ -147,6 +150,15 @@ mod linux {
             std::mem::swap(&mut self.chunk, chunk);
             self.hand_over()
         }
+
+        /// Computed on the writing thread: off the encoder's.
+        fn checksum(&mut self) -> Option<io::Result<crc32fast::Hasher>> {
+            Some(self.settle().map(|()| lock(self.crc).clone()))
+        }
+
+        fn checksums(&self) -> bool {
+            true
+        }
     }
 
     impl Seek for Behind<'_> {
@@ -164,6 +176,8 @@ mod linux {
         file: &File,
         write: impl FnOnce(&mut Behind<'_>) -> crate::Result<T>,
     ) -> Result<T, Result<io::Error, crate::Error>> {
+        let crc = Mutex::new(crc32fast::Hasher::new());
+        let crc = &crc;
         std::thread::scope(|scope| {
             let (full, chunks) = mpsc::sync_channel::<Vec<u8>>(2);
             let (spares, empty) = mpsc::channel::<Vec<u8>>();
@@ -172,6 +186,7 @@ mod linux {
                 .spawn_scoped(scope, move || -> io::Result<()> {
                     let mut file = file;
                     for chunk in chunks {
+                        lock(crc).update(&chunk);
                         file.write_all(&chunk)?;
                         let _ = spares.send(chunk);
                     }
@@ -180,6 +195,7 @@ mod linux {
                 .map_err(Ok)?;
             let mut sink = Behind {
                 file,
+                crc,
                 chunk: Vec::with_capacity(BEHIND_CHUNK),
                 full,
                 empty,
@@ -454,6 +470,35 @@ mod linux {
             let result: Result<(), _> =
                 behind(&file, |sink| script(sink).map_err(crate::Error::io));
             assert!(result.is_ok());
+            let mut got = Vec::new();
+            file.seek(SeekFrom::Start(0)).unwrap();
+            file.read_to_end(&mut got).unwrap();
+            assert!(got == want.into_inner(), "the memfd's bytes differ");
+        }
+
+        /// The checksum the writing thread computes is the one the encoder would.
+        #[test]
+        fn an_envelope_written_behind_is_the_one_written_to_a_cursor() {
+            let header = b"a header".to_vec();
+            let capture: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+            let capture_into = |out: &mut crate::codec::CaptureWriter<'_>| {
+                out.write_all(&capture[..10]).map_err(crate::Error::io)?;
+                for piece in capture[10..2_000_000].chunks(1000) {
+                    out.write_all(piece).map_err(crate::Error::io)?;
+                }
+                out.write_all(&capture[2_000_000..])
+                    .map_err(crate::Error::io)
+            };
+            let mut want = Cursor::new(Vec::new());
+            let want_written =
+                crate::codec::write_envelope(&mut want, &header, capture_into).unwrap();
+            let fd = rfs::memfd_create("serfn behind test", MemfdFlags::CLOEXEC).unwrap();
+            let mut file = File::from(fd);
+            let written = behind(&file, |sink| {
+                crate::codec::write_envelope(sink, &header, capture_into)
+            })
+            .unwrap();
+            assert_eq!(written, want_written);
             let mut got = Vec::new();
             file.seek(SeekFrom::Start(0)).unwrap();
             file.read_to_end(&mut got).unwrap();
