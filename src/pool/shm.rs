@@ -444,6 +444,17 @@ mod linux {
         use super::*;
         use crate::codec::Sink;
 
+        fn memfd() -> File {
+            File::from(rfs::memfd_create("serfn behind test", MemfdFlags::CLOEXEC).unwrap())
+        }
+
+        fn contents(mut file: File) -> Vec<u8> {
+            let mut bytes = Vec::new();
+            file.seek(SeekFrom::Start(0)).unwrap();
+            file.read_to_end(&mut bytes).unwrap();
+            bytes
+        }
+
         /// The same writes, chunks and seeks, on a `Cursor` and through a
         /// [`Behind`] writer of a memfd, whose writes run on another thread.
         fn script(sink: &mut impl Sink) -> std::io::Result<()> {
@@ -465,15 +476,14 @@ mod linux {
         fn a_file_written_behind_holds_what_a_cursor_does() {
             let mut want = Cursor::new(Vec::new());
             script(&mut want).unwrap();
-            let fd = rfs::memfd_create("serfn behind test", MemfdFlags::CLOEXEC).unwrap();
-            let mut file = File::from(fd);
+            let file = memfd();
             let result: Result<(), _> =
                 behind(&file, |sink| script(sink).map_err(crate::Error::io));
             assert!(result.is_ok());
-            let mut got = Vec::new();
-            file.seek(SeekFrom::Start(0)).unwrap();
-            file.read_to_end(&mut got).unwrap();
-            assert!(got == want.into_inner(), "the memfd's bytes differ");
+            assert!(
+                contents(file) == want.into_inner(),
+                "the memfd's bytes differ"
+            );
         }
 
         /// The checksum the writing thread computes is the one the encoder would.
@@ -492,23 +502,21 @@ mod linux {
             let mut want = Cursor::new(Vec::new());
             let want_written =
                 crate::codec::write_envelope(&mut want, &header, capture_into).unwrap();
-            let fd = rfs::memfd_create("serfn behind test", MemfdFlags::CLOEXEC).unwrap();
-            let mut file = File::from(fd);
+            let file = memfd();
             let written = behind(&file, |sink| {
                 crate::codec::write_envelope(sink, &header, capture_into)
             })
             .unwrap();
             assert_eq!(written, want_written);
-            let mut got = Vec::new();
-            file.seek(SeekFrom::Start(0)).unwrap();
-            file.read_to_end(&mut got).unwrap();
-            assert!(got == want.into_inner(), "the memfd's bytes differ");
+            assert!(
+                contents(file) == want.into_inner(),
+                "the memfd's bytes differ"
+            );
         }
 
         #[test]
         fn an_encoding_error_comes_back_as_it_was() {
-            let fd = rfs::memfd_create("serfn behind test", MemfdFlags::CLOEXEC).unwrap();
-            let file = File::from(fd);
+            let file = memfd();
             let result: Result<(), _> = behind(&file, |sink| {
                 sink.write_all(&[1; 5 << 20]).map_err(crate::Error::io)?;
                 Err(crate::Error::encode("no"))
