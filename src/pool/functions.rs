@@ -67,15 +67,8 @@ impl Pool {
                     return Ok(None);
                 }
             };
-        // A function the workers could not read is refused here, not by them.
-        let limit = self.shared.config.limits.get_max_bytes();
-        if segment.len() > limit {
-            return Err(Error::TooLarge {
-                len: written.len,
-                limit,
-            });
-        }
-        let hash = job::shared_hash(written.len, written.crc);
+        self.check_size(segment.len())?;
+        let hash = job::envelope_hash(written.len, written.crc);
         let mut cache = lock(&self.shared.functions);
         if let Some(entry) = take_cached(&mut cache, hash, |cached| cached.holds(&segment)) {
             return Ok(Some(entry));
@@ -106,14 +99,7 @@ impl Pool {
         batches: bool,
         is_async: bool,
     ) -> Result<Arc<FnEntry>> {
-        // A function the workers could not read is refused here, not by them.
-        let limit = self.shared.config.limits.get_max_bytes();
-        if bytes.len() > limit {
-            return Err(Error::TooLarge {
-                len: bytes.len() as u64,
-                limit,
-            });
-        }
+        self.check_size(bytes.len())?;
         let hash = job::content_hash(&bytes);
         let make = |id, bytes| {
             let mut entry = FnEntry::new(id, name, (bytes, hash), mutable, batches);
@@ -130,6 +116,18 @@ impl Pool {
         let entry = Arc::new(make(self.next_function_id(), bytes));
         put_cached(&mut cache, &entry);
         Ok(entry)
+    }
+
+    /// Refuses a function the workers could not read: here, not by them.
+    fn check_size(&self, len: usize) -> Result<()> {
+        let limit = self.shared.config.limits.get_max_bytes();
+        if len > limit {
+            return Err(Error::TooLarge {
+                len: len as u64,
+                limit,
+            });
+        }
+        Ok(())
     }
 
     fn next_function_id(&self) -> u64 {

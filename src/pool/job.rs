@@ -173,18 +173,17 @@ fn average(estimate: &AtomicU64, total: u64, items: u32) {
 /// envelope are the CRC-32 of all before them, so the key costs nothing.
 /// FNV over the bytes, one at a time, took a third of the parent's time
 /// for a 100 MiB capture (`perf record`).
-/// [`content_hash`] of an envelope of `len` bytes with checksum `crc`
-/// (its last 4 bytes), never held in memory.
-#[cfg(target_os = "linux")]
-pub(crate) fn shared_hash(len: u64, crc: u32) -> u64 {
-    len << 32 | u64::from(crc)
-}
-
 pub(crate) fn content_hash(bytes: &[u8]) -> u64 {
     let mut tail = [0; 4];
     let last = &bytes[bytes.len().saturating_sub(4)..];
     tail[..last.len()].copy_from_slice(last);
-    (bytes.len() as u64) << 32 | u64::from(u32::from_le_bytes(tail))
+    envelope_hash(bytes.len() as u64, u32::from_le_bytes(tail))
+}
+
+/// [`content_hash`] of an envelope of `len` bytes whose checksum (its last
+/// 4 bytes) is `crc`: for one never held in memory.
+pub(crate) fn envelope_hash(len: u64, crc: u32) -> u64 {
+    len << 32 | u64::from(crc)
 }
 
 /// Bytes kept inline when small: an item or an answer at one item per
