@@ -532,6 +532,14 @@ impl Limits {
 
 /// Checks an envelope's length, first byte and checksum; returns the body.
 fn open_content(bytes: &[u8], version: u8) -> Result<&[u8]> {
+    let (content, stored) = split_envelope(bytes, version)?;
+    check_crc(content, stored)?;
+    Ok(&content[1..])
+}
+
+/// Checks an envelope's length and first byte; returns what its checksum
+/// covers (the version byte, then the body) and the checksum stored.
+fn split_envelope(bytes: &[u8], version: u8) -> Result<(&[u8], u32)> {
     if bytes.len() < MIN_ENVELOPE_LEN {
         return Err(Error::Truncated {
             len: bytes.len(),
@@ -546,9 +554,14 @@ fn open_content(bytes: &[u8], version: u8) -> Result<&[u8]> {
     }
     let (content, checksum) = bytes.split_at(bytes.len() - CHECKSUM_LEN);
     let stored = u32::from_le_bytes(checksum.try_into().expect("split at 4 bytes from the end"));
+    Ok((content, stored))
+}
+
+/// [`Error::Checksum`] unless `content`'s CRC-32 is `stored`.
+fn check_crc(content: &[u8], stored: u32) -> Result<()> {
     let computed = crc32(content);
     if stored != computed {
         return Err(Error::Checksum { stored, computed });
     }
-    Ok(&content[1..])
+    Ok(())
 }

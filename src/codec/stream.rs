@@ -242,20 +242,17 @@ pub(crate) fn from_bytes_checked_beside<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<T> {
     limits.check_len(bytes.len() as u64)?;
-    if bytes.len() < super::MIN_ENVELOPE_LEN || bytes[0] != super::FORMAT_VERSION {
+    if bytes.first() != Some(&super::FORMAT_VERSION) {
+        // Signed, another version, or empty: refused as the plain path does.
         return limits.from_bytes(bytes);
     }
-    let (content, checksum) = bytes.split_at(bytes.len() - super::CHECKSUM_LEN);
-    let stored = u32::from_le_bytes(checksum.try_into().expect("split at 4 bytes from the end"));
+    let (content, stored) = super::split_envelope(bytes, super::FORMAT_VERSION)?;
     std::thread::scope(|scope| {
-        let computing = scope.spawn(|| super::crc32(content));
+        let checking = scope.spawn(|| super::check_crc(content, stored));
         let decoded = super::decode_value(&content[1..], limits);
-        let computed = computing
+        checking
             .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        if stored != computed {
-            return Err(Error::Checksum { stored, computed });
-        }
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
         decoded
     })
 }
