@@ -49,13 +49,13 @@ mod linux {
     use std::sync::{mpsc, Mutex};
 
     use rustix::fs::{self as rfs, MemfdFlags, SealFlags};
-
-    use crate::codec::Written;
-    use crate::sync::lock;
     use rustix::net::{
         self as rnet, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
         SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
     };
+
+    use crate::codec::Written;
+    use crate::sync::lock;
 
     /// What a worker requires of a memfd before it maps it: nobody can
     /// write, shrink or grow it while it is mapped.
@@ -119,6 +119,23 @@ mod linux {
         io::Error::other("the shared memory's writer stopped")
     }
 
+    /// A memfd's failure as the error of the encoding it was to hold.
+    fn shared(error: io::Error) -> crate::Error {
+        crate::Error::encode(format!("shared memory: {error}"))
+    }
+
+    /// A new memfd that can be sealed, named after this process and `name`:
+    /// the name shows in /proc/*/fd and /proc/*/maps as
+    /// `/memfd:serfn <pid> <name> (deleted)`, where tests look for it.
+    fn new_memfd(name: &str) -> io::Result<File> {
+        let label = format!("serfn {} {name}", std::process::id());
+        let fd = rfs::memfd_create(
+            label.as_str(),
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )?;
+        Ok(File::from(fd))
+    }
+
     impl Write for Behind<'_> {
         fn write(&mut self, data: &[u8]) -> io::Result<usize> {
             self.write_all(data)?;
@@ -171,11 +188,15 @@ mod linux {
     }
 
     /// Runs `write` on a [`Behind`] writer of `file`, then waits for its
-    /// writes. Errors: `write`'s (`Err`), or the file's (`Ok`).
+    /// writes.
+    ///
+    /// # Errors
+    /// The file's (as [`shared`]: it explains a `write` that failed on a
+    /// writer that stopped), else `write`'s as it was.
     fn behind<T>(
         file: &File,
         write: impl FnOnce(&mut Behind<'_>) -> crate::Result<T>,
-    ) -> Result<T, Result<io::Error, crate::Error>> {
+    ) -> crate::Result<T> {
         let crc = Mutex::new(crc32fast::Hasher::new());
         let crc = &crc;
         std::thread::scope(|scope| {
@@ -192,7 +213,7 @@ mod linux {
                     }
                     Ok(())
                 })
-                .map_err(Ok)?;
+                .map_err(shared)?;
             let mut sink = Behind {
                 file,
                 crc,
@@ -204,11 +225,12 @@ mod linux {
             let made = write(&mut sink);
             let settled = sink.settle();
             drop(sink);
-            let wrote = writer.join().unwrap_or_else(|_| Err(stopped()));
-            // The file's own error explains a writer that stopped.
-            wrote.map_err(Ok)?;
-            let made = made.map_err(Err)?;
-            settled.map_err(Ok)?;
+            writer
+                .join()
+                .unwrap_or_else(|_| Err(stopped()))
+                .map_err(shared)?;
+            let made = made?;
+            settled.map_err(shared)?;
             Ok(made)
         })
     }
@@ -227,14 +249,7 @@ mod linux {
     impl Segment {
         /// Writes `bytes` into a new memfd and seals it.
         pub(crate) fn create(name: &str, bytes: &[u8]) -> io::Result<Segment> {
-            // The name shows in /proc/*/fd and /proc/*/maps as
-            // `/memfd:serfn <pid> <name> (deleted)`: tests look for it there.
-            let label = format!("serfn {} {name}", std::process::id());
-            let fd = rfs::memfd_create(
-                label.as_str(),
-                MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-            )?;
-            let mut file = File::from(fd);
+            let mut file = new_memfd(name)?;
             // Written, not mapped writable: F_SEAL_WRITE refuses a file with
             // a writable shared mapping.
             file.write_all(bytes)?;
@@ -256,18 +271,8 @@ mod linux {
             name: &str,
             write: impl FnOnce(&mut Behind<'_>) -> crate::Result<Written>,
         ) -> crate::Result<(Segment, Written)> {
-            let shared = |error: io::Error| crate::Error::encode(format!("shared memory: {error}"));
-            let label = format!("serfn {} {name}", std::process::id());
-            let fd = rfs::memfd_create(
-                label.as_str(),
-                MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-            )
-            .map_err(|error| shared(error.into()))?;
-            let file = File::from(fd);
-            let written = behind(&file, write).map_err(|error| match error {
-                Ok(error) => shared(error),
-                Err(error) => error,
-            })?;
+            let file = new_memfd(name).map_err(shared)?;
+            let written = behind(&file, write)?;
             let size = file.metadata().map_err(shared)?.len();
             if Some(size) != written.skip.checked_add(written.len) {
                 return Err(crate::Error::encode(format!(
@@ -521,8 +526,10 @@ mod linux {
                 sink.write_all(&[1; 5 << 20]).map_err(crate::Error::io)?;
                 Err(crate::Error::encode("no"))
             });
+            // As it was: not a shared-memory error.
             assert!(
-                matches!(result, Err(Err(crate::Error::Encode { .. }))),
+                matches!(&result, Err(error @ crate::Error::Encode { .. })
+                    if error.to_string() == crate::Error::encode("no").to_string()),
                 "{result:?}"
             );
         }
