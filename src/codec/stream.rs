@@ -65,9 +65,8 @@ pub struct CaptureWriter<'a> {
 struct Out<'a> {
     sink: &'a mut dyn Sink,
     buffer: Vec<u8>,
-    /// Not updated when the sink checksums.
-    crc: crc32fast::Hasher,
-    sink_checksums: bool,
+    /// The checksum of what was written; `None` when the sink computes it.
+    crc: Option<crc32fast::Hasher>,
 }
 
 impl<'a> CaptureWriter<'a> {
@@ -88,10 +87,9 @@ impl<'a> CaptureWriter<'a> {
             len: 0,
             cap: u64::MAX,
             out: Some(Out {
-                sink_checksums: sink.checksums(),
+                crc: (!sink.checksums()).then(super::fresh_crc),
                 sink,
                 buffer: Vec::with_capacity(BUFFER),
-                crc: super::fresh_crc(),
             }),
         }
     }
@@ -108,17 +106,20 @@ impl<'a> CaptureWriter<'a> {
             return Ok(super::fresh_crc());
         };
         out.drain()?;
-        match out.sink.checksum() {
-            Some(sink_crc) => sink_crc,
-            None => Ok(out.crc),
+        match out.crc {
+            Some(crc) => Ok(crc),
+            None => out
+                .sink
+                .checksum()
+                .unwrap_or_else(|| Err(io::Error::other("the sink computes no checksum"))),
         }
     }
 }
 
 impl Out<'_> {
     fn drain(&mut self) -> io::Result<()> {
-        if !self.sink_checksums {
-            self.crc.update(&self.buffer);
+        if let Some(crc) = &mut self.crc {
+            crc.update(&self.buffer);
         }
         self.sink.write_chunk(&mut self.buffer)?;
         if self.buffer.capacity() < BUFFER {
@@ -131,8 +132,8 @@ impl Out<'_> {
     fn put_large(&mut self, data: &[u8]) -> io::Result<()> {
         self.drain()?;
         if data.len() >= BUFFER / 2 {
-            if !self.sink_checksums {
-                self.crc.update(data);
+            if let Some(crc) = &mut self.crc {
+                crc.update(data);
             }
             return self.sink.write_all(data);
         }
