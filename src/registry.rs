@@ -74,8 +74,8 @@ pub trait SerializableFn: Send + Sync + 'static {
 
     /// Writes the encoding of the capture to `out`: the bytes
     /// [`__serfn_encode_capture`](Self::__serfn_encode_capture) appends,
-    /// without holding them whole (a registered capture type's are encoded
-    /// straight into `out`; this default goes through a `Vec`).
+    /// without holding them whole (registered capture types, `then` and
+    /// `bind` encode straight into `out`; this default goes through a `Vec`).
     #[doc(hidden)]
     fn __serfn_write_capture(&self, out: &mut crate::codec::CaptureWriter<'_>) -> Result<()> {
         let mut bytes = Vec::new();

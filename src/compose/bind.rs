@@ -337,6 +337,10 @@ impl SerializableFn for Bind {
         codec::encode_value_into(self, out)
     }
 
+    fn __serfn_write_capture(&self, out: &mut codec::CaptureWriter<'_>) -> Result<()> {
+        codec::write_value(self, out)
+    }
+
     fn __serfn_args_after(&self, bound: usize) -> Option<TypeInfo> {
         self.inner.0.__serfn_args_after(self.bound as usize + bound)
     }

@@ -349,6 +349,10 @@ impl SerializableFn for Then {
         codec::encode_value_into(self, out)
     }
 
+    fn __serfn_write_capture(&self, out: &mut codec::CaptureWriter<'_>) -> Result<()> {
+        codec::write_value(self, out)
+    }
+
     fn __serfn_clone(&self) -> Result<Arc<dyn SerializableFn>> {
         let stages = self
             .stages
