@@ -21,13 +21,14 @@ impl Pool {
     pub(super) fn function(&self, f: DynFn) -> Result<Arc<FnEntry>> {
         let batches = f.batches();
         let is_async = f.signature().kind() == Kind::Async;
+        let last = self.last_size(f.name());
         #[cfg(target_os = "linux")]
-        if let Some(entry) = self.shared_function(&f, batches, is_async)? {
+        if let Some(entry) = self.shared_function(&f, last, batches, is_async)? {
             return Ok(entry);
         }
         // Sized as its last encoding: growing from 64 bytes took a fifth of
         // a 100 MiB capture's encoding.
-        let mut bytes = Vec::with_capacity(self.last_size(f.name()).max(64));
+        let mut bytes = Vec::with_capacity(last.max(64));
         f.to_bytes_into(&mut bytes)?;
         self.intern(bytes, f.name(), false, batches, is_async)
     }
@@ -37,17 +38,18 @@ impl Pool {
     /// into shared memory, never held in this process's memory (a 100 MiB
     /// capture's copy into fresh memory cost more than the rest of its
     /// encoding). A function is taken for that large when the last encoding
-    /// of its name was, or, for a name not seen yet, when its capture counts
-    /// past the threshold (counting stops there). `None` for a smaller
-    /// function, and when shared memory fails: the caller encodes it then.
+    /// of its name (`last` bytes) was, or, for a name not seen yet, when
+    /// its capture counts past the threshold (counting stops there). `None`
+    /// for a smaller function, and when shared memory fails: the caller
+    /// encodes it then.
     #[cfg(target_os = "linux")]
     fn shared_function(
         &self,
         f: &DynFn,
+        last: usize,
         batches: bool,
         is_async: bool,
     ) -> Result<Option<Arc<FnEntry>>> {
-        let last = self.last_size(f.name());
         let large = match last {
             0 => !f.capture_fits(shm::SHARED_FROM as u64)?,
             last => last >= shm::SHARED_FROM,
