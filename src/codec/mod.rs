@@ -52,7 +52,9 @@ pub(crate) use self::stream::write_value;
 #[doc(hidden)]
 pub use self::stream::CaptureWriter;
 #[cfg(target_os = "linux")] // the pool's shared memory
-pub(crate) use self::stream::{from_bytes_checked_beside, write_envelope, Sink, Written, BUFFER};
+pub(crate) use self::stream::{
+    from_bytes_checked_beside, write_envelope, Sink, Written, BUFFER, MAX_LEN_BYTES,
+};
 #[cfg(feature = "redis")]
 pub(crate) use self::value::decode_head;
 pub(crate) use self::value::{

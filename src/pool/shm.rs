@@ -63,9 +63,9 @@ mod linux {
         .union(SealFlags::SHRINK)
         .union(SealFlags::GROW);
 
-    /// Where an encoding written straight into a memfd starts, at most:
-    /// under the longest length prefix (see `codec::stream`).
-    pub(crate) const MAX_SKIP: usize = 16;
+    /// Where an encoding written straight into a memfd starts is under
+    /// this: the room `codec::stream` leaves for the longest length prefix.
+    pub(crate) const MAX_SKIP: usize = crate::codec::MAX_LEN_BYTES;
 
     /// Bytes a [`Behind`] hands to its writing thread at a time.
     const BEHIND_CHUNK: usize = crate::codec::BUFFER;
