@@ -3,6 +3,7 @@
 
 use serde::de::DeserializeOwned;
 
+use super::singles::Answers;
 use crate::codec;
 use crate::error::{Error, Result};
 
@@ -24,7 +25,8 @@ pub(crate) struct ChunkResults<R> {
 enum Rest<R> {
     /// Nothing more than `results`.
     Done,
-    /// The panics of a typed batch, by index; `at` is the index after the run.
+    /// The panics of a typed batch (or the errors of a group's items), by
+    /// index; `at` is the index after the run.
     Panics {
         at: u32,
         panics: std::vec::IntoIter<(u32, Error)>,
@@ -157,6 +159,28 @@ pub(crate) fn decode_chunk_bytes<R: DeserializeOwned + 'static>(
         ))
     })();
     decoded.unwrap_or_else(|error| ChunkResults::failed(error, count))
+}
+
+/// Decodes a group's answers, each item's on its own
+/// ([`singles`](super::singles)): a bad answer fails its item only.
+pub(crate) fn decode_each<R: DeserializeOwned + 'static>(
+    answers: Answers,
+    limits: &codec::Limits,
+    batched: bool,
+) -> ChunkResults<R> {
+    let mut results = Vec::with_capacity(answers.count as usize - answers.errors.len());
+    let mut failed = Vec::with_capacity(answers.errors.len());
+    answers.for_each(|index, answer| {
+        match answer.and_then(|payload| codec::decode_one_result(payload, limits, batched)) {
+            Ok(Ok(result)) => results.push(result),
+            Ok(Err(error)) | Err(error) => failed.push((index, error)),
+        }
+    });
+    let failed = Rest::Panics {
+        at: 0,
+        panics: failed.into_iter(),
+    };
+    ChunkResults::with(results, failed)
 }
 
 /// Decodes a one-item payload into the function's result.

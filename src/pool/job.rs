@@ -8,6 +8,7 @@ use std::task::Waker;
 use std::time::Duration;
 
 use super::shm::Segment;
+use super::singles::{Answers, Singles};
 use crate::error::{Error, Result};
 use crate::event::event;
 use crate::sync::lock;
@@ -243,6 +244,9 @@ pub(crate) enum Work {
         items: Payload,
         count: u32,
     },
+    /// Call a function once per item, each item in a frame of its own:
+    /// a map at one item per message ([`singles`](super::singles)).
+    Singles(Box<Singles>),
     /// Call a function once, consuming it; `items` holds one item.
     Once {
         name: &'static str,
@@ -257,13 +261,16 @@ impl Work {
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Work::Batch { function, .. } | Work::Take { function } => function.name,
+            Work::Singles(singles) => singles.function.name,
             Work::Once { name, .. } => name,
         }
     }
 
+    /// Items a worker is sent for it: a group's unanswered ones.
     pub(crate) fn count(&self) -> u32 {
         match self {
             Work::Batch { count, .. } => *count,
+            Work::Singles(singles) => singles.left(),
             Work::Once { .. } => 1,
             Work::Take { .. } => 0,
         }
@@ -273,6 +280,7 @@ impl Work {
     pub(crate) fn needs(&self) -> Option<&Arc<FnEntry>> {
         match self {
             Work::Batch { function, .. } | Work::Take { function } => Some(function),
+            Work::Singles(singles) => Some(&singles.function),
             Work::Once { .. } => None,
         }
     }
@@ -281,6 +289,7 @@ impl Work {
     pub(crate) fn retryable(&self) -> bool {
         match self {
             Work::Batch { function, .. } => !function.mutable,
+            Work::Singles(singles) => !singles.function.mutable,
             Work::Once { .. } => true,
             Work::Take { .. } => false,
         }
@@ -293,6 +302,9 @@ impl Work {
 pub(crate) trait Sink: Send + Sync {
     /// Chunk `seq` of `count` items answered: its payload, or its error.
     fn send(&self, seq: u64, count: u32, answer: Result<&[u8]>);
+
+    /// Chunk `seq`, sent item by item, answered: each item's answer.
+    fn send_each(&self, seq: u64, answers: Answers);
 
     /// The map is gone: its chunks not yet in a worker are dropped, never run.
     fn is_closed(&self) -> bool;
@@ -313,6 +325,17 @@ impl Reply {
             // The receiver is gone when a map was dropped early: nothing waits.
             Reply::Chunk { inbox, seq } => inbox.send(seq, count, result),
             Reply::Task(cell) => cell.complete(result.map(<[u8]>::to_vec)),
+        }
+    }
+
+    /// Hands over a group's answers, item by item.
+    pub(crate) fn send_each(self, answers: Answers) {
+        match self {
+            Reply::Chunk { inbox, seq } => inbox.send_each(seq, answers),
+            // Groups are made by maps only, whose replies are chunks.
+            Reply::Task(cell) => cell.complete(Err(Error::decode(
+                "a task was answered item by item, as a map's chunk",
+            ))),
         }
     }
 }
@@ -372,9 +395,69 @@ impl Job {
         self.finish(Err(error));
     }
 
-    /// Hands over the worker's answer, or the job's error.
+    /// Whether this is a group that lost a worker without knowing which of
+    /// its items that worker ran, and is now made
+    /// [`suspect`](Singles::suspect). Once suspect, the next death is charged.
+    pub(crate) fn suspect_group(&mut self) -> bool {
+        match &mut self.work {
+            Work::Singles(singles) if !singles.suspect => {
+                singles.suspect = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Fails what a worker was running when it died: the whole job, or a
+    /// group's next item. A group with items left comes back, to be sent
+    /// again from the item after it; its retries start over with that item.
+    pub(crate) fn fail_running(mut self, error: Error) -> Option<Job> {
+        let Work::Singles(singles) = &mut self.work else {
+            self.fail(error);
+            return None;
+        };
+        singles.fail_next(error);
+        if singles.left() > 0 {
+            self.attempts = 0;
+            return Some(self);
+        }
+        self.finish_group();
+        None
+    }
+
+    /// Whether this is a group of items sent one per message.
+    pub(crate) fn is_group(&self) -> bool {
+        matches!(self.work, Work::Singles(_))
+    }
+
+    /// Hands over a group's answers (a group whose items are all answered)
+    /// and folds their measurements into the function's estimates; any
+    /// other job fails: only a group is answered so.
+    pub(crate) fn finish_group(self) {
+        match self.work {
+            Work::Singles(singles) => {
+                let (elapsed, items, bytes) = singles.measured();
+                if items > 0 {
+                    singles.function.record(elapsed, items, bytes);
+                }
+                self.reply.send_each(singles.into_answers());
+            }
+            work => Job { work, ..self }.fail(Error::decode("a job answered as a group")),
+        }
+    }
+
+    /// Hands over the worker's answer, or the job's error: a group's
+    /// answer to its next item, or its error for each item not answered.
     pub(crate) fn finish(self, result: Result<&[u8]>) {
-        self.reply.send(self.work.count(), result);
+        let Work::Singles(mut singles) = self.work else {
+            self.reply.send(self.work.count(), result);
+            return;
+        };
+        match result {
+            Ok(payload) => singles.answer(payload, 0),
+            Err(error) => singles.fail_rest(&error),
+        }
+        self.reply.send_each(singles.into_answers());
     }
 }
 

@@ -254,6 +254,36 @@ fn answer(shared: &Shared, link: &Link, heard: Instant, tag: u8, body: &[u8]) ->
             "an answer of kind {tag:#04x} to task {task}, which expects another"
         )));
     }
+    let payload = fields.rest();
+    let head = &mut state.in_flight[0];
+    if let Work::Singles(singles) = &mut head.job.work {
+        // An item of a group: recorded; the next one, if any, is running now.
+        if head.job.attempts > 0 {
+            // The item a suspect group looked for, retried and answered.
+            singles.suspect = false;
+        }
+        match elapsed {
+            Some(elapsed) => {
+                singles.answer(payload, elapsed);
+                shared.stats.tasks.fetch_add(1, Ordering::Relaxed);
+            }
+            None => {
+                let error = failed_error(payload, &shared.config.limits, link.pid);
+                if let Error::TooLarge { len, .. } = &error {
+                    singles.function.record_answer(*len, 1);
+                }
+                singles.fail_next(error);
+            }
+        }
+        if singles.left() > 0 {
+            head.task += 1;
+            head.started = Some(heard);
+            // Its retries were the answered item's; so was a kill on its way.
+            head.job.attempts = 0;
+            head.killed = None;
+            return Ok(());
+        }
+    }
     let sent = state.in_flight.pop_front().expect("looked at above");
     state.estimate_ns -= sent.estimate_ns;
     let mut cancel = false;
@@ -281,7 +311,10 @@ fn answer(shared: &Shared, link: &Link, heard: Instant, tag: u8, body: &[u8]) ->
     }
 
     let job = sent.job;
-    let payload = fields.rest();
+    if job.is_group() {
+        job.finish_group();
+        return Ok(());
+    }
     match elapsed {
         Some(elapsed) => {
             let count = job.work.count();
@@ -368,20 +401,30 @@ pub(super) fn die(shared: &Shared, link: &Link, end: io::Result<()>) {
         };
         if position > 0 && job.pin.is_none() {
             requeue.push(job); // never started
-        } else if matches!(killed, Some(Killed::Timeout)) {
-            let timeout = job.timeout.or(shared.config.timeout).unwrap_or_default();
-            job.fail(Error::Timeout { name, timeout });
-        } else if job.pin.is_none() && job.work.retryable() && job.attempts < shared.config.retries
+        } else if killed.is_none() && job.suspect_group() {
+            // Which item it ran is not known yet: sent again, item by item.
+            requeue.push(job);
+        } else if job.pin.is_none()
+            && job.work.retryable()
+            && job.attempts < shared.config.retries
+            && !matches!(killed, Some(Killed::Timeout))
         {
             job.attempts += 1;
             shared.stats.retries.fetch_add(1, Ordering::Relaxed);
             requeue.push(job);
         } else {
-            job.fail(Error::WorkerDied {
-                name,
-                pid: link.pid,
-                status,
-            });
+            let error = if matches!(killed, Some(Killed::Timeout)) {
+                let timeout = job.timeout.or(shared.config.timeout).unwrap_or_default();
+                Error::Timeout { name, timeout }
+            } else {
+                Error::WorkerDied {
+                    name,
+                    pid: link.pid,
+                    status,
+                }
+            };
+            // A group's items after the one running go to another worker.
+            requeue.extend(job.fail_running(error));
         }
     }
     shared.queue.push_front(requeue);

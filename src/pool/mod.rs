@@ -103,6 +103,7 @@ pub(crate) mod protocol;
 pub(crate) mod run_async;
 pub(crate) mod serve;
 mod shm;
+pub(crate) mod singles;
 mod slot;
 mod stats;
 #[cfg(feature = "async")]

@@ -55,6 +55,12 @@ pub(crate) const LOAD_SHARED: u8 = 8;
 /// `[task u64][id u64][timeout ns u64][concurrency u32][items]`
 pub(crate) const ASYNC_BATCH: u8 = 9;
 
+/// Parent to worker: write every answer held back so far before reading
+/// on, so that a worker that dies in the next frame has answered all the
+/// frames before it: sent around each item of a group that lost a worker
+/// ([`singles`](super::singles)). `[]`
+pub(crate) const FLUSH: u8 = 10;
+
 /// Worker to parent, first frame: `[token u64][pid u32]`
 pub(crate) const HELLO: u8 = 0x81;
 /// Worker to parent: a task's results. `[task u64][elapsed ns u64][codec

@@ -108,6 +108,9 @@ fn serve(socket: OsString) -> io::Result<()> {
                 }
                 worker.handle(tag, reader.body(body), &mut out)?;
                 outbox.add(&mut out);
+                if tag == proto::FLUSH {
+                    outbox.flush()?;
+                }
             }
         }
     }
@@ -288,6 +291,8 @@ impl Worker {
                 self.functions.insert(id, loaded.map_err(WireError::from));
                 return Ok(());
             }
+            // The frame loop writes what is held back.
+            proto::FLUSH => return Ok(()),
             proto::FORGET => {
                 self.functions
                     .remove(&fields.u64().map_err(proto::invalid)?);

@@ -387,7 +387,12 @@ fn write_jobs(
             // The worker forgets a fold's state once it sends it back.
             loaded.retain(|f| !Arc::ptr_eq(f, function));
         }
-        let task = shared.next_task.fetch_add(1, Ordering::Relaxed);
+        // A task id per frame: a group has a frame per item.
+        let frames = match &job.work {
+            Work::Singles(singles) => u64::from(singles.left()),
+            _ => 1,
+        };
+        let task = shared.next_task.fetch_add(frames, Ordering::Relaxed);
         let job_frame = out.len();
         encode(
             &job.work,
@@ -555,8 +560,38 @@ fn async_fields(job: &Job, config: &Config) -> Option<(u64, u32)> {
     }
 }
 
+/// Appends the frames of `work`, whose first task id is `task`: one, or a
+/// group's one per item, each with the next id.
 fn encode(work: &Work, task: u64, async_fields: Option<(u64, u32)>, out: &mut Vec<u8>) {
     let (tag, id) = match work {
+        Work::Singles(singles) => {
+            let function = &singles.function;
+            let tag = if function.batches {
+                proto::BATCH_SEQ
+            } else {
+                proto::BATCH
+            };
+            // A suspect group's items each between two flushes: the worker
+            // has answered everything before the item it dies in.
+            let flush = |out: &mut Vec<u8>| {
+                let frame = proto::start_frame(out, proto::FLUSH);
+                proto::finish_frame(out, frame);
+            };
+            for (task, item) in (task..).zip(singles.unanswered()) {
+                if singles.suspect {
+                    flush(out);
+                }
+                let frame = proto::start_frame(out, tag);
+                out.extend_from_slice(&task.to_le_bytes());
+                out.extend_from_slice(&function.id.to_le_bytes());
+                out.extend_from_slice(item);
+                proto::finish_frame(out, frame);
+            }
+            if singles.suspect {
+                flush(out);
+            }
+            return;
+        }
         Work::Batch { function, .. } if async_fields.is_some() => (proto::ASYNC_BATCH, function.id),
         Work::Batch { function, .. } if function.mutable => (proto::BATCH_MUT, function.id),
         Work::Batch { function, .. } if function.batches => (proto::BATCH_SEQ, function.id),
@@ -583,6 +618,7 @@ fn encode(work: &Work, task: u64, async_fields: Option<(u64, u32)>, out: &mut Ve
             out.extend_from_slice(items);
         }
         Work::Take { .. } => out.extend_from_slice(&id.to_le_bytes()),
+        Work::Singles(_) => unreachable!("a group's frames are written above"),
     }
     proto::finish_frame(out, frame);
 }

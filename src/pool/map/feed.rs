@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::super::answer::ChunkResults;
 use super::super::job::{FnEntry, Job, Payload, Reply, Work};
+use super::super::singles::{Singles, MAX_GROUP};
 use super::super::Pool;
 use super::block::items_block_into;
 use super::inbox::{Answered, Inbox};
@@ -176,6 +177,90 @@ where
         }
     }
 
+    /// Items sent one per message that go in one job
+    /// ([`singles`](super::super::singles)): as many as take a worker
+    /// [`CHUNK_NS`], once items are timed. One while they are not, so that
+    /// slow items are not bunched on one worker before their cost is known.
+    fn group_size(&self, function: &FnEntry) -> usize {
+        if function.is_async || function.mutable {
+            return 1;
+        }
+        let by_time = match function.ns_per_item() {
+            0 => return 1,
+            ns => usize::try_from(CHUNK_NS / ns).unwrap_or(MAX_GROUP),
+        };
+        let by_balance = self.total.map_or(MAX_GROUP, |total| {
+            total.div_ceil(4 * self.pool.workers()).max(1)
+        });
+        let by_recycling = self
+            .pool
+            .shared
+            .config
+            .max_tasks
+            .map_or(MAX_GROUP, |max| usize::try_from(max).unwrap_or(MAX_GROUP));
+        by_time
+            .min(by_balance)
+            .min(by_recycling)
+            .clamp(1, MAX_GROUP)
+    }
+
+    /// A job of up to `group` items, each encoded as a block of one and sent
+    /// in its own frame; `None` once the input is out. An item that cannot
+    /// be encoded ends the group, and is answered with its error on its own.
+    fn group_job(&mut self, function: &Arc<FnEntry>, group: usize, limit: usize) -> Option<Job> {
+        let mut singles = Singles::new(Arc::clone(function), self.block_hint);
+        let mut failed = None;
+        while (singles.len() as usize) < group && singles.bytes() < MAX_CHUNK_BYTES {
+            self.block.clear();
+            match items_block_into(
+                &mut self.items,
+                &mut self.held,
+                1,
+                limit,
+                limit,
+                function.batches,
+                &mut self.block,
+            ) {
+                Ok(0) => break,
+                Ok(_) => singles.push(&self.block),
+                Err(error) => {
+                    failed = Some(error);
+                    break;
+                }
+            }
+        }
+        self.block_hint = singles.bytes();
+        let count = singles.len();
+        let job = (count > 0).then(|| {
+            let seq = self.next_chunk(count);
+            let mut job = Job::new(
+                Work::Singles(Box::new(singles)),
+                Reply::Chunk {
+                    inbox: Arc::clone(&self.inbox) as _,
+                    seq,
+                },
+            );
+            job.timeout = self.timeout;
+            job
+        });
+        if let Some(error) = failed {
+            let seq = self.next_chunk(1);
+            self.arrived
+                .push_back((seq, ChunkResults::failed(error, 1)));
+        }
+        job
+    }
+
+    /// Numbers the next chunk, of `count` items, and counts it in flight.
+    fn next_chunk(&mut self, count: u32) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.in_flight.push(seq, (self.next_index, count));
+        self.next_index += count as usize;
+        self.in_flight_items += count as usize;
+        seq
+    }
+
     fn has_room(&self) -> bool {
         let workers = self.pool.workers();
         self.in_flight.len < 2 * workers + 2 || self.in_flight_items < ITEMS_AHEAD * workers
@@ -201,11 +286,24 @@ where
         let started = self.fill_for.map(|_| std::time::Instant::now());
         // Sized once a fill: the estimates it reads move only as answers come.
         let size = self.fitting_chunk_size(&function);
+        let group = match size {
+            1 => self.group_size(&function),
+            _ => 1,
+        };
         let limit = self.pool.shared.config.limits.get_max_bytes();
         while self.has_room() {
             if let (Some(started), Some(fill_for)) = (started, self.fill_for) {
                 if !jobs.is_empty() && started.elapsed() >= fill_for {
                     break;
+                }
+            }
+            if group > 1 {
+                match self.group_job(&function, group, limit) {
+                    Some(job) => {
+                        jobs.push(job);
+                        continue;
+                    }
+                    None => break,
                 }
             }
             self.block.clear();
@@ -226,11 +324,7 @@ where
                 // The one item that could not be sent gets the error.
                 Err(_) => 1,
             };
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            self.in_flight.push(seq, (self.next_index, count));
-            self.next_index += count as usize;
-            self.in_flight_items += count as usize;
+            let seq = self.next_chunk(count);
             match encoded {
                 Ok(count) => {
                     let mut job = Job::new(

@@ -7,8 +7,9 @@ use std::task::{Context, Poll, Waker};
 
 use serde::de::DeserializeOwned;
 
-use super::super::answer::{decode_chunk_bytes, ChunkResults};
+use super::super::answer::{decode_chunk_bytes, decode_each, ChunkResults};
 use super::super::job::Sink;
+use super::super::singles::Answers;
 use crate::codec::Limits;
 use crate::error::Result;
 use crate::sync::lock;
@@ -105,6 +106,22 @@ impl<R: DeserializeOwned + Send + 'static> Sink for Inbox<R> {
             Ok(bytes) => decode_chunk_bytes(count, bytes, &self.limits, self.batched),
             Err(error) => ChunkResults::failed(error, count),
         };
+        self.land(seq, results);
+    }
+
+    fn send_each(&self, seq: u64, answers: Answers) {
+        let results = decode_each(answers, &self.limits, self.batched);
+        self.land(seq, results);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+}
+
+impl<R> Inbox<R> {
+    /// Adds a chunk's decoded results, and wakes the map if it waits for them.
+    fn land(&self, seq: u64, results: ChunkResults<R>) {
         let mut state = lock(&self.state);
         state.answers.push_back((seq, results));
         let wake = state.waiting.is_some_and(|at| at == seq || at == ANY);
@@ -116,9 +133,5 @@ impl<R: DeserializeOwned + Send + 'static> Sink for Inbox<R> {
         if let Some(waker) = waker {
             waker.wake();
         }
-    }
-
-    fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Relaxed)
     }
 }
