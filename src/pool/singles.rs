@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 use super::job::FnEntry;
+use super::protocol as proto;
 use crate::error::{Error, Result};
 
 /// Items in one group, at most: a worker's share of a window, so that a
@@ -23,9 +24,10 @@ pub(crate) const MAX_GROUP: usize = 256;
 /// A group of items, each sent in its own frame, and the answers so far.
 pub(crate) struct Singles {
     pub(crate) function: Arc<FnEntry>,
-    /// Each item's block (an items block of one), back to back.
-    items: Vec<u8>,
-    /// Where each item's block ends in `items`.
+    /// Each item's frame, back to back, written once by the map's thread:
+    /// a slot copies them in one go and sets their task ids.
+    frames: Vec<u8>,
+    /// Where each item's frame ends in `frames`.
     ends: Vec<u32>,
     /// Items answered, in order: the next to send and to be answered.
     answered: u32,
@@ -40,6 +42,14 @@ pub(crate) struct Singles {
     pub(crate) suspect: bool,
 }
 
+/// Where a frame's task id is: after its length and tag.
+const TASK_AT: usize = proto::LEN_BYTES + 1;
+
+fn write_flush(out: &mut Vec<u8>) {
+    let frame = proto::start_frame(out, proto::FLUSH);
+    proto::finish_frame(out, frame);
+}
+
 /// A group's answers, for the map to decode.
 pub(crate) struct Answers {
     /// The `DONE` payload of each item that has one, as `[len u32][payload]`.
@@ -51,14 +61,16 @@ pub(crate) struct Answers {
 }
 
 impl Singles {
-    pub(crate) fn new(function: Arc<FnEntry>, bytes_hint: usize) -> Self {
+    /// A group of up to `items` items, whose frames take about `bytes_hint` bytes.
+    pub(crate) fn new(function: Arc<FnEntry>, items: usize, bytes_hint: usize) -> Self {
+        let answer_bytes = usize::try_from(function.answer_bytes()).unwrap_or(0);
         Singles {
             function,
-            items: Vec::with_capacity(bytes_hint),
-            ends: Vec::new(),
+            frames: Vec::with_capacity(bytes_hint),
+            ends: Vec::with_capacity(items),
             answered: 0,
             answers: Answers {
-                payloads: Vec::new(),
+                payloads: Vec::with_capacity(items * (4 + answer_bytes)),
                 errors: Vec::new(),
                 count: 0,
             },
@@ -67,10 +79,29 @@ impl Singles {
         }
     }
 
-    /// Adds an item, given as its items block of one.
-    pub(crate) fn push(&mut self, block: &[u8]) {
-        self.items.extend_from_slice(block);
-        self.ends.push(self.items.len() as u32);
+    /// Adds an item: its frame, whose items block of one `write` appends.
+    /// On an error, the group is as it was.
+    pub(crate) fn push_with(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        let tag = if self.function.batches {
+            proto::BATCH_SEQ
+        } else {
+            proto::BATCH
+        };
+        let frame = proto::start_frame(&mut self.frames, tag);
+        // The task id, set when a slot sends it; then the function's.
+        self.frames.extend_from_slice(&[0; 8]);
+        self.frames
+            .extend_from_slice(&self.function.id.to_le_bytes());
+        if let Err(error) = write(&mut self.frames) {
+            self.frames.truncate(frame);
+            return Err(error);
+        }
+        proto::finish_frame(&mut self.frames, frame);
+        self.ends.push(self.frames.len() as u32);
+        Ok(())
     }
 
     /// Items in the group.
@@ -78,9 +109,9 @@ impl Singles {
         self.ends.len() as u32
     }
 
-    /// Bytes of the items' blocks.
+    /// Bytes of the items' frames.
     pub(crate) fn bytes(&self) -> usize {
-        self.items.len()
+        self.frames.len()
     }
 
     /// Items not yet answered: those a worker is sent.
@@ -88,14 +119,37 @@ impl Singles {
         self.len() - self.answered
     }
 
-    /// The blocks of the items not yet answered, in order.
-    pub(crate) fn unanswered(&self) -> impl Iterator<Item = &[u8]> {
-        let first = self.answered as usize;
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts
-            .zip(&self.ends)
-            .skip(first)
-            .map(|(start, &end)| &self.items[start as usize..end as usize])
+    /// Where the frame of item `index` starts.
+    fn start(&self, index: u32) -> usize {
+        match index.checked_sub(1) {
+            Some(before) => self.ends[before as usize] as usize,
+            None => 0,
+        }
+    }
+
+    /// Appends the frames of the items not yet answered, the first with
+    /// task id `task`, each next one with the next id; with `flush`, each
+    /// between two `FLUSH` frames.
+    pub(crate) fn write_frames(&self, task: u64, flush: bool, out: &mut Vec<u8>) {
+        let first = self.start(self.answered);
+        if !flush {
+            let at = out.len();
+            out.extend_from_slice(&self.frames[first..]);
+            for (index, task) in (self.answered..self.len()).zip(task..) {
+                let id = at + self.start(index) - first + TASK_AT;
+                out[id..id + 8].copy_from_slice(&task.to_le_bytes());
+            }
+            return;
+        }
+        for (index, task) in (self.answered..self.len()).zip(task..) {
+            write_flush(out);
+            let at = out.len();
+            out.extend_from_slice(
+                &self.frames[self.start(index)..self.ends[index as usize] as usize],
+            );
+            out[at + TASK_AT..at + TASK_AT + 8].copy_from_slice(&task.to_le_bytes());
+        }
+        write_flush(out);
     }
 
     /// The next item's `DONE` answer.
@@ -171,12 +225,38 @@ mod tests {
     use super::*;
 
     fn group(items: &[&[u8]]) -> Singles {
-        let function = FnEntry::new(1, "group", (Vec::new(), 0), false, false);
-        let mut singles = Singles::new(Arc::new(function), 0);
+        let function = FnEntry::new(9, "group", (Vec::new(), 0), false, false);
+        let mut singles = Singles::new(Arc::new(function), items.len(), 0);
         for item in items {
-            singles.push(item);
+            singles
+                .push_with(|out| {
+                    out.extend_from_slice(item);
+                    Ok(())
+                })
+                .unwrap();
         }
         singles
+    }
+
+    /// The frames `write_frames` writes, as (tag, task, function id, block).
+    fn sent(singles: &Singles, task: u64, flush: bool) -> Vec<(u8, u64, u64, Vec<u8>)> {
+        let mut out = vec![0xAA]; // frames go after what is there
+        singles.write_frames(task, flush, &mut out);
+        let mut frames = Vec::new();
+        let mut rest = &out[1..];
+        while !rest.is_empty() {
+            let len = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+            let (frame, after) = rest[4..].split_at(len);
+            rest = after;
+            if frame[0] == proto::FLUSH {
+                frames.push((frame[0], 0, 0, Vec::new()));
+                continue;
+            }
+            let mut fields = proto::Fields(&frame[1..]);
+            let (task, id) = (fields.u64().unwrap(), fields.u64().unwrap());
+            frames.push((frame[0], task, id, fields.rest().to_vec()));
+        }
+        frames
     }
 
     fn answered(singles: Singles) -> Vec<std::result::Result<Vec<u8>, String>> {
@@ -189,21 +269,50 @@ mod tests {
     }
 
     #[test]
-    fn only_the_unanswered_items_are_sent_again() {
+    fn only_the_unanswered_items_are_sent_again_each_with_its_own_task() {
         let mut singles = group(&[b"a", b"", b"ccc", b"dd"]);
+        let frame = |task, block: &[u8]| (proto::BATCH, task, 9, block.to_vec());
         assert_eq!(
-            singles.unanswered().collect::<Vec<_>>(),
-            [b"a".as_slice(), b"", b"ccc", b"dd"]
+            sent(&singles, 100, false),
+            [
+                frame(100, b"a"),
+                frame(101, b""),
+                frame(102, b"ccc"),
+                frame(103, b"dd")
+            ]
         );
         singles.answer(b"A", 5);
         singles.fail_next(Error::decode("second"));
         assert_eq!(singles.left(), 2);
         assert_eq!(
-            singles.unanswered().collect::<Vec<_>>(),
-            [b"ccc".as_slice(), b"dd"]
+            sent(&singles, 7, false),
+            [frame(7, b"ccc"), frame(8, b"dd")]
+        );
+        let flush = (proto::FLUSH, 0, 0, Vec::new());
+        assert_eq!(
+            sent(&singles, 7, true),
+            [
+                flush.clone(),
+                frame(7, b"ccc"),
+                flush.clone(),
+                frame(8, b"dd"),
+                flush
+            ]
         );
         singles.answer(b"", 7);
         assert_eq!(singles.measured(), (12, 3, 1));
+    }
+
+    #[test]
+    fn an_item_that_cannot_be_written_leaves_the_group_as_it_was() {
+        let mut singles = group(&[b"one"]);
+        let before = sent(&singles, 1, false);
+        let error = singles.push_with(|out| {
+            out.extend_from_slice(b"half");
+            Err(Error::decode("no"))
+        });
+        assert!(error.is_err());
+        assert_eq!((singles.len(), sent(&singles, 1, false)), (1, before));
     }
 
     #[test]

@@ -565,31 +565,9 @@ fn async_fields(job: &Job, config: &Config) -> Option<(u64, u32)> {
 fn encode(work: &Work, task: u64, async_fields: Option<(u64, u32)>, out: &mut Vec<u8>) {
     let (tag, id) = match work {
         Work::Singles(singles) => {
-            let function = &singles.function;
-            let tag = if function.batches {
-                proto::BATCH_SEQ
-            } else {
-                proto::BATCH
-            };
             // A suspect group's items each between two flushes: the worker
             // has answered everything before the item it dies in.
-            let flush = |out: &mut Vec<u8>| {
-                let frame = proto::start_frame(out, proto::FLUSH);
-                proto::finish_frame(out, frame);
-            };
-            for (task, item) in (task..).zip(singles.unanswered()) {
-                if singles.suspect {
-                    flush(out);
-                }
-                let frame = proto::start_frame(out, tag);
-                out.extend_from_slice(&task.to_le_bytes());
-                out.extend_from_slice(&function.id.to_le_bytes());
-                out.extend_from_slice(item);
-                proto::finish_frame(out, frame);
-            }
-            if singles.suspect {
-                flush(out);
-            }
+            singles.write_frames(task, singles.suspect, out);
             return;
         }
         Work::Batch { function, .. } if async_fields.is_some() => (proto::ASYNC_BATCH, function.id),

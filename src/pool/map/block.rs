@@ -94,6 +94,37 @@ pub(super) fn items_block_into<A: Serialize>(
     Ok(count)
 }
 
+/// Appends the items block of `item` alone (with `seq`, a codec sequence
+/// of one), for a frame of its own: an item of a group
+/// ([`singles`](super::super::singles)).
+///
+/// # Errors
+/// [`Error::Encode`], or [`Error::TooLarge`] past `limit` bytes; `out`
+/// may then hold part of the block.
+pub(crate) fn one_item_block<A: Serialize>(
+    item: &A,
+    seq: bool,
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let start = out.len();
+    if seq {
+        codec::encode_value_into(std::slice::from_ref(item), out)?;
+    } else {
+        out.extend_from_slice(&1u32.to_le_bytes());
+        proto::put_item(out, |out| codec::encode_value_into(item, out))?;
+    }
+    // As `items_block_into` measures an item alone: its block, or its bytes.
+    let len = out.len() - start - if seq { 0 } else { 8 };
+    if len > limit {
+        return Err(Error::TooLarge {
+            len: len as u64,
+            limit,
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use super::super::answer::ChunkResults;
 use super::super::job::{FnEntry, Job, Payload, Reply, Work};
 use super::super::singles::{Singles, MAX_GROUP};
 use super::super::Pool;
-use super::block::items_block_into;
+use super::block::{items_block_into, one_item_block};
 use super::inbox::{Answered, Inbox};
 use super::{Progress, CHUNK_NS, ITEMS_AHEAD, MAX_CHUNK, MAX_CHUNK_BYTES};
 #[cfg(feature = "async")]
@@ -208,25 +208,16 @@ where
     /// in its own frame; `None` once the input is out. An item that cannot
     /// be encoded ends the group, and is answered with its error on its own.
     fn group_job(&mut self, function: &Arc<FnEntry>, group: usize, limit: usize) -> Option<Job> {
-        let mut singles = Singles::new(Arc::clone(function), self.block_hint);
+        let mut singles = Singles::new(Arc::clone(function), group, self.block_hint);
         let mut failed = None;
         while (singles.len() as usize) < group && singles.bytes() < MAX_CHUNK_BYTES {
-            self.block.clear();
-            match items_block_into(
-                &mut self.items,
-                &mut self.held,
-                1,
-                limit,
-                limit,
-                function.batches,
-                &mut self.block,
-            ) {
-                Ok(0) => break,
-                Ok(_) => singles.push(&self.block),
-                Err(error) => {
-                    failed = Some(error);
-                    break;
-                }
+            let Some(item) = self.held.pop_front().or_else(|| self.items.next()) else {
+                break;
+            };
+            let seq = function.batches;
+            if let Err(error) = singles.push_with(|out| one_item_block(&item, seq, limit, out)) {
+                failed = Some(error);
+                break;
             }
         }
         self.block_hint = singles.bytes();
