@@ -50,7 +50,6 @@ pub(super) fn encode_to<T: Serialize + ?Sized, W: std::io::Write>(
 
 /// Appends the length prefix of a sequence of `len` elements: a worker
 /// writes it before the results it encodes one by one.
-#[cfg(unix)]
 pub(super) fn encode_len_into(len: usize, buf: &mut Vec<u8>) -> Result<()> {
     encode_into(&(len as u64), buf)
 }

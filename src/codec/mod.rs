@@ -57,13 +57,13 @@ pub(crate) use self::stream::{
 };
 #[cfg(feature = "redis")]
 pub(crate) use self::value::decode_head;
+#[cfg(unix)]
+pub(crate) use self::value::Panic;
 pub(crate) use self::value::{
-    decode_fixed, decode_prefix, decode_seq, encode_ok_into, encode_panic, encode_seq_into,
-    encode_value_into,
+    decode_fixed, decode_prefix, decode_seq, encode_len_into, encode_ok_into, encode_panic,
+    encode_seq_into, encode_value_into,
 };
 pub use self::value::{decode_result, decode_value, encode_value};
-#[cfg(unix)]
-pub(crate) use self::value::{encode_len_into, Panic};
 use crate::error::{Error, Result};
 
 /// The envelope format this build writes and reads.

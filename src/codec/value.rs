@@ -124,7 +124,6 @@ pub(crate) fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<usize> 
 
 /// Appends a sequence's length prefix; the elements, encoded one by one
 /// with [`encode_value_into`], follow it.
-#[cfg(unix)]
 pub(crate) fn encode_len_into(len: usize, buf: &mut Vec<u8>) -> Result<()> {
     format::encode_len_into(len, buf)
 }

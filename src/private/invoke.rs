@@ -171,6 +171,12 @@ where
     const BATCHES: bool = true;
 
     fn call_batch(f: &T, args: &[u8], limits: &Limits, out: &mut Vec<u8>) -> SerfnResult<()> {
+        // A sequence of one (a length of 1 is the byte 1 in both formats):
+        // at one item per message, the `Vec`s of the argument and the result
+        // took four allocations and a fifth of a worker's ~1,500 instructions.
+        if let [1, arg @ ..] = args {
+            return call_one_batched(f, codec::decode_value(arg, limits)?, out);
+        }
         let args: Vec<A> = codec::decode_seq(args, limits)?;
         let (results, panics) = call_each(f, f.name(), args)?;
         let panics: Vec<_> = panics
@@ -187,6 +193,27 @@ where
         let args: Vec<A> = batch.take()?;
         let (results, panics) = call_each(f, batch.name(), args)?;
         batch.put(results, panics)
+    }
+}
+
+/// [`Invoke::call_batch`] of one argument: appends what that of a `Vec` of
+/// it does, byte for byte.
+fn call_one_batched<T, A>(f: &T, arg: A, out: &mut Vec<u8>) -> SerfnResult<()>
+where
+    T: crate::Call<A> + SerializableFn,
+    A: Serialize + DeserializeOwned + 'static,
+{
+    match crate::error::catch(f.name(), || f.call(arg)) {
+        Ok(result) => {
+            codec::encode_len_into(1, out)?;
+            codec::encode_value_into(&result, out)?;
+            codec::encode_len_into(0, out)
+        }
+        Err(panic) => {
+            codec::encode_len_into(0, out)?;
+            // A slice, as the `Vec` is: an array would be a tuple, without its length.
+            codec::encode_value_into(std::slice::from_ref(&(0u32, panic)), out)
+        }
     }
 }
 
