@@ -275,6 +275,26 @@ pub(crate) fn decode_single<T: 'static>(bytes: &[u8]) -> Option<T> {
         .or_else(|| typed::<i8, T>(bytes))
 }
 
+/// A plain `T` that is all of `bytes`, if `T` is plain and `bytes` are
+/// its size: an argument of a batch of one, as [`decode_single`] reads a
+/// result. `None` for anything else, which the caller decodes the long way.
+#[inline]
+pub(crate) fn decode_exact<T: 'static>(bytes: &[u8]) -> Option<T> {
+    fn typed<P: Plain, T: 'static>(bytes: &[u8]) -> Option<T> {
+        let mut slot: Option<T> = None;
+        let typed = (&mut slot as &mut dyn Any).downcast_mut::<Option<P>>()?;
+        if bytes.len() != P::SIZE {
+            return None;
+        }
+        *typed = Some(P::from_le(bytes));
+        slot
+    }
+    typed::<f64, T>(bytes)
+        .or_else(|| typed::<f32, T>(bytes))
+        .or_else(|| typed::<u8, T>(bytes))
+        .or_else(|| typed::<i8, T>(bytes))
+}
+
 fn decode_as<P: Plain>(bytes: &[u8], limits: &Limits, max_len: usize) -> Result<(Vec<P>, usize)> {
     // A sequence's length is written as a `u64` is, in both formats.
     let (len, prefix) = format::decode_unguarded::<u64>(bytes)?;

@@ -196,28 +196,35 @@ impl Singles {
 
 impl Answers {
     /// Hands each item's answer to `each`, in order: its `DONE` payload, or its error.
+    #[inline]
     pub(crate) fn for_each(self, mut each: impl FnMut(u32, Result<&[u8]>)) {
-        let mut errors = self.errors.into_iter().peekable();
+        let mut errors = self.errors.into_iter();
+        // Errors are rare: one compare an item until the next.
+        let mut next_error = errors.next();
         let mut rest = self.payloads.as_slice();
         for index in 0..self.count {
-            if let Some((_, error)) = errors.next_if(|(failed, _)| *failed == index) {
+            if next_error.as_ref().is_some_and(|(at, _)| *at == index) {
+                let (_, error) = next_error.take().expect("looked at above");
+                next_error = errors.next();
                 each(index, Err(error));
                 continue;
             }
-            // Written by `Singles::answer`, never read off a socket.
-            let payload = rest.split_at_checked(4).and_then(|(len, after)| {
-                let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
-                after.split_at_checked(len)
-            });
-            match payload {
-                Some((payload, after)) => {
-                    rest = after;
-                    each(index, Ok(payload));
-                }
+            match next_payload(&mut rest) {
+                Some(payload) => each(index, Ok(payload)),
                 None => each(index, Err(Error::decode("a group of items lost an answer"))),
             }
         }
     }
+}
+
+/// The next `[len u32][payload]` off `rest`: written by `Singles::answer`,
+/// never read off a socket.
+#[inline]
+fn next_payload<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let (len, after) = rest.split_first_chunk::<4>()?;
+    let (payload, after) = after.split_at_checked(u32::from_le_bytes(*len) as usize)?;
+    *rest = after;
+    Some(payload)
 }
 
 #[cfg(test)]

@@ -175,7 +175,11 @@ where
         // at one item per message, the `Vec`s of the argument and the result
         // took four allocations and a fifth of a worker's ~1,500 instructions.
         if let [1, arg @ ..] = args {
-            return call_one_batched(f, codec::decode_value(arg, limits)?, out);
+            let arg = match codec::plain::decode_exact(arg) {
+                Some(plain) => plain,
+                None => codec::decode_value(arg, limits)?,
+            };
+            return call_one_batched(f, arg, out);
         }
         let args: Vec<A> = codec::decode_seq(args, limits)?;
         let (results, panics) = call_each(f, f.name(), args)?;
@@ -205,9 +209,14 @@ where
 {
     match crate::error::catch(f.name(), || f.call(arg)) {
         Ok(result) => {
-            codec::encode_len_into(1, out)?;
-            codec::encode_value_into(&result, out)?;
-            codec::encode_len_into(0, out)
+            // Lengths 1 and 0 are one byte each in both formats; a plain
+            // result is its own bytes.
+            out.push(1);
+            if !codec::plain::put(&result, out) {
+                codec::encode_value_into(&result, out)?;
+            }
+            out.push(0);
+            Ok(())
         }
         Err(panic) => {
             codec::encode_len_into(0, out)?;
