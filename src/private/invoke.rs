@@ -175,11 +175,7 @@ where
         // at one item per message, the `Vec`s of the argument and the result
         // took four allocations and a fifth of a worker's ~1,500 instructions.
         if let [1, arg @ ..] = args {
-            let arg = match codec::plain::decode_exact(arg) {
-                Some(plain) => plain,
-                None => codec::decode_value(arg, limits)?,
-            };
-            return call_one_batched(f, arg, out);
+            return call_one_batched(f, decode_one(arg, limits)?, out);
         }
         let args: Vec<A> = codec::decode_seq(args, limits)?;
         let (results, panics) = call_each(f, f.name(), args)?;
@@ -200,6 +196,16 @@ where
     }
 }
 
+/// The argument of a batch of one: a plain number as its bytes (on Unix,
+/// where workers run), else decoded under `limits`.
+fn decode_one<A: DeserializeOwned + 'static>(arg: &[u8], limits: &Limits) -> SerfnResult<A> {
+    #[cfg(unix)]
+    if let Some(plain) = codec::plain::decode_exact(arg) {
+        return Ok(plain);
+    }
+    codec::decode_value(arg, limits)
+}
+
 /// [`Invoke::call_batch`] of one argument: appends what that of a `Vec` of
 /// it does, byte for byte.
 fn call_one_batched<T, A>(f: &T, arg: A, out: &mut Vec<u8>) -> SerfnResult<()>
@@ -212,7 +218,11 @@ where
             // Lengths 1 and 0 are one byte each in both formats; a plain
             // result is its own bytes.
             out.push(1);
-            if !codec::plain::put(&result, out) {
+            #[cfg(unix)]
+            let put = codec::plain::put(&result, out);
+            #[cfg(not(unix))]
+            let put = false;
+            if !put {
                 codec::encode_value_into(&result, out)?;
             }
             out.push(0);
