@@ -91,11 +91,11 @@ fn an_item_that_kills_its_worker_fails_alone_and_the_rest_of_its_group_runs() {
         other => panic!("{other:?}"),
     }
     // The first death leaves open which item ran (a worker holds answers
-    // back): the group's unanswered items run again one by one, each after
-    // the answers before it are out, and the next death is charged. (A
-    // group before it that lost answers is cleared the same way first.)
+    // back): the items the worker had not answered run again one by one,
+    // each after the answers before it are out, and the next death is
+    // charged: two deaths in all.
     assert!(eventually(|| pool.stats().restarts >= 2));
-    assert!(pool.stats().restarts <= 3, "{:?}", pool.stats());
+    assert_eq!(pool.stats().restarts, 2, "{:?}", pool.stats());
     assert_eq!(pool.stats().retries, 0);
 }
 
@@ -120,11 +120,14 @@ fn retries_are_the_items_own_not_its_groups() {
             results[at]
         );
     }
-    // Each was charged three deaths (two retries), none the other's; each
-    // group that lost a worker first ran again item by item to find it.
+    // Each was charged three deaths (two retries), none the other's. Before
+    // that, one death left open which item ran: one for each killer, or one
+    // for both when the first's made the second's group suspect too (when
+    // the two fell in different groups, both in flight).
     assert_eq!(pool.stats().retries, 4);
-    assert!(eventually(|| pool.stats().restarts >= 8));
-    assert!(pool.stats().restarts <= 10, "{:?}", pool.stats());
+    assert!(eventually(|| pool.stats().restarts >= 7));
+    let restarts = pool.stats().restarts;
+    assert!((7..=8).contains(&restarts), "{:?}", pool.stats());
 }
 
 #[test]

@@ -395,16 +395,16 @@ impl Job {
         self.finish(Err(error));
     }
 
-    /// Whether this is a group that lost a worker without knowing which of
-    /// its items that worker ran, and is now made
-    /// [`suspect`](Singles::suspect). Once suspect, the next death is charged.
-    pub(crate) fn suspect_group(&mut self) -> bool {
-        match &mut self.work {
-            Work::Singles(singles) if !singles.suspect => {
-                singles.suspect = true;
-                true
-            }
-            _ => false,
+    /// Whether this is a group not [`suspect`](Singles::suspect): a death
+    /// while it is the oldest in flight leaves open which item ran.
+    pub(crate) fn is_clear_group(&self) -> bool {
+        matches!(&self.work, Work::Singles(singles) if !singles.suspect)
+    }
+
+    /// Makes a group [`suspect`](Singles::suspect); other jobs are left as they are.
+    pub(crate) fn suspect(&mut self) {
+        if let Work::Singles(singles) = &mut self.work {
+            singles.suspect = true;
         }
     }
 

@@ -117,24 +117,27 @@ pub(super) fn read(shared: &Shared, link: &Link, stream: UnixStream) {
     let config = &shared.config;
     let mut reader = FrameReader::new(stream, super::serve::frame_limit(&config.limits));
     let (mut heard, mut seen) = (Instant::now(), 0);
+    // The read timeout set last: set again only when it changes (a system
+    // call before each blocking read, at one item per message).
+    let mut timeout = None;
     let end = loop {
         if reader.bytes_read() != seen {
-            (heard, seen) = (Instant::now(), reader.bytes_read());
+            heard = Instant::now();
+            seen = received(shared, &reader, seen);
         }
         if !reader.has_frame() {
             let wait = next_check(link, config, heard);
-            let _ = reader
-                .get_ref()
-                .set_read_timeout(Some(wait.clamp(Duration::from_millis(1), MAX_WAIT)));
+            // Whole milliseconds: a deadline a little late is checked again.
+            let wait = Duration::from_millis(wait.as_millis() as u64)
+                .clamp(Duration::from_millis(1), MAX_WAIT);
+            if timeout != Some(wait) {
+                let _ = reader.get_ref().set_read_timeout(Some(wait));
+                timeout = Some(wait);
+            }
         }
         match reader.next_frame() {
             Ok(Next::Frame(proto::HEARTBEAT, _)) => {}
             Ok(Next::Frame(tag, body)) => {
-                let len = body.len() as u64;
-                shared
-                    .stats
-                    .bytes_received
-                    .fetch_add(len, Ordering::Relaxed);
                 if let Err(error) = answer(shared, link, heard, tag, reader.body(body)) {
                     break Err(error);
                 }
@@ -142,14 +145,27 @@ pub(super) fn read(shared: &Shared, link: &Link, stream: UnixStream) {
             Ok(Next::Closed) => break Ok(()),
             Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 if reader.bytes_read() != seen {
-                    (heard, seen) = (Instant::now(), reader.bytes_read());
+                    heard = Instant::now();
+                    seen = received(shared, &reader, seen);
                 }
                 check(link, config, heard);
             }
             Err(error) => break Err(error),
         }
     };
+    received(shared, &reader, seen);
     die(shared, link, end);
+}
+
+/// Counts the bytes read since `seen` in the pool's stats, once a read, not
+/// once a frame; returns the bytes read so far.
+fn received(shared: &Shared, reader: &FrameReader<UnixStream>, seen: u64) -> u64 {
+    let read = reader.bytes_read();
+    shared
+        .stats
+        .bytes_received
+        .fetch_add(read - seen, Ordering::Relaxed);
+    read
 }
 
 /// How long until the oldest job's deadline or the worker's silence bound.
@@ -378,6 +394,13 @@ pub(super) fn die(shared: &Shared, link: &Link, end: io::Result<()>) {
         }
         _ => status,
     };
+    // A group is answered item by item, and a worker holds answers back:
+    // the item it died in may be any sent after the last answer, in this
+    // group or a later one. Each of them then runs again, item by item
+    // between flushes, so that the next death is charged to the right one.
+    let unclear = in_flight
+        .first()
+        .is_some_and(|head| head.killed.is_none() && head.job.is_clear_group());
     let mut requeue = Vec::new();
     for (position, sent) in in_flight.into_iter().enumerate() {
         let Sent {
@@ -399,11 +422,11 @@ pub(super) fn die(shared: &Shared, link: &Link, end: io::Result<()>) {
             ),
             _ => status.clone(),
         };
-        if position > 0 && job.pin.is_none() {
-            requeue.push(job); // never started
-        } else if killed.is_none() && job.suspect_group() {
-            // Which item it ran is not known yet: sent again, item by item.
-            requeue.push(job);
+        if unclear {
+            job.suspect();
+        }
+        if (position > 0 || unclear) && job.pin.is_none() {
+            requeue.push(job); // never started, or not known to have
         } else if job.pin.is_none()
             && job.work.retryable()
             && job.attempts < shared.config.retries
