@@ -12,7 +12,7 @@ use std::io::{self, ErrorKind};
 use std::os::unix::net::UnixStream;
 use std::process::Child;
 use std::sync::atomic::Ordering;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::builder::Config;
@@ -120,12 +120,15 @@ pub(super) fn read(shared: &Shared, link: &Link, stream: UnixStream) {
     // The read timeout set last: set again only when it changes (a system
     // call before each blocking read, at one item per message).
     let mut timeout = None;
+    // The link's state, locked across the answers of one read.
+    let mut held = None;
     let end = loop {
         if reader.bytes_read() != seen {
             heard = Instant::now();
             seen = received(shared, &reader, seen);
         }
         if !reader.has_frame() {
+            held = None; // never held across a read that may block
             let wait = next_check(link, config, heard);
             // Whole milliseconds: a deadline a little late is checked again.
             let wait = Duration::from_millis(wait.as_millis() as u64)
@@ -138,7 +141,7 @@ pub(super) fn read(shared: &Shared, link: &Link, stream: UnixStream) {
         match reader.next_frame() {
             Ok(Next::Frame(proto::HEARTBEAT, _)) => {}
             Ok(Next::Frame(tag, body)) => {
-                if let Err(error) = answer(shared, link, heard, tag, reader.body(body)) {
+                if let Err(error) = answer(shared, link, &mut held, heard, tag, reader.body(body)) {
                     break Err(error);
                 }
             }
@@ -153,6 +156,7 @@ pub(super) fn read(shared: &Shared, link: &Link, stream: UnixStream) {
             Err(error) => break Err(error),
         }
     };
+    drop(held);
     received(shared, &reader, seen);
     die(shared, link, end);
 }
@@ -241,7 +245,18 @@ fn kill_after(job: &Job, config: &Config) -> Option<Duration> {
 /// Hands one answer to the job it answers: always the oldest in flight.
 /// An answer that does not fit that job breaks the protocol: the worker is
 /// then treated as dead, and the job is settled by [`die`].
-fn answer(shared: &Shared, link: &Link, heard: Instant, tag: u8, body: &[u8]) -> io::Result<()> {
+///
+/// `held`: the link's state, locked by an earlier answer of the same read
+/// and kept while the answers are a group's items (one lock for the lot,
+/// not one each); released before a job is handed over.
+fn answer<'l>(
+    shared: &Shared,
+    link: &'l Link,
+    held: &mut Option<MutexGuard<'l, LinkState>>,
+    heard: Instant,
+    tag: u8,
+    body: &[u8],
+) -> io::Result<()> {
     let mut fields = Fields(body);
     let task = fields.u64().map_err(proto::invalid)?;
     let elapsed = match tag {
@@ -249,7 +264,7 @@ fn answer(shared: &Shared, link: &Link, heard: Instant, tag: u8, body: &[u8]) ->
         proto::STATE | proto::FAILED => None,
         other => return Err(proto::invalid(format!("unknown frame tag {other:#04x}"))),
     };
-    let mut state = lock(&link.state);
+    let state = held.get_or_insert_with(|| lock(&link.state));
     let Some(head) = state.in_flight.front() else {
         return Err(proto::invalid(format!(
             "an answer to task {task}, which nothing waits for"
@@ -300,6 +315,7 @@ fn answer(shared: &Shared, link: &Link, heard: Instant, tag: u8, body: &[u8]) ->
             return Ok(());
         }
     }
+    let mut state = held.take().expect("locked above");
     let sent = state.in_flight.pop_front().expect("looked at above");
     state.estimate_ns -= sent.estimate_ns;
     let mut cancel = false;
