@@ -33,11 +33,15 @@ use crate::signature::{Kind, Signature};
 /// ```
 pub struct DynFn {
     inner: Arc<dyn SerializableFn>,
+    /// `inner`'s kind, read once: a worker checks it for each call, and
+    /// building the signature took ~50 of a small item's instructions.
+    kind: Kind,
 }
 
 impl DynFn {
     pub(crate) fn from_arc(inner: Arc<dyn SerializableFn>) -> Self {
-        DynFn { inner }
+        let kind = inner.signature().kind();
+        DynFn { inner, kind }
     }
 
     pub(crate) fn into_arc(self) -> Arc<dyn SerializableFn> {
@@ -319,11 +323,17 @@ impl DynFn {
         )
     }
 
+    #[inline]
     fn require(&self, wanted: Kind) -> Result<()> {
-        let found = self.signature();
-        if found.kind().can_act_as(wanted) {
+        if self.kind.can_act_as(wanted) {
             return Ok(());
         }
+        self.mismatch(wanted)
+    }
+
+    #[cold]
+    fn mismatch(&self, wanted: Kind) -> Result<()> {
+        let found = self.signature();
         Err(Error::SignatureMismatch {
             name: self.name().into(),
             expected: Signature::new(wanted, found.args(), found.output()).to_string(),
@@ -374,7 +384,7 @@ impl Clone for DynFn {
         let inner = self.inner.__serfn_clone().unwrap_or_else(|error| {
             panic!("cannot clone serfn function `{}`: {error}", self.name())
         });
-        DynFn { inner }
+        DynFn::from_arc(inner)
     }
 }
 

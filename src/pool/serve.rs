@@ -249,22 +249,6 @@ fn failed(task: u64, error: &WireError, out: &mut Vec<u8>) -> io::Result<()> {
     Ok(())
 }
 
-/// Nanoseconds on the monotonic clock, as a number to subtract: std's
-/// `Instant` took ~55 instructions a small item to subtract and convert.
-#[cfg(target_os = "linux")]
-fn now_ns() -> u64 {
-    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    (now.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(now.tv_nsec as u64)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn now_ns() -> u64 {
-    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
-}
-
 /// Hashes the ids the parent gives functions (its own counter, not input
 /// from elsewhere) with a multiply: SipHash took ~140 of a worker's ~1,500
 /// instructions an item at one item per message.
@@ -298,8 +282,8 @@ pub(crate) struct Worker {
     runner: run_async::Runner,
     /// Descriptors received for `LOAD_SHARED` frames, oldest first.
     fds: VecDeque<OwnedFd>,
-    /// When the last frame's call ended ([`now_ns`]), while frames follow without a wait.
-    last_end: Option<u64>,
+    /// When the last frame's call ended, while frames follow without a wait.
+    last_end: Option<Instant>,
 }
 
 impl Worker {
@@ -356,7 +340,7 @@ impl Worker {
         let task = fields.u64().map_err(proto::invalid)?;
         // Frames run back to back start when the one before ended: one
         // clock read a frame, not two (~50 of a small item's instructions).
-        let started = self.last_end.take().unwrap_or_else(now_ns);
+        let started = self.last_end.take().unwrap_or_else(Instant::now);
         // A state goes back as it is; results carry the time they took.
         let frame = proto::start_frame(
             out,
@@ -395,8 +379,8 @@ impl Worker {
             return failed(task, &error, out);
         }
         if let Some(at) = elapsed_at {
-            let ended = now_ns();
-            let elapsed = ended.saturating_sub(started);
+            let ended = Instant::now();
+            let elapsed = ended.saturating_duration_since(started).as_nanos() as u64;
             out[at..at + 8].copy_from_slice(&elapsed.to_le_bytes());
             self.last_end = Some(ended);
         }
