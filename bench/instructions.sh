@@ -54,7 +54,7 @@ iters() {
         *_large_64k) echo $((quick ? 4 : 20)) ;;
         *_large_1m) echo $((quick ? 1 : 4)) ;;
         pool_map) echo $((quick ? 20000 : 100000)) ;;
-        pool_map_single) echo $((quick ? 5000 : 20000)) ;;
+        pool_map_single) echo $((quick ? 20000 : 40000)) ;;
         *) echo 1000 ;;
     esac
 }
