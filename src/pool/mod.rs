@@ -32,23 +32,30 @@
 //!
 //! A worker runs its frames in order and writes each answer within about a
 //! millisecond of finishing it. When it dies, its oldest unanswered task is
-//! the one in doubt and gets [`Error::WorkerDied`]; the tasks behind it are
-//! sent to another worker. A task that finished in the millisecond before
-//! the death, its answer unwritten, may thus run twice: rare, but there is
-//! no exactly-once promise.
+//! the one in doubt and gets [`Error::WorkerDied`] (or is sent again, with
+//! [`retries`](PoolBuilder::retries)); the tasks behind it are sent to another
+//! worker. Items sent one per message go in groups once they are timed (see
+//! [`PoolBuilder::chunk_size`]), and there the pool finds the item: the
+//! items the dead worker had not answered are sent again one at a time, each
+//! after the worker has written every answer before it, and the next death
+//! is charged to the item then running, alone. Either way a task that
+//! finished in the millisecond before a death, its answer unwritten, may
+//! run twice: rare, but there is no exactly-once promise.
 //!
 //! # Where a map goes
 //! The hot path, parent → socket → worker → socket → parent, in five files:
 //! 1. `map/feed.rs`: `Feed::fill` encodes items into chunks (`map/block.rs`;
 //!    a typed batch's items straight into one codec sequence) and queues
 //!    them as jobs (`job.rs`: what is queued and where answers go), many at
-//!    once when half the window is answered;
+//!    once when half the window is answered; at one item per message, up
+//!    to 256 timed items go in one job, each framed on its own (`singles.rs`);
 //! 2. `slot.rs`: one thread per worker takes jobs from the queue a run at a
 //!    time and writes them as frames (`protocol.rs`) on the worker's socket;
 //! 3. `serve.rs`: the worker reads a frame, runs the batch, writes one
 //!    `DONE` frame per chunk;
 //! 4. `link.rs`: the slot's reader takes that answer, matches it to the
-//!    oldest job in flight and hands its bytes to the job's reply: a map's
+//!    oldest job in flight (a group's next item) and hands its bytes to the
+//!    job's reply (a group's, once all its items are answered): a map's
 //!    `Inbox` (`map/inbox.rs`), which decodes them there, on the reader
 //!    thread (`answer.rs`), and wakes the iterating thread only when the
 //!    chunk it waits for is in;

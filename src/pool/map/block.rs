@@ -153,6 +153,39 @@ mod tests {
         }
     }
 
+    /// `item`'s block through `items_block` and through `one_item_block`.
+    fn both_blocks<A: Serialize + Clone>(item: &A, seq: bool) -> (Vec<u8>, Vec<u8>) {
+        let mut items = std::iter::once(item.clone());
+        let (block, count) =
+            items_block(&mut items, &mut VecDeque::new(), 1, 1 << 20, 1 << 20, seq).unwrap();
+        assert_eq!(count, 1);
+        let mut one = vec![7]; // appended after what is there
+        one_item_block(item, seq, 1 << 20, &mut one).unwrap();
+        (block, one[1..].to_vec())
+    }
+
+    #[test]
+    fn a_block_of_one_is_what_items_block_writes_for_one_item() {
+        for seq in [true, false] {
+            let (block, one) = both_blocks(&2.5f64, seq);
+            assert_eq!(block, one, "f64, seq {seq}");
+            let (block, one) = both_blocks(&u8::MAX, seq);
+            assert_eq!(block, one, "u8, seq {seq}");
+            let (block, one) = both_blocks(&(3u64, String::from("not plain")), seq);
+            assert_eq!(block, one, "a tuple, seq {seq}");
+        }
+    }
+
+    #[test]
+    fn a_block_of_one_past_the_limit_is_too_large() {
+        let mut out = Vec::new();
+        let error = one_item_block(&vec![1u8; 100], true, 50, &mut out).unwrap_err();
+        assert!(
+            matches!(error, Error::TooLarge { limit: 50, .. }),
+            "{error:?}"
+        );
+    }
+
     #[test]
     fn an_item_past_the_limit_is_held_back_for_the_next_block() {
         let items = vec![vec![1u8; 10], vec![2u8; 100], vec![3u8; 10]];

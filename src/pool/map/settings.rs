@@ -29,7 +29,9 @@ macro_rules! map_settings {
             I: Iterator<Item = A>,
         {
             /// Sends this many items per message, instead of sizing chunks
-            /// automatically. Takes effect for chunks not yet sent.
+            /// automatically. Takes effect for chunks not yet sent. At 1,
+            /// timed items are still handed over in groups (see
+            /// [`PoolBuilder::chunk_size`](crate::PoolBuilder::chunk_size)).
             ///
             #[doc = map_example!(
                 "let mut chunks = 0;",
@@ -71,8 +73,8 @@ macro_rules! map_settings {
                 self
             }
 
-            /// Calls `report` each time a chunk's results are in, on the
-            /// thread that iterates. `Send`, so that a map, or its stream
+            /// Calls `report` each time a chunk's results are in (a group's,
+            /// at one item per message), on the thread that iterates. `Send`, so that a map, or its stream
             /// in a spawned task, may move between threads.
             ///
             #[doc = map_example!(
