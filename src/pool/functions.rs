@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::job::{self, FnEntry};
+use super::entry::{self, FnEntry};
 #[cfg(target_os = "linux")]
 use super::shm;
 use super::{Pool, CACHED_FUNCTIONS};
@@ -70,7 +70,7 @@ impl Pool {
                 }
             };
         self.check_size(segment.len())?;
-        let hash = job::envelope_hash(written.len, written.crc);
+        let hash = entry::envelope_hash(written.len, written.crc);
         let mut cache = lock(&self.shared.functions);
         if let Some(entry) = take_cached(&mut cache, hash, |cached| cached.holds(&segment)) {
             return Ok(Some(entry));
@@ -102,7 +102,7 @@ impl Pool {
         is_async: bool,
     ) -> Result<Arc<FnEntry>> {
         self.check_size(bytes.len())?;
-        let hash = job::content_hash(&bytes);
+        let hash = entry::content_hash(&bytes);
         let make = |id, bytes| {
             let mut entry = FnEntry::new(id, name, (bytes, hash), mutable, batches);
             entry.is_async = is_async;

@@ -99,6 +99,7 @@
 pub(crate) mod answer;
 mod builder;
 mod call;
+mod entry;
 mod exit;
 mod functions;
 mod input;
@@ -129,9 +130,10 @@ pub(crate) use self::builder::Config;
 pub use self::builder::PoolBuilder;
 #[cfg(feature = "redis")]
 pub(crate) use self::builder::DEFAULT_MAX_CONCURRENT;
+use self::entry::FnEntry;
 pub use self::exit::WorkerExit;
 pub use self::input::{Borrowed, MapFn, MapItems, Owned};
-use self::job::{FnEntry, Job, Queue, Reply, TaskCell, Work};
+use self::job::{Job, Queue, Reply, TaskCell, Work};
 pub use self::map::{Map, MapUnordered, Progress};
 pub use self::stats::Stats;
 #[cfg(feature = "async")]

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use super::job::FnEntry;
+use super::entry::FnEntry;
 use super::protocol as proto;
 use crate::error::{Error, Result};
 

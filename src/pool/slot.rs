@@ -10,8 +10,9 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use super::builder::Config;
+use super::entry::FnEntry;
 use super::exit::WorkerExit;
-use super::job::{FnEntry, Job, Runner, Work};
+use super::job::{Job, Runner, Work};
 use super::link::{self, Link, LinkState, Sent};
 use super::process::{self, StartFailure, Worker};
 use super::protocol as proto;

@@ -10,7 +10,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::super::answer::ChunkResults;
-use super::super::job::{FnEntry, Job, Payload, Reply, Work};
+use super::super::entry::FnEntry;
+use super::super::job::{Job, Payload, Reply, Work};
 use super::super::singles::{Singles, MAX_GROUP};
 use super::super::Pool;
 use super::block::{items_block_into, one_item_block};
