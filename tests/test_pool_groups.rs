@@ -182,3 +182,67 @@ fn a_worker_killed_from_outside_mid_group_fails_no_item() {
     assert!(seen.iter().all(|&n| n == 1));
     assert!(eventually(|| pool.stats().restarts == 1));
 }
+
+/// `n` bytes, for answers of a chosen size.
+fn blob() -> SerFn<(u32, u32), Vec<u8>> {
+    serfn::closure!("groups::blob", [], move |x: u32, n: u32| -> Vec<u8> {
+        vec![x as u8; n as usize]
+    })
+}
+
+#[test]
+fn an_answer_past_the_limits_fails_its_item_alone_in_its_group() {
+    let limit = 16 << 10;
+    let pool = Pool::builder()
+        .workers(2)
+        .chunk_size(1)
+        .limits(serfn::Limits::default().max_bytes(limit))
+        .build()
+        .unwrap();
+    let f = blob();
+    let small = |at: u32, big: u32| (0..ITEMS).map(move |x| (x, if x == at { big } else { 8 }));
+    let timed: Vec<Vec<u8>> = pool
+        .map(&f, small(u32::MAX, 0))
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    assert_eq!(timed.len(), ITEMS as usize);
+    let results: Vec<serfn::Result<Vec<u8>>> =
+        pool.map(&f, small(2_500, 2 * limit as u32)).collect();
+    for (i, result) in results.iter().enumerate() {
+        match result {
+            Ok(bytes) => assert_eq!(bytes, &vec![i as u8; 8], "item {i}"),
+            Err(Error::TooLarge { limit: l, .. }) if i == 2_500 => assert_eq!(*l, limit),
+            Err(other) => panic!("item {i}: {other:?}"),
+        }
+    }
+    assert!(results[2_500].is_err());
+    assert_eq!(
+        pool.stats().restarts,
+        0,
+        "a worker that refuses an answer lives on"
+    );
+}
+
+#[test]
+fn groups_fit_a_recycled_workers_share_and_no_item_is_lost_across_recycling() {
+    let pool = Pool::builder()
+        .workers(2)
+        .chunk_size(1)
+        .max_tasks_per_worker(1_000)
+        .build()
+        .unwrap();
+    let f = faulty();
+    timed(&pool, &f);
+    let got: Vec<u32> = pool
+        .map(&f, items_with(u32::MAX, 0))
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    assert_eq!(got, (0..ITEMS).collect::<Vec<_>>());
+    // 8,000 items at most 1,000 a worker: each worker recycled several times.
+    assert!(
+        eventually(|| pool.stats().recycled >= 6),
+        "{:?}",
+        pool.stats()
+    );
+    assert_eq!(pool.stats().restarts, 0);
+}
