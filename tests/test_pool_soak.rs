@@ -92,9 +92,15 @@ struct Tally {
     wrong: usize,
 }
 
-fn soak(retries: u32, seed: u64) -> Tally {
+/// The soak with `retries`, at `chunk_size` items per message (automatic
+/// chunks with `None`).
+fn soak(retries: u32, seed: u64, chunk_size: Option<usize>) -> Tally {
     let started = Instant::now();
-    let pool = Pool::builder().workers(2).retries(retries).build().unwrap();
+    let mut builder = Pool::builder().workers(2).retries(retries);
+    if let Some(items) = chunk_size {
+        builder = builder.chunk_size(items);
+    }
+    let pool = builder.build().unwrap();
     let (landed, stop) = (
         Arc::new(AtomicU32::new(0)),
         Arc::new(AtomicBool::new(false)),
@@ -133,7 +139,7 @@ fn soak(retries: u32, seed: u64) -> Tally {
     let left = children();
     assert!(left.is_empty(), "processes left behind: {left:?}");
     eprintln!(
-        "soak, retries {retries}, seed {seed:#x}: {ITEMS} items, {} kills, {tally:?}, \
+        "soak, retries {retries}, chunks {chunk_size:?}, seed {seed:#x}: {ITEMS} items, {} kills, {tally:?}, \
          {} restarts, {} retried, {:?}",
         landed.load(Ordering::SeqCst),
         stats.restarts,
@@ -152,11 +158,29 @@ fn a_hundred_kills_lose_duplicate_and_corrupt_nothing() {
         .as_nanos() as u64
         | 1;
     // One after the other: each pool's killer targets every worker of this process.
-    let plain = soak(0, seed);
+    let plain = soak(0, seed, None);
     assert_eq!((plain.lost, plain.duplicated, plain.wrong), (0, 0, 0));
     assert_eq!(plain.ok + plain.died, ITEMS);
 
-    let retried = soak(5, seed.rotate_left(17) | 1);
+    let retried = soak(5, seed.rotate_left(17) | 1, None);
+    assert_eq!((retried.lost, retried.duplicated, retried.wrong), (0, 0, 0));
+    assert_eq!(retried.ok, ITEMS, "with retries every item succeeds");
+}
+
+#[test]
+fn a_hundred_kills_at_one_item_per_message_lose_duplicate_and_corrupt_nothing() {
+    // Timed items go in groups: a kill leaves open which item ran, and the
+    // worker's unanswered items run again one by one to find it.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    let plain = soak(0, seed, Some(1));
+    assert_eq!((plain.lost, plain.duplicated, plain.wrong), (0, 0, 0));
+    assert_eq!(plain.ok + plain.died, ITEMS);
+
+    let retried = soak(5, seed.rotate_left(17) | 1, Some(1));
     assert_eq!((retried.lost, retried.duplicated, retried.wrong), (0, 0, 0));
     assert_eq!(retried.ok, ITEMS, "with retries every item succeeds");
 }
