@@ -245,6 +245,10 @@ impl PoolBuilder {
     /// How many times a task is sent again after its worker died while running
     /// it; default 0. See [the module docs](crate::pool#faults) for why.
     /// Fold tasks are never retried: the state they changed died with the worker.
+    /// One exception, at one item per message: when a death leaves open which
+    /// item of a group ran, the items the worker had not answered are sent
+    /// again, one at a time, to find it; only the next death is counted
+    /// against an item (the module docs again).
     ///
     /// # Example
     /// ```no_run
