@@ -6,6 +6,7 @@ use std::task::Waker;
 use std::time::Duration;
 
 use super::entry::FnEntry;
+use super::protocol as proto;
 use super::singles::{Answers, Singles};
 use crate::error::{Error, Result};
 use crate::sync::lock;
@@ -106,6 +107,50 @@ impl Work {
             Work::Singles(singles) => Some(&singles.function),
             Work::Once { .. } => None,
         }
+    }
+
+    /// Appends its frames, the first with task id `task`: one, or a
+    /// group's one per item, each with the next id. `async_fields`: an async
+    /// chunk's per-item timeout and concurrency.
+    pub(crate) fn encode(&self, task: u64, async_fields: Option<(u64, u32)>, out: &mut Vec<u8>) {
+        let (tag, id) = match self {
+            Work::Singles(singles) => {
+                // A suspect group's items each between two flushes: the worker
+                // has answered everything before the item it dies in.
+                singles.write_frames(task, singles.suspect, out);
+                return;
+            }
+            Work::Batch { function, .. } if async_fields.is_some() => {
+                (proto::ASYNC_BATCH, function.id)
+            }
+            Work::Batch { function, .. } if function.mutable => (proto::BATCH_MUT, function.id),
+            Work::Batch { function, .. } if function.batches => (proto::BATCH_SEQ, function.id),
+            Work::Batch { function, .. } => (proto::BATCH, function.id),
+            Work::Once { .. } => (proto::ONCE, 0),
+            Work::Take { function } => (proto::TAKE, function.id),
+        };
+        let frame = proto::start_frame(out, tag);
+        out.extend_from_slice(&task.to_le_bytes());
+        match self {
+            Work::Batch { items, .. } => {
+                out.extend_from_slice(&id.to_le_bytes());
+                if let Some((timeout, concurrency)) = async_fields {
+                    out.extend_from_slice(&timeout.to_le_bytes());
+                    out.extend_from_slice(&concurrency.to_le_bytes());
+                }
+                out.extend_from_slice(items.as_slice());
+            }
+            Work::Once {
+                function, items, ..
+            } => {
+                out.extend_from_slice(&(function.len() as u32).to_le_bytes());
+                out.extend_from_slice(function);
+                out.extend_from_slice(items);
+            }
+            Work::Take { .. } => out.extend_from_slice(&id.to_le_bytes()),
+            Work::Singles(_) => {} // its frames are written above
+        }
+        proto::finish_frame(out, frame);
     }
 
     /// Whether running it twice could differ from running it once.

@@ -395,12 +395,8 @@ fn write_jobs(
         };
         let task = shared.next_task.fetch_add(frames, Ordering::Relaxed);
         let job_frame = out.len();
-        encode(
-            &job.work,
-            task,
-            async_fields(&job, &shared.config),
-            &mut out,
-        );
+        job.work
+            .encode(task, async_fields(&job, &shared.config), &mut out);
         shared
             .stats
             .bytes_sent
@@ -559,45 +555,4 @@ fn async_fields(job: &Job, config: &Config) -> Option<(u64, u32)> {
         }
         _ => None,
     }
-}
-
-/// Appends the frames of `work`, whose first task id is `task`: one, or a
-/// group's one per item, each with the next id.
-fn encode(work: &Work, task: u64, async_fields: Option<(u64, u32)>, out: &mut Vec<u8>) {
-    let (tag, id) = match work {
-        Work::Singles(singles) => {
-            // A suspect group's items each between two flushes: the worker
-            // has answered everything before the item it dies in.
-            singles.write_frames(task, singles.suspect, out);
-            return;
-        }
-        Work::Batch { function, .. } if async_fields.is_some() => (proto::ASYNC_BATCH, function.id),
-        Work::Batch { function, .. } if function.mutable => (proto::BATCH_MUT, function.id),
-        Work::Batch { function, .. } if function.batches => (proto::BATCH_SEQ, function.id),
-        Work::Batch { function, .. } => (proto::BATCH, function.id),
-        Work::Once { .. } => (proto::ONCE, 0),
-        Work::Take { function } => (proto::TAKE, function.id),
-    };
-    let frame = proto::start_frame(out, tag);
-    out.extend_from_slice(&task.to_le_bytes());
-    match work {
-        Work::Batch { items, .. } => {
-            out.extend_from_slice(&id.to_le_bytes());
-            if let Some((timeout, concurrency)) = async_fields {
-                out.extend_from_slice(&timeout.to_le_bytes());
-                out.extend_from_slice(&concurrency.to_le_bytes());
-            }
-            out.extend_from_slice(items.as_slice());
-        }
-        Work::Once {
-            function, items, ..
-        } => {
-            out.extend_from_slice(&(function.len() as u32).to_le_bytes());
-            out.extend_from_slice(function);
-            out.extend_from_slice(items);
-        }
-        Work::Take { .. } => out.extend_from_slice(&id.to_le_bytes()),
-        Work::Singles(_) => unreachable!("a group's frames are written above"),
-    }
-    proto::finish_frame(out, frame);
 }
