@@ -259,8 +259,15 @@ impl Job {
         }
     }
 
-    pub(crate) fn fail(self, error: Error) {
-        self.finish(Err(error));
+    /// Fails the job: each of a group's items not answered gets a copy of
+    /// `error`, those answered keep their answers.
+    pub(crate) fn fail(mut self, error: Error) {
+        if let Work::Singles(singles) = &mut self.work {
+            singles.fail_rest(&error);
+            self.finish_group();
+            return;
+        }
+        self.reply.send(self.work.count(), Err(error));
     }
 
     /// Whether this is a group not [`suspect`](Singles::suspect): a death
@@ -285,6 +292,8 @@ impl Job {
             return None;
         };
         singles.fail_next(error);
+        // The item a suspect group looked for: the ones after it go as before.
+        singles.suspect = false;
         if singles.left() > 0 {
             self.attempts = 0;
             return Some(self);
@@ -314,18 +323,14 @@ impl Job {
         }
     }
 
-    /// Hands over the worker's answer, or the job's error: a group's
-    /// answer to its next item, or its error for each item not answered.
+    /// Hands over the worker's answer, or the job's error. A group's
+    /// answers come item by item instead ([`finish_group`](Self::finish_group)).
     pub(crate) fn finish(self, result: Result<&[u8]>) {
-        let Work::Singles(mut singles) = self.work else {
-            self.reply.send(self.work.count(), result);
-            return;
-        };
         match result {
-            Ok(payload) => singles.answer(payload, 0),
-            Err(error) => singles.fail_rest(&error),
+            Ok(_) if self.is_group() => self.fail(Error::decode("a group answered as a whole")),
+            Ok(payload) => self.reply.send(self.work.count(), Ok(payload)),
+            Err(error) => self.fail(error),
         }
-        self.reply.send_each(singles.into_answers());
     }
 }
 

@@ -8,8 +8,10 @@
 //! item per item, answered one `DONE` or `FAILED` frame each, in order. The
 //! link's reader records each answer here and moves on to the next item;
 //! the group reaches the map once all its items are answered. When the
-//! worker dies, the items answered stay answered, the one it was running is
-//! retried or fails on its own, and the rest go to another worker.
+//! worker dies, the items answered stay answered. Which unanswered item it
+//! was running is not known (it holds answers back), so its groups turn
+//! [`suspect`](Singles::suspect) and go to another worker, where the next
+//! death is charged to one item alone: retried, or failed on its own.
 
 use std::sync::Arc;
 
@@ -161,10 +163,8 @@ impl Singles {
         self.answered += 1;
     }
 
-    /// The next item fails on its own: the one a suspect group was
-    /// looking for, so the items after it are sent as before.
+    /// The next item fails on its own.
     pub(crate) fn fail_next(&mut self, error: Error) {
-        self.suspect = false;
         self.answers.errors.push((self.answered, error));
         self.answered += 1;
     }
@@ -342,13 +342,8 @@ mod tests {
     #[test]
     fn a_group_handed_over_early_fails_the_items_left() {
         let mut singles = group(&[b"1", b"2", b"3"]);
-        singles.suspect = true;
         singles.answer(b"one", 1);
         singles.fail_next(Error::decode("found"));
-        assert!(
-            !singles.suspect,
-            "the item a suspect group looked for was found"
-        );
         let each = answered(singles);
         assert_eq!(each[0], Ok(b"one".to_vec()));
         assert!(each[1].as_ref().unwrap_err().contains("found"));

@@ -147,9 +147,15 @@ where
         if config.timeout.is_some() || self.timeout.is_some() {
             return 1;
         }
+        self.timed_size(function)
+    }
+
+    /// Items that take a worker about [`CHUNK_NS`], at most a quarter of a
+    /// worker's share of the input. One while items are not timed, so that
+    /// slow items are not bunched before their cost is known; the first
+    /// answers time them.
+    fn timed_size(&self, function: &FnEntry) -> usize {
         let by_time = match function.ns_per_item() {
-            // Not timed yet: one item a chunk, so slow items are not bunched
-            // before their cost is known; the first answers time them.
             0 => 1,
             ns => usize::try_from(CHUNK_NS / ns).unwrap_or(self.max_chunk),
         };
@@ -179,28 +185,21 @@ where
     }
 
     /// Items sent one per message that go in one job
-    /// ([`singles`](super::super::singles)): as many as take a worker
-    /// [`CHUNK_NS`], once items are timed. One while they are not, so that
-    /// slow items are not bunched on one worker before their cost is known.
+    /// ([`singles`](super::super::singles)): as many as an automatic chunk
+    /// would hold ([`timed_size`](Self::timed_size)), up to [`MAX_GROUP`] and
+    /// a worker's [`max_tasks`](crate::PoolBuilder::max_tasks_per_worker).
+    /// Async and fold functions send their items a job each, as before.
     fn group_size(&self, function: &FnEntry) -> usize {
         if function.is_async || function.mutable {
             return 1;
         }
-        let by_time = match function.ns_per_item() {
-            0 => return 1,
-            ns => usize::try_from(CHUNK_NS / ns).unwrap_or(MAX_GROUP),
-        };
-        let by_balance = self.total.map_or(MAX_GROUP, |total| {
-            total.div_ceil(4 * self.pool.workers()).max(1)
-        });
         let by_recycling = self
             .pool
             .shared
             .config
             .max_tasks
             .map_or(MAX_GROUP, |max| usize::try_from(max).unwrap_or(MAX_GROUP));
-        by_time
-            .min(by_balance)
+        self.timed_size(function)
             .min(by_recycling)
             .clamp(1, MAX_GROUP)
     }
@@ -211,11 +210,11 @@ where
     fn group_job(&mut self, function: &Arc<FnEntry>, group: usize, limit: usize) -> Option<Job> {
         let mut singles = Singles::new(Arc::clone(function), group, self.block_hint);
         let mut failed = None;
+        let seq = function.batches;
         while (singles.len() as usize) < group && singles.bytes() < MAX_CHUNK_BYTES {
             let Some(item) = self.held.pop_front().or_else(|| self.items.next()) else {
                 break;
             };
-            let seq = function.batches;
             if let Err(error) = singles.push_with(|out| one_item_block(&item, seq, limit, out)) {
                 failed = Some(error);
                 break;
