@@ -50,8 +50,20 @@ pub(super) fn encode_to<T: Serialize + ?Sized, W: std::io::Write>(
 
 /// Appends the length prefix of a sequence of `len` elements: a worker
 /// writes it before the results it encodes one by one.
+#[inline]
 pub(super) fn encode_len_into(len: usize, buf: &mut Vec<u8>) -> Result<()> {
-    encode_into(&(len as u64), buf)
+    write_varint(len as u64, buf);
+    Ok(())
+}
+
+/// What follows the length prefix of `bytes`, if that prefix says one
+/// element: a length within [`ONE_BYTE_MAX`] is that one byte.
+#[inline]
+pub(super) fn after_len_one(bytes: &[u8]) -> Option<&[u8]> {
+    match bytes {
+        [1, rest @ ..] => Some(rest),
+        _ => None,
+    }
 }
 
 /// The largest integer the format writes as one byte.

@@ -85,6 +85,8 @@ pub(crate) fn decode_batch_results<R: DeserializeOwned + 'static>(
 ///
 /// # Errors
 /// As those: bad input, or other than one result.
+// Inlined, the rest apart: a plain result, as most are, costs no call.
+#[inline]
 pub(crate) fn decode_one_result<R: DeserializeOwned + 'static>(
     bytes: &[u8],
     limits: &Limits,
@@ -95,6 +97,15 @@ pub(crate) fn decode_one_result<R: DeserializeOwned + 'static>(
             return Ok(Ok(result));
         }
     }
+    decode_one_result_slow(bytes, limits, batched)
+}
+
+#[inline(never)]
+fn decode_one_result_slow<R: DeserializeOwned + 'static>(
+    bytes: &[u8],
+    limits: &Limits,
+    batched: bool,
+) -> Result<Result<R>> {
     let wrong = |results: usize| {
         Error::decode(format!("a worker answered one item with {results} results"))
     };

@@ -124,8 +124,31 @@ pub(crate) fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<usize> 
 
 /// Appends a sequence's length prefix; the elements, encoded one by one
 /// with [`encode_value_into`], follow it.
+#[inline]
 pub(crate) fn encode_len_into(len: usize, buf: &mut Vec<u8>) -> Result<()> {
     format::encode_len_into(len, buf)
+}
+
+/// Appends `value` as a sequence of one, the bytes [`encode_value_into`]
+/// writes for a slice of it; a plain number (see `codec::plain`) is copied
+/// in, without serde's sequence machinery.
+pub(crate) fn encode_one_seq_into<T: Serialize + ?Sized>(
+    value: &T,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
+    format::encode_len_into(1, buf)?;
+    #[cfg(unix)]
+    if super::plain::put(value, buf) {
+        return Ok(());
+    }
+    encode_value_into(value, buf)
+}
+
+/// The bytes of the one element of a sequence of one, if `bytes` is one
+/// (by its length prefix; the element itself is not checked).
+#[inline]
+pub(crate) fn one_seq_element(bytes: &[u8]) -> Option<&[u8]> {
+    format::after_len_one(bytes)
 }
 
 /// Appends the encoding of `Ok::<R, Panic>(result)`: what a bytes-out call returns.

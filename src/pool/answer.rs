@@ -171,13 +171,6 @@ pub(crate) fn decode_each<R: DeserializeOwned + 'static>(
     let mut results = Vec::with_capacity(answers.count as usize - answers.errors.len());
     let mut failed = Vec::with_capacity(answers.errors.len());
     answers.for_each(|index, answer| {
-        if let (true, Ok(payload)) = (batched, &answer) {
-            // A plain result, as most are: no call for it.
-            if let Some(result) = codec::plain::decode_single(payload) {
-                results.push(result);
-                return;
-            }
-        }
         match answer.and_then(|payload| codec::decode_one_result(payload, limits, batched)) {
             Ok(Ok(result)) => results.push(result),
             Ok(Err(error)) | Err(error) => failed.push((index, error)),

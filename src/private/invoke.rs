@@ -171,10 +171,10 @@ where
     const BATCHES: bool = true;
 
     fn call_batch(f: &T, args: &[u8], limits: &Limits, out: &mut Vec<u8>) -> SerfnResult<()> {
-        // A sequence of one (a length of 1 is the byte 1 in both formats):
-        // at one item per message, the `Vec`s of the argument and the result
-        // took four allocations and a fifth of a worker's ~1,500 instructions.
-        if let [1, arg @ ..] = args {
+        // A sequence of one: at one item per message, the `Vec`s of the
+        // argument and the result took four allocations and a fifth of a
+        // worker's ~1,500 instructions.
+        if let Some(arg) = codec::one_seq_element(args) {
             return call_one_batched(f, decode_one(arg, limits)?, out);
         }
         let args: Vec<A> = codec::decode_seq(args, limits)?;
@@ -215,18 +215,8 @@ where
 {
     match crate::error::catch(f.name(), || f.call(arg)) {
         Ok(result) => {
-            // Lengths 1 and 0 are one byte each in both formats; a plain
-            // result is its own bytes.
-            out.push(1);
-            #[cfg(unix)]
-            let put = codec::plain::put(&result, out);
-            #[cfg(not(unix))]
-            let put = false;
-            if !put {
-                codec::encode_value_into(&result, out)?;
-            }
-            out.push(0);
-            Ok(())
+            codec::encode_one_seq_into(&result, out)?;
+            codec::encode_len_into(0, out)
         }
         Err(panic) => {
             codec::encode_len_into(0, out)?;

@@ -55,7 +55,7 @@ pub(super) fn items_block_into<A: Serialize>(
             return Ok(0);
         };
         block.reserve(16);
-        codec::encode_value_into(std::slice::from_ref(&item), block)?;
+        codec::encode_one_seq_into(&item, block)?;
         if block.len() > limit {
             return Err(too_large(block.len()));
         }
@@ -109,13 +109,7 @@ pub(crate) fn one_item_block<A: Serialize>(
 ) -> Result<()> {
     let start = out.len();
     if seq {
-        // A length of 1 is the byte 1 in both formats; a plain number is
-        // its own bytes (serde's path for a slice of one took ~40 instructions).
-        out.push(1);
-        if !codec::plain::put(item, out) {
-            out.truncate(start);
-            codec::encode_value_into(std::slice::from_ref(item), out)?;
-        }
+        codec::encode_one_seq_into(item, out)?;
     } else {
         out.extend_from_slice(&1u32.to_le_bytes());
         proto::put_item(out, |out| codec::encode_value_into(item, out))?;
