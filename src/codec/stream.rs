@@ -36,18 +36,6 @@ pub(crate) trait Sink: Write + Seek {
         chunk.clear();
         Ok(())
     }
-
-    /// The CRC-32 state of all the sink has been given, once written, for
-    /// a sink that computes it itself (on a thread of its own); `None`:
-    /// the writer computes it.
-    fn checksum(&mut self) -> Option<io::Result<crc32fast::Hasher>> {
-        None
-    }
-
-    /// Whether [`checksum`](Self::checksum) gives the checksum.
-    fn checksums(&self) -> bool {
-        false
-    }
 }
 
 impl<T: AsRef<[u8]>> Sink for std::io::Cursor<T> where std::io::Cursor<T>: Write {}
@@ -65,8 +53,8 @@ pub struct CaptureWriter<'a> {
 struct Out<'a> {
     sink: &'a mut dyn Sink,
     buffer: Vec<u8>,
-    /// The checksum of what was written; `None` when the sink computes it.
-    crc: Option<crc32fast::Hasher>,
+    /// The checksum of what was written.
+    crc: crc32fast::Hasher,
 }
 
 impl<'a> CaptureWriter<'a> {
@@ -87,7 +75,7 @@ impl<'a> CaptureWriter<'a> {
             len: 0,
             cap: u64::MAX,
             out: Some(Out {
-                crc: (!sink.checksums()).then(super::fresh_crc),
+                crc: super::fresh_crc(),
                 sink,
                 buffer: Vec::with_capacity(BUFFER),
             }),
@@ -106,21 +94,26 @@ impl<'a> CaptureWriter<'a> {
             return Ok(super::fresh_crc());
         };
         out.drain()?;
-        match out.crc {
-            Some(crc) => Ok(crc),
-            None => out
-                .sink
-                .checksum()
-                .unwrap_or_else(|| Err(io::Error::other("the sink computes no checksum"))),
+        Ok(out.crc)
+    }
+}
+
+impl CaptureWriter<'_> {
+    /// Counting, or past the buffer's room.
+    #[cold]
+    #[inline(never)]
+    fn write_slow(&mut self, data: &[u8]) -> io::Result<()> {
+        match &mut self.out {
+            Some(out) => out.put_large(data),
+            None if self.len > self.cap => Err(io::Error::other("past the count's cap")),
+            None => Ok(()),
         }
     }
 }
 
 impl Out<'_> {
     fn drain(&mut self) -> io::Result<()> {
-        if let Some(crc) = &mut self.crc {
-            crc.update(&self.buffer);
-        }
+        self.crc.update(&self.buffer);
         self.sink.write_chunk(&mut self.buffer)?;
         if self.buffer.capacity() < BUFFER {
             self.buffer.reserve_exact(BUFFER);
@@ -128,13 +121,10 @@ impl Out<'_> {
         Ok(())
     }
 
-    #[cold]
     fn put_large(&mut self, data: &[u8]) -> io::Result<()> {
         self.drain()?;
         if data.len() >= BUFFER / 2 {
-            if let Some(crc) = &mut self.crc {
-                crc.update(data);
-            }
+            self.crc.update(data);
             return self.sink.write_all(data);
         }
         self.buffer.extend_from_slice(data);
@@ -149,20 +139,18 @@ impl Write for CaptureWriter<'_> {
         Ok(data.len())
     }
 
-    #[inline]
+    // Always inlined: a sequence's elements each come here, and a call
+    // per element cost more than the copy.
+    #[inline(always)]
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         self.len += data.len() as u64;
-        let Some(out) = &mut self.out else {
-            if self.len > self.cap {
-                return Err(io::Error::other("past the count's cap"));
+        if let Some(out) = &mut self.out {
+            if data.len() <= out.buffer.capacity() - out.buffer.len() {
+                out.buffer.extend_from_slice(data);
+                return Ok(());
             }
-            return Ok(());
-        };
-        if data.len() <= out.buffer.capacity() - out.buffer.len() {
-            out.buffer.extend_from_slice(data);
-            return Ok(());
         }
-        out.put_large(data)
+        self.write_slow(data)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -193,8 +181,7 @@ pub(crate) const MAX_LEN_BYTES: usize = 10;
 
 /// Writes to `sink`, from its start, the envelope of `header` (what follows
 /// the version byte before the capture) and the capture that `capture`
-/// writes, a few bytes in: see the [module](self). A sink that
-/// [checksums](Sink::checksums) must have been given nothing before.
+/// writes, a few bytes in: see the [module](self).
 ///
 /// # Errors
 /// The sink's, as [`Error::Encode`], or the capture's own.

@@ -46,7 +46,7 @@ mod linux {
     use std::mem::MaybeUninit;
     use std::os::fd::{AsFd, OwnedFd};
     use std::os::unix::net::UnixStream;
-    use std::sync::{mpsc, Mutex};
+    use std::sync::mpsc;
 
     use rustix::fs::{self as rfs, MemfdFlags, SealFlags};
     use rustix::net::{
@@ -55,7 +55,6 @@ mod linux {
     };
 
     use crate::codec::Written;
-    use crate::sync::lock;
 
     /// What a worker requires of a memfd before it maps it: nobody can
     /// write, shrink or grow it while it is mapped.
@@ -76,8 +75,6 @@ mod linux {
     /// its pages) then runs beside its encoding. See [`behind`].
     pub(crate) struct Behind<'f> {
         file: &'f File,
-        /// The CRC-32 of all written, which the writing thread computes.
-        crc: &'f Mutex<crc32fast::Hasher>,
         chunk: Vec<u8>,
         full: mpsc::SyncSender<Vec<u8>>,
         empty: mpsc::Receiver<Vec<u8>>,
@@ -167,15 +164,6 @@ mod linux {
             std::mem::swap(&mut self.chunk, chunk);
             self.hand_over()
         }
-
-        /// Computed on the writing thread: off the encoder's.
-        fn checksum(&mut self) -> Option<io::Result<crc32fast::Hasher>> {
-            Some(self.settle().map(|()| lock(self.crc).clone()))
-        }
-
-        fn checksums(&self) -> bool {
-            true
-        }
     }
 
     impl Seek for Behind<'_> {
@@ -197,8 +185,6 @@ mod linux {
         file: &File,
         write: impl FnOnce(&mut Behind<'_>) -> crate::Result<T>,
     ) -> crate::Result<T> {
-        let crc = Mutex::new(crc32fast::Hasher::new());
-        let crc = &crc;
         std::thread::scope(|scope| {
             let (full, chunks) = mpsc::sync_channel::<Vec<u8>>(2);
             let (spares, empty) = mpsc::channel::<Vec<u8>>();
@@ -207,7 +193,6 @@ mod linux {
                 .spawn_scoped(scope, move || -> io::Result<()> {
                     let mut file = file;
                     for chunk in chunks {
-                        lock(crc).update(&chunk);
                         file.write_all(&chunk)?;
                         let _ = spares.send(chunk);
                     }
@@ -216,7 +201,6 @@ mod linux {
                 .map_err(shared)?;
             let mut sink = Behind {
                 file,
-                crc,
                 chunk: Vec::with_capacity(BEHIND_CHUNK),
                 full,
                 empty,
@@ -491,7 +475,7 @@ mod linux {
             );
         }
 
-        /// The checksum the writing thread computes is the one the encoder would.
+        /// Written behind, an envelope and its checksum are the ones written to a cursor.
         #[test]
         fn an_envelope_written_behind_is_the_one_written_to_a_cursor() {
             let header = b"a header".to_vec();

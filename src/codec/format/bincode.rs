@@ -24,19 +24,46 @@ pub(in crate::codec) fn encode_into<T: Serialize + ?Sized>(
     value: &T,
     buf: &mut Vec<u8>,
 ) -> Result<()> {
-    bincode::serde::encode_into_std_write(value, buf, config())
-        .map(drop)
-        .map_err(Error::encode)
+    bincode::serde::encode_into_writer(value, Io::new(buf), config()).map_err(Error::encode)
 }
 
 /// Writes the encoding of `value` to `writer`.
 pub(in crate::codec) fn encode_to<T: Serialize + ?Sized, W: std::io::Write>(
     value: &T,
-    mut writer: W,
+    writer: W,
 ) -> Result<()> {
-    bincode::serde::encode_into_std_write(value, &mut writer, config())
-        .map(drop)
-        .map_err(Error::encode)
+    bincode::serde::encode_into_writer(value, Io::new(writer), config()).map_err(Error::encode)
+}
+
+/// bincode's `Writer` over an `io::Write`, its `write` always inlined:
+/// bincode's own (`encode_into_std_write`) left a call per element of a
+/// sequence, a third of the encoding of a 100 MiB `Vec<f64>`.
+struct Io<W> {
+    writer: W,
+    /// Bytes written, for an error's position.
+    written: usize,
+}
+
+impl<W> Io<W> {
+    fn new(writer: W) -> Self {
+        Io { writer, written: 0 }
+    }
+}
+
+impl<W: std::io::Write> bincode::enc::write::Writer for Io<W> {
+    #[inline(always)]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        match self.writer.write_all(bytes) {
+            Ok(()) => {
+                self.written += bytes.len();
+                Ok(())
+            }
+            Err(inner) => Err(bincode::error::EncodeError::Io {
+                inner,
+                index: self.written,
+            }),
+        }
+    }
 }
 
 /// Decodes with `seed` from the start of `bytes` under `limits`; returns the
