@@ -11,6 +11,11 @@ use super::{check_same, collect_map, median, peers, Args, Report};
 const STAGES: usize = 8;
 /// The capture of `capture_100m`: 100 MiB of `f64`.
 const CAPTURE_ELEMENTS: usize = (100 << 20) / 8;
+/// Untimed pause after each run of [`alternate_ms`]: a dropped pool's
+/// processes may still be giving their memory back (a worker that held a
+/// 100 MiB capture, ~20 ms of the kernel's time), which the next library's
+/// run would otherwise pay for.
+const SETTLE: Duration = Duration::from_millis(100);
 
 /// `pipeline`: `x + d` as one stage and as [`STAGES`] stages joined by `then`,
 /// through the pool's chunked path and in process; the difference per item and
@@ -98,8 +103,9 @@ type Timed<'a> = (&'static str, Box<dyn FnMut() -> Duration + 'a>);
 
 /// Runs each contender `runs` times, taking turns in a rotated order so that
 /// a change in the machine's load falls on all alike, and records each one's
-/// median with its range (`min`, `max`) in ms. A contender returns the time
-/// it measured itself (what it must not count stays out).
+/// median with its range (`min`, `max`) in ms, [`SETTLE`] after each run. A
+/// contender returns the time it measured itself (what it must not count
+/// stays out).
 pub(super) fn alternate_ms(
     workload: &'static str,
     runs: usize,
@@ -111,6 +117,9 @@ pub(super) fn alternate_ms(
         for k in 0..contenders.len() {
             let at = (round + k) % contenders.len();
             times[at].push((contenders[at].1)());
+            // The pool just dropped may still be tearing its processes
+            // down: not in the next library's time.
+            std::thread::sleep(SETTLE);
         }
     }
     for ((library, _), times) in contenders.iter().zip(times) {
