@@ -17,7 +17,8 @@
 //!   [`QUICK_CPU_ITERS`], as the Python script does.
 //! - `startup`: `Pool::builder().workers(w).build()` through the result of one
 //!   trivial `pool.call`, against a new procspawn pool through one trivial
-//!   call, taking turns; ms. Dropping the pools is not timed.
+//!   call, taking turns; ms. Dropping the pools is not timed, and each run
+//!   is followed by an untimed 100 ms pause, as in `capture_100m`.
 //! - `pipeline`: `x + d` as one stage and as 8 stages joined by `then`, mapped
 //!   in chunks of `items / 8` and called in process; the extra time per item
 //!   and stage, times the workers for the pool (their time); ns/stage, the
@@ -25,7 +26,9 @@
 //! - `capture_100m`: a closure over 100 MiB of `f64`, from a new pool to its
 //!   first result (limits raised to 256 MiB), the capture a `Vec<f64>`
 //!   (`serfn`) and a `Bulk<f64>` (`serfn-bulk`), against a new procspawn
-//!   pool sent the same `Vec` as one call's argument, taking turns; ms.
+//!   pool sent the same `Vec` as one call's argument, taking turns, with an
+//!   untimed 100 ms pause after each run (a dropped pool's processes may
+//!   still be giving their memory back); ms.
 //!
 //! References, in the same run: a raw Unix-socket pipeline of the same items
 //! to child processes (`bench/common/raw.rs`: `raw_batched` for both `tiny_*`
