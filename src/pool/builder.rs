@@ -165,7 +165,7 @@ impl PoolBuilder {
     /// At 1, each item is a message of its own, with its own result or
     /// error, [`timeout`](Self::timeout) and [`retries`](Self::retries).
     /// Once a map's items are timed, the pool still queues and hands them
-    /// over up to 256 at a time (as many as take a worker about 2 ms), so
+    /// over up to 4,096 at a time (as many as take a worker about 2 ms), so
     /// a map's [`on_progress`](crate::Map::on_progress) reports come that
     /// often, not once per item.
     ///
