@@ -11,7 +11,7 @@ use crate::codec::Limits;
 use crate::error::{Error, Result};
 use crate::handle::DynFn;
 use crate::pool::protocol::{self as proto, Fields, FrameReader, Next};
-use crate::pool::serve::{frame_limit, Worker};
+use crate::pool::serve::{frame_limit, is_batch, Worker};
 use crate::pool::{answer, link};
 
 /// Frame tags, for building seeds.
@@ -34,6 +34,10 @@ pub mod tags {
     pub const BATCH_SEQ: u8 = proto::BATCH_SEQ;
     /// See the protocol module.
     pub const ASYNC_BATCH: u8 = proto::ASYNC_BATCH;
+    /// See the protocol module.
+    pub const GROUP_ITEM: u8 = proto::GROUP_ITEM;
+    /// See the protocol module.
+    pub const GROUP_ITEM_SEQ: u8 = proto::GROUP_ITEM_SEQ;
 }
 
 /// Both sides' limits here: the defaults but for size, so that a claimed
@@ -87,6 +91,8 @@ pub fn worker_frames(input: &[u8]) -> Vec<u8> {
         let Ok(Next::Frame(tag, body)) = reader.next_frame() else {
             break;
         };
+        // As the real loop does: a group's items may leave the clock to a later one.
+        worker.batch_follows = reader.next_tag().is_some_and(is_batch);
         let body = reader.body(body);
         let before = out.len();
         if worker.handle(tag, body, &mut out).is_err() {

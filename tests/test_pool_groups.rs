@@ -78,6 +78,36 @@ fn timed_items_at_one_per_message_are_handed_over_in_groups() {
     assert_eq!(pool.stats().tasks, 2 * u64::from(ITEMS));
 }
 
+/// A worker reads its clock once per several items of a group, and at the
+/// group's last: the items' times still add up, so that slow items stay in
+/// small groups.
+#[test]
+fn a_groups_times_add_up_so_slow_items_stay_in_small_groups() {
+    let pool = Pool::builder().workers(2).chunk_size(1).build().unwrap();
+    let nap = serfn::closure!("groups::nap", [], move |x: u32| -> u32 {
+        std::thread::sleep(Duration::from_micros(250));
+        x
+    });
+    let items = 400;
+    let timing: Vec<u32> = pool
+        .map(&nap, 0..items)
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    assert_eq!(timing.len(), items as usize);
+    let mut reports = 0;
+    let got: Vec<u32> = pool
+        .map(&nap, 0..items)
+        .on_progress(|_| reports += 1)
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    assert_eq!(got, (0..items).collect::<Vec<_>>());
+    // A group takes a worker about 2 ms: 8 of these items at most, so 50
+    // reports at least. Had the items that leave the clock to a later one
+    // been counted as taking no time, the groups would have grown to a
+    // quarter of a worker's share, 50 items: 8 reports.
+    assert!(reports >= items as usize / 16, "{reports} reports");
+}
+
 #[test]
 fn an_item_that_kills_its_worker_fails_alone_and_the_rest_of_its_group_runs() {
     let pool = Pool::builder().workers(2).chunk_size(1).build().unwrap();

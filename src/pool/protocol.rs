@@ -61,6 +61,14 @@ pub(crate) const ASYNC_BATCH: u8 = 9;
 /// ([`singles`](super::singles)). `[]`
 pub(crate) const FLUSH: u8 = 10;
 
+/// Parent to worker: one item of a group ([`singles`](super::singles)),
+/// laid out and answered as [`BATCH`] is, but for its time: a worker may
+/// answer it with none and count it in a later item's answer, as the
+/// parent only adds up a group's. `[task u64][id u64][items]`
+pub(crate) const GROUP_ITEM: u8 = 11;
+/// The same, for a [`BATCH_SEQ`] item. `[task u64][id u64][codec sequence of one]`
+pub(crate) const GROUP_ITEM_SEQ: u8 = 12;
+
 /// Worker to parent, first frame: `[token u64][pid u32]`
 pub(crate) const HELLO: u8 = 0x81;
 /// Worker to parent: a task's results. `[task u64][elapsed ns u64][codec
@@ -220,6 +228,11 @@ impl<R: Read> FrameReader<R> {
     pub(crate) fn has_frame(&self) -> bool {
         self.frame_len()
             .is_some_and(|len| self.end - self.start >= LEN_BYTES + len)
+    }
+
+    /// The tag of the next frame, if it is already buffered whole.
+    pub(crate) fn next_tag(&self) -> Option<u8> {
+        self.has_frame().then(|| self.buf[self.start + LEN_BYTES])
     }
 
     /// The body of the frame that [`next_frame`](Self::next_frame) returned.

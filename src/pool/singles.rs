@@ -4,8 +4,10 @@
 //! cost the parent ~1,800 instructions an item (the queue, a slot wake-up,
 //! the link's window, a lock of the map's inbox and a decode each).
 //!
-//! The worker sees nothing new: one `BATCH` (or `BATCH_SEQ`) frame of one
-//! item per item, answered one `DONE` or `FAILED` frame each, in order. The
+//! The worker sees a batch of one per item: one `GROUP_ITEM` (or
+//! `GROUP_ITEM_SEQ`) frame each, read as `BATCH` (`BATCH_SEQ`) is and
+//! answered one `DONE` or `FAILED` frame each, in order, but whose time may
+//! come in a later item's answer (the group's times are added up). The
 //! link's reader records each answer here and moves on to the next item;
 //! the group reaches the map once all its items are answered. When the
 //! worker dies, the items answered stay answered. Which unanswered item it
@@ -94,9 +96,9 @@ impl Singles {
         write: impl FnOnce(&mut Vec<u8>) -> Result<()>,
     ) -> Result<()> {
         let tag = if self.function.batches {
-            proto::BATCH_SEQ
+            proto::GROUP_ITEM_SEQ
         } else {
-            proto::BATCH
+            proto::GROUP_ITEM
         };
         let frame = proto::start_frame(&mut self.frames, tag);
         // The task id, set when a slot sends it; then the function's.
@@ -138,6 +140,10 @@ impl Singles {
     /// Appends the frames of the items not yet answered, the first with
     /// task id `task`, each next one with the next id; with `flush`, each
     /// between two `FLUSH` frames.
+    ///
+    /// The last item goes as a plain `BATCH` (`BATCH_SEQ`), at which a
+    /// worker always reads its clock: the time of a group's items is
+    /// answered within the group, whatever follows it.
     pub(crate) fn write_frames(&self, task: u64, flush: bool, out: &mut Vec<u8>) {
         let first = self.start(self.answered);
         if !flush {
@@ -146,6 +152,17 @@ impl Singles {
             for (index, task) in (self.answered..self.len()).zip(task..) {
                 let id = at + self.start(index) - first + TASK_AT;
                 out[id..id + 8].copy_from_slice(&task.to_le_bytes());
+            }
+            if let Some(last) = self
+                .len()
+                .checked_sub(1)
+                .filter(|&last| last >= self.answered)
+            {
+                out[at + self.start(last) - first + proto::LEN_BYTES] = if self.function.batches {
+                    proto::BATCH_SEQ
+                } else {
+                    proto::BATCH
+                };
             }
             return;
         }
@@ -284,23 +301,22 @@ mod tests {
     #[test]
     fn only_the_unanswered_items_are_sent_again_each_with_its_own_task() {
         let mut singles = group(&[b"a", b"", b"ccc", b"dd"]);
-        let frame = |task, block: &[u8]| (proto::BATCH, task, 9, block.to_vec());
+        let frame = |task, block: &[u8]| (proto::GROUP_ITEM, task, 9, block.to_vec());
+        // The last a plain batch: a worker reads its clock there.
+        let last = |task, block: &[u8]| (proto::BATCH, task, 9, block.to_vec());
         assert_eq!(
             sent(&singles, 100, false),
             [
                 frame(100, b"a"),
                 frame(101, b""),
                 frame(102, b"ccc"),
-                frame(103, b"dd")
+                last(103, b"dd")
             ]
         );
         singles.answer(b"A", 5);
         singles.fail_next(Error::decode("second"));
         assert_eq!(singles.left(), 2);
-        assert_eq!(
-            sent(&singles, 7, false),
-            [frame(7, b"ccc"), frame(8, b"dd")]
-        );
+        assert_eq!(sent(&singles, 7, false), [frame(7, b"ccc"), last(8, b"dd")]);
         let flush = (proto::FLUSH, 0, 0, Vec::new());
         assert_eq!(
             sent(&singles, 7, true),

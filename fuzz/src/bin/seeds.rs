@@ -70,6 +70,21 @@ fn main() -> std::io::Result<()> {
                     tags::BATCH_SEQ,
                     &[&task(2)[..], &id, &seq].concat(),
                 ));
+                // A group: one item per frame, back to back.
+                for (n, args) in (3..).zip(&sample.args) {
+                    frames.extend(fuzz::frame(
+                        tags::GROUP_ITEM,
+                        &[&task(n)[..], &id, &fuzz::items(std::slice::from_ref(args))].concat(),
+                    ));
+                }
+                let mut one = serfn::codec::encode_value(&1u64).expect("encodes");
+                one.extend(sample.args.first().into_iter().flatten());
+                if !sample.args.is_empty() {
+                    frames.extend(fuzz::frame(
+                        tags::GROUP_ITEM_SEQ,
+                        &[&task(99)[..], &id, &one].concat(),
+                    ));
+                }
             }
             Kind::FnMut => {
                 frames.extend(fuzz::frame(
