@@ -307,6 +307,14 @@ impl Job {
         matches!(self.work, Work::Singles(_))
     }
 
+    /// A group's `DONE` answers not yet counted, now counted: 0 for another job.
+    pub(crate) fn take_uncounted(&mut self) -> u32 {
+        match &mut self.work {
+            Work::Singles(singles) => std::mem::take(&mut singles.uncounted),
+            _ => 0,
+        }
+    }
+
     /// Hands over a group's answers (a group whose items are all answered)
     /// and folds their measurements into the function's estimates; any
     /// other job fails: only a group is answered so.

@@ -296,7 +296,6 @@ fn answer<'l>(
         match elapsed {
             Some(elapsed) => {
                 singles.answer(payload, elapsed);
-                shared.stats.tasks.fetch_add(1, Ordering::Relaxed);
             }
             None => {
                 let error = failed_error(payload, &shared.config.limits, link.pid);
@@ -342,8 +341,9 @@ fn answer<'l>(
         link.space.notify_one();
     }
 
-    let job = sent.job;
+    let mut job = sent.job;
     if job.is_group() {
+        count_tasks(shared, &mut job);
         job.finish_group();
         return Ok(());
     }
@@ -383,7 +383,10 @@ fn answer<'l>(
 pub(super) fn die(shared: &Shared, link: &Link, end: io::Result<()>) {
     let mut state = lock(&link.state);
     state.dead = true;
-    let in_flight: Vec<Sent> = state.in_flight.drain(..).collect();
+    let mut in_flight: Vec<Sent> = state.in_flight.drain(..).collect();
+    for sent in &mut in_flight {
+        count_tasks(shared, &mut sent.job);
+    }
     state.estimate_ns = 0;
     drop(state);
     link.space.notify_all();
@@ -467,6 +470,18 @@ pub(super) fn die(shared: &Shared, link: &Link, end: io::Result<()>) {
         }
     }
     shared.queue.push_front(requeue);
+}
+
+/// Adds a group's answered items to the pool's count of tasks, before the
+/// group leaves the link: finished, or to go elsewhere.
+fn count_tasks(shared: &Shared, job: &mut Job) {
+    let answered = job.take_uncounted();
+    if answered > 0 {
+        shared
+            .stats
+            .tasks
+            .fetch_add(u64::from(answered), Ordering::Relaxed);
+    }
 }
 
 /// The error a FAILED frame from worker `pid` carries, or why it cannot be read.
