@@ -31,7 +31,9 @@
 //! - a worker killed while it starts is started again, with back-off.
 //!
 //! A worker runs its frames in order and writes each answer within about a
-//! millisecond of finishing it. When it dies, its oldest unanswered task is
+//! millisecond of finishing it (an item of a group, once the next 31 of its
+//! group are done too, unless a timeout applies). When it dies, its oldest
+//! unanswered task is
 //! the one in doubt and gets [`Error::WorkerDied`] (or is sent again, with
 //! [`retries`](PoolBuilder::retries)); the tasks behind it are sent to another
 //! worker. Items sent one per message go in groups once they are timed (see
@@ -39,8 +41,8 @@
 //! items the dead worker had not answered are sent again one at a time, each
 //! after the worker has written every answer before it, and the next death
 //! is charged to the item then running, alone. Either way a task that
-//! finished in the millisecond before a death, its answer unwritten, may
-//! run twice: rare, but there is no exactly-once promise.
+//! finished shortly before a death, its answer unwritten, may run twice:
+//! rare, but there is no exactly-once promise.
 //!
 //! # Where a map goes
 //! The hot path, parent → socket → worker → socket → parent, in five files:

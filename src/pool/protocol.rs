@@ -62,9 +62,10 @@ pub(crate) const ASYNC_BATCH: u8 = 9;
 pub(crate) const FLUSH: u8 = 10;
 
 /// Parent to worker: one item of a group ([`singles`](super::singles)),
-/// laid out and answered as [`BATCH`] is, but for its time: a worker may
-/// answer it with none and count it in a later item's answer, as the
-/// parent only adds up a group's. `[task u64][id u64][items]`
+/// laid out and answered as [`BATCH`] is, but a worker may hold its answer
+/// back until a later item's of the same group, and answer it with no time
+/// and count its time in that later answer (the parent only adds up a
+/// group's). Not sent when a timeout applies. `[task u64][id u64][items]`
 pub(crate) const GROUP_ITEM: u8 = 11;
 /// The same, for a [`BATCH_SEQ`] item. `[task u64][id u64][codec sequence of one]`
 pub(crate) const GROUP_ITEM_SEQ: u8 = 12;

@@ -98,6 +98,7 @@ fn serve(socket: OsString) -> io::Result<()> {
     loop {
         // Results go out in batches, but never wait behind a read that blocks.
         if !reader.has_frame() {
+            outbox.add(&mut out); // nothing is held across a wait
             outbox.flush()?;
             worker.last_end = None; // the next frame starts after the wait
         }
@@ -110,7 +111,11 @@ fn serve(socket: OsString) -> io::Result<()> {
                 }
                 worker.batch_follows = reader.next_tag().is_some_and(is_batch);
                 worker.handle(tag, reader.body(body), &mut out)?;
-                outbox.add(&mut out);
+                // A group's item that left the clock to a later one leaves
+                // its answer to go with that one's too.
+                if !worker.holds_answers() {
+                    outbox.add(&mut out);
+                }
                 if tag == proto::FLUSH {
                     outbox.flush()?;
                 }
@@ -286,8 +291,12 @@ pub(crate) struct Worker {
     /// When the last frame's call ended, while frames follow without a wait:
     /// when the clock was last read, if frames since did not read it.
     last_end: Option<Instant>,
-    /// Group items since the clock was last read, each answered with no time.
+    /// Group items since the clock was last read, each answered with no
+    /// time.
     unclocked: u32,
+    /// Whether the last frame's answer, and those before it since the clock
+    /// was last read, stay in the frame loop's buffer for a later frame's.
+    holding: bool,
     /// Whether the frame after this one is a batch (a group's item too),
     /// already read: set by the frame loop. After a group's item, it is the
     /// group's next item.
@@ -297,10 +306,11 @@ pub(crate) struct Worker {
 /// A group's items read the clock once in this many, and always before a
 /// wait or another kind of frame, and at the group's last item (a plain
 /// batch): the ones between answer with no time, the one that reads it
-/// with all the time since the last read. The parent only adds up a
-/// group's times (an estimate of the function's time per item); a clock
-/// read was ~30 ns, a sixth of a worker's time per item at one item per
-/// message.
+/// with all the time since the last read (the parent only adds up a
+/// group's times, for its estimate of the function's time per item), and
+/// their answers go to the outbox with its. A clock read was ~30 ns, a
+/// sixth of a worker's time per item at one item per message, and the
+/// outbox's lock per item about as much again.
 const CLOCK_EVERY: u32 = 32;
 
 /// Whether a frame's `tag` runs a batch of items: a group's item is one.
@@ -320,13 +330,21 @@ impl Worker {
             fds: VecDeque::new(),
             last_end: None,
             unclocked: 0,
+            holding: false,
             batch_follows: false,
         }
+    }
+
+    /// Whether the last frame was a group's item that left the clock, and
+    /// its answer, to a later one of its group (already read).
+    pub(crate) fn holds_answers(&self) -> bool {
+        self.holding
     }
 
     /// Answers one frame into `out`; an error breaks the protocol and ends the worker.
     pub(crate) fn handle(&mut self, tag: u8, body: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         let mut fields = Fields(body);
+        self.holding = false;
         // A group's item is a batch of one, but for when it reads the clock.
         let (tag, group_item) = match tag {
             proto::GROUP_ITEM => (proto::BATCH, true),
@@ -420,8 +438,9 @@ impl Worker {
         }
         if let Some(at) = elapsed_at {
             if group_item && self.batch_follows && self.unclocked + 1 < CLOCK_EVERY {
-                // Its time goes to a later frame's answer.
+                // Its time, and its answer, go with a later frame's.
                 self.unclocked += 1;
+                self.holding = true;
                 self.last_end = Some(started);
             } else {
                 let ended = Instant::now();

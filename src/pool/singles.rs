@@ -48,6 +48,10 @@ pub(crate) struct Singles {
     /// group at a time (an atomic add per item, shared by the links'
     /// readers, cost a tenth of the throughput at one item per message).
     pub(crate) uncounted: u32,
+    /// Whether its items go as `GROUP_ITEM` frames, whose answers a worker
+    /// may hold back until a later item's: not when a timeout applies, so
+    /// that an answer never waits behind a later item that runs long.
+    hold: bool,
     /// A worker died while it had items of this group, and which one it
     /// was running is not known: a worker holds its answers back for up to
     /// a millisecond, so those it had finished may be lost with it. Each
@@ -75,8 +79,9 @@ pub(crate) struct Answers {
 }
 
 impl Singles {
-    /// A group of up to `items` items, whose frames take about `bytes_hint` bytes.
-    pub(crate) fn new(function: Arc<FnEntry>, items: usize, bytes_hint: usize) -> Self {
+    /// A group of up to `items` items, whose frames take about `bytes_hint`
+    /// bytes; `hold`: no timeout applies to them (see [`Singles::hold`]).
+    pub(crate) fn new(function: Arc<FnEntry>, items: usize, bytes_hint: usize, hold: bool) -> Self {
         let answer_bytes = usize::try_from(function.answer_bytes()).unwrap_or(0);
         Singles {
             function,
@@ -90,6 +95,7 @@ impl Singles {
             },
             elapsed_ns: 0,
             uncounted: 0,
+            hold,
             suspect: false,
         }
     }
@@ -100,10 +106,11 @@ impl Singles {
         &mut self,
         write: impl FnOnce(&mut Vec<u8>) -> Result<()>,
     ) -> Result<()> {
-        let tag = if self.function.batches {
-            proto::GROUP_ITEM_SEQ
-        } else {
-            proto::GROUP_ITEM
+        let tag = match (self.hold, self.function.batches) {
+            (true, true) => proto::GROUP_ITEM_SEQ,
+            (true, false) => proto::GROUP_ITEM,
+            (false, true) => proto::BATCH_SEQ,
+            (false, false) => proto::BATCH,
         };
         let frame = proto::start_frame(&mut self.frames, tag);
         // The task id, set when a slot sends it; then the function's.
@@ -262,7 +269,7 @@ mod tests {
 
     fn group(items: &[&[u8]]) -> Singles {
         let function = FnEntry::new(9, "group", (Vec::new(), 0), false, false);
-        let mut singles = Singles::new(Arc::new(function), items.len(), 0);
+        let mut singles = Singles::new(Arc::new(function), items.len(), 0, true);
         for item in items {
             singles
                 .push_with(|out| {

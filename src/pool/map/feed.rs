@@ -208,7 +208,8 @@ where
     /// in its own frame; `None` once the input is out. An item that cannot
     /// be encoded ends the group, and is answered with its error on its own.
     fn group_job(&mut self, function: &Arc<FnEntry>, group: usize, limit: usize) -> Option<Job> {
-        let mut singles = Singles::new(Arc::clone(function), group, self.block_hint);
+        let hold = self.timeout.is_none() && self.pool.shared.config.timeout.is_none();
+        let mut singles = Singles::new(Arc::clone(function), group, self.block_hint, hold);
         let mut failed = None;
         let seq = function.batches;
         while (singles.len() as usize) < group && singles.bytes() < MAX_CHUNK_BYTES {
