@@ -253,16 +253,20 @@ where
         seq
     }
 
-    /// Whether another chunk (or group) may be made: 4 per worker and 2 more
-    /// in flight, or fewer than [`ITEMS_AHEAD`] items a worker. At 2 per
-    /// worker, groups of fast items were refilled at half the room, about
-    /// half a millisecond of a worker's work, which took the map's thread
-    /// about as long to frame: workers waited for the next group
-    /// (alternated at one item per message, 300,000 `f64`s: ahead in 7
-    /// runs of 8, medians 18.2 → 20.0M tasks/s).
-    fn has_room(&self) -> bool {
+    /// Whether another chunk may be made: 2 per worker and 2 more in
+    /// flight, or fewer than [`ITEMS_AHEAD`] items a worker; 4 groups per
+    /// worker and 2 more. At 2 per worker, groups of fast items were
+    /// refilled at half the room, about half a millisecond of a worker's
+    /// work, which took the map's thread about as long to frame (each item
+    /// a frame): workers waited for the next group (alternated at one item
+    /// per message, 300,000 `f64`s: ahead in 7 runs of 8, medians 18.2 →
+    /// 20.0M tasks/s). Chunks, whose items are copied in one pass, did not
+    /// gain from it (the chunked row, 5 alternated runs: 91.1 → 88.6M).
+    fn has_room(&self, groups: bool) -> bool {
         let workers = self.pool.workers();
-        self.in_flight.len < 4 * workers + 2 || self.in_flight_items < ITEMS_AHEAD * workers
+        let per_worker = if groups { 4 } else { 2 };
+        self.in_flight.len < per_worker * workers + 2
+            || self.in_flight_items < ITEMS_AHEAD * workers
     }
 
     /// Whether the chunks in flight are down to half of the room: refilled
@@ -290,7 +294,7 @@ where
             _ => 1,
         };
         let limit = self.pool.shared.config.limits.get_max_bytes();
-        while self.has_room() {
+        while self.has_room(group > 1) {
             if let (Some(started), Some(fill_for)) = (started, self.fill_for) {
                 if !jobs.is_empty() && started.elapsed() >= fill_for {
                     break;
