@@ -259,25 +259,17 @@ pub(crate) fn decode<T: 'static>(
 /// way (and refuses there if it is bad).
 #[inline]
 pub(crate) fn decode_single<T: 'static>(bytes: &[u8]) -> Option<T> {
-    fn typed<P: Plain, T: 'static>(bytes: &[u8]) -> Option<T> {
-        let mut slot: Option<T> = None;
-        let typed = (&mut slot as &mut dyn Any).downcast_mut::<Option<P>>()?;
-        // Lengths 1 and 0 are one byte each in both formats (tested).
-        match bytes {
-            [1, value @ .., 0] if value.len() == P::SIZE => *typed = Some(P::from_le(value)),
-            _ => return None,
-        }
-        slot
+    // Lengths 1 and 0 are one byte each in both formats (tested).
+    match bytes {
+        [1, value @ .., 0] => decode_exact(value),
+        _ => None,
     }
-    typed::<f64, T>(bytes)
-        .or_else(|| typed::<f32, T>(bytes))
-        .or_else(|| typed::<u8, T>(bytes))
-        .or_else(|| typed::<i8, T>(bytes))
 }
 
 /// A plain `T` that is all of `bytes`, if `T` is plain and `bytes` are
-/// its size: an argument of a batch of one, as [`decode_single`] reads a
-/// result. `None` for anything else, which the caller decodes the long way.
+/// its size: an argument of a batch of one, or the value inside
+/// [`decode_single`]'s result. `None` for anything else, which the caller
+/// decodes the long way.
 #[inline]
 pub(crate) fn decode_exact<T: 'static>(bytes: &[u8]) -> Option<T> {
     fn typed<P: Plain, T: 'static>(bytes: &[u8]) -> Option<T> {

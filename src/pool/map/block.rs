@@ -55,10 +55,7 @@ pub(super) fn items_block_into<A: Serialize>(
             return Ok(0);
         };
         block.reserve(16);
-        codec::encode_one_seq_into(&item, block)?;
-        if block.len() > limit {
-            return Err(too_large(block.len()));
-        }
+        one_item_block(&item, true, limit, block)?;
         return Ok(1);
     }
     if seq {
