@@ -294,9 +294,7 @@ fn answer<'l>(
             singles.suspect = false;
         }
         match elapsed {
-            Some(elapsed) => {
-                singles.answer(payload, elapsed);
-            }
+            Some(elapsed) => singles.answer(payload, elapsed),
             None => {
                 let error = failed_error(payload, &shared.config.limits, link.pid);
                 if let Error::TooLarge { len, .. } = &error {

@@ -165,11 +165,8 @@ impl Singles {
                 let id = at + self.start(index) - first + TASK_AT;
                 out[id..id + 8].copy_from_slice(&task.to_le_bytes());
             }
-            if let Some(last) = self
-                .len()
-                .checked_sub(1)
-                .filter(|&last| last >= self.answered)
-            {
+            if self.left() > 0 {
+                let last = self.len() - 1;
                 out[at + self.start(last) - first + proto::LEN_BYTES] = if self.function.batches {
                     proto::BATCH_SEQ
                 } else {
