@@ -11,7 +11,8 @@ use crate::codec::Limits;
 use crate::error::{Error, Result};
 use crate::handle::DynFn;
 use crate::pool::protocol::{self as proto, Fields, FrameReader, Next};
-use crate::pool::serve::{frame_limit, is_batch, Worker};
+use crate::pool::serve::{frame_limit, Worker};
+use crate::pool::singles::read_answers;
 use crate::pool::{answer, link};
 
 /// Frame tags, for building seeds.
@@ -35,9 +36,7 @@ pub mod tags {
     /// See the protocol module.
     pub const ASYNC_BATCH: u8 = proto::ASYNC_BATCH;
     /// See the protocol module.
-    pub const GROUP_ITEM: u8 = proto::GROUP_ITEM;
-    /// See the protocol module.
-    pub const GROUP_ITEM_SEQ: u8 = proto::GROUP_ITEM_SEQ;
+    pub const GROUP: u8 = proto::GROUP;
 }
 
 /// Both sides' limits here: the defaults but for size, so that a claimed
@@ -91,8 +90,6 @@ pub fn worker_frames(input: &[u8]) -> Vec<u8> {
         let Ok(Next::Frame(tag, body)) = reader.next_frame() else {
             break;
         };
-        // As the real loop does: a group's items may leave the clock to a later one.
-        worker.batch_follows = reader.next_tag().is_some_and(is_batch);
         let body = reader.body(body);
         let before = out.len();
         if worker.handle(tag, body, &mut out).is_err() {
@@ -101,28 +98,46 @@ pub fn worker_frames(input: &[u8]) -> Vec<u8> {
             break;
         }
         if out.len() > before {
-            tasks.push(
-                Fields(body)
-                    .u64()
-                    .expect("an answered frame names its task"),
-            );
+            let mut fields = Fields(body);
+            let task = fields.u64().expect("an answered frame names its task");
+            let items = if tag == proto::GROUP {
+                let _id = fields.u64();
+                let _seq = fields.u8();
+                fields.u32().expect("a group answered has its count")
+            } else {
+                1
+            };
+            tasks.push((tag, task, u64::from(items)));
         }
     }
     check_answers(&out, &tasks);
     out
 }
 
-fn check_answers(mut out: &[u8], tasks: &[u64]) {
-    for &task in tasks {
-        let len = u32::from_le_bytes(out[..4].try_into().expect("4 bytes")) as usize;
-        let (answer, rest) = out[4..].split_at(len);
-        assert!(
-            matches!(answer[0], proto::DONE | proto::FAILED | proto::STATE),
-            "answer tag {:#04x}",
-            answer[0]
-        );
-        assert_eq!(Fields(&answer[1..]).u64().ok(), Some(task));
-        out = rest;
+/// Checks that `out` answers each `(tag, first task, items)` in order: a
+/// group's items with `ANSWERS` and `FAILED` frames, any other task with one frame.
+fn check_answers(mut out: &[u8], tasks: &[(u8, u64, u64)]) {
+    for &(tag, task, items) in tasks {
+        let mut answered = 0;
+        while answered < items {
+            let next = task.wrapping_add(answered);
+            let len = u32::from_le_bytes(out[..4].try_into().expect("4 bytes")) as usize;
+            let (answer, rest) = out[4..].split_at(len);
+            out = rest;
+            let mut fields = Fields(&answer[1..]);
+            assert_eq!(fields.u64().ok(), Some(next), "the answers' tasks in order");
+            answered += match (tag, answer[0]) {
+                (proto::GROUP, proto::ANSWERS) => {
+                    let (_, count, _) = read_answers(fields).expect("well-formed answers");
+                    u64::from(count)
+                }
+                (proto::GROUP, proto::FAILED) => 1,
+                (proto::GROUP, other) => panic!("answer tag {other:#04x} to a group"),
+                (_, proto::DONE | proto::FAILED | proto::STATE) => 1,
+                (_, other) => panic!("answer tag {other:#04x}"),
+            };
+        }
+        assert_eq!(answered, items, "answers past the group's items");
     }
     assert!(out.is_empty(), "{} bytes of answers for no task", out.len());
 }
@@ -152,6 +167,17 @@ pub fn parent_answers<R: DeserializeOwned + 'static>(input: &[u8], count: u32) -
                 Err(_) => break,
             },
             proto::FAILED => Err(link::failed_error(fields.rest(), &limits, PID)),
+            proto::ANSWERS => {
+                let Ok((_elapsed, _count, answers)) = read_answers(fields) else {
+                    break;
+                };
+                let mut each = Fields(answers);
+                while let Ok(payload) = each.sized() {
+                    outcomes.push(answer::decode_one(payload.to_vec(), &limits));
+                    outcomes.push(answer::decode_one_batched(payload.to_vec(), &limits));
+                }
+                continue;
+            }
             proto::STATE => {
                 if let Err(error) = limits.from_bytes::<DynFn>(fields.rest()) {
                     outcomes.push(Err(error));

@@ -1,6 +1,6 @@
-//! One item per message, sent in groups: each item is still its own frame,
-//! task, error, timeout and retry, though the pool queues and hands over a
-//! group of them at a time. Real worker processes, really killed.
+//! One item per message, sent in groups: each item is still its own task,
+//! with its own error, timeout and retry, though the pool queues, sends and
+//! hands over a group of them at a time. Real worker processes, really killed.
 
 serfn::test_support!();
 

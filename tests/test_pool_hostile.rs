@@ -56,12 +56,44 @@ fn serve_badly(mode: &str) -> ! {
         let mut body = vec![0; u32::from_le_bytes(len) as usize];
         stream.read_exact(&mut body).unwrap();
         let tag = body[0];
-        if ![2, 3, 4, 5, 7].contains(&tag) {
-            continue; // LOAD, FORGET: nothing to answer
+        if ![2, 3, 4, 5, 7, 13].contains(&tag) {
+            continue; // LOAD, FORGET, FLUSH: nothing to answer
         }
         let task = u64::from_le_bytes(body[1..9].try_into().unwrap());
         let header = [task.to_le_bytes(), 0u64.to_le_bytes()].concat();
         let answer = match mode {
+            // A group's items answered with forged counts, each item on its
+            // own answered right (`BATCH_SEQ`, a `u8` back as it came).
+            "group-overcount" | "group-uneven" if tag == 7 => {
+                // A microsecond each: the pool then sends items in groups.
+                let mut payload = [task.to_le_bytes(), 1000u64.to_le_bytes()].concat();
+                payload.extend(varint(1));
+                payload.push(*body.last().unwrap());
+                payload.push(0); // no panics
+                frame(0x82, &payload)
+            }
+            "group-overcount" | "group-uneven" if tag == 13 => {
+                let items = u32::from_le_bytes(body[18..22].try_into().unwrap());
+                let claimed = if mode == "group-overcount" {
+                    items + 5
+                } else {
+                    items
+                };
+                let mut payload = header;
+                payload.extend_from_slice(&claimed.to_le_bytes());
+                // One answer short of the claim in "group-uneven".
+                let written = if mode == "group-overcount" {
+                    claimed
+                } else {
+                    items - 1
+                };
+                for _ in 0..written {
+                    payload.extend_from_slice(&3u32.to_le_bytes());
+                    payload.extend(varint(1));
+                    payload.extend_from_slice(&[7, 0]);
+                }
+                frame(0x86, &payload)
+            }
             "garbage" => vec![0x5a; 64],
             "wrong-id" => frame(
                 0x82,
@@ -154,6 +186,32 @@ fn too_many_results_are_refused_before_they_are_decoded() {
     }
     // A well-framed answer with bad content is that task's error: the worker lives.
     assert_eq!(pool.stats().restarts, 0);
+}
+
+#[test]
+fn a_group_answered_with_forged_counts_is_refused_and_its_items_run_elsewhere() {
+    for mode in ["group-overcount", "group-uneven"] {
+        let pool = hostile(mode);
+        // One item per message: first each in a frame of its own, until
+        // timed, then in groups, whose answers are refused before any is
+        // decoded; the worker is replaced, and the group's items run one a
+        // frame, answered right.
+        for _ in 0..2 {
+            let results: Vec<u8> = pool
+                .map(&byte(), 0..=255)
+                .chunk_size(1)
+                .collect::<serfn::Result<_>>()
+                .unwrap_or_else(|error| panic!("{mode}: {error}"));
+            assert_eq!(results, (0..=255).collect::<Vec<u8>>(), "{mode}");
+        }
+        let results: Vec<u8> = pool
+            .map(&byte(), 0..=255)
+            .chunk_size(1)
+            .collect::<serfn::Result<_>>()
+            .unwrap_or_else(|error| panic!("{mode}: {error}"));
+        assert_eq!(results, (0..=255).collect::<Vec<u8>>(), "{mode}");
+        assert!(pool.stats().restarts >= 1, "{mode}");
+    }
 }
 
 #[test]

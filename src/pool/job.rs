@@ -115,9 +115,7 @@ impl Work {
     pub(crate) fn encode(&self, task: u64, async_fields: Option<(u64, u32)>, out: &mut Vec<u8>) {
         let (tag, id) = match self {
             Work::Singles(singles) => {
-                // A suspect group's items each between two flushes: the worker
-                // has answered everything before the item it dies in.
-                singles.write_frames(task, singles.suspect, out);
+                singles.write_frames(task, out);
                 return;
             }
             Work::Batch { function, .. } if async_fields.is_some() => {

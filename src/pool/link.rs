@@ -19,6 +19,7 @@ use super::builder::Config;
 use super::job::{Job, Runner, Work};
 use super::process;
 use super::protocol::{self as proto, Fields, FrameReader, Next};
+use super::singles::read_answers;
 use super::Shared;
 use crate::codec;
 use crate::error::{Error, WireError};
@@ -259,9 +260,13 @@ fn answer<'l>(
 ) -> io::Result<()> {
     let mut fields = Fields(body);
     let task = fields.u64().map_err(proto::invalid)?;
-    let elapsed = match tag {
-        proto::DONE => Some(fields.u64().map_err(proto::invalid)?),
-        proto::STATE | proto::FAILED => None,
+    let (elapsed, answers) = match tag {
+        proto::DONE => (Some(fields.u64().map_err(proto::invalid)?), None),
+        proto::ANSWERS => (
+            None,
+            Some(read_answers(Fields(fields.0)).map_err(proto::invalid)?),
+        ),
+        proto::STATE | proto::FAILED => (None, None),
         other => return Err(proto::invalid(format!("unknown frame tag {other:#04x}"))),
     };
     let state = held.get_or_insert_with(|| lock(&link.state));
@@ -277,6 +282,7 @@ fn answer<'l>(
     }
     let fits = match (&head.job.work, tag) {
         (_, proto::FAILED) => true,
+        (Work::Singles(_), proto::ANSWERS) => true,
         (Work::Take { .. }, kind) => kind == proto::STATE,
         (_, kind) => kind == proto::DONE,
     };
@@ -293,18 +299,32 @@ fn answer<'l>(
             // The item a suspect group looked for, retried and answered.
             singles.suspect = false;
         }
-        match elapsed {
-            Some(elapsed) => singles.answer(payload, elapsed),
-            None => {
+        let answered = match (answers, elapsed) {
+            (Some((elapsed, count, answers)), _) => {
+                if count > singles.left() {
+                    return Err(proto::invalid(format!(
+                        "answers to {count} items of a group with {} left",
+                        singles.left()
+                    )));
+                }
+                singles.answer_run(elapsed, count, answers);
+                count
+            }
+            (None, Some(elapsed)) => {
+                singles.answer(payload, elapsed);
+                1
+            }
+            (None, None) => {
                 let error = failed_error(payload, &shared.config.limits, link.pid);
                 if let Error::TooLarge { len, .. } = &error {
                     singles.function.record_answer(*len, 1);
                 }
                 singles.fail_next(error);
+                1
             }
-        }
+        };
         if singles.left() > 0 {
-            head.task += 1;
+            head.task += u64::from(answered);
             head.started = Some(heard);
             // Its retries were the answered item's; so was a kill on its way.
             head.job.attempts = 0;

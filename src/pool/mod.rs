@@ -50,7 +50,7 @@
 //!    a typed batch's items straight into one codec sequence) and queues
 //!    them as jobs (`job.rs`: what is queued and where answers go), many at
 //!    once when half the window is answered; at one item per message, up
-//!    to 4,096 timed items go in one job, each framed on its own (`singles.rs`);
+//!    to 4,096 timed items go in one job, sent together, each its own task (`singles.rs`);
 //! 2. `slot.rs`: one thread per worker takes jobs from the queue a run at a
 //!    time and writes them as frames (`protocol.rs`) on the worker's socket;
 //! 3. `serve.rs`: the worker reads a frame, runs the batch, writes one

@@ -61,14 +61,14 @@ pub(crate) const ASYNC_BATCH: u8 = 9;
 /// ([`singles`](super::singles)). `[]`
 pub(crate) const FLUSH: u8 = 10;
 
-/// Parent to worker: one item of a group ([`singles`](super::singles)),
-/// laid out and answered as [`BATCH`] is, but a worker may hold its answer
-/// back until a later item's of the same group, and answer it with no time
-/// and count its time in that later answer (the parent only adds up a
-/// group's). Not sent when a timeout applies. `[task u64][id u64][items]`
-pub(crate) const GROUP_ITEM: u8 = 11;
-/// The same, for a [`BATCH_SEQ`] item. `[task u64][id u64][codec sequence of one]`
-pub(crate) const GROUP_ITEM_SEQ: u8 = 12;
+/// Parent to worker: items of a group ([`singles`](super::singles)), each
+/// its own task: item `i`'s task is `task + i`, and its `item` is what its
+/// own [`BATCH`] (`seq` 0: an items block of one) or [`BATCH_SEQ`] (`seq`
+/// 1: a codec sequence of one) frame would carry after the function id.
+/// Answered in item order by [`ANSWERS`] frames, and a [`FAILED`] frame for
+/// each item that fails on its own. Not sent when a timeout applies.
+/// `[task u64][id u64][seq u8][count u32]([len u32][item]) * count`
+pub(crate) const GROUP: u8 = 13;
 
 /// Worker to parent, first frame: `[token u64][pid u32]`
 pub(crate) const HELLO: u8 = 0x81;
@@ -80,6 +80,11 @@ pub(crate) const DONE: u8 = 0x82;
 pub(crate) const FAILED: u8 = 0x83;
 /// Worker to parent: a function's state, for [`TAKE`]. `[task u64][envelope]`
 pub(crate) const STATE: u8 = 0x84;
+/// Worker to parent: the answers to `count` items of a [`GROUP`] from
+/// `task` on, each the payload its own [`DONE`] frame would carry, and the
+/// time they took together. `[task u64][elapsed ns u64][count u32]([len
+/// u32][payload]) * count`
+pub(crate) const ANSWERS: u8 = 0x86;
 /// Worker to parent: "alive", sent by a thread of its own whenever nothing
 /// else was written for [`HEARTBEAT_EVERY`], even while a function runs. `[]`
 pub(crate) const HEARTBEAT: u8 = 0x85;
@@ -128,6 +133,11 @@ pub(crate) struct Fields<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Fields<'a> {
     #[inline]
+    pub(crate) fn u8(&mut self) -> Result<u8, Error> {
+        Ok(self.take(1)?[0])
+    }
+
+    #[inline]
     pub(crate) fn u32(&mut self) -> Result<u32, Error> {
         Ok(u32::from_le_bytes(
             self.take(4)?.try_into().expect("4 bytes"),
@@ -149,6 +159,13 @@ impl<'a> Fields<'a> {
         };
         self.0 = rest;
         Ok(head)
+    }
+
+    /// A `[len u32][bytes]` field's bytes.
+    #[inline]
+    pub(crate) fn sized(&mut self) -> Result<&'a [u8], Error> {
+        let len = self.u32()? as usize;
+        self.take(len)
     }
 
     pub(crate) fn rest(self) -> &'a [u8] {
@@ -229,11 +246,6 @@ impl<R: Read> FrameReader<R> {
     pub(crate) fn has_frame(&self) -> bool {
         self.frame_len()
             .is_some_and(|len| self.end - self.start >= LEN_BYTES + len)
-    }
-
-    /// The tag of the next frame, if it is already buffered whole.
-    pub(crate) fn next_tag(&self) -> Option<u8> {
-        self.has_frame().then(|| self.buf[self.start + LEN_BYTES])
     }
 
     /// The body of the frame that [`next_frame`](Self::next_frame) returned.

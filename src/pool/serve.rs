@@ -109,13 +109,8 @@ fn serve(socket: OsString) -> io::Result<()> {
                 while let Some(fd) = reader.get_ref().take_fd() {
                     worker.fds.push_back(fd);
                 }
-                worker.batch_follows = reader.next_tag().is_some_and(is_batch);
                 worker.handle(tag, reader.body(body), &mut out)?;
-                // A group's item that left the clock to a later one leaves
-                // its answer to go with that one's too.
-                if !worker.holds_answers() {
-                    outbox.add(&mut out);
-                }
+                outbox.add(&mut out);
                 if tag == proto::FLUSH {
                     outbox.flush()?;
                 }
@@ -278,6 +273,17 @@ impl Hasher for IdHasher {
     }
 }
 
+/// The one item of an items block of one.
+fn one_item(block: &[u8]) -> std::result::Result<&[u8], Error> {
+    let mut fields = Fields(block);
+    let count = fields.u32()?;
+    let item = fields.sized()?;
+    if count != 1 || !fields.0.is_empty() {
+        return Err(Error::decode("a group's item is not an items block of one"));
+    }
+    Ok(item)
+}
+
 /// A loaded function, or the error its bytes gave, reported to each task that uses it.
 type Loaded = std::result::Result<DynFn, WireError>;
 
@@ -299,37 +305,50 @@ pub(crate) struct Worker {
     runner: run_async::Runner,
     /// Descriptors received for `LOAD_SHARED` frames, oldest first.
     fds: VecDeque<OwnedFd>,
-    /// When the last frame's call ended, while frames follow without a wait:
-    /// when the clock was last read, if frames since did not read it.
+    /// When the last frame's call ended, while frames follow without a wait.
     last_end: Option<Instant>,
-    /// Group items since the clock was last read, each answered with no
-    /// time.
-    unclocked: u32,
-    /// Whether the last frame's answer, and those before it since the clock
-    /// was last read, stay in the frame loop's buffer for a later frame's.
-    holding: bool,
-    /// Whether the frame after this one is a batch (a group's item too),
-    /// already read: set by the frame loop. After a group's item, it is the
-    /// group's next item.
-    pub(crate) batch_follows: bool,
 }
 
-/// A group's items read the clock once in this many, and always before a
-/// wait or another kind of frame, and at the group's last item (a plain
-/// batch): the ones between answer with no time, the one that reads it
-/// with all the time since the last read (the parent only adds up a
-/// group's times, for its estimate of the function's time per item), and
-/// their answers go to the outbox with its. A clock read was ~30 ns, a
-/// sixth of a worker's time per item at one item per message, and the
-/// outbox's lock per item about as much again.
-const CLOCK_EVERY: u32 = 32;
+/// Answers to a group's items go in one `ANSWERS` frame until it holds this
+/// many bytes; then in the next.
+const ANSWERS_BYTES: usize = 64 << 10;
 
-/// Whether a frame's `tag` runs a batch of items: a group's item is one.
-pub(crate) fn is_batch(tag: u8) -> bool {
-    matches!(
-        tag,
-        proto::BATCH | proto::BATCH_SEQ | proto::GROUP_ITEM | proto::GROUP_ITEM_SEQ
-    )
+/// An `ANSWERS` frame being written: where it starts, and its answers.
+struct Run {
+    frame: usize,
+    count: u32,
+}
+
+impl Run {
+    /// Header bytes before the answers: length, tag, task, elapsed, count.
+    const HEAD: usize = proto::LEN_BYTES + 1 + 8 + 8 + 4;
+
+    fn open(out: &mut Vec<u8>, task: u64) -> Run {
+        let frame = proto::start_frame(out, proto::ANSWERS);
+        out.extend_from_slice(&task.to_le_bytes());
+        out.extend_from_slice(&[0; 12]);
+        Run { frame, count: 0 }
+    }
+
+    fn bytes(&self, out: &[u8]) -> usize {
+        out.len() - self.frame
+    }
+
+    /// Finishes the frame with the time since `started`, or drops it if it
+    /// answers nothing; returns when the clock was read.
+    fn close(self, out: &mut Vec<u8>, started: Instant) -> Instant {
+        let ended = Instant::now();
+        if self.count == 0 {
+            out.truncate(self.frame);
+            return ended;
+        }
+        let elapsed = ended.saturating_duration_since(started).as_nanos() as u64;
+        let at = self.frame + proto::LEN_BYTES + 1 + 8;
+        out[at..at + 8].copy_from_slice(&elapsed.to_le_bytes());
+        out[at + 8..at + 12].copy_from_slice(&self.count.to_le_bytes());
+        proto::finish_frame(out, self.frame);
+        ended
+    }
 }
 
 impl Worker {
@@ -340,29 +359,13 @@ impl Worker {
             runner: run_async::Runner::default(),
             fds: VecDeque::new(),
             last_end: None,
-            unclocked: 0,
-            holding: false,
-            batch_follows: false,
         }
-    }
-
-    /// Whether the last frame was a group's item that left the clock, and
-    /// its answer, to a later one of its group (already read).
-    pub(crate) fn holds_answers(&self) -> bool {
-        self.holding
     }
 
     /// Answers one frame into `out`; an error breaks the protocol and ends the worker.
     pub(crate) fn handle(&mut self, tag: u8, body: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         let mut fields = Fields(body);
-        self.holding = false;
-        // A group's item is a batch of one, but for when it reads the clock.
-        let (tag, group_item) = match tag {
-            proto::GROUP_ITEM => (proto::BATCH, true),
-            proto::GROUP_ITEM_SEQ => (proto::BATCH_SEQ, true),
-            tag => (tag, false),
-        };
-        if !matches!(tag, proto::BATCH | proto::BATCH_SEQ) {
+        if !matches!(tag, proto::BATCH | proto::BATCH_SEQ | proto::GROUP) {
             self.last_end = None; // a load or a flush is no task's time
         }
         match tag {
@@ -384,8 +387,9 @@ impl Worker {
                 self.functions.insert(id, loaded.map_err(WireError::from));
                 return Ok(());
             }
-            // The frame loop writes what is held back.
+            // The frame loop writes the answers so far.
             proto::FLUSH => return Ok(()),
+            proto::GROUP => return self.group(fields, out),
             proto::FORGET => {
                 self.functions
                     .remove(&fields.u64().map_err(proto::invalid)?);
@@ -400,16 +404,9 @@ impl Worker {
             other => return Err(proto::invalid(format!("unknown frame tag {other:#04x}"))),
         }
         let task = fields.u64().map_err(proto::invalid)?;
-        // Frames run back to back start when the one before ended (or when
-        // the clock was last read, see `CLOCK_EVERY`): one clock read a
-        // frame at most, not two (~50 of a small item's instructions).
-        let started = match self.last_end.take() {
-            Some(started) => started,
-            None => {
-                self.unclocked = 0;
-                Instant::now()
-            }
-        };
+        // Frames run back to back start when the one before ended: one
+        // clock read a frame, not two (~50 of a small item's instructions).
+        let started = self.last_end.take().unwrap_or_else(Instant::now);
         // A state goes back as it is; results carry the time they took.
         let frame = proto::start_frame(
             out,
@@ -448,21 +445,96 @@ impl Worker {
             return failed(task, &error, out);
         }
         if let Some(at) = elapsed_at {
-            if group_item && self.batch_follows && self.unclocked + 1 < CLOCK_EVERY {
-                // Its time, and its answer, go with a later frame's.
-                self.unclocked += 1;
-                self.holding = true;
-                self.last_end = Some(started);
-            } else {
-                let ended = Instant::now();
-                let elapsed = ended.saturating_duration_since(started).as_nanos() as u64;
-                out[at..at + 8].copy_from_slice(&elapsed.to_le_bytes());
-                self.last_end = Some(ended);
-                self.unclocked = 0;
-            }
+            let ended = Instant::now();
+            let elapsed = ended.saturating_duration_since(started).as_nanos() as u64;
+            out[at..at + 8].copy_from_slice(&elapsed.to_le_bytes());
+            self.last_end = Some(ended);
         }
         proto::finish_frame(out, frame);
         Ok(())
+    }
+
+    /// Answers a group's items ([`proto::GROUP`]), each on its own and in
+    /// order: runs of them in `ANSWERS` frames, with one clock read a
+    /// frame, and a `FAILED` frame for an item that fails, as its own
+    /// frame would have. Item bytes that do not add up break the protocol.
+    fn group(&mut self, mut fields: Fields<'_>, out: &mut Vec<u8>) -> io::Result<()> {
+        let task = fields.u64().map_err(proto::invalid)?;
+        let id = fields.u64().map_err(proto::invalid)?;
+        let seq = fields.u8().map_err(proto::invalid)? != 0;
+        let count = fields.u32().map_err(proto::invalid)?;
+        // Each item takes at least its 4-byte length.
+        if count as usize > fields.0.len() / 4 {
+            return Err(proto::invalid(format!(
+                "a group of {count} items in {} bytes",
+                fields.0.len()
+            )));
+        }
+        let limits = self.limits;
+        let max = limits.get_max_bytes();
+        let mut started = self.last_end.take().unwrap_or_else(Instant::now);
+        let function = self.loaded(id);
+        let mut run = Run::open(out, task);
+        let first = task;
+        // Wrapping: task ids are the parent's counter, but a frame is input.
+        for task in (0..u64::from(count)).map(|index| first.wrapping_add(index)) {
+            let item = fields.sized().map_err(proto::invalid)?;
+            if run.bytes(out) >= ANSWERS_BYTES {
+                started = run.close(out, started);
+                run = Run::open(out, task);
+            }
+            let at = out.len();
+            out.extend_from_slice(&[0; 4]);
+            let answered = match &function {
+                Ok(function) if seq => function
+                    .call_batch(item, &limits, out)
+                    .map_err(WireError::from),
+                Ok(function) => one_item(item)
+                    .and_then(|item| function.call_each(&[item], &limits, out))
+                    .map_err(WireError::from),
+                Err(error) => Err(error.clone()),
+            };
+            let len = out.len() - at - 4;
+            let refused = match answered {
+                Err(error) => Some(error),
+                // As a frame of its own: refused here rather than past the parent's limit.
+                Ok(()) if len > max => Some(WireError::from(&Error::TooLarge {
+                    len: len as u64,
+                    limit: max,
+                })),
+                Ok(()) => None,
+            };
+            if let Some(error) = refused {
+                out.truncate(at);
+                started = run.close(out, started);
+                failed(task, &error, out)?;
+                run = Run::open(out, task.wrapping_add(1));
+                continue;
+            }
+            out[at..at + 4].copy_from_slice(&(len as u32).to_le_bytes());
+            if run.count > 0 && run.bytes(out) - Run::HEAD > max {
+                // Past what the parent reads in one frame: the answer starts the next.
+                let answer = out.split_off(at);
+                started = run.close(out, started);
+                run = Run::open(out, task);
+                out.extend_from_slice(&answer);
+            }
+            run.count += 1;
+        }
+        if !fields.0.is_empty() {
+            return Err(proto::invalid("bytes left over after a group's items"));
+        }
+        self.last_end = Some(run.close(out, started));
+        Ok(())
+    }
+
+    /// The function loaded as `id`, or the error each task that uses it gets.
+    #[inline]
+    fn loaded(&self, id: u64) -> std::result::Result<&DynFn, WireError> {
+        match self.functions.get(&id) {
+            Some(Ok(function)) => Ok(function),
+            other => Err(not_loaded(id, other)),
+        }
     }
 
     /// Decodes a function in place from the memfd `fd`, under the limits

@@ -1,24 +1,30 @@
 //! Items of a map sent one per message, grouped into one job: each item is
-//! still its own frame, its own task, its own error, timeout and retry, but
-//! the parent queues, tracks and hands over a group at a time. A job per item
-//! cost the parent ~1,800 instructions an item (the queue, a slot wake-up,
-//! the link's window, a lock of the map's inbox and a decode each).
+//! still its own task, with its own error, timeout and retry, but the
+//! parent queues, tracks and hands over a group at a time, and its items
+//! travel together. A job per item cost the parent ~1,800 instructions an
+//! item (the queue, a slot wake-up, the link's window, a lock of the map's
+//! inbox and a decode each), and a frame per item ~750 on both sides.
 //!
-//! The worker sees a batch of one per item: one `GROUP_ITEM` (or
-//! `GROUP_ITEM_SEQ`) frame each, read as `BATCH` (`BATCH_SEQ`) is and
-//! answered one `DONE` or `FAILED` frame each, in order, but whose time may
-//! come in a later item's answer (the group's times are added up). The
-//! link's reader records each answer here and moves on to the next item;
-//! the group reaches the map once all its items are answered. When the
-//! worker dies, the items answered stay answered. Which unanswered item it
-//! was running is not known (it holds answers back), so its groups turn
-//! [`suspect`](Singles::suspect) and go to another worker, where the next
-//! death is charged to one item alone: retried, or failed on its own.
+//! The worker gets a [`GROUP`](proto::GROUP) frame of items and runs each
+//! as its own frame would run, as a batch of one; it answers them in order
+//! in [`ANSWERS`](proto::ANSWERS) frames, each item's answer what its own
+//! `DONE` frame would carry, with a `FAILED` frame for an item that fails
+//! on its own. The link's reader records the answers here, and the group
+//! reaches the map once all its items are answered. When the worker dies,
+//! the items answered stay answered. Which unanswered item it was running
+//! is not known (it answers a frame's items together), so its groups turn
+//! [`suspect`](Singles::suspect) and go to another worker, an item per
+//! frame, where the next death is charged to one item alone: retried, or
+//! failed on its own.
+//!
+//! When a timeout applies, each item goes in a frame of its own and is
+//! answered on its own, with its own time: the parent's clock on an item is
+//! then its own.
 
 use std::sync::Arc;
 
 use super::entry::FnEntry;
-use super::protocol as proto;
+use super::protocol::{self as proto, Fields};
 use crate::error::{Error, Result};
 
 /// Items in one group, at most; a group also takes no more than about 2 ms
@@ -31,37 +37,39 @@ use crate::error::{Error, Result};
 /// 2 workers, alternated), with ~2 ms of work ahead instead.
 pub(crate) const MAX_GROUP: usize = 4096;
 
-/// A group of items, each sent in its own frame, and the answers so far.
+/// Bytes of items in one `GROUP` frame, at most, unless one item is more:
+/// a worker starts on a frame once it has all of it.
+const GROUP_BYTES: usize = 64 << 10;
+
+/// A group of items and the answers so far.
 pub(crate) struct Singles {
     pub(crate) function: Arc<FnEntry>,
-    /// Each item's frame, back to back, written once by the map's thread:
-    /// a slot copies them in one go and sets their task ids.
-    frames: Vec<u8>,
-    /// Where each item's frame ends in `frames`.
+    /// Each item as `[len u32][block]`, back to back, written once by the
+    /// map's thread; `block` is what the item's own frame carries after
+    /// the function id.
+    items: Vec<u8>,
+    /// Where each item ends in `items`.
     ends: Vec<u32>,
     /// Items answered, in order: the next to send and to be answered.
     answered: u32,
     answers: Answers,
-    /// Worker time of the items answered, from their `DONE` frames.
+    /// Worker time of the items answered, from their answers.
     elapsed_ns: u64,
-    /// `DONE` answers not yet added to the pool's count of tasks: added a
-    /// group at a time (an atomic add per item, shared by the links'
-    /// readers, cost a tenth of the throughput at one item per message).
+    /// Answers not yet added to the pool's count of tasks: added a group at
+    /// a time (an atomic add per item, shared by the links' readers, cost a
+    /// tenth of the throughput at one item per message).
     pub(crate) uncounted: u32,
-    /// Whether its items go as `GROUP_ITEM` frames, whose answers a worker
-    /// may hold back until a later item's: not when a timeout applies, so
-    /// that an answer never waits behind a later item that runs long.
-    hold: bool,
+    /// Whether its items go together in `GROUP` frames: not when a timeout
+    /// applies (see the module's doc).
+    grouped: bool,
+    /// Items of a `GROUP` frame the worker reads at most: the pool's limit.
+    frame_bytes: usize,
     /// A worker died while it had items of this group, and which one it
-    /// was running is not known: a worker holds its answers back for up to
-    /// a millisecond, so those it had finished may be lost with it. Each
-    /// item is then sent after a [`FLUSH`](super::protocol::FLUSH), so that
-    /// the next death is the item's it was running, and charged to it.
+    /// was running is not known. Each item is then sent in a frame of its
+    /// own, after a [`FLUSH`](super::protocol::FLUSH), so that the next
+    /// death is the item's it was running, and charged to it.
     pub(crate) suspect: bool,
 }
-
-/// Where a frame's task id is: after its length and tag.
-const TASK_AT: usize = proto::LEN_BYTES + 1;
 
 fn write_flush(out: &mut Vec<u8>) {
     let frame = proto::start_frame(out, proto::FLUSH);
@@ -78,14 +86,40 @@ pub(crate) struct Answers {
     pub(crate) count: u32,
 }
 
+/// The fields of an `ANSWERS` frame after its task: the time, the number of
+/// answers and the answers, checked to be exactly that many `[len u32][payload]`.
+pub(crate) fn read_answers<'a>(mut fields: Fields<'a>) -> Result<(u64, u32, &'a [u8])> {
+    let elapsed = fields.u64()?;
+    let count = fields.u32()?;
+    let answers = fields.0;
+    let mut each = Fields(answers);
+    for _ in 0..count {
+        each.sized()?;
+    }
+    if count == 0 || !each.0.is_empty() {
+        return Err(Error::decode(format!(
+            "{count} answers in {} bytes",
+            answers.len()
+        )));
+    }
+    Ok((elapsed, count, answers))
+}
+
 impl Singles {
-    /// A group of up to `items` items, whose frames take about `bytes_hint`
-    /// bytes; `hold`: no timeout applies to them (see [`Singles::hold`]).
-    pub(crate) fn new(function: Arc<FnEntry>, items: usize, bytes_hint: usize, hold: bool) -> Self {
+    /// A group of up to `items` items, whose blocks take about `bytes_hint`
+    /// bytes; `grouped`: no timeout applies to them (see
+    /// [`Singles::grouped`]); `limit`: the most bytes a worker reads in a frame.
+    pub(crate) fn new(
+        function: Arc<FnEntry>,
+        items: usize,
+        bytes_hint: usize,
+        grouped: bool,
+        limit: usize,
+    ) -> Self {
         let answer_bytes = usize::try_from(function.answer_bytes()).unwrap_or(0);
         Singles {
             function,
-            frames: Vec::with_capacity(bytes_hint),
+            items: Vec::with_capacity(bytes_hint),
             ends: Vec::with_capacity(items),
             answered: 0,
             answers: Answers {
@@ -95,34 +129,24 @@ impl Singles {
             },
             elapsed_ns: 0,
             uncounted: 0,
-            hold,
+            grouped,
+            frame_bytes: GROUP_BYTES.min(limit),
             suspect: false,
         }
     }
 
-    /// Adds an item: its frame, whose items block of one `write` appends.
-    /// On an error, the group is as it was.
+    /// Adds an item: the block of one that `write` appends. On an error,
+    /// the group is as it was.
     pub(crate) fn push_with(
         &mut self,
         write: impl FnOnce(&mut Vec<u8>) -> Result<()>,
     ) -> Result<()> {
-        let tag = match (self.hold, self.function.batches) {
-            (true, true) => proto::GROUP_ITEM_SEQ,
-            (true, false) => proto::GROUP_ITEM,
-            (false, true) => proto::BATCH_SEQ,
-            (false, false) => proto::BATCH,
-        };
-        let frame = proto::start_frame(&mut self.frames, tag);
-        // The task id, set when a slot sends it; then the function's.
-        self.frames.extend_from_slice(&[0; 8]);
-        self.frames
-            .extend_from_slice(&self.function.id.to_le_bytes());
-        if let Err(error) = write(&mut self.frames) {
-            self.frames.truncate(frame);
+        let at = self.items.len();
+        if let Err(error) = proto::put_item(&mut self.items, write) {
+            self.items.truncate(at);
             return Err(error);
         }
-        proto::finish_frame(&mut self.frames, frame);
-        self.ends.push(self.frames.len() as u32);
+        self.ends.push(self.items.len() as u32);
         Ok(())
     }
 
@@ -131,9 +155,9 @@ impl Singles {
         self.ends.len() as u32
     }
 
-    /// Bytes of the items' frames.
+    /// Bytes of the items.
     pub(crate) fn bytes(&self) -> usize {
-        self.frames.len()
+        self.items.len()
     }
 
     /// Items not yet answered: those a worker is sent.
@@ -141,7 +165,7 @@ impl Singles {
         self.len() - self.answered
     }
 
-    /// Where the frame of item `index` starts.
+    /// Where item `index` starts in `items`.
     fn start(&self, index: u32) -> usize {
         match index.checked_sub(1) {
             Some(before) => self.ends[before as usize] as usize,
@@ -150,40 +174,58 @@ impl Singles {
     }
 
     /// Appends the frames of the items not yet answered, the first with
-    /// task id `task`, each next one with the next id; with `flush`, each
-    /// between two `FLUSH` frames.
-    ///
-    /// The last item goes as a plain `BATCH` (`BATCH_SEQ`), at which a
-    /// worker always reads its clock: the time of a group's items is
-    /// answered within the group, whatever follows it.
-    pub(crate) fn write_frames(&self, task: u64, flush: bool, out: &mut Vec<u8>) {
-        let first = self.start(self.answered);
-        if !flush {
-            let at = out.len();
-            out.extend_from_slice(&self.frames[first..]);
-            for (index, task) in (self.answered..self.len()).zip(task..) {
-                let id = at + self.start(index) - first + TASK_AT;
-                out[id..id + 8].copy_from_slice(&task.to_le_bytes());
-            }
-            if self.left() > 0 {
-                let last = self.len() - 1;
-                out[at + self.start(last) - first + proto::LEN_BYTES] = if self.function.batches {
-                    proto::BATCH_SEQ
-                } else {
-                    proto::BATCH
-                };
-            }
-            return;
+    /// task id `task`, each next one with the next id: `GROUP` frames, or
+    /// one frame each when a timeout applies, and between two `FLUSH`
+    /// frames each when [`suspect`](Self::suspect).
+    pub(crate) fn write_frames(&self, task: u64, out: &mut Vec<u8>) {
+        if self.grouped && !self.suspect {
+            self.write_groups(task, out);
+        } else {
+            self.write_each(task, out);
         }
+    }
+
+    fn write_groups(&self, mut task: u64, out: &mut Vec<u8>) {
+        let mut first = self.answered;
+        while first < self.len() {
+            let start = self.start(first);
+            let fitting = self.ends[first as usize..]
+                .partition_point(|&end| end as usize - start <= self.frame_bytes);
+            let count = fitting.max(1) as u32;
+            let end = self.ends[(first + count - 1) as usize] as usize;
+            let frame = proto::start_frame(out, proto::GROUP);
+            out.extend_from_slice(&task.to_le_bytes());
+            out.extend_from_slice(&self.function.id.to_le_bytes());
+            out.push(u8::from(self.function.batches));
+            out.extend_from_slice(&count.to_le_bytes());
+            out.extend_from_slice(&self.items[start..end]);
+            proto::finish_frame(out, frame);
+            first += count;
+            task += u64::from(count);
+        }
+    }
+
+    fn write_each(&self, task: u64, out: &mut Vec<u8>) {
+        let tag = if self.function.batches {
+            proto::BATCH_SEQ
+        } else {
+            proto::BATCH
+        };
         for (index, task) in (self.answered..self.len()).zip(task..) {
-            write_flush(out);
-            let at = out.len();
-            out.extend_from_slice(
-                &self.frames[self.start(index)..self.ends[index as usize] as usize],
-            );
-            out[at + TASK_AT..at + TASK_AT + 8].copy_from_slice(&task.to_le_bytes());
+            if self.suspect {
+                write_flush(out);
+            }
+            let frame = proto::start_frame(out, tag);
+            out.extend_from_slice(&task.to_le_bytes());
+            out.extend_from_slice(&self.function.id.to_le_bytes());
+            // The block, past its length.
+            let block = self.start(index) + 4..self.ends[index as usize] as usize;
+            out.extend_from_slice(&self.items[block]);
+            proto::finish_frame(out, frame);
         }
-        write_flush(out);
+        if self.suspect {
+            write_flush(out);
+        }
     }
 
     /// The next item's `DONE` answer.
@@ -196,6 +238,15 @@ impl Singles {
         self.uncounted += 1;
     }
 
+    /// The next `count` items' answers, as [`read_answers`] found them: at
+    /// most [`left`](Self::left).
+    pub(crate) fn answer_run(&mut self, elapsed_ns: u64, count: u32, answers: &[u8]) {
+        debug_assert!(count <= self.left());
+        self.answers.payloads.extend_from_slice(answers);
+        self.elapsed_ns = self.elapsed_ns.saturating_add(elapsed_ns);
+        self.answered += count;
+        self.uncounted += count;
+    }
     /// The next item fails on its own.
     pub(crate) fn fail_next(&mut self, error: Error) {
         self.answers.errors.push((self.answered, error));
@@ -264,9 +315,9 @@ fn next_payload<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
 mod tests {
     use super::*;
 
-    fn group(items: &[&[u8]]) -> Singles {
+    fn group_with(items: &[&[u8]], grouped: bool, limit: usize) -> Singles {
         let function = FnEntry::new(9, "group", (Vec::new(), 0), false, false);
-        let mut singles = Singles::new(Arc::new(function), items.len(), 0, true);
+        let mut singles = Singles::new(Arc::new(function), items.len(), 0, grouped, limit);
         for item in items {
             singles
                 .push_with(|out| {
@@ -278,10 +329,17 @@ mod tests {
         singles
     }
 
-    /// The frames `write_frames` writes, as (tag, task, function id, block).
-    fn sent(singles: &Singles, task: u64, flush: bool) -> Vec<(u8, u64, u64, Vec<u8>)> {
+    fn group(items: &[&[u8]]) -> Singles {
+        group_with(items, true, usize::MAX)
+    }
+
+    /// A frame as `write_frames` writes it: (tag, task, function id, its
+    /// items' blocks).
+    type Sent = (u8, u64, u64, Vec<Vec<u8>>);
+
+    fn sent(singles: &Singles, task: u64) -> Vec<Sent> {
         let mut out = vec![0xAA]; // frames go after what is there
-        singles.write_frames(task, flush, &mut out);
+        singles.write_frames(task, &mut out);
         let mut frames = Vec::new();
         let mut rest = &out[1..];
         while !rest.is_empty() {
@@ -292,11 +350,36 @@ mod tests {
                 frames.push((frame[0], 0, 0, Vec::new()));
                 continue;
             }
-            let mut fields = proto::Fields(&frame[1..]);
+            let mut fields = Fields(&frame[1..]);
             let (task, id) = (fields.u64().unwrap(), fields.u64().unwrap());
-            frames.push((frame[0], task, id, fields.rest().to_vec()));
+            let blocks = if frame[0] == proto::GROUP {
+                assert_eq!(fields.u8().unwrap(), 0, "not a function that batches");
+                let count = fields.u32().unwrap();
+                let blocks = (0..count)
+                    .map(|_| fields.sized().unwrap().to_vec())
+                    .collect();
+                assert!(fields.0.is_empty());
+                blocks
+            } else {
+                vec![fields.rest().to_vec()]
+            };
+            frames.push((frame[0], task, id, blocks));
         }
         frames
+    }
+
+    fn blocks(items: &[&[u8]]) -> Vec<Vec<u8>> {
+        items.iter().map(|item| item.to_vec()).collect()
+    }
+
+    /// `[len u32][payload]` each.
+    fn answers(payloads: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for payload in payloads {
+            out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            out.extend_from_slice(payload);
+        }
+        out
     }
 
     fn answered(singles: Singles) -> Vec<std::result::Result<Vec<u8>, String>> {
@@ -311,30 +394,23 @@ mod tests {
     #[test]
     fn only_the_unanswered_items_are_sent_again_each_with_its_own_task() {
         let mut singles = group(&[b"a", b"", b"ccc", b"dd"]);
-        let frame = |task, block: &[u8]| (proto::GROUP_ITEM, task, 9, block.to_vec());
-        // The last a plain batch: a worker reads its clock there.
-        let last = |task, block: &[u8]| (proto::BATCH, task, 9, block.to_vec());
-        assert_eq!(
-            sent(&singles, 100, false),
-            [
-                frame(100, b"a"),
-                frame(101, b""),
-                frame(102, b"ccc"),
-                last(103, b"dd")
-            ]
-        );
-        singles.answer(b"A", 5);
+        let all = blocks(&[b"a", b"", b"ccc", b"dd"]);
+        assert_eq!(sent(&singles, 100), [(proto::GROUP, 100, 9, all)]);
+        singles.answer_run(5, 1, &answers(&[b"A"]));
         singles.fail_next(Error::decode("second"));
         assert_eq!(singles.left(), 2);
-        assert_eq!(sent(&singles, 7, false), [frame(7, b"ccc"), last(8, b"dd")]);
+        let rest = blocks(&[b"ccc", b"dd"]);
+        assert_eq!(sent(&singles, 7), [(proto::GROUP, 7, 9, rest)]);
+        // Suspect: an item a frame, each between two flushes.
+        singles.suspect = true;
         let flush = (proto::FLUSH, 0, 0, Vec::new());
         assert_eq!(
-            sent(&singles, 7, true),
+            sent(&singles, 7),
             [
                 flush.clone(),
-                frame(7, b"ccc"),
+                (proto::BATCH, 7, 9, blocks(&[b"ccc"])),
                 flush.clone(),
-                frame(8, b"dd"),
+                (proto::BATCH, 8, 9, blocks(&[b"dd"])),
                 flush
             ]
         );
@@ -343,15 +419,60 @@ mod tests {
     }
 
     #[test]
+    fn under_a_timeout_each_item_goes_in_a_frame_of_its_own() {
+        let singles = group_with(&[b"a", b"bb"], false, usize::MAX);
+        assert_eq!(
+            sent(&singles, 3),
+            [
+                (proto::BATCH, 3, 9, blocks(&[b"a"])),
+                (proto::BATCH, 4, 9, blocks(&[b"bb"]))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_group_frame_stays_within_the_limit_unless_one_item_is_more() {
+        // Items of 4 + 3 bytes, a limit of 14: two a frame; 4 + 20 alone.
+        let big = [7u8; 20];
+        let singles = group_with(&[b"one", b"two", b"thr", &big, b"fiv"], true, 14);
+        assert_eq!(
+            sent(&singles, 10),
+            [
+                (proto::GROUP, 10, 9, blocks(&[b"one", b"two"])),
+                (proto::GROUP, 12, 9, blocks(&[b"thr"])),
+                (proto::GROUP, 13, 9, blocks(&[&big])),
+                (proto::GROUP, 14, 9, blocks(&[b"fiv"]))
+            ]
+        );
+    }
+
+    #[test]
+    fn answers_are_read_only_when_exactly_as_many_as_claimed() {
+        let two = answers(&[b"x", b"yy"]);
+        let body = |count: u32, answers: &[u8]| {
+            let mut body = 55u64.to_le_bytes().to_vec();
+            body.extend_from_slice(&count.to_le_bytes());
+            body.extend_from_slice(answers);
+            body
+        };
+        let read = |body: &[u8]| read_answers(Fields(body)).map(|(e, c, a)| (e, c, a.to_vec()));
+        assert_eq!(read(&body(2, &two)).unwrap(), (55, 2, two.clone()));
+        for (count, bytes) in [(0, &[][..]), (1, &two[..]), (3, &two[..]), (2, &two[..6])] {
+            assert!(read(&body(count, bytes)).is_err(), "{count} in {bytes:?}");
+        }
+        assert!(read(&55u64.to_le_bytes()).is_err(), "no count");
+    }
+
+    #[test]
     fn an_item_that_cannot_be_written_leaves_the_group_as_it_was() {
         let mut singles = group(&[b"one"]);
-        let before = sent(&singles, 1, false);
+        let before = sent(&singles, 1);
         let error = singles.push_with(|out| {
             out.extend_from_slice(b"half");
             Err(Error::decode("no"))
         });
         assert!(error.is_err());
-        assert_eq!((singles.len(), sent(&singles, 1, false)), (1, before));
+        assert_eq!((singles.len(), sent(&singles, 1)), (1, before));
     }
 
     #[test]

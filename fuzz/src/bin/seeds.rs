@@ -70,20 +70,24 @@ fn main() -> std::io::Result<()> {
                     tags::BATCH_SEQ,
                     &[&task(2)[..], &id, &seq].concat(),
                 ));
-                // A group: one item per frame, back to back.
-                for (n, args) in (3..).zip(&sample.args) {
-                    frames.extend(fuzz::frame(
-                        tags::GROUP_ITEM,
-                        &[&task(n)[..], &id, &fuzz::items(std::slice::from_ref(args))].concat(),
-                    ));
-                }
-                let mut one = serfn::codec::encode_value(&1u64).expect("encodes");
-                one.extend(sample.args.first().into_iter().flatten());
-                if !sample.args.is_empty() {
-                    frames.extend(fuzz::frame(
-                        tags::GROUP_ITEM_SEQ,
-                        &[&task(99)[..], &id, &one].concat(),
-                    ));
+                // A group: its items together, each as its own frame would
+                // carry it, an items block of one (`seq` 0) or a codec
+                // sequence of one (`seq` 1).
+                for (seq, first) in [(0u8, 3u64), (1, 99)] {
+                    let mut group = [&task(first)[..], &id, &[seq]].concat();
+                    group.extend_from_slice(&(sample.args.len() as u32).to_le_bytes());
+                    for args in &sample.args {
+                        let block = if seq == 0 {
+                            fuzz::items(std::slice::from_ref(args))
+                        } else {
+                            let mut one = serfn::codec::encode_value(&1u64).expect("encodes");
+                            one.extend_from_slice(args);
+                            one
+                        };
+                        group.extend_from_slice(&(block.len() as u32).to_le_bytes());
+                        group.extend(block);
+                    }
+                    frames.extend(fuzz::frame(tags::GROUP, &group));
                 }
             }
             Kind::FnMut => {

@@ -204,12 +204,13 @@ where
             .clamp(1, MAX_GROUP)
     }
 
-    /// A job of up to `group` items, each encoded as a block of one and sent
-    /// in its own frame; `None` once the input is out. An item that cannot
+    /// A job of up to `group` items, each encoded as a block of one and
+    /// sent as its own task; `None` once the input is out. An item that cannot
     /// be encoded ends the group, and is answered with its error on its own.
     fn group_job(&mut self, function: &Arc<FnEntry>, group: usize, limit: usize) -> Option<Job> {
-        let hold = self.timeout.is_none() && self.pool.shared.config.timeout.is_none();
-        let mut singles = Singles::new(Arc::clone(function), group, self.block_hint, hold);
+        let grouped = self.timeout.is_none() && self.pool.shared.config.timeout.is_none();
+        let mut singles =
+            Singles::new(Arc::clone(function), group, self.block_hint, grouped, limit);
         let mut failed = None;
         let seq = function.batches;
         while (singles.len() as usize) < group && singles.bytes() < MAX_CHUNK_BYTES {
