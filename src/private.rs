@@ -28,6 +28,8 @@ use crate::error::Result as SerfnResult;
 pub mod fuzz;
 #[path = "private/invoke.rs"]
 mod invoke;
+#[path = "private/spare.rs"]
+mod spare;
 
 pub use self::invoke::{kind, output_slot, signature_of, Invoke};
 

@@ -229,6 +229,43 @@ fn stdout_noise_from_user_code_breaks_nothing() {
     assert_eq!(got, (1..501).collect::<Vec<_>>());
 }
 
+/// A worker's typed batches reuse the `Vec`s of the last batch of the same
+/// types: batches of other sizes in a row, one with panics, each answer
+/// exactly their own items, as plain numbers and as strings.
+#[test]
+fn batches_of_other_sizes_in_a_row_answer_only_their_own_items() {
+    let pool = pool(1);
+    let halve: SerFn<f64, f64> = serfn::closure!("test_pool::halve", [], move |x: f64| -> f64 {
+        assert!(x != 7.0, "seven");
+        x / 2.0
+    });
+    let label: SerFn<String, String> =
+        serfn::closure!("test_pool::label", [], move |s: String| -> String {
+            assert!(s != "7", "seven");
+            format!("<{s}>")
+        });
+    for (items, chunk) in [(5_000u32, 2_500), (30, 30), (1_200, 400), (9, 3)] {
+        let got: Vec<Option<f64>> = pool
+            .map(&halve, (0..items).map(f64::from))
+            .chunk_size(chunk)
+            .map(serfn::Result::ok)
+            .collect();
+        let want: Vec<Option<f64>> = (0..items)
+            .map(|x| (x != 7).then(|| f64::from(x) / 2.0))
+            .collect();
+        assert_eq!(got, want, "{items} f64s in chunks of {chunk}");
+        let got: Vec<Option<String>> = pool
+            .map(&label, (0..items).map(|x| x.to_string()))
+            .chunk_size(chunk)
+            .map(serfn::Result::ok)
+            .collect();
+        let want: Vec<Option<String>> = (0..items)
+            .map(|x| (x != 7).then(|| format!("<{x}>")))
+            .collect();
+        assert_eq!(got, want, "{items} strings in chunks of {chunk}");
+    }
+}
+
 #[test]
 fn a_panic_fails_only_its_item_and_the_worker_lives_on() {
     let pool = pool(2);

@@ -60,8 +60,8 @@ pub(crate) use self::value::decode_head;
 #[cfg(unix)]
 pub(crate) use self::value::Panic;
 pub(crate) use self::value::{
-    decode_fixed, decode_prefix, decode_seq, encode_len_into, encode_ok_into, encode_one_seq_into,
-    encode_panic, encode_seq_into, encode_value_into, one_seq_element,
+    decode_fixed, decode_prefix, decode_seq, decode_seq_into, encode_len_into, encode_ok_into,
+    encode_one_seq_into, encode_panic, encode_seq_into, encode_value_into, one_seq_element,
 };
 pub use self::value::{decode_result, decode_value, encode_value};
 use crate::error::{Error, Result};

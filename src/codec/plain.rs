@@ -231,26 +231,32 @@ pub(crate) fn decode<T: 'static>(
     limits: &Limits,
     max_len: usize,
 ) -> Option<Result<(Vec<T>, usize)>> {
+    let mut values = Vec::new();
+    decode_into(bytes, limits, max_len, &mut values).map(|used| used.map(|used| (values, used)))
+}
+
+/// [`decode`], appended to `into`: what a worker's batch does with the
+/// `Vec` of its last one, whose memory is already there.
+pub(crate) fn decode_into<T: 'static>(
+    bytes: &[u8],
+    limits: &Limits,
+    max_len: usize,
+    into: &mut Vec<T>,
+) -> Option<Result<usize>> {
     fn typed<P: Plain, T: 'static>(
         bytes: &[u8],
         limits: &Limits,
         max_len: usize,
-    ) -> Option<Result<(Vec<T>, usize)>> {
-        let mut slot: Option<Vec<T>> = None;
-        // `Some` only when `P` is `T`: then the `Vec<P>` is moved in as is.
-        let typed = (&mut slot as &mut dyn Any).downcast_mut::<Option<Vec<P>>>()?;
-        match decode_as::<P>(bytes, limits, max_len) {
-            Ok((values, used)) => {
-                *typed = Some(values);
-                slot.map(|values| Ok((values, used)))
-            }
-            Err(error) => Some(Err(error)),
-        }
+        into: &mut Vec<T>,
+    ) -> Option<Result<usize>> {
+        // `Some` only when `P` is `T`.
+        let into = (into as &mut dyn Any).downcast_mut::<Vec<P>>()?;
+        Some(decode_as::<P>(bytes, limits, max_len, into))
     }
-    typed::<f64, T>(bytes, limits, max_len)
-        .or_else(|| typed::<f32, T>(bytes, limits, max_len))
-        .or_else(|| typed::<u8, T>(bytes, limits, max_len))
-        .or_else(|| typed::<i8, T>(bytes, limits, max_len))
+    typed::<f64, T>(bytes, limits, max_len, into)
+        .or_else(|| typed::<f32, T>(bytes, limits, max_len, into))
+        .or_else(|| typed::<u8, T>(bytes, limits, max_len, into))
+        .or_else(|| typed::<i8, T>(bytes, limits, max_len, into))
 }
 
 /// The one result of a batch of one call that returned, if `T` is plain
@@ -287,7 +293,12 @@ pub(crate) fn decode_exact<T: 'static>(bytes: &[u8]) -> Option<T> {
         .or_else(|| typed::<i8, T>(bytes))
 }
 
-fn decode_as<P: Plain>(bytes: &[u8], limits: &Limits, max_len: usize) -> Result<(Vec<P>, usize)> {
+fn decode_as<P: Plain>(
+    bytes: &[u8],
+    limits: &Limits,
+    max_len: usize,
+    into: &mut Vec<P>,
+) -> Result<usize> {
     // A sequence's length is written as a `u64` is, in both formats.
     let (len, prefix) = format::decode_unguarded::<u64>(bytes)?;
     if len > max_len as u64 {
@@ -315,8 +326,8 @@ fn decode_as<P: Plain>(bytes: &[u8], limits: &Limits, max_len: usize) -> Result<
         });
     }
     // One pass the compiler turns into wide loads: a copy's speed.
-    let values = body[..size].chunks_exact(P::SIZE).map(P::from_le).collect();
-    Ok((values, prefix + size))
+    into.extend(body[..size].chunks_exact(P::SIZE).map(P::from_le));
+    Ok(prefix + size)
 }
 
 #[cfg(test)]

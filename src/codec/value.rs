@@ -50,16 +50,29 @@ pub(crate) fn decode_seq<T: DeserializeOwned + 'static>(
     bytes: &[u8],
     limits: &Limits,
 ) -> Result<Vec<T>> {
+    let mut values = Vec::new();
+    decode_seq_into(bytes, limits, &mut values)?;
+    Ok(values)
+}
+
+/// [`decode_seq`] into `values`, empty: plain numbers go into its memory,
+/// other values replace it.
+pub(crate) fn decode_seq_into<T: DeserializeOwned + 'static>(
+    bytes: &[u8],
+    limits: &Limits,
+    values: &mut Vec<T>,
+) -> Result<()> {
     #[cfg(unix)]
-    if let Some(decoded) = super::plain::decode::<T>(bytes, limits, usize::MAX) {
+    if let Some(decoded) = super::plain::decode_into::<T>(bytes, limits, usize::MAX, values) {
         limits.check_len(bytes.len() as u64)?;
-        let (values, used) = decoded?;
+        let used = decoded?;
         if used != bytes.len() {
             return Err(left_over(bytes.len() - used));
         }
-        return Ok(values);
+        return Ok(());
     }
-    decode_value(bytes, limits)
+    *values = decode_value(bytes, limits)?;
+    Ok(())
 }
 
 /// Decodes a plain value made by [`encode_value`], all of `bytes`, under `limits`.

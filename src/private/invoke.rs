@@ -177,8 +177,11 @@ where
         if let Some(arg) = codec::one_seq_element(args) {
             return call_one_batched(f, decode_one(arg, limits)?, out);
         }
-        let args: Vec<A> = codec::decode_seq(args, limits)?;
-        let (results, panics) = call_each(f, f.name(), args)?;
+        // The `Vec`s of the last batch of these types: their memory is there.
+        let mut values: Vec<A> = super::spare::take();
+        codec::decode_seq_into(args, limits, &mut values)?;
+        let mut results = super::spare::take();
+        let panics = call_each_into(f, f.name(), values.drain(..), &mut results)?;
         let panics: Vec<_> = panics
             .into_iter()
             .map(|(at, panic)| (at as u32, panic))
@@ -186,6 +189,8 @@ where
         // What `codec::decode_batch_results` reads: the pair, its parts one
         // after the other.
         codec::encode_seq_into(&results, out)?;
+        super::spare::keep(values);
+        super::spare::keep(results);
         codec::encode_value_into(&panics, out)
     }
 
@@ -239,8 +244,24 @@ where
     A: Serialize + DeserializeOwned + 'static,
 {
     let mut results = Vec::with_capacity(args.len());
+    let panics = call_each_into(f, name, args.into_iter(), &mut results)?;
+    Ok((results, panics))
+}
+
+/// [`call_each`], its results appended to `results`, empty.
+fn call_each_into<T, A>(
+    f: &T,
+    name: &str,
+    mut args: impl ExactSizeIterator<Item = A>,
+    results: &mut Vec<T::Output>,
+) -> SerfnResult<Vec<(usize, crate::error::Panic)>>
+where
+    T: crate::Call<A>,
+    A: Serialize + DeserializeOwned + 'static,
+{
+    results.reserve(args.len());
     let mut panics = Vec::new();
-    let (mut args, mut taken) = (args.into_iter(), 0);
+    let mut taken = 0;
     // One catch per run of calls that return, not one per call: the call
     // inlines into `extend`'s loop, which keeps what it wrote when a call
     // panics.
@@ -256,7 +277,7 @@ where
         }
         panics.push((at, panic));
     }
-    Ok((results, panics))
+    Ok(panics)
 }
 
 impl<T, A> Invoke<T, A> for kind::CallMut
