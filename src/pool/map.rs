@@ -28,6 +28,8 @@ mod feed;
 mod inbox;
 mod settings;
 
+pub(crate) use block::SpareBlocks;
+
 /// Worker time a chunk should take, once items have been timed.
 const CHUNK_NS: u64 = 2_000_000;
 /// Items in one chunk, at most.

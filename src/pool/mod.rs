@@ -199,6 +199,8 @@ pub(crate) struct Shared {
     pub(crate) next_task: AtomicU64,
     next_function: AtomicU64,
     functions: Mutex<Vec<Arc<FnEntry>>>,
+    /// Answered chunks' items blocks, for the next ones of any map.
+    pub(crate) spare_blocks: Arc<map::SpareBlocks>,
 }
 
 impl Pool {
@@ -267,6 +269,7 @@ impl Pool {
             next_task: AtomicU64::new(0),
             next_function: AtomicU64::new(1),
             functions: Mutex::new(Vec::new()),
+            spare_blocks: Arc::default(),
             config,
         });
         let slots = workers

@@ -100,7 +100,11 @@ where
             _ => None,
         };
         let batched = function.as_ref().is_ok_and(|f| f.batches);
-        let inbox = Inbox::new(pool.shared.config.limits, batched);
+        let inbox = Inbox::new(
+            pool.shared.config.limits,
+            batched,
+            Arc::clone(&pool.shared.spare_blocks),
+        );
         let (function, setup_error) = match function {
             Ok(function) => (Some(function), None),
             Err(error) => (None, Some(error)),
@@ -309,6 +313,10 @@ where
                     }
                     None => break,
                 }
+            }
+            if self.block.capacity() == 0 {
+                // The last chunk's block was sent off: an answered one's memory.
+                self.block = self.pool.shared.spare_blocks.take().unwrap_or_default();
             }
             self.block.clear();
             self.block.reserve(self.block_hint);

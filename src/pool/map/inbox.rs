@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use super::super::answer::{decode_chunk_bytes, decode_each, ChunkResults};
 use super::super::job::Sink;
 use super::super::singles::Answers;
+use super::block::SpareBlocks;
 use crate::codec::Limits;
 use crate::error::Result;
 use crate::sync::lock;
@@ -30,6 +31,8 @@ pub(super) struct Inbox<R> {
     limits: Limits,
     /// The function runs chunks in one typed pass: its answers are decoded so.
     batched: bool,
+    /// Where answered chunks' items blocks go, for the pool's next chunks.
+    spare: Arc<SpareBlocks>,
 }
 
 struct State<R> {
@@ -45,7 +48,7 @@ struct State<R> {
 pub(super) const ANY: u64 = u64::MAX;
 
 impl<R> Inbox<R> {
-    pub(super) fn new(limits: Limits, batched: bool) -> Arc<Self> {
+    pub(super) fn new(limits: Limits, batched: bool, spare: Arc<SpareBlocks>) -> Arc<Self> {
         Arc::new(Inbox {
             state: Mutex::new(State {
                 answers: VecDeque::new(),
@@ -56,6 +59,7 @@ impl<R> Inbox<R> {
             closed: AtomicBool::new(false),
             limits,
             batched,
+            spare,
         })
     }
 
@@ -112,6 +116,10 @@ impl<R: DeserializeOwned + Send + 'static> Sink for Inbox<R> {
     fn send_each(&self, seq: u64, answers: Answers) {
         let results = decode_each(answers, &self.limits, self.batched);
         self.land(seq, results);
+    }
+
+    fn recycle(&self, block: Vec<u8>) {
+        self.spare.put(block);
     }
 
     fn is_closed(&self) -> bool {
