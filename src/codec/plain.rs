@@ -243,6 +243,8 @@ pub(crate) fn decode_into<T: 'static>(
     max_len: usize,
     into: &mut Vec<T>,
 ) -> Option<Result<usize>> {
+    // A `Vec`, not a slice: it is downcast to the `Vec<P>` it is, and grown.
+    #[allow(clippy::ptr_arg)]
     fn typed<P: Plain, T: 'static>(
         bytes: &[u8],
         limits: &Limits,

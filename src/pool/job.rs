@@ -341,12 +341,15 @@ impl Job {
                 let count = self.work.count();
                 // A fresh block for each chunk was memory the allocator had
                 // given back: a page fault per 4 KiB as the map wrote it.
-                if let (Reply::Chunk { inbox, .. }, Work::Batch { items, .. }) =
-                    (&self.reply, self.work)
+                if let (
+                    Reply::Chunk { inbox, .. },
+                    Work::Batch {
+                        items: Payload::Heap(block),
+                        ..
+                    },
+                ) = (&self.reply, self.work)
                 {
-                    if let Payload::Heap(block) = items {
-                        inbox.recycle(block);
-                    }
+                    inbox.recycle(block);
                 }
                 self.reply.send(count, Ok(payload));
             }
