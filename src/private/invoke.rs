@@ -195,8 +195,11 @@ where
     }
 
     fn batch_stage(f: &T, batch: &mut StageBatch<'_>) -> SerfnResult<()> {
-        let args: Vec<A> = batch.take()?;
-        let (results, panics) = call_each(f, batch.name(), args)?;
+        let mut args: Vec<A> = batch.take()?;
+        // A stage's arguments are the last one's results: two `Vec`s in turn.
+        let mut results = super::spare::take();
+        let panics = call_each_into(f, batch.name(), args.drain(..), &mut results)?;
+        super::spare::keep(args);
         batch.put(results, panics)
     }
 }
@@ -231,24 +234,9 @@ where
     }
 }
 
-/// Calls `f` on each of `args`: the results of the calls that returned, in
-/// order, and each panic with the index of its argument, named `name`.
-#[allow(clippy::type_complexity)]
-fn call_each<T, A>(
-    f: &T,
-    name: &str,
-    args: Vec<A>,
-) -> SerfnResult<(Vec<T::Output>, Vec<(usize, crate::error::Panic)>)>
-where
-    T: crate::Call<A>,
-    A: Serialize + DeserializeOwned + 'static,
-{
-    let mut results = Vec::with_capacity(args.len());
-    let panics = call_each_into(f, name, args.into_iter(), &mut results)?;
-    Ok((results, panics))
-}
-
-/// [`call_each`], its results appended to `results`, empty.
+/// Calls `f` on each of `args`, appending the results of the calls that
+/// returned to `results` (empty), in order; returns each panic with the
+/// index of its argument, named `name`.
 fn call_each_into<T, A>(
     f: &T,
     name: &str,
