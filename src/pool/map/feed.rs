@@ -305,6 +305,11 @@ where
                     break;
                 }
             }
+            // While a worker may have nothing to run (a map's start), each
+            // job goes at once: the workers start while the rest is encoded.
+            if !jobs.is_empty() && self.in_flight.len <= self.pool.workers() {
+                self.pool.shared.queue.push(jobs.drain(..));
+            }
             if group > 1 {
                 match self.group_job(&function, group, limit) {
                     Some(job) => {
