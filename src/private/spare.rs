@@ -7,26 +7,34 @@
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
 
-/// A `Vec` larger than this is not kept: a large batch's memory goes back.
-const MAX_KEPT_BYTES: usize = 4 << 20;
+/// The memory kept, at most, all types together: a large batch's memory
+/// goes back.
+const MAX_KEPT_BYTES: usize = 8 << 20;
 
 /// Element types kept, at most: one entry each.
 const MAX_TYPES: usize = 16;
 
+/// The `Vec<T>` kept for one `T`, and the bytes it holds.
+struct Entry {
+    id: TypeId,
+    bytes: usize,
+    vec: Box<dyn Any>,
+}
+
 thread_local! {
-    static SPARE: RefCell<Vec<(TypeId, Box<dyn Any>)>> = const { RefCell::new(Vec::new()) };
+    static SPARE: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
 }
 
 /// An empty `Vec<T>`, with the capacity of the last one [`keep`] kept.
 pub(crate) fn take<T: 'static>() -> Vec<T> {
     SPARE
         .try_with(|spare| {
-            spare
-                .borrow_mut()
+            let mut spare = spare.borrow_mut();
+            let entry = spare
                 .iter_mut()
-                .find(|(id, _)| *id == TypeId::of::<T>())
-                .and_then(|(_, kept)| kept.downcast_mut::<Vec<T>>())
-                .map(std::mem::take)
+                .find(|entry| entry.id == TypeId::of::<T>())?;
+            entry.bytes = 0;
+            entry.vec.downcast_mut::<Vec<T>>().map(std::mem::take)
         })
         .ok()
         .flatten()
@@ -34,22 +42,38 @@ pub(crate) fn take<T: 'static>() -> Vec<T> {
 }
 
 /// Keeps `vec`'s allocation, emptied, for the next [`take`] of a `Vec<T>`
-/// on this thread, unless it is past [`MAX_KEPT_BYTES`].
+/// on this thread, unless the thread would then keep more than
+/// [`MAX_KEPT_BYTES`].
 pub(crate) fn keep<T: 'static>(mut vec: Vec<T>) {
     vec.clear();
-    let bytes = vec.capacity().saturating_mul(size_of::<T>().max(1));
-    if vec.capacity() == 0 || bytes > MAX_KEPT_BYTES {
+    let bytes = vec.capacity().saturating_mul(size_of::<T>());
+    if bytes == 0 || bytes > MAX_KEPT_BYTES {
         return;
     }
     let _ = SPARE.try_with(|spare| {
         let mut spare = spare.borrow_mut();
-        match spare.iter().position(|(id, _)| *id == TypeId::of::<T>()) {
+        // What the other types keep: this one's replaces its own.
+        let others: usize = spare
+            .iter()
+            .filter(|entry| entry.id != TypeId::of::<T>())
+            .map(|entry| entry.bytes)
+            .sum();
+        if others + bytes > MAX_KEPT_BYTES {
+            return;
+        }
+        match spare.iter().position(|entry| entry.id == TypeId::of::<T>()) {
             Some(at) => {
-                if let Some(kept) = spare[at].1.downcast_mut::<Vec<T>>() {
+                let entry = &mut spare[at];
+                if let Some(kept) = entry.vec.downcast_mut::<Vec<T>>() {
                     *kept = vec;
+                    entry.bytes = bytes;
                 }
             }
-            None if spare.len() < MAX_TYPES => spare.push((TypeId::of::<T>(), Box::new(vec))),
+            None if spare.len() < MAX_TYPES => spare.push(Entry {
+                id: TypeId::of::<T>(),
+                bytes,
+                vec: Box::new(vec),
+            }),
             None => {}
         }
     });
@@ -74,9 +98,17 @@ mod tests {
     }
 
     #[test]
-    fn a_vec_past_the_bound_is_not_kept() {
-        let values: Vec<u8> = Vec::with_capacity(MAX_KEPT_BYTES + 1);
-        keep(values);
-        assert_eq!(take::<u8>().capacity(), 0);
+    fn a_thread_keeps_no_more_than_its_bound_in_all() {
+        keep::<u8>(Vec::with_capacity(MAX_KEPT_BYTES + 1));
+        assert_eq!(take::<u8>().capacity(), 0, "one past the bound");
+        keep::<u16>(Vec::with_capacity(MAX_KEPT_BYTES / 4));
+        // Past the bound with the `u16`s: not kept; within it: kept.
+        keep::<i8>(Vec::with_capacity(MAX_KEPT_BYTES / 2 + 1));
+        assert_eq!(take::<i8>().capacity(), 0);
+        keep::<i8>(Vec::with_capacity(MAX_KEPT_BYTES / 2));
+        assert!(take::<i8>().capacity() >= MAX_KEPT_BYTES / 2);
+        // A type's own `Vec` replaces the one it kept, whatever its size.
+        keep::<u16>(Vec::with_capacity(MAX_KEPT_BYTES / 2));
+        assert!(take::<u16>().capacity() >= MAX_KEPT_BYTES / 4);
     }
 }

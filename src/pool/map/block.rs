@@ -133,18 +133,18 @@ pub(crate) struct SpareBlocks(Mutex<Vec<Vec<u8>>>);
 
 /// Blocks kept, at most: about the chunks a pool has in flight.
 const MAX_SPARE: usize = 16;
-/// A block larger than this is not kept: its memory goes back.
-const MAX_SPARE_BYTES: usize = 4 << 20;
+/// The memory kept, at most, all blocks together: a map of large chunks
+/// does not leave the pool holding 16 of them.
+const MAX_SPARE_BYTES: usize = 8 << 20;
 
 impl SpareBlocks {
-    /// Keeps `block`'s memory, unless enough are kept or it is too large.
+    /// Keeps `block`'s memory, unless that would keep more than
+    /// [`MAX_SPARE`] blocks or [`MAX_SPARE_BYTES`].
     pub(crate) fn put(&self, mut block: Vec<u8>) {
-        if block.capacity() > MAX_SPARE_BYTES {
-            return;
-        }
         block.clear();
         let mut spare = lock(&self.0);
-        if spare.len() < MAX_SPARE {
+        let kept: usize = spare.iter().map(Vec::capacity).sum();
+        if spare.len() < MAX_SPARE && kept + block.capacity() <= MAX_SPARE_BYTES {
             spare.push(block);
         }
     }
@@ -158,6 +158,25 @@ impl SpareBlocks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spare_blocks_stay_within_their_count_and_bytes() {
+        let spare = SpareBlocks::default();
+        for _ in 0..MAX_SPARE + 4 {
+            spare.put(Vec::with_capacity(64));
+        }
+        let mut taken = Vec::new();
+        while let Some(block) = spare.take() {
+            assert!(block.is_empty() && block.capacity() >= 64);
+            taken.push(block);
+        }
+        assert_eq!(taken.len(), MAX_SPARE);
+        // Bytes: two blocks of over half the bound, one kept.
+        spare.put(Vec::with_capacity(MAX_SPARE_BYTES / 2 + 1));
+        spare.put(Vec::with_capacity(MAX_SPARE_BYTES / 2 + 1));
+        assert!(spare.take().is_some());
+        assert!(spare.take().is_none());
+    }
 
     #[test]
     fn a_sequence_block_is_the_encoding_of_the_items_as_a_vec() {
