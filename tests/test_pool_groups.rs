@@ -236,11 +236,22 @@ fn an_answer_past_the_limits_fails_its_item_alone_in_its_group() {
         .collect::<serfn::Result<_>>()
         .unwrap();
     assert_eq!(timed.len(), ITEMS as usize);
-    let results: Vec<serfn::Result<Vec<u8>>> =
-        pool.map(&f, small(2_500, 2 * limit as u32)).collect();
+    // And answers of three quarters of the limit side by side: each fits,
+    // two do not fit one frame, so each goes in a run of its own.
+    let large = 3 * limit as u32 / 4;
+    let sizes = |x: u32| {
+        if (3_000..3_004).contains(&x) {
+            large
+        } else {
+            8
+        }
+    };
+    let items = small(2_500, 2 * limit as u32)
+        .map(|(x, size)| (x, if size == 8 { sizes(x) } else { size }));
+    let results: Vec<serfn::Result<Vec<u8>>> = pool.map(&f, items).collect();
     for (i, result) in results.iter().enumerate() {
         match result {
-            Ok(bytes) => assert_eq!(bytes, &vec![i as u8; 8], "item {i}"),
+            Ok(bytes) => assert_eq!(bytes, &vec![i as u8; sizes(i as u32) as usize], "item {i}"),
             Err(Error::TooLarge { limit: l, .. }) if i == 2_500 => assert_eq!(*l, limit),
             Err(other) => panic!("item {i}: {other:?}"),
         }
