@@ -112,9 +112,14 @@ fn serve(socket: OsString) -> io::Result<()> {
                     worker.fds.push_back(fd);
                 }
                 worker.handle(tag, reader.body(body), &mut out)?;
-                outbox.add(&mut out);
-                if tag == proto::FLUSH {
+                // Written now if the next read may block, or asked to, or a
+                // chunk's worth: this thread writes them, and the flusher
+                // is not woken for answers it would not get to.
+                if tag == proto::FLUSH || !reader.has_frame() || out.len() >= WRITE_NOW {
+                    outbox.add_quietly(&mut out);
                     outbox.flush()?;
+                } else {
+                    outbox.add(&mut out);
                 }
             }
         }
@@ -140,7 +145,13 @@ struct Pending {
 
 const STALE: Duration = Duration::from_millis(1);
 
+/// Answer bytes past which the main thread writes them at once, rather
+/// than after the frames already read: a chunk's answers reach the parent
+/// while the worker runs the next chunk.
+const WRITE_NOW: usize = 32 << 10;
+
 impl Outbox {
+    /// Adds `out` for the flusher to write once it is [`STALE`], waking it.
     fn add(&self, out: &mut Vec<u8>) {
         if out.is_empty() {
             return;
@@ -154,6 +165,17 @@ impl Outbox {
                 self.added.notify_one();
             }
         }
+    }
+
+    /// Adds `out` for a [`flush`](Self::flush) that follows at once: the
+    /// flusher is not woken for it.
+    fn add_quietly(&self, out: &mut Vec<u8>) {
+        if out.is_empty() {
+            return;
+        }
+        let mut state = lock(&self.state);
+        state.bytes.extend_from_slice(out);
+        out.clear();
     }
 
     fn flush(&self) -> io::Result<()> {
