@@ -108,6 +108,11 @@ out = [f"Measured {date}; load average (1, 5, 15 min) {before} before, {after} a
        "ratios per run, then their median (range).", "",
        "| what | serfn | reference, same run | ratio |", "|---|---|---|---|"]
 out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+retried = [f"{r['library']} in `{r['workload']}` (run {i}): {r['retried']}"
+           for i, run in enumerate(runs, 1) for r in run["results"] if "retried" in r]
+if retried:
+    out += ["", "Reference runs that failed and were run again (only the run that "
+            "succeeded is timed): " + "; ".join(retried) + "."]
 text = "\n".join(out)
 print(text)
 open("target/pool_table.md", "w").write(text + "\n")

@@ -3,7 +3,54 @@
 //! by hand, as its users do) and rayon (threads in this process: the limit
 //! without any serialization).
 
+use std::panic::{self, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
 use rayon::prelude::*;
+
+/// One run of `library`, timed: serfn's as it is (a failure ends the
+/// bench), a peer's through [`timed_retrying`].
+pub fn timed<T>(library: &str, retried: &mut usize, mut run: impl FnMut() -> T) -> (T, Duration) {
+    if library.starts_with("serfn") {
+        let start = Instant::now();
+        let got = run();
+        return (got, start.elapsed());
+    }
+    timed_retrying(library, retried, run)
+}
+
+/// Attempts a peer's run gets before its failure fails the bench.
+const ATTEMPTS: usize = 3;
+
+/// Runs a reference library's `run` (not serfn's: its failures are never
+/// retried) and times it, again after a panic, at most [`ATTEMPTS`] times:
+/// procspawn's calls now and then fail with `IpcChannelClosed` ("remote
+/// closed") from `join` under load, which used to end the whole bench. Only
+/// the attempt that succeeded is timed; `retried` counts the failed ones,
+/// which the report shows.
+pub fn timed_retrying<T>(
+    library: &str,
+    retried: &mut usize,
+    mut run: impl FnMut() -> T,
+) -> (T, Duration) {
+    for attempt in 1.. {
+        let start = Instant::now();
+        match panic::catch_unwind(AssertUnwindSafe(&mut run)) {
+            Ok(got) => return (got, start.elapsed()),
+            Err(panic) if attempt < ATTEMPTS => {
+                *retried += 1;
+                let why = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("a panic");
+                eprintln!("{library}: a run failed ({why}); running it again, untimed before");
+            }
+            Err(panic) => panic::resume_unwind(panic),
+        }
+    }
+    unreachable!("the last attempt returns or panics")
+}
 
 /// procspawn's fn pointers: nothing captured, the factor travels as an argument.
 fn scale_one((x, factor): (f64, f64)) -> f64 {
