@@ -153,12 +153,9 @@ const WRITE_NOW: usize = 32 << 10;
 impl Outbox {
     /// Adds `out` for the flusher to write once it is [`STALE`], waking it.
     fn add(&self, out: &mut Vec<u8>) {
-        if out.is_empty() {
+        let Some(mut state) = self.append(out) else {
             return;
-        }
-        let mut state = lock(&self.state);
-        state.bytes.extend_from_slice(out);
-        out.clear();
+        };
         if state.since.is_none() {
             state.since = Some(Instant::now());
             if state.flusher_idle {
@@ -170,12 +167,18 @@ impl Outbox {
     /// Adds `out` for a [`flush`](Self::flush) that follows at once: the
     /// flusher is not woken for it.
     fn add_quietly(&self, out: &mut Vec<u8>) {
+        self.append(out);
+    }
+
+    /// Moves `out` to the pending bytes; `None` if it was empty.
+    fn append(&self, out: &mut Vec<u8>) -> Option<std::sync::MutexGuard<'_, Pending>> {
         if out.is_empty() {
-            return;
+            return None;
         }
         let mut state = lock(&self.state);
         state.bytes.extend_from_slice(out);
         out.clear();
+        Some(state)
     }
 
     fn flush(&self) -> io::Result<()> {
