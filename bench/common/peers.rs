@@ -33,7 +33,9 @@ pub fn timed_retrying<T>(
     retried: &mut usize,
     mut run: impl FnMut() -> T,
 ) -> (T, Duration) {
-    for attempt in 1.. {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         let start = Instant::now();
         match panic::catch_unwind(AssertUnwindSafe(&mut run)) {
             Ok(got) => return (got, start.elapsed()),
@@ -49,7 +51,6 @@ pub fn timed_retrying<T>(
             Err(panic) => panic::resume_unwind(panic),
         }
     }
-    unreachable!("the last attempt returns or panics")
 }
 
 /// procspawn's fn pointers: nothing captured, the factor travels as an argument.

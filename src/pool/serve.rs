@@ -100,7 +100,7 @@ fn serve(socket: OsString) -> io::Result<()> {
     loop {
         // Results go out in batches, but never wait behind a read that blocks.
         if !reader.has_frame() {
-            outbox.add(&mut out); // nothing is held across a wait
+            outbox.add_quietly(&mut out); // nothing is held across a wait
             outbox.flush()?;
             worker.last_end = None; // the next frame starts after the wait
         }
@@ -112,13 +112,14 @@ fn serve(socket: OsString) -> io::Result<()> {
                     worker.fds.push_back(fd);
                 }
                 worker.handle(tag, reader.body(body), &mut out)?;
-                // Written now if the next read may block, or asked to, or a
-                // chunk's worth: this thread writes them, and the flusher
-                // is not woken for answers it would not get to.
-                if tag == proto::FLUSH || !reader.has_frame() || out.len() >= WRITE_NOW {
+                // Written by this thread when asked to or a chunk's worth,
+                // and at the loop's top when the next read may block; the
+                // flusher is woken only for answers behind frames already
+                // read, which it writes once they are stale.
+                if tag == proto::FLUSH || out.len() >= WRITE_NOW {
                     outbox.add_quietly(&mut out);
                     outbox.flush()?;
-                } else {
+                } else if reader.has_frame() {
                     outbox.add(&mut out);
                 }
             }
