@@ -439,7 +439,7 @@ impl Worker {
     }
 
     /// Decodes a function in place from the memfd `fd`, under the limits
-    /// that bound a `LOAD` frame's bytes, and unmaps it.
+    /// that bound a `LOAD` frame's bytes; it is unmapped right after.
     fn load_shared(&self, fd: OwnedFd, skip: u64, len: u64) -> std::result::Result<DynFn, Error> {
         let limit = self.limits.get_max_bytes();
         let len = usize::try_from(len)
