@@ -7,7 +7,8 @@
 //!   `f = 1.5` over `items` floats `i / items` (default 100,000): one item per
 //!   message, chunks of `items / 8` (12,500), and automatic chunking; tasks/s.
 //!   The pool is started and warmed up (one full, checked map) first; the time
-//!   covers only collecting the map.
+//!   covers only collecting the map. The chunked row's map takes under a
+//!   millisecond: it runs [`CHUNKED_ROUNDS`] times `--runs` rounds.
 //! - `direct_call`: the same closure called in this process (`f.call`), tasks/s.
 //! - `cpu_speedup`: [`CPU_TASKS`] starting points `-2 + 4 i / tasks`, each a
 //!   fixed-step gradient descent on `x^4 - 3x^2 + x` (`lr` = [`CPU_LR`]) for
@@ -40,7 +41,8 @@
 //! with hand-made `Vec` chunks, `cpu_speedup`, `capture_100m` sending the same
 //! `Vec`) and rayon (`tiny_*` and `cpu_speedup` on threads: the in-process limit).
 //!
-//! Each number is the median of `--runs` runs (default 5). Every result the
+//! Each number is the median of `--runs` runs (default 5; the chunked row's,
+//! of [`CHUNKED_ROUNDS`] times as many, its JSON's `rounds`). Every result the
 //! pool returns is compared with the sequential, in-process answer, so no
 //! number is reported for a wrong result.
 //!
@@ -68,6 +70,11 @@ use serfn::{Pool, SerFn};
 
 /// The tiny task's captured factor.
 const FACTOR: f64 = 1.5;
+/// Rounds of the chunked row per `--runs`: one of its maps takes under a
+/// millisecond, where a wake-up's delay on a loaded machine is a tenth of
+/// the time; 5 such maps per library gave medians 1.1x to 1.9x apart
+/// within one run, 40 settle within a few percent.
+const CHUNKED_ROUNDS: usize = 8;
 /// The CPU task's step size.
 const CPU_LR: f64 = 0.01;
 /// CPU-bound starting points and iterations per point (the Python script's defaults).
@@ -411,7 +418,12 @@ fn main() {
             check_same(workload, &got, &want[..*len]);
         }
         let mut times = vec![Vec::new(); runs.len()];
-        for round in 0..args.runs {
+        let rounds = if chunk == 1 {
+            args.runs
+        } else {
+            args.runs * CHUNKED_ROUNDS
+        };
+        for round in 0..rounds {
             for k in 0..runs.len() {
                 let at = (round + k) % runs.len();
                 let (library, len, run) = &mut runs[at];
@@ -421,7 +433,10 @@ fn main() {
             }
         }
         for (((library, len, _), times), retried) in runs.iter().zip(times).zip(retried) {
-            let mut extra = vec![("chunk_size", chunk.to_string())];
+            let mut extra = vec![
+                ("chunk_size", chunk.to_string()),
+                ("rounds", rounds.to_string()),
+            ];
             if retried > 0 {
                 extra.push(("retried", retried.to_string()));
             }
