@@ -262,7 +262,7 @@
 // docs.rs builds with `--cfg docsrs`: feature-gated items show their feature.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // Denied, not forbidden: one function allows it, the read-only mapping of a
-// sealed memfd in `pool/shm.rs`, where its invariant is written down.
+// sealed memfd in `pool/shm/linux.rs`, where its invariant is written down.
 #![deny(unsafe_code)]
 
 pub mod codec;
