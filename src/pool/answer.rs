@@ -54,6 +54,17 @@ impl<R> Iterator for ChunkResults<R> {
 }
 
 impl<R> ChunkResults<R> {
+    /// The next result of the current run, or `None` where [`next`](Iterator::next)
+    /// has more to look at: the hot path alone.
+    #[inline(always)]
+    pub(crate) fn next_in_run(&mut self) -> Option<R> {
+        if self.clean == 0 {
+            return None;
+        }
+        self.clean -= 1;
+        self.results.next()
+    }
+
     pub(crate) fn empty() -> Self {
         Self::with(Vec::new(), Rest::Done)
     }

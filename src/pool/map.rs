@@ -132,12 +132,13 @@ where
 {
     type Item = Result<R>;
 
+    #[inline]
     fn next(&mut self) -> Option<Result<R>> {
-        // The hot path, an item of the current chunk, stays small: with the
+        // The hot path, an item of the current run, stays small: with the
         // refill inlined, each call paid ~40 instructions of prologue.
-        match self.ready.next() {
-            Some(result) => Some(result),
-            None => blocking(self.next_chunk(None)),
+        match self.ready.next_in_run() {
+            Some(result) => Some(Ok(result)),
+            None => self.next_slow(),
         }
     }
 }
@@ -156,6 +157,16 @@ where
     R: DeserializeOwned + Send + 'static,
     I: Iterator<Item = A>,
 {
+    /// [`next`](Iterator::next) past the current run: a panic's error, or
+    /// the next chunk's first result.
+    #[inline(never)]
+    fn next_slow(&mut self) -> Option<Result<R>> {
+        match self.ready.next() {
+            Some(result) => Some(result),
+            None => blocking(self.next_chunk(None)),
+        }
+    }
+
     /// The next result, for async code: `Pending` until it is in.
     #[cfg(feature = "async")]
     pub(crate) fn poll_next_result(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<R>>> {
