@@ -130,6 +130,11 @@ const OPS: &[(&str, &str, usize)] = &[
         "the parent's cost per item of Pool::map, 2 workers, one item per message",
         1,
     ),
+    (
+        "pool_map_collect",
+        "pool_map's map collected as users write it, into a Result<Vec<f64>>",
+        1,
+    ),
 ];
 
 fn serfn_round_trip(f: &SerFn<f64, f64>) -> SerFn<f64, f64> {
@@ -251,8 +256,9 @@ fn run(op: &str, iters: usize) {
                 black_box(bincode_round_trip(black_box(&capture)));
             });
         }
-        "pool_map" => pool_map(iters, POOL_CHUNK),
-        "pool_map_single" => pool_map(iters, 1),
+        "pool_map" => pool_map(iters, POOL_CHUNK, Consume::Sum),
+        "pool_map_single" => pool_map(iters, 1, Consume::Sum),
+        "pool_map_collect" => pool_map(iters, POOL_CHUNK, Consume::Collect),
         _ => {
             eprintln!("unknown op {op:?}; --list prints the ops");
             std::process::exit(2);
@@ -264,9 +270,20 @@ fn elements_of(op: &str) -> usize {
     OPS.iter().find(|(name, ..)| *name == op).map_or(1, |o| o.2)
 }
 
+/// How [`pool_map`] takes its results.
+#[derive(Clone, Copy)]
+enum Consume {
+    /// `.map(Result::unwrap).sum()`: the map's own cost.
+    Sum,
+    /// `collect::<Result<Vec<_>>>()`, through std's `GenericShunt`, which
+    /// calls `next` once per item: where a slow path inlined into `next`
+    /// once cost every item a call and four registers saved.
+    Collect,
+}
+
 /// One warm-up map (starts the workers, sends them the function), then one
 /// map of `iters` items; only the parent is counted (`--trace-children=no`).
-fn pool_map(iters: usize, chunk: usize) {
+fn pool_map(iters: usize, chunk: usize, consume: Consume) {
     let pool = Pool::builder()
         .workers(2)
         .chunk_size(chunk)
@@ -275,8 +292,15 @@ fn pool_map(iters: usize, chunk: usize) {
     let f = SerFn::new(Scale { factor: 1.5 });
     let map = |items: usize| {
         let inputs = (0..items).map(|i| i as f64);
-        let sum: f64 = pool.map(&f, inputs).map(Result::unwrap).sum();
-        black_box(sum);
+        let results = pool.map(&f, inputs);
+        match consume {
+            Consume::Sum => {
+                black_box(results.map(Result::unwrap).sum::<f64>());
+            }
+            Consume::Collect => {
+                black_box(results.collect::<serfn::Result<Vec<f64>>>().unwrap());
+            }
+        }
     };
     map(2 * POOL_CHUNK);
     map(iters);

@@ -99,7 +99,8 @@ if ins:
     pair("serfn_round_trip_into", "bincode_round_trip", "encode + decode + call, handle path, loop subtracted from both", True)
     pair("serfn_call", "box_dyn_call", "`SerFn::call`, loop subtracted from both", True)
     for op, name in (("pool_map_single", "parent instructions per item, one item per message"),
-                     ("pool_map", "parent instructions per item, chunked")):
+                     ("pool_map", "parent instructions per item, chunked"),
+                     ("pool_map_collect", "the same, collected into a `Result<Vec<f64>>`")):
         if op in o:
             rows.append((name, f"{o[op]:,.0f}", "", ""))
 
