@@ -266,15 +266,19 @@ fn batches_of_other_sizes_in_a_row_answer_only_their_own_items() {
     }
 }
 
+/// Panics on the items that end in 13 (`unlucky 13`, `unlucky 113`, ...).
+fn picky() -> SerFn<u32, u32> {
+    serfn::closure!("test_pool::picky", [], move |x: u32| -> u32 {
+        assert!(x % 100 != 13, "unlucky {x}");
+        x
+    })
+}
+
 #[test]
 fn a_panic_fails_only_its_item_and_the_worker_lives_on() {
     let pool = pool(2);
     let pids = pool.worker_pids();
-    let picky: SerFn<u32, u32> = serfn::closure!("test_pool::picky", [], move |x: u32| -> u32 {
-        assert!(x % 100 != 13, "unlucky {x}");
-        x
-    });
-    let results: Vec<serfn::Result<u32>> = pool.map(&picky, 0..1_000u32).collect();
+    let results: Vec<serfn::Result<u32>> = pool.map(&picky(), 0..1_000u32).collect();
     for (i, result) in results.iter().enumerate() {
         match result {
             Err(Error::Panicked { name, message, .. }) => {
@@ -294,6 +298,33 @@ fn a_panic_fails_only_its_item_and_the_worker_lives_on() {
     let mut before = pids;
     before.sort_unstable();
     assert_eq!(before, after, "no worker was replaced");
+}
+
+/// Each panic reaches the index of its own item, at any chunk size: a
+/// chunk's results are handed out in runs between its panics.
+#[test]
+fn map_unordered_gives_each_panic_the_index_of_its_item() {
+    let pool = pool(2);
+    for chunk in [1, 7, 100, 1_000] {
+        let mut seen = vec![false; 1_000];
+        for (index, result) in pool.map_unordered(&picky(), 0..1_000u32).chunk_size(chunk) {
+            assert!(
+                !std::mem::replace(&mut seen[index], true),
+                "index {index} twice"
+            );
+            match result {
+                Err(Error::Panicked { message, .. }) => {
+                    assert_eq!(message, format!("unlucky {index}"), "chunks of {chunk}");
+                }
+                Ok(x) => assert_eq!(x as usize, index, "chunks of {chunk}"),
+                Err(other) => panic!("item {index}, chunks of {chunk}: {other}"),
+            }
+        }
+        assert!(
+            seen.iter().all(|&seen| seen),
+            "chunks of {chunk}: an index is missing"
+        );
+    }
 }
 
 #[test]

@@ -241,7 +241,10 @@ where
 #[must_use = "a map does nothing until it is iterated"]
 pub struct MapUnordered<'p, A, R, I> {
     feed: Feed<'p, A, R, I>,
-    ready: VecDeque<(usize, Result<R>)>,
+    /// The chunk being handed out, as in [`Map`], and the input index of
+    /// its next result.
+    ready: ChunkResults<R>,
+    index: usize,
 }
 
 impl<'p, A, R, I> MapUnordered<'p, A, R, I>
@@ -253,7 +256,8 @@ where
     pub(crate) fn new(feed: Feed<'p, A, R, I>) -> Self {
         MapUnordered {
             feed,
-            ready: VecDeque::new(),
+            ready: ChunkResults::empty(),
+            index: 0,
         }
     }
 }
@@ -266,8 +270,13 @@ where
 {
     type Item = (usize, Result<R>);
 
+    #[inline]
     fn next(&mut self) -> Option<(usize, Result<R>)> {
-        blocking(self.poll_next_pair(None))
+        // As in `Map::next`: the hot path alone inline.
+        match self.ready.next_in_run() {
+            Some(result) => Some((self.take_index(), Ok(result))),
+            None => self.next_slow(),
+        }
     }
 }
 
@@ -277,14 +286,27 @@ where
     R: DeserializeOwned + Send + 'static,
     I: Iterator<Item = A>,
 {
+    /// The input index of the result handed out now.
+    #[inline(always)]
+    fn take_index(&mut self) -> usize {
+        let index = self.index;
+        self.index += 1;
+        index
+    }
+
+    #[inline(never)]
+    fn next_slow(&mut self) -> Option<(usize, Result<R>)> {
+        blocking(self.poll_next_pair(None))
+    }
+
     /// The next `(index, result)`; blocks without `cx`.
     pub(crate) fn poll_next_pair(
         &mut self,
         mut cx: Option<&mut Context<'_>>,
     ) -> Poll<Option<(usize, Result<R>)>> {
         loop {
-            if let Some(pair) = self.ready.pop_front() {
-                return Poll::Ready(Some(pair));
+            if let Some(result) = self.ready.next() {
+                return Poll::Ready(Some((self.take_index(), result)));
             }
             if let Some(error) = self.feed.setup_error.take() {
                 return Poll::Ready(Some((0, Err(error))));
@@ -295,7 +317,8 @@ where
             else {
                 return Poll::Ready(None);
             };
-            self.ready.extend((start..).zip(results));
+            self.ready = results;
+            self.index = start;
         }
     }
 }
