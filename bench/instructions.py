@@ -29,7 +29,7 @@ GATED_OPS = ("serfn_", "pool_")
 TOLERANCE = 0.20
 # How far two runs of one op may differ (--repeat). The pool's parent waits on its
 # workers, and how many answers each wake-up finds depends on timing: a few percent.
-AGREEMENT = {"pool_map": 0.10, "pool_map_single": 0.10, "pool_map_collect": 0.10}
+AGREEMENT = {"pool_map": 0.10, "pool_map_single": 0.10, "pool_map_collect": 0.10, "pool_map_unordered": 0.10}
 AGREEMENT_DEFAULT = 0.001
 
 

@@ -135,6 +135,11 @@ const OPS: &[(&str, &str, usize)] = &[
         "pool_map's map collected as users write it, into a Result<Vec<f64>>",
         1,
     ),
+    (
+        "pool_map_unordered",
+        "pool_map's map as map_unordered, each result put at its index",
+        1,
+    ),
 ];
 
 fn serfn_round_trip(f: &SerFn<f64, f64>) -> SerFn<f64, f64> {
@@ -259,6 +264,7 @@ fn run(op: &str, iters: usize) {
         "pool_map" => pool_map(iters, POOL_CHUNK, Consume::Sum),
         "pool_map_single" => pool_map(iters, 1, Consume::Sum),
         "pool_map_collect" => pool_map(iters, POOL_CHUNK, Consume::Collect),
+        "pool_map_unordered" => pool_map(iters, POOL_CHUNK, Consume::Unordered),
         _ => {
             eprintln!("unknown op {op:?}; --list prints the ops");
             std::process::exit(2);
@@ -279,6 +285,8 @@ enum Consume {
     /// calls `next` once per item: where a slow path inlined into `next`
     /// once cost every item a call and four registers saved.
     Collect,
+    /// `map_unordered`, each result written at its index.
+    Unordered,
 }
 
 /// One warm-up map (starts the workers, sends them the function), then one
@@ -292,13 +300,20 @@ fn pool_map(iters: usize, chunk: usize, consume: Consume) {
     let f = SerFn::new(Scale { factor: 1.5 });
     let map = |items: usize| {
         let inputs = (0..items).map(|i| i as f64);
-        let results = pool.map(&f, inputs);
         match consume {
             Consume::Sum => {
-                black_box(results.map(Result::unwrap).sum::<f64>());
+                black_box(pool.map(&f, inputs).map(Result::unwrap).sum::<f64>());
             }
             Consume::Collect => {
+                let results = pool.map(&f, inputs);
                 black_box(results.collect::<serfn::Result<Vec<f64>>>().unwrap());
+            }
+            Consume::Unordered => {
+                let mut out = vec![0.0; items];
+                for (index, result) in pool.map_unordered(&f, inputs) {
+                    out[index] = result.unwrap();
+                }
+                black_box(out);
             }
         }
     };

@@ -53,7 +53,7 @@ iters() {
         *_round_trip | *_round_trip_into) echo $((quick ? 500 : 5000)) ;;
         *_large_64k) echo $((quick ? 4 : 20)) ;;
         *_large_1m) echo $((quick ? 1 : 4)) ;;
-        pool_map | pool_map_collect) echo $((quick ? 20000 : 100000)) ;;
+        pool_map | pool_map_collect | pool_map_unordered) echo $((quick ? 20000 : 100000)) ;;
         pool_map_single) echo $((quick ? 20000 : 40000)) ;;
         *) echo 1000 ;;
     esac

@@ -100,7 +100,8 @@ if ins:
     pair("serfn_call", "box_dyn_call", "`SerFn::call`, loop subtracted from both", True)
     for op, name in (("pool_map_single", "parent instructions per item, one item per message"),
                      ("pool_map", "parent instructions per item, chunked"),
-                     ("pool_map_collect", "the same, collected into a `Result<Vec<f64>>`")):
+                     ("pool_map_collect", "the same, collected into a `Result<Vec<f64>>`"),
+                     ("pool_map_unordered", "the same through `map_unordered`, each result put at its index")):
         if op in o:
             rows.append((name, f"{o[op]:,.0f}", "", ""))
 
