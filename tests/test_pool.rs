@@ -266,6 +266,23 @@ fn batches_of_other_sizes_in_a_row_answer_only_their_own_items() {
     }
 }
 
+/// A chunk of megabytes goes to the socket straight from its job, in as
+/// many writes as the socket takes, and every byte is counted as sent.
+#[test]
+fn chunks_of_megabytes_arrive_whole_and_are_counted() {
+    let pool = pool(2);
+    let items: Vec<f64> = (0..1_000_000).map(f64::from).collect();
+    let got: Vec<f64> = pool
+        .map(&scaled(3.0), items.iter().copied())
+        .chunk_size(250_000)
+        .collect::<serfn::Result<_>>()
+        .unwrap();
+    assert_eq!(got.len(), items.len());
+    assert!(got.iter().zip(&items).all(|(got, x)| *got == x * 3.0));
+    let sent = pool.stats().bytes_sent;
+    assert!(sent >= 8 * 1_000_000, "{sent} bytes sent for 8 MB of items");
+}
+
 /// Panics on the items that end in 13 (`unlucky 13`, `unlucky 113`, ...).
 fn picky() -> SerFn<u32, u32> {
     serfn::closure!("test_pool::picky", [], move |x: u32| -> u32 {

@@ -15,9 +15,19 @@ use crate::sync::lock;
 /// message, with no allocation (and no free on another thread, which cost
 /// glibc twice a malloc).
 pub(crate) enum Payload {
-    Inline { len: u8, bytes: [u8; INLINE] },
-    Heap(Vec<u8>),
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE],
+    },
+    /// Shared: a slot writes a large one straight to its worker's socket
+    /// once the job is in flight (see [`Work::items_apart`]).
+    Heap(Arc<Vec<u8>>),
 }
+
+/// Items blocks of this many bytes or more are written to the socket from
+/// the job ([`Work::items_apart`]); below it, a copy costs less than a
+/// system call of their own.
+pub(crate) const ITEMS_APART: usize = 64 << 10;
 
 /// The largest payload kept inline: a `Job` then stays within 128 bytes,
 /// which a move copies inline rather than through a `memcpy` call.
@@ -26,7 +36,7 @@ const INLINE: usize = 30;
 impl Payload {
     pub(crate) fn from_slice(bytes: &[u8]) -> Self {
         if bytes.len() > INLINE {
-            return Payload::Heap(bytes.to_vec());
+            return Payload::Heap(Arc::new(bytes.to_vec()));
         }
         let mut inline = [0; INLINE];
         inline[..bytes.len()].copy_from_slice(bytes);
@@ -39,7 +49,7 @@ impl Payload {
     /// Takes `buf`'s bytes: copied inline when small (`buf` kept for reuse), else moved.
     pub(crate) fn take(buf: &mut Vec<u8>) -> Self {
         if buf.len() > INLINE {
-            return Payload::Heap(std::mem::take(buf));
+            return Payload::Heap(Arc::new(std::mem::take(buf)));
         }
         let payload = Payload::from_slice(buf);
         buf.clear();
@@ -49,14 +59,14 @@ impl Payload {
     pub(crate) fn as_slice(&self) -> &[u8] {
         match self {
             Payload::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            Payload::Heap(bytes) => bytes,
+            Payload::Heap(bytes) => bytes.as_slice(),
         }
     }
 }
 
 impl From<Vec<u8>> for Payload {
     fn from(bytes: Vec<u8>) -> Self {
-        Payload::Heap(bytes)
+        Payload::Heap(Arc::new(bytes))
     }
 }
 
@@ -112,7 +122,30 @@ impl Work {
     /// Appends its frames, the first with task id `task`: one, or a
     /// group's one per item, each with the next id. `async_fields`: an async
     /// chunk's per-item timeout and concurrency.
-    pub(crate) fn encode(&self, task: u64, async_fields: Option<(u64, u32)>, out: &mut Vec<u8>) {
+    /// A batch's items block when it is [`ITEMS_APART`] bytes or more: the
+    /// slot writes it from here, after the frame's head, rather than copy
+    /// it into its buffer (a copy per chunk, and a buffer kept as large as
+    /// the largest chunk for the worker's life).
+    pub(crate) fn items_apart(&self) -> Option<Arc<Vec<u8>>> {
+        match self {
+            Work::Batch {
+                items: Payload::Heap(block),
+                ..
+            } if block.len() >= ITEMS_APART => Some(Arc::clone(block)),
+            _ => None,
+        }
+    }
+
+    /// Appends its frame to `out`; with `items_apart`, all but a batch's
+    /// items block, which must follow at once (its length is counted in
+    /// the frame's).
+    pub(crate) fn encode(
+        &self,
+        task: u64,
+        async_fields: Option<(u64, u32)>,
+        out: &mut Vec<u8>,
+        items_apart: bool,
+    ) {
         let (tag, id) = match self {
             Work::Singles(singles) => {
                 singles.write_frames(task, out);
@@ -135,6 +168,10 @@ impl Work {
                 if let Some((timeout, concurrency)) = async_fields {
                     out.extend_from_slice(&timeout.to_le_bytes());
                     out.extend_from_slice(&concurrency.to_le_bytes());
+                }
+                if items_apart {
+                    proto::finish_frame_before(out, frame, items.as_slice().len());
+                    return;
                 }
                 out.extend_from_slice(items.as_slice());
             }
@@ -349,7 +386,10 @@ impl Job {
                     },
                 ) = (&self.reply, self.work)
                 {
-                    inbox.recycle(block);
+                    // Unless the slot that wrote it still holds it.
+                    if let Ok(block) = Arc::try_unwrap(block) {
+                        inbox.recycle(block);
+                    }
                 }
                 self.reply.send(count, Ok(payload));
             }

@@ -24,7 +24,7 @@
 //! or sent over a network, it is checked once per worker, not per item, and
 //! at crc32fast's speed it is a small part of decoding even a large capture.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 
 use crate::error::Error;
 
@@ -107,6 +107,14 @@ pub(crate) fn start_frame(buf: &mut Vec<u8>, tag: u8) -> usize {
 #[inline]
 pub(crate) fn finish_frame(buf: &mut [u8], start: usize) {
     let len = (buf.len() - start - LEN_BYTES) as u32;
+    buf[start..start + LEN_BYTES].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Writes the length of the frame begun at `start`, whose last `rest`
+/// bytes are not in `buf`: they are written right after it.
+#[inline]
+pub(crate) fn finish_frame_before(buf: &mut [u8], start: usize, rest: usize) {
+    let len = (buf.len() - start - LEN_BYTES + rest) as u32;
     buf[start..start + LEN_BYTES].copy_from_slice(&len.to_le_bytes());
 }
 
@@ -323,6 +331,28 @@ pub(crate) fn invalid(error: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, error.to_string())
 }
 
+/// Writes `buf`, then `tail`, in as few system calls as the socket takes,
+/// and clears `buf`.
+pub(crate) fn flush_with(
+    writer: &mut impl Write,
+    buf: &mut Vec<u8>,
+    tail: &[u8],
+) -> io::Result<()> {
+    let mut slices = [IoSlice::new(buf), IoSlice::new(tail)];
+    let mut left = &mut slices[..];
+    IoSlice::advance_slices(&mut left, 0);
+    while !left.is_empty() {
+        match writer.write_vectored(left) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => IoSlice::advance_slices(&mut left, written),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    buf.clear();
+    Ok(())
+}
+
 /// Writes `buf` and clears it.
 pub(crate) fn flush(writer: &mut impl Write, buf: &mut Vec<u8>) -> io::Result<()> {
     if !buf.is_empty() {
@@ -510,5 +540,76 @@ mod tests {
             assert_eq!(WireError::from(&copy), WireError::from(&error));
             assert_eq!(copy.to_string(), error.to_string());
         }
+    }
+
+    /// Takes at most `step` bytes a call, and is interrupted every third
+    /// call: a socket whose buffer is full.
+    struct Trickle {
+        got: Vec<u8>,
+        step: usize,
+        calls: usize,
+    }
+
+    impl io::Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[io::IoSlice::new(buf)])
+        }
+
+        fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.calls % 3 == 0 {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let mut room = self.step;
+            for buf in bufs {
+                let now = buf.len().min(room);
+                self.got.extend_from_slice(&buf[..now]);
+                room -= now;
+            }
+            Ok(self.step - room)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn flush_with_writes_the_buffer_then_the_tail_across_short_writes() {
+        for (head, tail, step) in [
+            (10, 100_000, 4_096),
+            (5, 0, 1),
+            (0, 7, 3),
+            (70_000, 3, 65_536),
+        ] {
+            let mut buf: Vec<u8> = (0..head).map(|i| i as u8).collect();
+            let tail: Vec<u8> = (0..tail).map(|i| (i * 7) as u8).collect();
+            let mut want = buf.clone();
+            want.extend_from_slice(&tail);
+            let mut writer = Trickle {
+                got: Vec::new(),
+                step,
+                calls: 0,
+            };
+            super::flush_with(&mut writer, &mut buf, &tail).unwrap();
+            assert!(
+                writer.got == want,
+                "{head} + {tail:?} bytes, {step} a call",
+                tail = tail.len()
+            );
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn flush_with_fails_on_a_writer_that_takes_nothing() {
+        let mut buf = vec![1, 2, 3];
+        let mut full = Trickle {
+            got: Vec::new(),
+            step: 0,
+            calls: 0,
+        };
+        let result = super::flush_with(&mut full, &mut buf, &[4]);
+        assert_eq!(result.unwrap_err().kind(), io::ErrorKind::WriteZero);
     }
 }

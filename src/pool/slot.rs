@@ -395,12 +395,18 @@ fn write_jobs(
         };
         let task = shared.next_task.fetch_add(frames, Ordering::Relaxed);
         let job_frame = out.len();
-        job.work
-            .encode(task, async_fields(&job, &shared.config), &mut out);
-        shared
-            .stats
-            .bytes_sent
-            .fetch_add((out.len() - frame_start) as u64, Ordering::Relaxed);
+        let items_apart = job.work.items_apart();
+        job.work.encode(
+            task,
+            async_fields(&job, &shared.config),
+            &mut out,
+            items_apart.is_some(),
+        );
+        let apart_len = items_apart.as_ref().map_or(0, |items| items.len());
+        shared.stats.bytes_sent.fetch_add(
+            (out.len() - frame_start + apart_len) as u64,
+            Ordering::Relaxed,
+        );
 
         let estimate_ns = match job.work.needs().map(|f| f.ns_per_item()) {
             Some(0) | None => UNKNOWN_NS,
@@ -439,7 +445,13 @@ fn write_jobs(
         room = state.has_space();
         depth = state.in_flight.len();
         drop(state);
-        if out.len() >= 256 << 10 && proto::flush(&mut writer, &mut out).is_err() {
+        // Written once the job is in flight, where its answer finds it.
+        let written = match &items_apart {
+            Some(items) => proto::flush_with(&mut writer, &mut out, items),
+            None if out.len() >= 256 << 10 => proto::flush(&mut writer, &mut out),
+            None => Ok(()),
+        };
+        if written.is_err() {
             return shared.queue.is_closed();
         }
         if spent(shared, sending, loaded, 1) {
