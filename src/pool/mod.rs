@@ -110,6 +110,7 @@ pub(crate) mod link;
 pub(crate) mod map;
 mod process;
 pub(crate) mod protocol;
+mod queue;
 pub(crate) mod run_async;
 pub(crate) mod serve;
 mod shm;
@@ -135,8 +136,9 @@ pub(crate) use self::builder::DEFAULT_MAX_CONCURRENT;
 use self::entry::FnEntry;
 pub use self::exit::WorkerExit;
 pub use self::input::{Borrowed, MapFn, MapItems, Owned};
-use self::job::{Job, Queue, Reply, TaskCell, Work};
+use self::job::{Job, Reply, TaskCell, Work};
 pub use self::map::{Map, MapUnordered, Progress};
+use self::queue::Queue;
 pub use self::stats::Stats;
 #[cfg(feature = "async")]
 pub use self::stream::{MapStream, MapUnorderedStream};
