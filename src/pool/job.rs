@@ -19,12 +19,12 @@ pub(crate) enum Payload {
         bytes: [u8; INLINE],
     },
     /// Shared: a slot writes a large one straight to its worker's socket
-    /// once the job is in flight (see [`Work::items_apart`]).
+    /// once the job is in flight (see [`Work::encode`]).
     Heap(Arc<Vec<u8>>),
 }
 
 /// Items blocks of this many bytes or more are written to the socket from
-/// the job ([`Work::items_apart`]); below it, a copy costs less than a
+/// the job ([`Work::encode`]); below it, a copy costs less than a
 /// system call of their own.
 pub(crate) const ITEMS_APART: usize = 64 << 10;
 
@@ -121,34 +121,23 @@ impl Work {
     /// Appends its frames, the first with task id `task`: one, or a
     /// group's one per item, each with the next id. `async_fields`: an async
     /// chunk's per-item timeout and concurrency.
-    /// A batch's items block when it is [`ITEMS_APART`] bytes or more: the
-    /// slot writes it from here, after the frame's head, rather than copy
-    /// it into its buffer (a copy per chunk, and a buffer kept as large as
-    /// the largest chunk for the worker's life).
-    pub(crate) fn items_apart(&self) -> Option<Arc<Vec<u8>>> {
-        match self {
-            Work::Batch {
-                items: Payload::Heap(block),
-                ..
-            } if block.len() >= ITEMS_APART => Some(Arc::clone(block)),
-            _ => None,
-        }
-    }
-
-    /// Appends its frame to `out`; with `items_apart`, all but a batch's
-    /// items block, which must follow at once (its length is counted in
-    /// the frame's).
+    ///
+    /// A batch's items block of [`ITEMS_APART`] bytes or more is left out
+    /// and returned: the caller writes it right after `out` (the frame's
+    /// length counts it), rather than copy it into its buffer (a copy per
+    /// chunk, and a buffer kept as large as the largest chunk for the
+    /// worker's life).
+    #[must_use = "a block left out must be written right after the frame"]
     pub(crate) fn encode(
         &self,
         task: u64,
         async_fields: Option<(u64, u32)>,
         out: &mut Vec<u8>,
-        items_apart: bool,
-    ) {
+    ) -> Option<Arc<Vec<u8>>> {
         let (tag, id) = match self {
             Work::Singles(singles) => {
                 singles.write_frames(task, out);
-                return;
+                return None;
             }
             Work::Batch { function, .. } if async_fields.is_some() => {
                 (proto::ASYNC_BATCH, function.id)
@@ -168,9 +157,11 @@ impl Work {
                     out.extend_from_slice(&timeout.to_le_bytes());
                     out.extend_from_slice(&concurrency.to_le_bytes());
                 }
-                if items_apart {
-                    proto::finish_frame_before(out, frame, items.as_slice().len());
-                    return;
+                if let Payload::Heap(block) = items {
+                    if block.len() >= ITEMS_APART {
+                        proto::finish_frame_before(out, frame, block.len());
+                        return Some(Arc::clone(block));
+                    }
                 }
                 out.extend_from_slice(items.as_slice());
             }
@@ -185,6 +176,7 @@ impl Work {
             Work::Singles(_) => {} // its frames are written above
         }
         proto::finish_frame(out, frame);
+        None
     }
 
     /// Whether running it twice could differ from running it once.

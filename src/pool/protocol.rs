@@ -106,8 +106,7 @@ pub(crate) fn start_frame(buf: &mut Vec<u8>, tag: u8) -> usize {
 /// Writes the length of the frame begun at `start`.
 #[inline]
 pub(crate) fn finish_frame(buf: &mut [u8], start: usize) {
-    let len = (buf.len() - start - LEN_BYTES) as u32;
-    buf[start..start + LEN_BYTES].copy_from_slice(&len.to_le_bytes());
+    finish_frame_before(buf, start, 0);
 }
 
 /// Writes the length of the frame begun at `start`, whose last `rest`

@@ -3,7 +3,7 @@
 //! thread are a [`Link`](super::link::Link).
 
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
@@ -395,13 +395,9 @@ fn write_jobs(
         };
         let task = shared.next_task.fetch_add(frames, Ordering::Relaxed);
         let job_frame = out.len();
-        let items_apart = job.work.items_apart();
-        job.work.encode(
-            task,
-            async_fields(&job, &shared.config),
-            &mut out,
-            items_apart.is_some(),
-        );
+        let items_apart = job
+            .work
+            .encode(task, async_fields(&job, &shared.config), &mut out);
         let apart_len = items_apart.as_ref().map_or(0, |items| items.len());
         shared.stats.bytes_sent.fetch_add(
             (out.len() - frame_start + apart_len) as u64,
@@ -511,12 +507,10 @@ fn ensure_loaded(
             out.extend_from_slice(&function.bytes);
             proto::finish_frame(out, frame);
         } else {
-            let len = out.len() - frame - proto::LEN_BYTES + function.bytes.len();
-            let len = u32::try_from(len).map_err(io::Error::other)?;
-            out[frame..frame + proto::LEN_BYTES].copy_from_slice(&len.to_le_bytes());
             let sent = out.len() - frame + function.bytes.len();
-            proto::flush(&mut writer, out)?;
-            writer.write_all(&function.bytes)?;
+            u32::try_from(sent - proto::LEN_BYTES).map_err(io::Error::other)?;
+            proto::finish_frame_before(out, frame, function.bytes.len());
+            proto::flush_with(&mut writer, out, &function.bytes)?;
             shared
                 .stats
                 .bytes_sent
